@@ -1,0 +1,359 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
+)
+
+// Windows byte-range locks are mandatory: a lock over the payload would stop
+// readers. The lock covers one byte far past any payload instead.
+const (
+	lockRangeOffset = 1 << 40
+	tempSuffix      = ".tmp"
+)
+
+type lockFile struct {
+	h        windows.Handle
+	kernel   bool
+	tmpName  string
+	vol      uint32
+	idx      uint64
+	released bool
+}
+
+// Every handle shares delete, so the holder can remove the file while
+// waiters and status readers have it open.
+const shareAll = windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FILE_SHARE_DELETE
+
+func createOwnerFile(dir, base string) (*lockFile, error) {
+	var suffix [6]byte
+	_, _ = rand.Read(suffix[:])
+	name := filepath.Join(dir, "."+base+"."+strconv.Itoa(os.Getpid())+"."+hex.EncodeToString(suffix[:])+tempSuffix)
+	h, err := createFile(name, windows.CREATE_NEW)
+	if err != nil {
+		return nil, &fs.PathError{Op: "create lock file in", Path: dir, Err: err}
+	}
+	f := &lockFile{h: h, tmpName: name}
+	if err := f.identify(); err != nil {
+		f.discard()
+		return nil, err
+	}
+	ok, err := f.lockRange(false)
+	if err != nil || !ok {
+		f.discard()
+		return nil, &fs.PathError{Op: "lock new lock file in", Path: dir, Err: err}
+	}
+	f.kernel = true
+	return f, nil
+}
+
+func createFile(path string, disposition uint32) (windows.Handle, error) {
+	p, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return windows.InvalidHandle, err
+	}
+	return windows.CreateFile(p, windows.GENERIC_READ|windows.GENERIC_WRITE|windows.DELETE, shareAll, nil,
+		disposition, windows.FILE_ATTRIBUTE_NORMAL|windows.FILE_FLAG_OPEN_REPARSE_POINT, 0)
+}
+
+func (f *lockFile) identify() error {
+	var info windows.ByHandleFileInformation
+	if err := windows.GetFileInformationByHandle(f.h, &info); err != nil {
+		return &fs.PathError{Op: "stat lock file", Path: f.tmpName, Err: err}
+	}
+	f.vol, f.idx = info.VolumeSerialNumber, uint64(info.FileIndexHigh)<<32|uint64(info.FileIndexLow)
+	return nil
+}
+
+func (f *lockFile) lockRange(wait bool) (bool, error) {
+	flags := uint32(windows.LOCKFILE_EXCLUSIVE_LOCK)
+	if !wait {
+		flags |= windows.LOCKFILE_FAIL_IMMEDIATELY
+	}
+	ol := &windows.Overlapped{Offset: uint32(lockRangeOffset & 0xffffffff), OffsetHigh: uint32(lockRangeOffset >> 32)}
+	err := windows.LockFileEx(f.h, flags, 0, 1, 0, ol)
+	if err == windows.ERROR_LOCK_VIOLATION || err == windows.ERROR_IO_PENDING {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (f *lockFile) writePayload(b []byte) error {
+	var ol windows.Overlapped
+	var n uint32
+	return windows.WriteFile(f.h, b, &n, &ol)
+}
+
+func (f *lockFile) publish(path string) error {
+	from, _ := windows.UTF16PtrFromString(f.tmpName)
+	to, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return err
+	}
+	// Without MOVEFILE_REPLACE_EXISTING the rename fails if the path exists,
+	// which makes it the atomic create-if-absent the protocol needs.
+	err = windows.MoveFileEx(from, to, 0)
+	if err == windows.ERROR_ALREADY_EXISTS || err == windows.ERROR_FILE_EXISTS {
+		return fs.ErrExist
+	}
+	if err == windows.ERROR_ACCESS_DENIED {
+		// A file being deleted still holds its name until its last handle closes.
+		return fs.ErrExist
+	}
+	if err != nil {
+		return &fs.PathError{Op: "rename lock file", Path: path, Err: err}
+	}
+	f.tmpName = ""
+	return nil
+}
+
+func (f *lockFile) discard() {
+	if f.h != windows.InvalidHandle && f.tmpName != "" {
+		_ = f.deleteByHandle()
+	}
+	f.close()
+}
+
+func openExisting(path string) (*lockFile, error) {
+	h, err := createFile(path, windows.OPEN_EXISTING)
+	switch err {
+	case nil:
+	case windows.ERROR_FILE_NOT_FOUND, windows.ERROR_PATH_NOT_FOUND:
+		return nil, fs.ErrNotExist
+	case windows.ERROR_ACCESS_DENIED:
+		// A directory, or a file pending deletion: tell them apart by attributes.
+		p, _ := windows.UTF16PtrFromString(path)
+		attrs, aerr := windows.GetFileAttributes(p)
+		if aerr != nil {
+			return nil, fs.ErrNotExist
+		}
+		if attrs&windows.FILE_ATTRIBUTE_DIRECTORY != 0 {
+			return nil, &unsafeError{What: "lock path", Path: path, Why: "is a directory, not a regular file", Hint: "remove it or choose another --lock"}
+		}
+		return nil, &fs.PathError{Op: "open lock file", Path: path, Err: err}
+	default:
+		return nil, &fs.PathError{Op: "open lock file", Path: path, Err: err}
+	}
+	f := &lockFile{h: h, kernel: true}
+	var info windows.ByHandleFileInformation
+	if err := windows.GetFileInformationByHandle(h, &info); err != nil {
+		f.close()
+		return nil, &fs.PathError{Op: "stat lock file", Path: path, Err: err}
+	}
+	if info.FileAttributes&windows.FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+		f.close()
+		return nil, &unsafeError{What: "lock path", Path: path, Why: "is a symlink or junction; gwlock never follows one", Hint: "remove it or point --lock at the real file"}
+	}
+	if info.FileAttributes&windows.FILE_ATTRIBUTE_DIRECTORY != 0 {
+		f.close()
+		return nil, &unsafeError{What: "lock path", Path: path, Why: "is a directory, not a regular file", Hint: "remove it or choose another --lock"}
+	}
+	if t, _ := windows.GetFileType(h); t != windows.FILE_TYPE_DISK {
+		f.close()
+		return nil, &unsafeError{What: "lock path", Path: path, Why: "is not a regular file", Hint: "remove it or choose another --lock"}
+	}
+	f.vol, f.idx = info.VolumeSerialNumber, uint64(info.FileIndexHigh)<<32|uint64(info.FileIndexLow)
+	return f, nil
+}
+
+func (f *lockFile) tryLock() (bool, error) {
+	ok, err := f.lockRange(false)
+	if err != nil {
+		return false, &fs.PathError{Op: "LockFileEx", Path: "lock file", Err: err}
+	}
+	return ok, nil
+}
+
+// waitLock polls on Windows: a blocking LockFileEx on a synchronous handle
+// cannot be given a deadline. The pause grows from 1 ms to 20 ms.
+func (f *lockFile) waitLock(deadline time.Time) (bool, error) {
+	pause := time.Millisecond
+	for time.Now().Before(deadline) {
+		if ok, err := f.tryLock(); ok || err != nil {
+			return ok, err
+		}
+		sleepUntil(pause, deadline)
+		if pause < 20*time.Millisecond {
+			pause *= 2
+		}
+	}
+	f.close()
+	return false, nil
+}
+
+func (f *lockFile) readPayload() ([]byte, time.Time, error) {
+	var info windows.ByHandleFileInformation
+	if err := windows.GetFileInformationByHandle(f.h, &info); err != nil {
+		return nil, time.Time{}, &fs.PathError{Op: "stat lock file", Path: "lock file", Err: err}
+	}
+	size := int64(info.FileSizeHigh)<<32 | int64(info.FileSizeLow)
+	if size > maxPayloadRead {
+		size = maxPayloadRead
+	}
+	buf := make([]byte, size)
+	n := 0
+	for n < len(buf) {
+		ol := windows.Overlapped{Offset: uint32(n)}
+		var got uint32
+		err := windows.ReadFile(f.h, buf[n:], &got, &ol)
+		if err == windows.ERROR_HANDLE_EOF || (err == nil && got == 0) {
+			break
+		}
+		if err != nil {
+			return nil, time.Time{}, &fs.PathError{Op: "read lock file", Path: "lock file", Err: err}
+		}
+		n += int(got)
+	}
+	return buf[:n], time.Unix(0, info.LastWriteTime.Nanoseconds()), nil
+}
+
+func (f *lockFile) namedBy(path string) (bool, error) {
+	p, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return false, err
+	}
+	h, err := windows.CreateFile(p, 0, shareAll, nil, windows.OPEN_EXISTING, windows.FILE_FLAG_OPEN_REPARSE_POINT|windows.FILE_FLAG_BACKUP_SEMANTICS, 0)
+	if err == windows.ERROR_FILE_NOT_FOUND || err == windows.ERROR_PATH_NOT_FOUND || err == windows.ERROR_ACCESS_DENIED {
+		return false, nil
+	}
+	if err != nil {
+		return false, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer windows.CloseHandle(h)
+	var info windows.ByHandleFileInformation
+	if err := windows.GetFileInformationByHandle(h, &info); err != nil {
+		return false, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return info.VolumeSerialNumber == f.vol && (uint64(info.FileIndexHigh)<<32|uint64(info.FileIndexLow)) == f.idx, nil
+}
+
+func (f *lockFile) touch() error {
+	now := windows.NsecToFiletime(time.Now().UnixNano())
+	return windows.SetFileTime(f.h, nil, nil, &now)
+}
+
+func (f *lockFile) close() error {
+	if f.h == windows.InvalidHandle || f.h == 0 {
+		return nil
+	}
+	h := f.h
+	f.h = windows.InvalidHandle
+	return windows.CloseHandle(h)
+}
+
+// deleteByHandle marks exactly the file we hold for deletion: no path is
+// looked up, so nothing that replaced it can be hit.
+func (f *lockFile) deleteByHandle() error {
+	info := struct{ DeleteFile bool }{true}
+	return windows.SetFileInformationByHandle(f.h, windows.FileDispositionInfo, (*byte)(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info)))
+}
+
+// removeLockPath removes the file at path. Callers have checked, while
+// holding its lock, that path names their file.
+func removeLockPath(path string) error {
+	p, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return err
+	}
+	// Rename first, so the name is free at once even though the deleted file
+	// lingers until its last handle closes.
+	var suffix [6]byte
+	_, _ = rand.Read(suffix[:])
+	private := path + ".gone." + hex.EncodeToString(suffix[:]) + tempSuffix
+	q, _ := windows.UTF16PtrFromString(private)
+	if err := windows.MoveFileEx(p, q, 0); err != nil {
+		if err == windows.ERROR_FILE_NOT_FOUND {
+			return fs.ErrNotExist
+		}
+		return err
+	}
+	return windows.DeleteFile(q)
+}
+
+func reclaimWithoutKernelLock(cur *lockFile, path string) (bool, error) {
+	return false, errors.New("payload-only locks are not supported on Windows")
+}
+
+func prepareDir(dir string, explicit bool, log *telemetry) error {
+	if !explicit {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return &fs.PathError{Op: "create lock dir", Path: dir, Err: err}
+		}
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return &fs.PathError{Op: "stat lock dir", Path: dir, Err: err}
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return &unsafeError{What: "lock dir", Path: dir, Why: "is a symlink or junction; gwlock never follows one", Hint: "name the real directory with --lock-dir"}
+	}
+	if !fi.IsDir() {
+		return &unsafeError{What: "lock dir", Path: dir, Why: "is not a directory", Hint: "remove it or choose another --lock-dir"}
+	}
+	return nil
+}
+
+// defaultLockDir is %LOCALAPPDATA%\gwlock, else <temp>\gwlock-<user>.
+func defaultLockDir() string {
+	if d := os.Getenv("LOCALAPPDATA"); d != "" {
+		return filepath.Join(d, "gwlock")
+	}
+	return filepath.Join(os.TempDir(), "gwlock-"+os.Getenv("USERNAME"))
+}
+
+func processProbe(pid int) pidState {
+	if pid <= 0 {
+		return pidUnknown
+	}
+	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, uint32(pid))
+	switch err {
+	case nil:
+	case windows.ERROR_INVALID_PARAMETER:
+		return pidAbsent
+	case windows.ERROR_ACCESS_DENIED:
+		return pidPresent
+	default:
+		return pidUnknown
+	}
+	defer windows.CloseHandle(h)
+	var code uint32
+	if windows.GetExitCodeProcess(h, &code) != nil {
+		return pidUnknown
+	}
+	if code == 259 { // STILL_ACTIVE
+		return pidPresent
+	}
+	return pidAbsent
+}
+
+// processStartTime is the process's creation time as a FILETIME count.
+func processStartTime(pid int) (string, bool) {
+	if pid <= 0 {
+		return "", false
+	}
+	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, uint32(pid))
+	if err != nil {
+		return "", false
+	}
+	defer windows.CloseHandle(h)
+	var created, exited, kernel, user windows.Filetime
+	if windows.GetProcessTimes(h, &created, &exited, &kernel, &user) != nil {
+		return "", false
+	}
+	return strconv.FormatUint(uint64(created.HighDateTime)<<32|uint64(created.LowDateTime), 10), true
+}
+
+func bootID() string { return "" }
+
+func setSubreaper() error { return errors.New("--subreaper is Linux only") }
+
+func ignoreBrokenPipe() {}

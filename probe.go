@@ -1,0 +1,55 @@
+package main
+
+import (
+	"net"
+	"strconv"
+	"time"
+)
+
+// probeTimeout bounds one connect attempt used to judge an owner: an
+// unreachable host must not stall an acquisition.
+const probeTimeout = 250 * time.Millisecond
+
+// portListening reports whether a TCP connect to host:port succeeds within timeout.
+func portListening(host string, port int, timeout time.Duration) bool {
+	if port <= 0 || port > 65535 {
+		return false
+	}
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), timeout)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// waitForPort probes until host:port accepts or wait passes, backing off from
+// 1 ms up to maxPause so a fast gateway is seen fast without a busy loop.
+// stop, when closed, abandons the wait (the gateway exited).
+func waitForPort(host string, port int, wait, maxPause time.Duration, stop <-chan struct{}) (time.Duration, bool) {
+	start := time.Now()
+	deadline := start.Add(wait)
+	pause := time.Millisecond
+	for {
+		attempt := probeTimeout
+		if left := time.Until(deadline); left < attempt {
+			attempt = left
+		}
+		if attempt > 0 && portListening(host, port, attempt) {
+			return time.Since(start), true
+		}
+		if !time.Now().Before(deadline) {
+			return time.Since(start), false
+		}
+		t := time.NewTimer(min(pause, time.Until(deadline)))
+		select {
+		case <-stop:
+			t.Stop()
+			return time.Since(start), false
+		case <-t.C:
+		}
+		if pause *= 2; pause > maxPause {
+			pause = maxPause
+		}
+	}
+}

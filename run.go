@@ -1,0 +1,130 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Restart backoff (DESIGN.md "run"): 1 s doubling to 30 s, reset after 60 s up.
+const (
+	backoffFirst   = time.Second
+	backoffMax     = 30 * time.Second
+	backoffResetUp = 60 * time.Second
+)
+
+// commandError is a gateway that could not be started: 126 or 127.
+type commandError struct {
+	code int
+	err  error
+}
+
+func (e *commandError) Error() string { return e.err.Error() }
+func (e *commandError) Unwrap() error { return e.err }
+
+// portConflictError: the port is served by a process that does not hold the lock (exit 69).
+type portConflictError struct {
+	host string
+	port int
+}
+
+func (e *portConflictError) Error() string {
+	return fmt.Sprintf("port %s: already served by a process that does not hold the lock; the gateway could not bind (hint: stop that process or use another --port)",
+		net.JoinHostPort(e.host, strconv.Itoa(e.port)))
+}
+
+// errLockLost ends a run whose lock file was deleted or replaced under it.
+var errLockLost = errors.New("lock lost: the lock path no longer names our file; gateway stopped")
+
+func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
+	if os.Getenv("GWLOCK_ALLOW_MULTI") == "1" {
+		log.warn("acquire-skipped", "reason", "GWLOCK_ALLOW_MULTI=1")
+		code, err := supervise(c, nil, "", log)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		return code
+	}
+	t, err := openTarget(c, log)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	lock, err := acquire(c.lockOptions(t, log))
+	var busy *busyError
+	if errors.As(err, &busy) && c.ifRunning == "ok" {
+		return exitOK // idempotent start: the gateway is already running
+	}
+	if err != nil {
+		return fail(stderr, err)
+	}
+	code, err := supervise(c, lock, t.path, log)
+	if rerr := lock.release(log); err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		if code == exitOK {
+			code = exitCode(err)
+		}
+		fail(stderr, err)
+	}
+	return code
+}
+
+// checkPort refuses to start a gateway whose port another process serves:
+// it could not bind and would only crash-loop.
+func checkPort(c *config, log *telemetry) error {
+	if c.port == 0 || !portListening(c.host, c.port, probeTimeout) {
+		return nil
+	}
+	log.error("port-conflict", "port", c.port, "host", c.host)
+	return &portConflictError{host: c.host, port: c.port}
+}
+
+// restartDelay is the pause before restart number n (0-based) of a gateway
+// whose last run lasted uptime; a long healthy run resets the count.
+func restartDelay(n int, uptime time.Duration) (time.Duration, int) {
+	if uptime >= backoffResetUp {
+		n = 0
+	}
+	d := backoffFirst
+	for i := 0; i < n && d < backoffMax; i++ {
+		d *= 2
+	}
+	if d > backoffMax {
+		d = backoffMax
+	}
+	return d, n + 1
+}
+
+// shouldRestart applies --restart to an exit code.
+func shouldRestart(policy string, code int) bool {
+	switch policy {
+	case "always":
+		return true
+	case "on-failure":
+		return code != 0
+	}
+	return false
+}
+
+// sdNotify sends one datagram to systemd's $NOTIFY_SOCKET (abstract sockets
+// start with '@'); without the variable it does nothing. Failures are ignored:
+// readiness reporting must never stop the gateway.
+func sdNotify(state string) {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" || (!strings.HasPrefix(addr, "/") && !strings.HasPrefix(addr, "@")) {
+		return
+	}
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = conn.Write([]byte(state))
+}

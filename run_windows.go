@@ -1,0 +1,146 @@
+package main
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
+)
+
+// supervise on Windows: the gateway runs in a new process group inside a job
+// object that kills it when the launcher's handle closes, so it dies with the
+// launcher (Invariant 2). Stop is CTRL_BREAK_EVENT, then TerminateProcess.
+func supervise(c *config, lock *heldLock, lockPath string, log *telemetry) (int, error) {
+	if c.subreaper {
+		return exitFailure, setSubreaper()
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	job, err := killOnCloseJob()
+	if err != nil {
+		return exitFailure, err
+	}
+	defer windows.CloseHandle(job)
+
+	restarts := 0
+	for {
+		if err := checkPort(c, log); err != nil {
+			return exitCode(err), err
+		}
+		p, err := startGatewayWindows(c.command, lockPath, lock != nil)
+		if err != nil {
+			return exitCode(err), err
+		}
+		if h, err := windows.OpenProcess(windows.PROCESS_SET_QUOTA|windows.PROCESS_TERMINATE, false, uint32(p.Pid)); err == nil {
+			_ = windows.AssignProcessToJobObject(job, h)
+			windows.CloseHandle(h)
+		}
+		started := time.Now()
+		log.info("child-start", "pid", p.Pid, "command", c.command[0])
+		if lock != nil {
+			_ = lock.setChild(p.Pid)
+		}
+		exited := make(chan *os.ProcessState, 1)
+		go func() { st, _ := p.Wait(); exited <- st }()
+		var (
+			stopTimer <-chan time.Time
+			stopping  bool
+			lost      bool
+			state     *os.ProcessState
+		)
+		var heartbeat <-chan time.Time
+		if lock != nil {
+			t := time.NewTicker(c.stale / 3)
+			defer t.Stop()
+			heartbeat = t.C
+		}
+		stop := func() {
+			_ = windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, uint32(p.Pid))
+			if stopTimer == nil {
+				stopTimer = time.After(c.stopTimeout)
+			}
+		}
+	wait:
+		for {
+			select {
+			case <-sigs:
+				stopping = true
+				stop()
+			case <-stopTimer:
+				_ = p.Kill()
+			case <-heartbeat:
+				if ok, _ := lock.check(); !ok && !lost {
+					lost, stopping = true, true
+					lock.markLost()
+					log.error("lock-lost", "lock", lockPath, "reason", "path no longer names our lock file")
+					stop()
+				}
+			case state = <-exited:
+				break wait
+			}
+		}
+		code := 1
+		if state != nil {
+			code = state.ExitCode()
+		}
+		uptime := time.Since(started)
+		log.info("child-exit", "pid", p.Pid, "code", code, "signal", 0, "uptime_ms", ms(uptime))
+		if lost {
+			return exitFailure, errLockLost
+		}
+		if stopping || !shouldRestart(c.restart, code) {
+			return code, nil
+		}
+		var delay time.Duration
+		delay, restarts = restartDelay(restarts, uptime)
+		log.warn("restart", "attempt", restarts, "backoff_ms", ms(delay), "reason", "exit code "+strconv.Itoa(code))
+		time.Sleep(delay)
+	}
+}
+
+func startGatewayWindows(argv []string, lockPath string, locked bool) (*os.Process, error) {
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		code := exitNotExecutable
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			code = exitNotFound
+		}
+		return nil, &commandError{code: code, err: &fs.PathError{Op: "start gateway", Path: argv[0], Err: errors.Unwrap(err)}}
+	}
+	env := os.Environ()
+	if locked {
+		env = append(env, "GWLOCK_LOCK_PATH="+lockPath)
+	}
+	p, err := os.StartProcess(path, argv, &os.ProcAttr{
+		Env:   env,
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Sys:   &syscall.SysProcAttr{CreationFlags: windows.CREATE_NEW_PROCESS_GROUP},
+	})
+	if err != nil {
+		return nil, &commandError{code: exitNotExecutable, err: &fs.PathError{Op: "start gateway", Path: path, Err: err}}
+	}
+	return p, nil
+}
+
+func killOnCloseJob() (windows.Handle, error) {
+	job, err := windows.CreateJobObject(nil, nil)
+	if err != nil {
+		return 0, &fs.PathError{Op: "create job object", Path: "gateway", Err: err}
+	}
+	info := windows.JOBOBJECT_EXTENDED_LIMIT_INFORMATION{}
+	info.BasicLimitInformation.LimitFlags = windows.JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+	if _, err := windows.SetInformationJobObject(job, windows.JobObjectExtendedLimitInformation,
+		uintptr(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info))); err != nil {
+		windows.CloseHandle(job)
+		return 0, &fs.PathError{Op: "configure job object", Path: "gateway", Err: err}
+	}
+	return job, nil
+}
