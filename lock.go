@@ -448,6 +448,9 @@ func judgeFile(cur *lockFile, got bool, stale time.Duration, facts hostFacts) (v
 // so a successor that replaced it in the meantime is never touched.
 func reclaim(cur *lockFile, path string) (bool, error) {
 	defer cur.close()
+	if testHookBeforeReclaim != nil {
+		testHookBeforeReclaim()
+	}
 	if !cur.kernel {
 		return reclaimWithoutKernelLock(cur, path)
 	}
@@ -460,6 +463,10 @@ func reclaim(cur *lockFile, path string) (bool, error) {
 	}
 	return true, nil
 }
+
+// testHookBeforeReclaim lets tests widen the window between judging a dead
+// owner and removing its file, so concurrent recoveries really overlap.
+var testHookBeforeReclaim func()
 
 func sleepUntil(d time.Duration, deadline time.Time) {
 	if left := time.Until(deadline); left < d {

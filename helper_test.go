@@ -1,0 +1,588 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test binary stands in for every program the tests need, as in
+// os/exec's tests: "testbin helper:NAME args..." runs helper NAME instead of
+// the tests. The helper is chosen by argument, not by environment, because the
+// environment passes through gwlock to the gateway.
+var helpers = map[string]func(args []string) int{
+	"gwlock":  func(args []string) int { return cli(args, os.Stdout, os.Stderr) },
+	"gateway": helperGateway,
+	"storm":   helperStorm,
+	"spawner": helperSpawner,
+	"holder":  helperHolder,
+}
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "helper:") {
+		h := helpers[strings.TrimPrefix(os.Args[1], "helper:")]
+		if h == nil {
+			fmt.Fprintf(os.Stderr, "unknown helper %s\n", os.Args[1])
+			os.Exit(2)
+		}
+		ignoreBrokenPipe()
+		os.Exit(h(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+// Timing constants for the tests. None of them is a race we hope for: each is
+// how long to wait for something that must happen, bounded so a bug fails the
+// test instead of hanging it.
+const (
+	helperDeadline = 60 * time.Second // no helper process may outlive this
+	eventWait      = 10 * time.Second // for a line or a file to appear
+)
+
+func testBinary(t testing.TB) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// helperCmd prepares the test binary as helper name.
+func helperCmd(t testing.TB, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), helperDeadline)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, testBinary(t), append([]string{"helper:" + name}, args...)...)
+	cmd.Env = cleanEnv()
+	return cmd
+}
+
+// gatewayArgv is the command line that runs the test binary as a gateway.
+func gatewayArgv(t testing.TB, args ...string) []string {
+	return append([]string{testBinary(t), "helper:gateway"}, args...)
+}
+
+// cleanEnv drops GWLOCK_* settings of the developer's shell, so tests see the defaults.
+func cleanEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GWLOCK_") && !strings.HasPrefix(kv, "NOTIFY_SOCKET=") {
+			env = append(env, kv)
+		}
+	}
+	// Under -race every process would otherwise sleep 1 s at exit.
+	env = append(env, "GORACE=atexit_sleep_ms=0")
+	return append(env, extra...)
+}
+
+// result is a finished gwlock run.
+type result struct {
+	code   int
+	stdout string
+	stderr string
+}
+
+func (r result) events() []map[string]string { return parseLogfmt(r.stderr) }
+
+// runGwlock runs the test binary as gwlock and waits for it.
+func runGwlock(t testing.TB, env []string, args ...string) result {
+	t.Helper()
+	cmd := helperCmd(t, "gwlock", args...)
+	cmd.Env = append(cmd.Env, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("gwlock %v: %v", args, err)
+	}
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// background is a gwlock (or other helper) running while the test goes on.
+type background struct {
+	cmd    *exec.Cmd
+	lines  chan string // stderr, line by line
+	stdout *lockedBuffer
+	done   chan error
+	seen   []string
+}
+
+func startHelper(t testing.TB, name string, env []string, args ...string) *background {
+	t.Helper()
+	cmd := helperCmd(t, name, args...)
+	cmd.Env = append(cmd.Env, env...)
+	pr, pw := io.Pipe()
+	b := &background{cmd: cmd, lines: make(chan string, 1024), stdout: new(lockedBuffer), done: make(chan error, 1)}
+	cmd.Stderr = pw
+	cmd.Stdout = b.stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			b.lines <- sc.Text()
+		}
+		close(b.lines)
+	}()
+	go func() {
+		err := cmd.Wait()
+		pw.Close()
+		b.done <- err
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+	})
+	return b
+}
+
+// lockedBuffer is a helper's stdout, written by exec's copier and read by the test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// waitEvent reads stderr until a line with event=name arrives.
+func (b *background) waitEvent(t testing.TB, name string) map[string]string {
+	t.Helper()
+	timeout := time.After(eventWait)
+	for {
+		select {
+		case line, ok := <-b.lines:
+			if !ok {
+				t.Fatalf("helper ended before event %s; stderr:\n%s", name, strings.Join(b.seen, "\n"))
+			}
+			b.seen = append(b.seen, line)
+			for _, ev := range parseLogfmt(line) {
+				if ev["event"] == name {
+					return ev
+				}
+			}
+		case <-timeout:
+			t.Fatalf("no event %s within %s; stderr so far:\n%s", name, eventWait, strings.Join(b.seen, "\n"))
+		}
+	}
+}
+
+// wait returns the helper's exit code and the rest of its stderr.
+func (b *background) wait(t testing.TB) (int, string) {
+	t.Helper()
+	var rest []string
+	for line := range b.lines {
+		rest = append(rest, line)
+	}
+	b.seen = append(b.seen, rest...)
+	err := <-b.done
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), strings.Join(b.seen, "\n")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, strings.Join(b.seen, "\n")
+}
+
+func (b *background) signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if err := b.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// parseLogfmt splits telemetry lines into key=value maps. Quoted values are
+// unquoted; lines that are not logfmt (errors) are skipped.
+func parseLogfmt(s string) []map[string]string {
+	var out []map[string]string
+	for _, line := range strings.Split(s, "\n") {
+		if !strings.Contains(line, "event=") {
+			continue
+		}
+		m := map[string]string{}
+		for rest := strings.TrimSpace(line); rest != ""; rest = strings.TrimSpace(rest) {
+			eq := strings.IndexByte(rest, '=')
+			if eq < 0 {
+				break
+			}
+			key := rest[:eq]
+			rest = rest[eq+1:]
+			var val string
+			if strings.HasPrefix(rest, `"`) {
+				q, err := strconv.QuotedPrefix(rest)
+				if err != nil {
+					break
+				}
+				val, _ = strconv.Unquote(q)
+				rest = rest[len(q):]
+			} else if sp := strings.IndexByte(rest, ' '); sp >= 0 {
+				val, rest = rest[:sp], rest[sp:]
+			} else {
+				val, rest = rest, ""
+			}
+			m[key] = val
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func findEvents(evs []map[string]string, name string) []map[string]string {
+	var out []map[string]string
+	for _, e := range evs {
+		if e["event"] == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func mustEvent(t testing.TB, evs []map[string]string, name string, keys ...string) map[string]string {
+	t.Helper()
+	found := findEvents(evs, name)
+	if len(found) == 0 {
+		t.Fatalf("no %s event in %v", name, evs)
+	}
+	for _, k := range keys {
+		if _, ok := found[0][k]; !ok {
+			t.Errorf("event %s lacks key %s: %v", name, k, found[0])
+		}
+	}
+	return found[0]
+}
+
+// lockDir returns a private directory for one test's locks.
+func lockDir(t testing.TB) string {
+	t.Helper()
+	d := t.TempDir()
+	if err := os.Chmod(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// writeLockFile puts a lock file with the given contents at path, as a
+// holder that crashed (or a legacy writer) would have left it, aged by age.
+func writeLockFile(t testing.TB, path string, contents []byte, age time.Duration) {
+	t.Helper()
+	if err := os.WriteFile(path, contents, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if age > 0 {
+		old := time.Now().Add(-age)
+		if err := os.Chtimes(path, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// deadPID returns the PID of a process that has exited and been reaped.
+func deadPID(t testing.TB) int {
+	t.Helper()
+	cmd := helperCmd(t, "gateway", "-exit", "0")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+// liveProcess starts a process that lives until the test ends.
+func liveProcess(t testing.TB) int {
+	t.Helper()
+	cmd := helperCmd(t, "gateway", "-sleep", "60s")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd.Process.Pid
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitFile(t testing.TB, path string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(eventWait)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+			return b
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s did not appear within %s", path, eventWait)
+	return nil
+}
+
+// helperGateway is a fake gateway with the behaviours the supervision tests need.
+func helperGateway(args []string) int {
+	set := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	exitCode := set.Int("exit", 0, "exit code")
+	sleep := set.Duration("sleep", 0, "run this long before exiting")
+	listen := set.Int("listen", 0, "listen on 127.0.0.1:port")
+	listenAfter := set.Duration("listen-after", 0, "boot time before listening")
+	ignoreTerm := set.Bool("ignore-term", false, "ignore SIGTERM")
+	termExit := set.Int("term-exit", -1, "exit with this code on SIGTERM")
+	pidFile := set.String("pidfile", "", "append our pid here on start")
+	sigFile := set.String("sigfile", "", "append each signal received here")
+	orphans := set.Int("orphans", 0, "leave this many orphans to our parent's reaper")
+	zombieReport := set.String("zombie-report", "", "after the orphans died, write the zombie count here")
+	envFile := set.String("envfile", "", "write GWLOCK_LOCK_PATH here")
+	copyLock := set.String("copy-lock", "", "copy the file named by GWLOCK_LOCK_PATH here")
+	if set.Parse(args) != nil {
+		return 2
+	}
+	if *pidFile != "" {
+		appendLine(*pidFile, strconv.Itoa(os.Getpid()))
+	}
+	if *envFile != "" {
+		appendLine(*envFile, os.Getenv("GWLOCK_LOCK_PATH"))
+	}
+	if *copyLock != "" {
+		b, _ := os.ReadFile(os.Getenv("GWLOCK_LOCK_PATH"))
+		_ = os.WriteFile(*copyLock, b, 0o600)
+	}
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, gatewaySignals...)
+	if *ignoreTerm {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	if *listen != 0 {
+		go func() {
+			time.Sleep(*listenAfter)
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(*listen))
+			if err != nil {
+				os.Exit(98)
+			}
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+	if *orphans > 0 {
+		spawnOrphans(*orphans)
+		if *zombieReport != "" {
+			time.Sleep(500 * time.Millisecond)
+			appendLine(*zombieReport, strconv.Itoa(countZombies()))
+		}
+	}
+	var timer <-chan time.Time
+	if *sleep > 0 {
+		timer = time.After(*sleep)
+	} else if *listen == 0 && *sigFile == "" && !*ignoreTerm && *termExit < 0 {
+		return *exitCode
+	}
+	for {
+		select {
+		case <-timer:
+			return *exitCode
+		case s := <-sigs:
+			if *sigFile != "" {
+				appendLine(*sigFile, s.String())
+			}
+			if s == syscall.SIGTERM && !*ignoreTerm {
+				if *termExit >= 0 {
+					return *termExit
+				}
+				dieOfSignal(syscall.SIGTERM)
+			}
+		}
+	}
+}
+
+func appendLine(path, line string) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintln(f, line)
+}
+
+// spawnOrphans starts a spawner that starts n short-lived processes and exits
+// at once: they are re-parented to the nearest reaper, which must reap them.
+func spawnOrphans(n int) {
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe, "helper:spawner", strconv.Itoa(n))
+	_ = cmd.Run()
+}
+
+func helperSpawner(args []string) int {
+	n, _ := strconv.Atoi(args[0])
+	exe, _ := os.Executable()
+	for i := 0; i < n; i++ {
+		cmd := exec.Command(exe, "helper:gateway", "-sleep", "100ms")
+		_ = cmd.Start()
+	}
+	return 0
+}
+
+// countZombies counts processes in state Z visible in /proc.
+func countZombies() int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && len(b) > i+2 && b[i+2] == 'Z' {
+			n++
+		}
+	}
+	return n
+}
+
+// helperStorm acquires and releases a lock n times, checking inside each
+// critical section that nobody else is inside: the marker file is created
+// with O_EXCL, so a second process inside at the same moment fails to
+// create it. It prints "ok <stale recoveries>" or "VIOLATION".
+func helperStorm(args []string) int {
+	set := flag.NewFlagSet("storm", flag.ContinueOnError)
+	lock := set.String("lock", "", "lock path")
+	marker := set.String("marker", "", "critical-section marker")
+	n := set.Int("n", 1, "iterations")
+	hold := set.Duration("hold", 0, "time inside the critical section")
+	pauseReclaim := set.Duration("pause-reclaim", 0, "pause between judging a dead owner and removing its file")
+	wait := set.Bool("wait-stdin", false, "start when stdin closes (a starting gun for all contenders)")
+	timeout := set.Duration("timeout", 30*time.Second, "acquire timeout")
+	if set.Parse(args) != nil {
+		return 2
+	}
+	if *pauseReclaim > 0 {
+		testHookBeforeReclaim = func() { time.Sleep(*pauseReclaim) }
+	}
+	if *wait {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+	}
+	recoveries := 0
+	for i := 0; i < *n; i++ {
+		log := newTelemetry(&countingWriter{event: "stale-lock-recovered", n: &recoveries}, "text", false)
+		l, err := acquire(lockOptions{Path: *lock, ConfigPath: *lock, Timeout: *timeout, Poll: 10 * time.Millisecond, Stale: 30 * time.Second, Log: log})
+		if err != nil {
+			fmt.Println("ERROR", err)
+			return 1
+		}
+		f, err := os.OpenFile(*marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			fmt.Println("VIOLATION", err)
+			return 3
+		}
+		f.Close()
+		if *hold > 0 {
+			time.Sleep(*hold)
+		}
+		if err := os.Remove(*marker); err != nil {
+			fmt.Println("VIOLATION", err)
+			return 3
+		}
+		if err := l.release(nil); err != nil {
+			fmt.Println("ERROR", err)
+			return 1
+		}
+	}
+	fmt.Println("ok", recoveries)
+	return 0
+}
+
+type countingWriter struct {
+	event string
+	n     *int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("event="+c.event+" ")) {
+		*c.n++
+	}
+	return len(p), nil
+}
+
+// helperHolder takes a lock, says "held" on stdout, and keeps it until
+// killed. With -payload it then overwrites its own payload, to show that the
+// kernel lock, not the payload, decides.
+func helperHolder(args []string) int {
+	set := flag.NewFlagSet("holder", flag.ContinueOnError)
+	lock := set.String("lock", "", "lock path")
+	payload := set.String("payload", "", "replace our payload with this")
+	if set.Parse(args) != nil {
+		return 2
+	}
+	l, err := acquire(lockOptions{Path: *lock, ConfigPath: *lock, Timeout: 10 * time.Second, Poll: 10 * time.Millisecond, Stale: 30 * time.Second})
+	if err != nil {
+		fmt.Println("ERROR", err)
+		return 1
+	}
+	if *payload != "" {
+		b := []byte(*payload)
+		if err := l.f.writePayload(append(b, bytes.Repeat([]byte(" "), 600)...)); err != nil {
+			fmt.Println("ERROR", err)
+			return 1
+		}
+	}
+	fmt.Println("held")
+	time.Sleep(helperDeadline)
+	return 0
+}
+
+// skipIfNot skips on platforms where a claim cannot be exercised, saying why.
+func requireLinux(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skipf("needs Linux (%s)", runtime.GOOS)
+	}
+}

@@ -1,0 +1,54 @@
+//go:build unix
+
+package main
+
+import (
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+var gatewaySignals = []os.Signal{syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGINT, syscall.SIGQUIT}
+
+func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+func portOf(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }
+
+// testClosedStderr runs gwlock with file descriptor 2 closed. The lock file
+// must not receive telemetry (a closed fd 2 reused by the lock file would),
+// and the run must end as it would with a stderr.
+func testClosedStderr(t *testing.T, dir string) {
+	t.Helper()
+	lock := filepath.Join(dir, "closed.lock")
+	snapshot := filepath.Join(dir, "snapshot")
+	// The gateway copies the lock file while it is held.
+	cmd := helperCmd(t, "gwlock")
+	script := `exec 2>&-; exec "$0" helper:gwlock run --lock "$1" -- "$0" helper:gateway -copy-lock "$2" -exit 5`
+	cmd.Path = "/bin/sh"
+	cmd.Args = []string{"sh", "-c", script, testBinary(t), lock, snapshot}
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 5 {
+		t.Fatalf("with stderr closed: %v, want the gateway's exit code 5", err)
+	}
+	b := waitFile(t, snapshot)
+	if _, err := parsePayload(b); err != nil {
+		t.Fatalf("lock file held with stderr closed is not a clean payload: %q: %v", b, err)
+	}
+	if _, err := os.Stat(lock); !os.IsNotExist(err) {
+		t.Fatalf("lock file left behind: %v", err)
+	}
+}
+
+// dieOfSignal ends the process by sig's default action, so the parent sees
+// "killed by sig", not an exit code.
+func dieOfSignal(sig syscall.Signal) {
+	signal.Reset(sig)
+	_ = syscall.Kill(os.Getpid(), sig)
+	select {}
+}

@@ -1,0 +1,646 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// stormSize is the number of contending processes; STORM_PROCS makes it bigger.
+func stormSize(t *testing.T, def int) int {
+	if v, err := strconv.Atoi(os.Getenv("STORM_PROCS")); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// runContenders starts n storm helpers at once (they wait on a shared stdin
+// that is closed when all are running) and returns their outputs.
+func runContenders(t *testing.T, n int, args ...string) []string {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	outs := make([]*bytes.Buffer, n)
+	cmds := make([]interface{ Wait() error }, n)
+	for i := range outs {
+		cmd := helperCmd(t, "storm", append([]string{"-wait-stdin"}, args...)...)
+		outs[i] = new(bytes.Buffer)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, outs[i], outs[i]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[i] = cmd
+	}
+	pw.Close() // the starting gun
+	res := make([]string, n)
+	for i, c := range cmds {
+		_ = c.Wait()
+		res[i] = strings.TrimSpace(outs[i].String())
+	}
+	return res
+}
+
+// tally counts contenders that finished cleanly and their stale recoveries.
+func tally(t *testing.T, outs []string) (ok, recoveries int) {
+	t.Helper()
+	for _, o := range outs {
+		var n int
+		if _, err := fmt.Sscanf(o, "ok %d", &n); err != nil {
+			t.Errorf("contender: %q", o)
+			continue
+		}
+		ok++
+		recoveries += n
+	}
+	return ok, recoveries
+}
+
+// TestStorm: many real processes contend for one lock; each checks inside its
+// critical section that nobody else is inside.
+func TestStorm(t *testing.T) {
+	dir := lockDir(t)
+	procs, iters := stormSize(t, 40), 5
+	outs := runContenders(t, procs, "-lock", filepath.Join(dir, "storm.lock"),
+		"-marker", filepath.Join(dir, "inside"), "-n", strconv.Itoa(iters), "-hold", "200us")
+	ok, _ := tally(t, outs)
+	if ok != procs {
+		t.Fatalf("storm: %d of %d contenders finished cleanly", ok, procs)
+	}
+	t.Logf("storm: %d processes x %d acquisitions, 0 violations", procs, iters)
+	assertOnlyLockFile(t, dir)
+}
+
+// TestStormDetectsViolation shows that the storm's check can fail: contenders
+// that take different locks share the critical section and are caught.
+func TestStormDetectsViolation(t *testing.T) {
+	dir := lockDir(t)
+	pr, pw, _ := os.Pipe()
+	defer pr.Close()
+	var outs []*bytes.Buffer
+	var cmds []interface{ Wait() error }
+	for i := 0; i < 8; i++ {
+		cmd := helperCmd(t, "storm", "-wait-stdin", "-lock", filepath.Join(dir, fmt.Sprintf("own%d.lock", i)),
+			"-marker", filepath.Join(dir, "inside"), "-n", "5", "-hold", "20ms")
+		b := new(bytes.Buffer)
+		cmd.Stdin, cmd.Stdout = pr, b
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		outs, cmds = append(outs, b), append(cmds, cmd)
+	}
+	pw.Close()
+	violations := 0
+	for i, c := range cmds {
+		_ = c.Wait()
+		if strings.HasPrefix(outs[i].String(), "VIOLATION") {
+			violations++
+		}
+	}
+	if violations == 0 {
+		t.Fatal("8 processes on 8 different locks never overlapped: the storm's detector is blind")
+	}
+}
+
+// TestConcurrentRecovery: a dead owner's lock and many processes judging it
+// dead at once, with a pause injected between judging and removing, so every
+// one of them tries to reclaim. Exactly one recovery, and no overlap.
+func TestConcurrentRecovery(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		payload func(t *testing.T) []byte
+	}{
+		{"flock-payload", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true, "createdAt": "2026-01-01T00:00:00.000Z"})
+		}},
+		{"legacy-payload", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": deadPID(t), "createdAt": "2026-01-01T00:00:00.000Z", "configPath": "/etc/gw.json"})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := lockDir(t)
+			lock := filepath.Join(dir, "r.lock")
+			writeLockFile(t, lock, tc.payload(t), 0)
+			procs := stormSize(t, 48)
+			outs := runContenders(t, procs, "-lock", lock, "-marker", filepath.Join(dir, "inside"),
+				"-n", "1", "-hold", "1ms", "-pause-reclaim", "20ms")
+			ok, recoveries := tally(t, outs)
+			if ok != procs {
+				t.Fatalf("%d of %d contenders finished cleanly", ok, procs)
+			}
+			if recoveries != 1 {
+				t.Fatalf("stale recoveries = %d, want 1 (a second recovery deleted a live successor's lock)", recoveries)
+			}
+			assertOnlyLockFile(t, dir)
+		})
+	}
+}
+
+// assertOnlyLockFile: after everything, the dir holds no temp files.
+func assertOnlyLockFile(t *testing.T, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), tempSuffix) {
+			t.Errorf("litter left in lock dir: %s", e.Name())
+		}
+	}
+}
+
+type staleCase struct {
+	name    string
+	payload func(t *testing.T) []byte
+	age     time.Duration
+	stale   string
+	reason  string // "" means: must not be reclaimed
+}
+
+// TestStaleReasons runs gwlock against lock files left in every state that
+// matters and checks what it decides.
+func TestStaleReasons(t *testing.T) {
+	self := selfFacts()
+	garbage := func(*testing.T) []byte { return []byte("\x00\x01 not json {") }
+	cases := []staleCase{
+		{"flock-owner-dead", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true, "hostname": self.hostname})
+		}, 0, "30s", reasonOwnerDead},
+		// The container case: PID 1 is alive (it is init, or us), yet the
+		// kernel lock is free, so its holder is gone.
+		{"flock-pid1-container", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": 1, "flock": true, "startTime": "1"})
+		}, 0, "30s", reasonOwnerDead},
+		{"legacy-owner-dead", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": deadPID(t), "createdAt": "2026-01-01T00:00:00Z", "configPath": "/x"})
+		}, 0, "30s", reasonOwnerDead},
+		{"pid-reused", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": liveProcess(t), "startTime": "1"})
+		}, 0, "30s", reasonPIDReused},
+		{"pid-reused-numeric-starttime", func(t *testing.T) []byte {
+			return []byte(fmt.Sprintf(`{"pid":%d,"startTime":1}`, liveProcess(t)))
+		}, 0, "30s", reasonPIDReused},
+		{"stale-unknown-garbage", garbage, time.Hour, "3s", reasonStaleUnknown},
+		{"stale-unknown-other-host", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": 4242, "hostname": "elsewhere.example", "port": freePort(t)})
+		}, time.Hour, "3s", reasonStaleUnknown},
+		{"stale-unknown-pid-out-of-range", func(t *testing.T) []byte {
+			return []byte(`{"pid":4294967296}`)
+		}, time.Hour, "3s", reasonStaleUnknown},
+
+		{"live-legacy-owner", func(t *testing.T) []byte {
+			pid := liveProcess(t)
+			st, _ := processStartTime(pid)
+			return mustJSON(t, map[string]any{"pid": pid, "startTime": st, "hostname": self.hostname})
+		}, time.Hour, "3s", ""},
+		{"live-legacy-owner-seed-schema", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": liveProcess(t), "createdAt": "2026-01-01T00:00:00Z", "configPath": "/x"})
+		}, time.Hour, "3s", ""},
+		{"young-unparsable", garbage, 0, "1s", ""},
+		{"unparsable-younger-than-stale", garbage, 5 * time.Second, "30s", ""},
+		{"booting-owner-free-port", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": liveProcess(t), "port": freePort(t)})
+		}, time.Hour, "3s", ""},
+		{"listening-port-proves-life", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": 4242, "hostname": "elsewhere.example", "port": listeningPort(t)})
+		}, time.Hour, "3s", ""},
+		{"pid-zero-never-probed", func(t *testing.T) []byte { return []byte(`{"pid":0}`) }, 0, "30s", ""},
+		{"pid-minus-one-never-probed", func(t *testing.T) []byte { return []byte(`{"pid":-1}`) }, 0, "30s", ""},
+	}
+	if self.bootID != "" {
+		cases = append(cases, staleCase{"host-rebooted", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": liveProcess(t), "hostname": self.hostname, "bootId": "00000000-0000-0000-0000-000000000000"})
+		}, 0, "30s", reasonHostRebooted})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := lockDir(t)
+			lock := filepath.Join(dir, "s.lock")
+			before := tc.payload(t)
+			writeLockFile(t, lock, before, tc.age)
+			r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "300ms", "--stale", tc.stale, "--", testBinary(t), "helper:gateway")
+			evs := r.events()
+			if tc.reason == "" {
+				if r.code != exitBusy {
+					t.Fatalf("exit = %d, want %d (must not reclaim); stderr:\n%s", r.code, exitBusy, r.stderr)
+				}
+				if got, _ := os.ReadFile(lock); !bytes.Equal(got, before) {
+					t.Fatalf("lock file changed: %q, want %q", got, before)
+				}
+				if len(findEvents(evs, "stale-lock-recovered")) != 0 {
+					t.Fatalf("recovered a lock that must not be: %s", r.stderr)
+				}
+				return
+			}
+			if r.code != 0 {
+				t.Fatalf("exit = %d, want 0; stderr:\n%s", r.code, r.stderr)
+			}
+			ev := mustEvent(t, evs, "stale-lock-recovered", "lock", "owner_pid", "reason", "waited_ms", "attempt")
+			if ev["reason"] != tc.reason {
+				t.Fatalf("reason = %s, want %s", ev["reason"], tc.reason)
+			}
+			if w, _ := strconv.ParseFloat(ev["waited_ms"], 64); tc.age == 0 && w > 250 {
+				t.Errorf("recovery waited %.1f ms; a provably dead owner needs no waiting", w)
+			}
+		})
+	}
+}
+
+// TestLiveKernelHolderWins: a process that holds the kernel lock keeps the
+// lock whatever its payload says, even a dead PID or garbage.
+func TestLiveKernelHolderWins(t *testing.T) {
+	for _, payload := range []string{
+		fmt.Sprintf(`{"pid":%d,"flock":true}`, deadPID(t)),
+		`{"pid":1,"flock":false,"startTime":"1"}`,
+		`garbage`,
+	} {
+		dir := lockDir(t)
+		lock := filepath.Join(dir, "h.lock")
+		h := startHelper(t, "holder", nil, "-lock", lock, "-payload", payload)
+		waitStdout(t, h, "held")
+		r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "200ms", "--stale", "1ms", "--", testBinary(t), "helper:gateway")
+		if r.code != exitBusy {
+			t.Fatalf("payload %q: exit = %d, want %d; stderr:\n%s", payload, r.code, exitBusy, r.stderr)
+		}
+		ev := mustEvent(t, r.events(), "acquire-contention", "owner_status")
+		if ev["owner_status"] != "alive" {
+			t.Errorf("owner_status = %s, want alive", ev["owner_status"])
+		}
+	}
+}
+
+func waitStdout(t *testing.T, b *background, want string) {
+	t.Helper()
+	deadline := time.Now().Add(eventWait)
+	for time.Now().Before(deadline) {
+		if strings.Contains(b.stdout.String(), want) {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("helper never printed %q; stdout %q", want, b.stdout.String())
+}
+
+func listeningPort(t *testing.T) int {
+	t.Helper()
+	l, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return portOf(l)
+}
+
+// TestReleaseNeverDeletesSuccessor: if the path was replaced under a holder,
+// release leaves the new file alone and reports lock-lost.
+func TestReleaseNeverDeletesSuccessor(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "x.lock")
+	var log bytes.Buffer
+	l, err := acquire(lockOptions{Path: lock, Timeout: 0, Poll: time.Millisecond, Stale: time.Second, Log: newTelemetry(&log, "text", false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	successor := filepath.Join(dir, "successor")
+	writeLockFile(t, successor, []byte(`{"pid":1}`), 0)
+	if err := os.Rename(successor, lock); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.release(newTelemetry(&log, "text", false)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(lock); err != nil || string(got) != `{"pid":1}` {
+		t.Fatalf("successor's file after release = %q, %v; want it untouched", got, err)
+	}
+	mustEvent(t, parseLogfmt(log.String()), "lock-lost", "lock", "reason")
+	if len(findEvents(parseLogfmt(log.String()), "lock-released")) != 0 {
+		t.Fatal("lock-released reported for a lock that was not ours")
+	}
+}
+
+// TestRecoveryNeverDeletesSuccessor: between judging a dead owner and removing
+// its file, another starter recovers it and publishes its own lock. The late
+// recoverer must see that the path names another file and leave it.
+func TestRecoveryNeverDeletesSuccessor(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "y.lock")
+	writeLockFile(t, lock, mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true}), 0)
+	var successor *heldLock
+	var once sync.Once
+	testHookBeforeReclaim = func() {
+		once.Do(func() {
+			if err := os.Remove(lock); err != nil {
+				t.Error(err)
+			}
+			var err error
+			if successor, err = acquire(lockOptions{Path: lock, Poll: time.Millisecond, Stale: time.Second}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	defer func() { testHookBeforeReclaim = nil }()
+	_, err := acquire(lockOptions{Path: lock, Timeout: 0, Poll: time.Millisecond, Stale: time.Second})
+	var busy *busyError
+	if !errors.As(err, &busy) {
+		t.Fatalf("late recoverer: err = %v, want busy (the successor holds the lock)", err)
+	}
+	if successor == nil {
+		t.Fatal("successor did not acquire")
+	}
+	if same, _ := successor.f.namedBy(lock); !same {
+		t.Fatal("the successor's lock file was deleted or replaced by the late recoverer")
+	}
+	_ = successor.release(nil)
+}
+
+// TestTelemetryEvents: a contended, timed-out acquisition and a recovered one
+// print every event with its keys, in text and in JSON.
+func TestTelemetryEvents(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "t.lock")
+	h := startHelper(t, "holder", nil, "-lock", lock)
+	waitStdout(t, h, "held")
+
+	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "150ms", "--port", strconv.Itoa(freePort(t)), "--", "true")
+	if r.code != exitBusy {
+		t.Fatalf("exit = %d, want %d", r.code, exitBusy)
+	}
+	evs := r.events()
+	mustEvent(t, evs, "acquire-start", "lock", "config", "timeout_ms", "poll_ms", "stale_ms", "pid", "port")
+	mustEvent(t, evs, "acquire-contention", "lock", "owner_pid", "owner_status", "waited_ms", "attempt")
+	mustEvent(t, evs, "acquire-timeout", "lock", "owner_pid", "waited_ms", "timeout_ms", "attempts")
+	if n := len(findEvents(evs, "acquire-contention")); n != 1 {
+		t.Errorf("acquire-contention printed %d times for one owner, want once", n)
+	}
+	if !strings.Contains(r.stderr, "gwlock: lock "+lock) {
+		t.Errorf("no one-line explanation naming the lock in:\n%s", r.stderr)
+	}
+
+	_ = h.cmd.Process.Kill()
+	_, _ = h.wait(t)
+	r = runGwlock(t, nil, "run", "--lock", lock, "--log-format", "json", "--", testBinary(t), "helper:gateway")
+	if r.code != 0 {
+		t.Fatalf("exit = %d; stderr:\n%s", r.code, r.stderr)
+	}
+	want := []string{"acquire-start", "stale-lock-recovered", "acquire-success", "child-start", "child-exit", "lock-released"}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not one JSON object per line: %q: %v", line, err)
+		}
+		got = append(got, fmt.Sprint(m["event"]))
+		if m["event"] == "acquire-success" {
+			for _, k := range []string{"lock", "waited_ms", "attempts", "stale_recoveries"} {
+				if _, ok := m[k]; !ok {
+					t.Errorf("acquire-success lacks %s", k)
+				}
+			}
+		}
+		if m["event"] == "lock-released" {
+			if _, ok := m["held_ms"]; !ok {
+				t.Error("lock-released lacks held_ms")
+			}
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("events = %v, want %v", got, want)
+	}
+
+	r = runGwlock(t, nil, "run", "-q", "--lock", lock, "--", testBinary(t), "helper:gateway")
+	if r.code != 0 || strings.TrimSpace(r.stderr) != "" {
+		t.Fatalf("-q: exit %d, stderr %q; want 0 and silence", r.code, r.stderr)
+	}
+}
+
+// TestBrokenStderr: a closed or broken stderr changes no decision.
+func TestBrokenStderr(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "b.lock")
+	pidfile := filepath.Join(dir, "pids")
+
+	// A pipe whose reader is gone: every write gets EPIPE (and SIGPIPE).
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	cmd := helperCmd(t, "gwlock", "run", "--lock", lock, "--", testBinary(t), "helper:gateway", "-pidfile", pidfile, "-exit", "7")
+	cmd.Stderr = pw
+	err = cmd.Run()
+	pw.Close()
+	var ee interface{ ExitCode() int }
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+		t.Fatalf("with a broken stderr pipe: %v, want the gateway's exit code 7", err)
+	}
+	if _, err := os.Stat(lock); !os.IsNotExist(err) {
+		t.Fatalf("lock file left behind: %v", err)
+	}
+	if n := strings.Count(string(waitFile(t, pidfile)), "\n"); n != 1 {
+		t.Fatalf("gateway started %d times, want 1", n)
+	}
+	testClosedStderr(t, dir)
+}
+
+// FuzzParsePayload: the parser never panics, and what it accepts survives a
+// round trip through encode.
+func FuzzParsePayload(f *testing.F) {
+	seeds := []string{
+		`{"pid":123,"createdAt":"2026-01-01T00:00:00.000Z","configPath":"/etc/gw.json","startTime":"4567"}`,
+		`{"pid":1,"flock":true,"bootId":"x","hostname":"h","port":18789,"childPid":9,"version":"1"}`,
+		`{"pid":4294967296}`, `{"pid":-1}`, `{"pid":"12"}`, `{"startTime":{}}`, `{"pid":1}{"pid":2}`,
+		``, `   `, `null`, `[]`, `{"pid":1e99}`, strings.Repeat("[", 100000),
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := parsePayload(b)
+		if err != nil {
+			return
+		}
+		if p.Port < 0 || p.Port > 65535 {
+			t.Fatalf("port %d out of range accepted", p.Port)
+		}
+		enc, err := p.encode()
+		if err != nil {
+			return // too big to write back is fine; it was only read
+		}
+		q, err := parsePayload(enc)
+		if err != nil {
+			t.Fatalf("re-parse of %q: %v", enc, err)
+		}
+		if q.PID != p.PID || q.Flock != p.Flock || q.Port != p.Port {
+			t.Fatalf("round trip changed the payload: %+v -> %+v", p, q)
+		}
+	})
+}
+
+// fakeFacts is a host with chosen answers, recording which PIDs were probed.
+type fakeFacts struct {
+	host, boot  string
+	self        int
+	selfStart   string
+	state       pidState
+	start       string
+	haveStart   bool
+	listen      bool
+	probedPIDs  []int
+	probedPorts []int
+}
+
+func (f *fakeFacts) hostname() string      { return f.host }
+func (f *fakeFacts) bootID() string        { return f.boot }
+func (f *fakeFacts) selfPID() int          { return f.self }
+func (f *fakeFacts) selfStartTime() string { return f.selfStart }
+func (f *fakeFacts) probe(pid int) pidState {
+	f.probedPIDs = append(f.probedPIDs, pid)
+	return f.state
+}
+func (f *fakeFacts) startTime(pid int) (string, bool) { return f.start, f.haveStart }
+func (f *fakeFacts) listening(port int) bool {
+	f.probedPorts = append(f.probedPorts, port)
+	return f.listen
+}
+
+func TestJudgeOwner(t *testing.T) {
+	const stale = 30 * time.Second
+	base := func() *fakeFacts {
+		return &fakeFacts{host: "h", boot: "b", self: 100, selfStart: "55", state: pidPresent, start: "77", haveStart: true}
+	}
+	tests := []struct {
+		name       string
+		raw        string
+		age        time.Duration
+		kernelFree bool
+		facts      func(*fakeFacts)
+		want       ownerStatus
+		reason     string
+	}{
+		{"flock payload, kernel lock free", `{"pid":5,"flock":true,"startTime":"77"}`, 0, true, nil, ownerDead, reasonOwnerDead},
+		{"flock payload, no kernel locks here", `{"pid":5,"flock":true,"startTime":"77"}`, 0, false, nil, ownerAlive, ""},
+		{"other host", `{"pid":5,"hostname":"x"}`, 0, true, nil, ownerUnknown, ""},
+		{"other host, old", `{"pid":5,"hostname":"x"}`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
+		{"other host, old, port listening", `{"pid":5,"hostname":"x","port":80}`, time.Hour, true, func(f *fakeFacts) { f.listen = true }, ownerAlive, ""},
+		{"rebooted", `{"pid":5,"bootId":"old"}`, 0, true, nil, ownerDead, reasonHostRebooted},
+		{"no such pid", `{"pid":5}`, 0, true, func(f *fakeFacts) { f.state = pidAbsent }, ownerDead, reasonOwnerDead},
+		{"pid reused", `{"pid":5,"startTime":"76"}`, 0, true, nil, ownerDead, reasonPIDReused},
+		{"pid alive, same start", `{"pid":5,"startTime":"77"}`, time.Hour, true, nil, ownerAlive, ""},
+		{"pid alive, start unreadable", `{"pid":5,"startTime":"76"}`, 0, true, func(f *fakeFacts) { f.haveStart = false }, ownerAlive, ""},
+		{"pid alive, port free", `{"pid":5,"port":80}`, time.Hour, true, nil, ownerAlive, ""},
+		{"our own pid, not our start", `{"pid":100}`, 0, true, nil, ownerDead, reasonPIDReused},
+		{"our own pid, our start", `{"pid":100,"startTime":"55"}`, 0, true, nil, ownerAlive, ""},
+		{"pid unknown state, old", `{"pid":5}`, time.Hour, true, func(f *fakeFacts) { f.state = pidUnknown }, ownerUnknown, reasonStaleUnknown},
+		{"garbage, young", `xx`, time.Second, true, nil, ownerUnknown, ""},
+		{"garbage, old", `xx`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
+		{"empty, tiny stale still waits birth grace", ``, time.Second, true, nil, ownerUnknown, ""},
+		{"pid 0", `{"pid":0}`, 0, true, nil, ownerUnknown, ""},
+		{"pid 2^32", `{"pid":4294967296}`, 0, true, nil, ownerUnknown, ""},
+		{"wrong type", `{"pid":"5"}`, 0, true, nil, ownerUnknown, ""},
+	}
+	for _, tc := range tests {
+		f := base()
+		if tc.facts != nil {
+			tc.facts(f)
+		}
+		s := stale
+		if tc.name == "empty, tiny stale still waits birth grace" {
+			s = time.Millisecond
+		}
+		v := judgeOwner([]byte(tc.raw), tc.age, s, tc.kernelFree, f)
+		if v.status != tc.want || v.reason != tc.reason {
+			t.Errorf("%s: judgeOwner = (%s, %q), want (%s, %q)", tc.name, v.status, v.reason, tc.want, tc.reason)
+		}
+		for _, pid := range f.probedPIDs {
+			if pid <= 0 {
+				t.Errorf("%s: probed pid %d", tc.name, pid)
+			}
+		}
+	}
+}
+
+// FuzzJudgeOwner: payload bytes plus process facts -> a decision that never
+// probes an invalid PID, never reclaims an owner proven alive, and reclaims
+// an unjudgeable owner only past --stale and the birth grace.
+func FuzzJudgeOwner(f *testing.F) {
+	f.Add([]byte(`{"pid":5,"startTime":"77"}`), int64(0), int64(30e9), true, uint8(pidPresent), true, false)
+	f.Add([]byte(`{"pid":5,"flock":true}`), int64(0), int64(30e9), true, uint8(pidPresent), true, false)
+	f.Add([]byte(`{"pid":5,"hostname":"x","port":80}`), int64(3600e9), int64(1e9), false, uint8(pidUnknown), false, true)
+	f.Add([]byte(`{"pid":-1}`), int64(3600e9), int64(1e9), false, uint8(pidAbsent), false, false)
+	f.Add([]byte(`garbage`), int64(1e9), int64(1), true, uint8(pidAbsent), false, false)
+	f.Fuzz(func(t *testing.T, raw []byte, ageNS, staleNS int64, kernelFree bool, state uint8, haveStart, listen bool) {
+		facts := &fakeFacts{host: "h", boot: "b", self: 100, selfStart: "55", state: pidState(state % 3), start: "77", haveStart: haveStart, listen: listen}
+		age, stale := time.Duration(ageNS), time.Duration(staleNS)
+		v := judgeOwner(raw, age, stale, kernelFree, facts)
+		for _, pid := range facts.probedPIDs {
+			if pid <= 0 || pid > maxPID {
+				t.Fatalf("probed pid %d", pid)
+			}
+		}
+		if v.reason != "" && v.status == ownerAlive {
+			t.Fatalf("reclaim of an owner judged alive: %+v", v)
+		}
+		if v.reason == reasonStaleUnknown && (age < stale || age < bornGrace) {
+			t.Fatalf("stale-unknown-owner at age %v with stale %v", age, stale)
+		}
+		if v.reason == reasonStaleUnknown && listen && len(facts.probedPorts) > 0 {
+			t.Fatalf("reclaimed an owner whose port listens")
+		}
+		p, err := parsePayload(raw)
+		if err != nil && v.reason != "" && v.reason != reasonStaleUnknown {
+			t.Fatalf("unparsable payload reclaimed as %s", v.reason)
+		}
+		if err == nil && p.Flock && kernelFree && v.reason != reasonOwnerDead {
+			t.Fatalf("flock payload with a free kernel lock not owner-dead: %+v", v)
+		}
+	})
+}
+
+func TestEncodeKeepsLength(t *testing.T) {
+	p := ownerPayload{PID: 1, ConfigPath: "/c"}
+	a, err := p.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ChildPID = 123456
+	b, _ := p.encode()
+	if len(a) != len(b) {
+		t.Fatalf("len(encode) = %d then %d; an update must keep the length", len(a), len(b))
+	}
+	if _, err := parsePayload(b); err != nil {
+		t.Fatalf("padded payload does not parse: %v", err)
+	}
+	var big ownerPayload
+	big.ConfigPath = strings.Repeat("x", maxPayloadWrite)
+	if _, err := big.encode(); err == nil {
+		t.Fatal("payload over 4 KiB encoded")
+	}
+}
+
+func TestDerivedLockName(t *testing.T) {
+	// printf %s /etc/gateway/config.json | sha256sum
+	if got, want := derivedLockName("/etc/gateway/config.json"), "gateway.894a0964.lock"; got != want {
+		t.Fatalf("derivedLockName = %s, want %s", got, want)
+	}
+}
