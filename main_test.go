@@ -1,0 +1,259 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestUsageErrors(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "u.lock")
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want string // in the error line
+	}{
+		{"no command", nil, nil, "usage"},
+		{"unknown command", nil, []string{"launch"}, `unknown command "launch"`},
+		{"run without --", nil, []string{"run", "--lock", lock, "true"}, "put the gateway command after --"},
+		{"run with empty command", nil, []string{"run", "--lock", lock, "--"}, "needs a command after --"},
+		{"config and lock", nil, []string{"run", "--config", "/x", "--lock", lock, "--", "true"}, "--config and --lock both given"},
+		{"no lock named", nil, []string{"status"}, "needs --config PATH or --lock FILE"},
+		{"bad timeout", nil, []string{"run", "--lock", lock, "--timeout", "soon", "--", "true"}, "timeout"},
+		{"negative timeout", nil, []string{"run", "--lock", lock, "--timeout", "-1s", "--", "true"}, "negative"},
+		{"bad env timeout", []string{"GWLOCK_TIMEOUT=soon"}, []string{"run", "--lock", lock, "--", "true"}, "GWLOCK_TIMEOUT"},
+		{"bad port", nil, []string{"probe", "--port", "70000"}, "port"},
+		{"bad env port", []string{"GWLOCK_PORT=http"}, []string{"status", "--lock", lock}, "GWLOCK_PORT"},
+		{"probe without port", nil, []string{"probe"}, "probe needs --port"},
+		{"bad restart", nil, []string{"run", "--lock", lock, "--restart", "sometimes", "--", "true"}, "--restart"},
+		{"bad if-running", nil, []string{"run", "--lock", lock, "--if-running", "maybe", "--", "true"}, "--if-running"},
+		{"bad log format", nil, []string{"status", "--lock", lock, "--log-format", "xml"}, "--log-format"},
+		{"status with command", nil, []string{"status", "--lock", lock, "--", "true"}, "takes no command"},
+		{"unknown flag", nil, []string{"status", "--lock", lock, "--frobnicate"}, "frobnicate"},
+	}
+	for _, tc := range tests {
+		r := runGwlock(t, tc.env, tc.args...)
+		if r.code != exitUsage {
+			t.Errorf("%s: exit = %d, want %d; stderr %q", tc.name, r.code, exitUsage, r.stderr)
+		}
+		if !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%s: stderr %q does not mention %q", tc.name, r.stderr, tc.want)
+		}
+		if n := strings.Count(strings.TrimSpace(r.stderr), "\n"); tc.args != nil && n != 0 {
+			t.Errorf("%s: %d lines of error, want one: %q", tc.name, n+1, r.stderr)
+		}
+	}
+	if _, err := os.Stat(lock); !os.IsNotExist(err) {
+		t.Fatal("a usage error touched the lock path")
+	}
+}
+
+func TestVersion(t *testing.T) {
+	r := runGwlock(t, nil, "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "gwlock ") {
+		t.Fatalf("version: %d %q", r.code, r.stdout)
+	}
+}
+
+// TestEnvAndFlags: every flag reads its variable, and the flag wins.
+func TestEnvAndFlags(t *testing.T) {
+	dir := lockDir(t)
+	envLock, flagLock := filepath.Join(dir, "env.lock"), filepath.Join(dir, "flag.lock")
+	r := runGwlock(t, []string{"GWLOCK_LOCK=" + envLock}, "status")
+	if !strings.Contains(r.stdout, envLock) {
+		t.Fatalf("GWLOCK_LOCK ignored: %q", r.stdout)
+	}
+	r = runGwlock(t, []string{"GWLOCK_LOCK=" + envLock}, "status", "--lock", flagLock)
+	if !strings.Contains(r.stdout, flagLock) {
+		t.Fatalf("--lock did not win over GWLOCK_LOCK: %q", r.stdout)
+	}
+	cfg := filepath.Join(dir, "gw.json")
+	writeLockFile(t, cfg, []byte("{}"), 0)
+	r = runGwlock(t, []string{"GWLOCK_CONFIG=" + cfg, "GWLOCK_LOCK_DIR=" + dir}, "status")
+	if want := filepath.Join(dir, derivedLockName(cfg)); !strings.Contains(r.stdout, want) {
+		t.Fatalf("GWLOCK_CONFIG+GWLOCK_LOCK_DIR: %q, want lock %s", r.stdout, want)
+	}
+
+	// GWLOCK_TIMEOUT, GWLOCK_LOG_FORMAT, GWLOCK_PORT, GWLOCK_STALE reach acquire-start.
+	r = runGwlock(t, []string{"GWLOCK_LOCK=" + envLock, "GWLOCK_TIMEOUT=250ms", "GWLOCK_LOG_FORMAT=json",
+		"GWLOCK_PORT=" + strconv.Itoa(freePort(t)), "GWLOCK_STALE=7s", "GWLOCK_HOST=127.0.0.1"}, "run", "--", "true")
+	var start map[string]any
+	if err := json.Unmarshal([]byte(strings.SplitN(r.stderr, "\n", 2)[0]), &start); err != nil {
+		t.Fatalf("GWLOCK_LOG_FORMAT=json ignored: %q", r.stderr)
+	}
+	if start["timeout_ms"] != 250.0 || start["stale_ms"] != 7000.0 || start["port"] == 0.0 {
+		t.Fatalf("env not applied: %v", start)
+	}
+	r = runGwlock(t, []string{"GWLOCK_LOCK=" + envLock, "GWLOCK_TIMEOUT=250ms"}, "run", "--timeout", "0.5", "--", "true")
+	if ev := mustEvent(t, r.events(), "acquire-start", "timeout_ms"); ev["timeout_ms"] != "500" {
+		t.Fatalf("--timeout did not win: %v", ev)
+	}
+}
+
+// TestConfigNamesLock: the derived lock is named by the config's absolute,
+// cleaned, symlink-resolved path, so every spelling shares one lock.
+func TestConfigNamesLock(t *testing.T) {
+	dir := lockDir(t)
+	cfg := filepath.Join(dir, "real.json")
+	writeLockFile(t, cfg, []byte("{}"), 0)
+	link := filepath.Join(dir, "link.json")
+	if err := os.Symlink(cfg, link); err != nil {
+		t.Skip(err)
+	}
+	want := filepath.Join(dir, derivedLockName(cfg))
+	for _, spelling := range []string{cfg, link, filepath.Join(dir, ".", "sub", "..", "real.json")} {
+		r := runGwlock(t, nil, "status", "--config", spelling, "--lock-dir", dir)
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("--config %s: %q, want lock %s", spelling, r.stdout, want)
+		}
+	}
+	if !strings.HasPrefix(filepath.Base(want), "gateway.") || len(filepath.Base(want)) != len("gateway.12345678.lock") {
+		t.Errorf("derived name %s, want gateway.<8 hex>.lock", filepath.Base(want))
+	}
+}
+
+// TestStatusUnlock: LSB codes for every state, --json, and unlock's refusals.
+func TestStatusUnlock(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "s.lock")
+
+	r := runGwlock(t, nil, "status", "--lock", lock)
+	if r.code != statusNotRunning {
+		t.Fatalf("status, no file: %d, want %d", r.code, statusNotRunning)
+	}
+	if r = runGwlock(t, nil, "unlock", "--lock", lock); r.code != 0 {
+		t.Fatalf("unlock, no file: %d, want 0", r.code)
+	}
+
+	h := startHelper(t, "holder", nil, "-lock", lock)
+	waitStdout(t, h, "held")
+	r = runGwlock(t, nil, "status", "--lock", lock, "--json")
+	if r.code != statusRunning {
+		t.Fatalf("status, held: %d, want %d; %s", r.code, statusRunning, r.stdout)
+	}
+	var rep report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("status --json: %q: %v", r.stdout, err)
+	}
+	if rep.State != "running" || !rep.KernelLocked || rep.Owner == nil || rep.Owner.PID != int64(h.cmd.Process.Pid) || !rep.Owner.Flock {
+		t.Fatalf("status --json = %+v, want running, kernel-locked, owner pid %d", rep, h.cmd.Process.Pid)
+	}
+	if r = runGwlock(t, nil, "unlock", "--lock", lock); r.code != exitFailure || !strings.Contains(r.stderr, "refused") {
+		t.Fatalf("unlock of a live owner: %d %q, want 1 and a refusal", r.code, r.stderr)
+	}
+	if _, err := os.Stat(lock); err != nil {
+		t.Fatalf("unlock removed a live owner's lock: %v", err)
+	}
+	_ = h.cmd.Process.Kill()
+	h.wait(t)
+
+	r = runGwlock(t, nil, "status", "--lock", lock, "--json")
+	if r.code != statusDeadFile || !strings.Contains(r.stdout, `"reason":"owner-dead"`) {
+		t.Fatalf("status, dead owner: %d %s, want %d owner-dead", r.code, r.stdout, statusDeadFile)
+	}
+	if r = runGwlock(t, nil, "unlock", "--lock", lock); r.code != 0 {
+		t.Fatalf("unlock, dead owner: %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(lock); !os.IsNotExist(err) {
+		t.Fatal("unlock left a dead owner's file")
+	}
+
+	writeLockFile(t, lock, []byte("garbage"), 0)
+	if r = runGwlock(t, nil, "status", "--lock", lock); r.code != statusUnknown {
+		t.Fatalf("status, unknown owner: %d, want %d", r.code, statusUnknown)
+	}
+	writeLockFile(t, lock, []byte("garbage"), time.Hour)
+	if r = runGwlock(t, nil, "unlock", "--lock", lock, "--stale", "1s"); r.code != exitFailure {
+		t.Fatalf("unlock of a stale but unproven owner: %d, want 1", r.code)
+	}
+	if _, err := os.Stat(lock); err != nil {
+		t.Fatal("unlock removed a file whose owner is not proven gone")
+	}
+}
+
+func TestProbe(t *testing.T) {
+	port := listeningPort(t)
+	if r := runGwlock(t, nil, "probe", "--port", strconv.Itoa(port)); r.code != 0 {
+		t.Fatalf("probe of a listening port: %d", r.code)
+	}
+	free := freePort(t)
+	r := runGwlock(t, nil, "probe", "--port", strconv.Itoa(free))
+	if r.code != 1 || !strings.Contains(r.stderr, "not listening") {
+		t.Fatalf("probe of a free port: %d %q", r.code, r.stderr)
+	}
+	// --wait sees a gateway that starts listening late.
+	gw := helperCmd(t, "gateway", "-listen", strconv.Itoa(free), "-listen-after", "200ms", "-sleep", "5s")
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Process.Kill()
+	if r := runGwlock(t, nil, "probe", "--port", strconv.Itoa(free), "--wait", "5s"); r.code != 0 {
+		t.Fatalf("probe --wait: %d %q", r.code, r.stderr)
+	}
+}
+
+// TestAllowMulti: GWLOCK_ALLOW_MULTI=1 runs without the lock and says so.
+func TestAllowMulti(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "m.lock")
+	h := startHelper(t, "holder", nil, "-lock", lock)
+	waitStdout(t, h, "held")
+	r := runGwlock(t, []string{"GWLOCK_ALLOW_MULTI=1"}, "run", "--lock", lock, "--", testBinary(t), "helper:gateway", "-exit", "3")
+	if r.code != 3 {
+		t.Fatalf("exit = %d, want the gateway's 3", r.code)
+	}
+	mustEvent(t, r.events(), "acquire-skipped", "reason")
+}
+
+// TestIfRunningOK: an idempotent start exits 0 when a live owner holds the lock.
+func TestIfRunningOK(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "i.lock")
+	pidfile := filepath.Join(dir, "pids")
+	h := startHelper(t, "holder", nil, "-lock", lock)
+	waitStdout(t, h, "held")
+	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "0", "--if-running", "ok", "--", testBinary(t), "helper:gateway", "-pidfile", pidfile)
+	if r.code != 0 {
+		t.Fatalf("--if-running ok: exit %d, want 0", r.code)
+	}
+	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
+		t.Fatal("--if-running ok started a gateway")
+	}
+	if r = runGwlock(t, nil, "run", "--lock", lock, "--timeout", "0", "--", "true"); r.code != exitBusy {
+		t.Fatalf("--if-running fail: exit %d, want %d", r.code, exitBusy)
+	}
+}
+
+// TestCommandNotRunnable: 127 for a missing command, 126 for one that is not
+// executable, with the lock released either way.
+func TestCommandNotRunnable(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "c.lock")
+	notExec := filepath.Join(dir, "script")
+	writeLockFile(t, notExec, []byte("#!/bin/sh\n"), 0)
+	for _, tc := range []struct {
+		cmd  string
+		want int
+	}{
+		{filepath.Join(dir, "missing"), exitNotFound},
+		{"gwlock-no-such-command", exitNotFound},
+		{notExec, exitNotExecutable},
+	} {
+		r := runGwlock(t, nil, "run", "--lock", lock, "--", tc.cmd)
+		if r.code != tc.want {
+			t.Errorf("run -- %s: exit %d, want %d; %s", tc.cmd, r.code, tc.want, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "gwlock: start gateway") {
+			t.Errorf("run -- %s: no explanation: %q", tc.cmd, r.stderr)
+		}
+		if _, err := os.Stat(lock); !os.IsNotExist(err) {
+			t.Errorf("run -- %s: lock left behind", tc.cmd)
+		}
+	}
+}
