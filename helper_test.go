@@ -377,14 +377,19 @@ func helperGateway(args []string) int {
 	zombieReport := set.String("zombie-report", "", "after the orphans died, write the zombie count here")
 	envFile := set.String("envfile", "", "write GWLOCK_LOCK_PATH here")
 	copyLock := set.String("copy-lock", "", "copy the file named by GWLOCK_LOCK_PATH here")
+	childPidfile := set.String("child-pidfile", "", "start a sleeping child in our process group and write its pid here")
 	if set.Parse(args) != nil {
 		return 2
 	}
-	if *pidFile != "" {
-		appendLine(*pidFile, strconv.Itoa(os.Getpid()))
-	}
 	if *envFile != "" {
 		appendLine(*envFile, os.Getenv("GWLOCK_LOCK_PATH"))
+	}
+	if *childPidfile != "" {
+		exe, _ := os.Executable()
+		child := exec.Command(exe, "helper:gateway", "-sleep", "60s")
+		if child.Start() == nil {
+			appendLine(*childPidfile, strconv.Itoa(child.Process.Pid))
+		}
 	}
 	if *copyLock != "" {
 		b, _ := os.ReadFile(os.Getenv("GWLOCK_LOCK_PATH"))
@@ -394,6 +399,11 @@ func helperGateway(args []string) int {
 	signal.Notify(sigs, gatewaySignals...)
 	if *ignoreTerm {
 		signal.Ignore(syscall.SIGTERM)
+	}
+	// Written once the signal handlers are in place: tests that signal the
+	// gateway wait for this file first.
+	if *pidFile != "" {
+		appendLine(*pidFile, strconv.Itoa(os.Getpid()))
 	}
 	if *listen != 0 {
 		go func() {
@@ -415,7 +425,13 @@ func helperGateway(args []string) int {
 		spawnOrphans(*orphans)
 		if *zombieReport != "" {
 			time.Sleep(500 * time.Millisecond)
-			appendLine(*zombieReport, strconv.Itoa(countZombies()))
+			// Orphans go to the nearest reaper: our parent (gwlock as PID 1 or
+			// subreaper), or ourselves when we are PID 1.
+			reaper := os.Getppid()
+			if os.Getpid() == 1 {
+				reaper = 1
+			}
+			appendLine(*zombieReport, strconv.Itoa(countZombies(reaper)))
 		}
 	}
 	var timer <-chan time.Time
@@ -432,11 +448,11 @@ func helperGateway(args []string) int {
 			if *sigFile != "" {
 				appendLine(*sigFile, s.String())
 			}
-			if s == syscall.SIGTERM && !*ignoreTerm {
+			if (s == syscall.SIGTERM || s == os.Interrupt) && !*ignoreTerm {
 				if *termExit >= 0 {
 					return *termExit
 				}
-				dieOfSignal(syscall.SIGTERM)
+				dieOfSignal(s.(syscall.Signal))
 			}
 		}
 	}
@@ -469,8 +485,8 @@ func helperSpawner(args []string) int {
 	return 0
 }
 
-// countZombies counts processes in state Z visible in /proc.
-func countZombies() int {
+// countZombies counts zombie children of parent visible in /proc.
+func countZombies(parent int) int {
 	ents, _ := os.ReadDir("/proc")
 	n := 0
 	for _, e := range ents {
@@ -481,7 +497,12 @@ func countZombies() int {
 		if err != nil {
 			continue
 		}
-		if i := bytes.LastIndexByte(b, ')'); i >= 0 && len(b) > i+2 && b[i+2] == 'Z' {
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(parent) {
 			n++
 		}
 	}
