@@ -377,6 +377,7 @@ func helperGateway(args []string) int {
 	zombieReport := set.String("zombie-report", "", "after the orphans died, write the zombie count here")
 	envFile := set.String("envfile", "", "write GWLOCK_LOCK_PATH here")
 	copyLock := set.String("copy-lock", "", "copy the file named by GWLOCK_LOCK_PATH here")
+	lockMode := set.String("lock-mode", "", "write the permission bits of GWLOCK_LOCK_PATH here")
 	childPidfile := set.String("child-pidfile", "", "start a sleeping child in our process group and write its pid here")
 	if set.Parse(args) != nil {
 		return 2
@@ -389,6 +390,11 @@ func helperGateway(args []string) int {
 		child := exec.Command(exe, "helper:gateway", "-sleep", "60s")
 		if child.Start() == nil {
 			appendLine(*childPidfile, strconv.Itoa(child.Process.Pid))
+		}
+	}
+	if *lockMode != "" {
+		if fi, err := os.Lstat(os.Getenv("GWLOCK_LOCK_PATH")); err == nil {
+			appendLine(*lockMode, fmt.Sprintf("%04o", fi.Mode().Perm()))
 		}
 	}
 	if *copyLock != "" {

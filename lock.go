@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -330,21 +331,14 @@ func acquire(opts lockOptions) (*heldLock, error) {
 		"timeout_ms", ms(opts.Timeout), "poll_ms", ms(opts.Poll), "stale_ms", ms(opts.Stale),
 		"pid", os.Getpid(), "port", opts.Port)
 
-	own, err := createOwnerFile(dir, base)
+	payload := newPayload(opts)
+	own, err := newOwnerFile(dir, base, payload)
 	if err != nil {
 		return nil, err
 	}
-	payload := newPayload(opts, own.kernel)
-	b, err := payload.encode()
-	if err == nil {
-		err = own.writePayload(b)
-	}
-	if err != nil {
-		own.discard()
-		return nil, &fs.PathError{Op: "write lock payload", Path: dir, Err: err}
-	}
-
+	payload.Flock = own.kernel
 	var (
+		named                = own.tmpName != ""
 		attempts, recoveries int
 		lastOwner            string
 		pause                = time.Millisecond
@@ -353,9 +347,23 @@ func acquire(opts lockOptions) (*heldLock, error) {
 		attempts++
 		err := own.publish(opts.Path)
 		if err == nil {
+			if named || recoveries > 0 {
+				// A crash happened here, or we may be one of many that use
+				// named temp files: clear what killed acquisitions left.
+				sweepTemps(dir, base, opts.Stale)
+			}
 			log.info("acquire-success", "lock", opts.Path, "waited_ms", ms(time.Since(start)),
 				"attempts", attempts, "stale_recoveries", recoveries)
 			return &heldLock{path: opts.Path, f: own, payload: payload, acquired: time.Now()}, nil
+		}
+		if errors.Is(err, errTempGone) {
+			// Our named temp file was swept (we were stopped for longer than
+			// the birth grace): make a new one.
+			own.discard()
+			if own, err = newOwnerFile(dir, base, payload); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		if !errors.Is(err, fs.ErrExist) {
 			own.discard()
@@ -443,6 +451,27 @@ func judgeFile(cur *lockFile, got bool, stale time.Duration, facts hostFacts) (v
 	return judgeOwner(raw, time.Since(mtime), stale, got, facts), nil
 }
 
+// errTempGone: publishing found our own temp file gone.
+var errTempGone = errors.New("temp lock file vanished before it was published")
+
+// newOwnerFile creates our private lock file and writes the payload into it.
+func newOwnerFile(dir, base string, payload ownerPayload) (*lockFile, error) {
+	own, err := createOwnerFile(dir, base)
+	if err != nil {
+		return nil, err
+	}
+	payload.Flock = own.kernel
+	b, err := payload.encode()
+	if err == nil {
+		err = own.writePayload(b)
+	}
+	if err != nil {
+		own.discard()
+		return nil, &fs.PathError{Op: "write lock payload in", Path: dir, Err: err}
+	}
+	return own, nil
+}
+
 // reclaim removes a dead owner's file. cur holds the file's kernel lock where
 // the filesystem has one; the path is removed only if it still names cur's file,
 // so a successor that replaced it in the meantime is never touched.
@@ -464,6 +493,57 @@ func reclaim(cur *lockFile, path string) (bool, error) {
 	return true, nil
 }
 
+// sweepTemps removes temp files that acquisitions killed before publishing
+// left in dir. Each creator flocks its temp file from birth, so a temp file
+// whose kernel lock we can take belongs to a dead process; without kernel
+// locks, age decides. Only names of this lock's own pattern are touched, and
+// each only after checking that the name still denotes the file we judged.
+func sweepTemps(dir, base string, stale time.Duration) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	prefix := "." + base + "."
+	for _, name := range names {
+		if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, tempSuffix) {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		f, err := openExisting(path)
+		if err != nil {
+			continue
+		}
+		// A creator flocks its temp file a few syscalls after creating it, so
+		// a free kernel lock alone proves nothing for a young file: its
+		// creator, named in the file name, must also be gone.
+		_, mtime, rerr := f.readPayload()
+		got, _ := f.tryLock()
+		if !f.kernel {
+			got = time.Since(mtime) > stale
+		}
+		if got && rerr == nil && (time.Since(mtime) > bornGrace || tempCreatorGone(name, prefix)) {
+			if same, _ := f.namedBy(path); same {
+				_ = removeLockPath(path)
+			}
+		}
+		f.close()
+	}
+}
+
+// tempCreatorGone reads the creator's PID from a temp name
+// (.<lock>.<pid>.<random>.tmp) and reports whether that process is gone.
+func tempCreatorGone(name, prefix string) bool {
+	rest := strings.TrimPrefix(name, prefix)
+	dot := strings.IndexByte(rest, '.')
+	if dot < 0 {
+		return false
+	}
+	pid, err := strconv.Atoi(rest[:dot])
+	return err == nil && pid > 0 && pid != os.Getpid() && processProbe(pid) == pidAbsent
+}
+
 // testHookBeforeReclaim lets tests widen the window between judging a dead
 // owner and removing its file, so concurrent recoveries really overlap.
 var testHookBeforeReclaim func()
@@ -477,7 +557,7 @@ func sleepUntil(d time.Duration, deadline time.Time) {
 	}
 }
 
-func newPayload(opts lockOptions, kernel bool) ownerPayload {
+func newPayload(opts lockOptions) ownerPayload {
 	self := selfFacts()
 	return ownerPayload{
 		PID:        int64(os.Getpid()),
@@ -487,7 +567,6 @@ func newPayload(opts lockOptions, kernel bool) ownerPayload {
 		BootID:     self.bootID,
 		Hostname:   self.hostname,
 		Port:       opts.Port,
-		Flock:      kernel,
 		Version:    version,
 	}
 }

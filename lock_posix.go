@@ -104,6 +104,11 @@ func (f *lockFile) publish(path string) error {
 	if err == unix.EEXIST {
 		return fs.ErrExist
 	}
+	if err == unix.ENOENT && f.tmpName != "" {
+		if _, serr := os.Stat(filepath.Dir(path)); serr == nil {
+			return errTempGone
+		}
+	}
 	if err != nil {
 		return &fs.PathError{Op: "link lock file", Path: path, Err: err}
 	}

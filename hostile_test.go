@@ -1,0 +1,583 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	helpers["gwlock-named"] = func(args []string) int {
+		forceNamedTemp()
+		return cli(args, os.Stdout, os.Stderr)
+	}
+	helpers["chaos"] = helperChaos
+}
+
+// forceNamedTemp makes this process use named temp files, as gwlock does
+// where O_TMPFILE or /proc is missing, so litter handling can be tested on Linux.
+func forceNamedTemp() { openAnonymous, linkAnonymous = nil, nil }
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create files owned by another user")
+	}
+}
+
+const nobody = 65534
+
+// TestUnsafeLockPath: whatever sits at the lock path that is not a regular
+// file of ours is refused with exit 77, one line naming it, untouched, at once.
+func TestUnsafeLockPath(t *testing.T) {
+	type setup func(t *testing.T, path string) (check func(t *testing.T))
+	unchangedLink := func(target string) func(t *testing.T, path string) func(*testing.T) {
+		return func(t *testing.T, path string) func(*testing.T) {
+			if err := os.Symlink(target, path); err != nil {
+				t.Fatal(err)
+			}
+			return func(t *testing.T) {
+				if got, err := os.Readlink(path); err != nil || got != target {
+					t.Fatalf("symlink changed: %q %v", got, err)
+				}
+			}
+		}
+	}
+	cases := map[string]setup{
+		"fifo": func(t *testing.T, path string) func(*testing.T) {
+			if err := unix.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return func(t *testing.T) {
+				if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+					t.Fatal("FIFO changed")
+				}
+			}
+		},
+		"directory": func(t *testing.T, path string) func(*testing.T) {
+			if err := os.Mkdir(path, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			writeLockFile(t, filepath.Join(path, "keep"), []byte("x"), 0)
+			return func(t *testing.T) {
+				if _, err := os.Stat(filepath.Join(path, "keep")); err != nil {
+					t.Fatal("directory contents changed")
+				}
+			}
+		},
+		"socket": func(t *testing.T, path string) func(*testing.T) {
+			l, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			return func(t *testing.T) {
+				if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeSocket == 0 {
+					t.Fatal("socket changed")
+				}
+			}
+		},
+		"dangling-symlink": unchangedLink("/nonexistent/gwlock-target"),
+		"symlink-to-precious-file": func(t *testing.T, path string) func(*testing.T) {
+			precious := filepath.Join(filepath.Dir(path), "precious")
+			writeLockFile(t, precious, []byte("do not touch"), 0)
+			check := unchangedLink(precious)(t, path)
+			return func(t *testing.T) {
+				check(t)
+				if b, _ := os.ReadFile(precious); string(b) != "do not touch" {
+					t.Fatalf("symlink target written: %q", b)
+				}
+			}
+		},
+	}
+	if os.Geteuid() == 0 {
+		cases["other-users-file"] = func(t *testing.T, path string) func(*testing.T) {
+			writeLockFile(t, path, []byte(`{"pid":1}`), time.Hour)
+			if err := os.Chown(path, nobody, nobody); err != nil {
+				t.Fatal(err)
+			}
+			return func(t *testing.T) {
+				if b, _ := os.ReadFile(path); string(b) != `{"pid":1}` {
+					t.Fatal("another user's file changed")
+				}
+			}
+		}
+	}
+	for name, mk := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := lockDir(t)
+			lock, pidfile := filepath.Join(dir, "u.lock"), filepath.Join(dir, "pid")
+			check := mk(t, lock)
+			begin := time.Now()
+			r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "3s", "--stale", "1ms", "--", testBinary(t), "helper:gateway", "-pidfile", pidfile)
+			if took := time.Since(begin); took > 2*time.Second {
+				t.Errorf("answered after %s; it must not wait for an unsafe path", took)
+			}
+			if r.code != exitUnsafe {
+				t.Fatalf("exit = %d, want %d; stderr:\n%s", r.code, exitUnsafe, r.stderr)
+			}
+			errLines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			last := errLines[len(errLines)-1]
+			if !strings.HasPrefix(last, "gwlock: ") || !strings.Contains(last, lock) || !strings.Contains(last, "hint:") {
+				t.Fatalf("error line %q does not name the path and a fix", last)
+			}
+			if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
+				t.Fatal("gateway started")
+			}
+			check(t)
+			if r := runGwlock(t, nil, "status", "--lock", lock); r.code != statusUnknown {
+				t.Errorf("status: %d, want %d", r.code, statusUnknown)
+			}
+			if r := runGwlock(t, nil, "unlock", "--lock", lock); r.code != exitUnsafe {
+				t.Errorf("unlock: %d, want %d", r.code, exitUnsafe)
+			}
+			check(t)
+		})
+	}
+}
+
+// TestHugeAndDeepPayloads: a 1 GiB file and deeply nested JSON are judged
+// unknown after reading at most 64 KiB, without hanging or crashing.
+func TestHugeAndDeepPayloads(t *testing.T) {
+	for name, write := range map[string]func(path string) error{
+		"1GiB": func(path string) error {
+			f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if _, err := f.Write(bytes.Repeat([]byte("{"), 4096)); err != nil {
+				return err
+			}
+			return f.Truncate(1 << 30)
+		},
+		"deep": func(path string) error { return os.WriteFile(path, bytes.Repeat([]byte("["), 1<<20), 0o600) },
+		"long-string": func(path string) error {
+			return os.WriteFile(path, []byte(`{"pid":1,"configPath":"`+strings.Repeat("x", 70<<10)+`"}`), 0o600)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := lockDir(t)
+			lock := filepath.Join(dir, "h.lock")
+			if err := write(lock); err != nil {
+				t.Fatal(err)
+			}
+			r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "200ms", "--", "true")
+			if r.code != exitBusy {
+				t.Fatalf("young file: exit %d, want %d (unknown owner waits)\n%s", r.code, exitBusy, r.stderr)
+			}
+			if ev := mustEvent(t, r.events(), "acquire-contention", "owner_status"); ev["owner_status"] != "unknown" {
+				t.Fatalf("owner_status = %s, want unknown", ev["owner_status"])
+			}
+			old := time.Now().Add(-time.Hour)
+			_ = os.Chtimes(lock, old, old)
+			r = runGwlock(t, nil, "run", "--lock", lock, "--stale", "3s", "--", "true")
+			if r.code != 0 {
+				t.Fatalf("old file: exit %d\n%s", r.code, r.stderr)
+			}
+			if ev := mustEvent(t, r.events(), "stale-lock-recovered", "reason"); ev["reason"] != reasonStaleUnknown {
+				t.Fatalf("reason = %s", ev["reason"])
+			}
+		})
+	}
+}
+
+// TestReadPayloadBounded: readPayload never returns more than 64 KiB.
+func TestReadPayloadBounded(t *testing.T) {
+	dir := lockDir(t)
+	path := filepath.Join(dir, "big")
+	writeLockFile(t, path, bytes.Repeat([]byte("x"), 3*maxPayloadRead), 0)
+	f, err := openExisting(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.close()
+	b, _, err := f.readPayload()
+	if err != nil || len(b) != maxPayloadRead {
+		t.Fatalf("readPayload = %d bytes, %v; want %d", len(b), err, maxPayloadRead)
+	}
+}
+
+func umaskRun(t *testing.T, umask string, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", append([]string{"-c", `umask ` + umask + `; exec "$0" helper:gwlock "$@"`, testBinary(t)}, args...)...)
+	cmd.Env = append(cleanEnv(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// TestLockDirSafety covers Invariant 7.
+func TestLockDirSafety(t *testing.T) {
+	gw := func(t *testing.T, modeFile string) []string {
+		return []string{"--", testBinary(t), "helper:gateway", "-lock-mode", modeFile}
+	}
+	t.Run("default-created-0700-file-0600-whatever-umask", func(t *testing.T) {
+		for _, umask := range []string{"000", "777", "022"} {
+			runtime := lockDir(t)
+			modeFile := filepath.Join(runtime, "mode")
+			r := umaskRun(t, umask, []string{"XDG_RUNTIME_DIR=" + runtime}, append([]string{"run", "--config", "/etc/gw.json"}, gw(t, modeFile)...)...)
+			if r.code != 0 {
+				t.Fatalf("umask %s: exit %d\n%s", umask, r.code, r.stderr)
+			}
+			fi, err := os.Stat(filepath.Join(runtime, "gwlock"))
+			if err != nil || fi.Mode().Perm() != 0o700 {
+				t.Fatalf("umask %s: default dir mode %v, want 0700", umask, fi.Mode())
+			}
+			if got := strings.TrimSpace(string(waitFile(t, modeFile))); got != "0600" {
+				t.Fatalf("umask %s: lock file mode %s, want 0600", umask, got)
+			}
+		}
+	})
+	t.Run("default-tightened", func(t *testing.T) {
+		runtime := lockDir(t)
+		if err := os.Mkdir(filepath.Join(runtime, "gwlock"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Chmod(filepath.Join(runtime, "gwlock"), 0o755)
+		r := runGwlock(t, []string{"XDG_RUNTIME_DIR=" + runtime}, "run", "--config", "/etc/gw.json", "--", "true")
+		if r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+		if ev := mustEvent(t, r.events(), "dir-tightened", "dir", "from_mode"); ev["from_mode"] != "0755" {
+			t.Fatalf("from_mode = %s", ev["from_mode"])
+		}
+		if fi, _ := os.Stat(filepath.Join(runtime, "gwlock")); fi.Mode().Perm() != 0o700 {
+			t.Fatalf("mode after = %v", fi.Mode())
+		}
+	})
+	t.Run("default-is-symlink", func(t *testing.T) {
+		runtime := lockDir(t)
+		elsewhere := lockDir(t)
+		if err := os.Symlink(elsewhere, filepath.Join(runtime, "gwlock")); err != nil {
+			t.Fatal(err)
+		}
+		r := runGwlock(t, []string{"XDG_RUNTIME_DIR=" + runtime}, "run", "--config", "/etc/gw.json", "--", "true")
+		if r.code != exitUnsafe || !strings.Contains(r.stderr, filepath.Join(runtime, "gwlock")) {
+			t.Fatalf("exit %d, want %d naming the dir: %s", r.code, exitUnsafe, r.stderr)
+		}
+		if ents, _ := os.ReadDir(elsewhere); len(ents) != 0 {
+			t.Fatal("wrote through the symlinked dir")
+		}
+	})
+	t.Run("default-owned-by-another-user", func(t *testing.T) {
+		requireRoot(t)
+		runtime := lockDir(t)
+		d := filepath.Join(runtime, "gwlock")
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Chown(d, nobody, nobody)
+		r := runGwlock(t, []string{"XDG_RUNTIME_DIR=" + runtime}, "run", "--config", "/etc/gw.json", "--", "true")
+		if r.code != exitUnsafe {
+			t.Fatalf("exit %d, want %d: %s", r.code, exitUnsafe, r.stderr)
+		}
+	})
+	t.Run("explicit-writable-without-sticky", func(t *testing.T) {
+		d := lockDir(t)
+		_ = os.Chmod(d, 0o777)
+		r := runGwlock(t, nil, "run", "--lock-dir", d, "--config", "/etc/gw.json", "--", "true")
+		if r.code != exitUnsafe || !strings.Contains(r.stderr, "sticky") {
+			t.Fatalf("exit %d, want %d mentioning the sticky bit: %s", r.code, exitUnsafe, r.stderr)
+		}
+		if fi, _ := os.Stat(d); fi.Mode().Perm() != 0o777 {
+			t.Fatalf("explicit dir chmodded to %v", fi.Mode())
+		}
+		_ = os.Chmod(d, 0o777|os.ModeSticky)
+		if r := runGwlock(t, nil, "run", "--lock-dir", d, "--config", "/etc/gw.json", "--", "true"); r.code != 0 {
+			t.Fatalf("sticky 1777 dir refused: %s", r.stderr)
+		}
+		if fi, _ := os.Stat(d); fi.Mode().Perm() != 0o777 || fi.Mode()&os.ModeSticky == 0 {
+			t.Fatalf("explicit dir chmodded to %v", fi.Mode())
+		}
+	})
+	t.Run("explicit-owned-by-another-user", func(t *testing.T) {
+		requireRoot(t)
+		d := lockDir(t)
+		_ = os.Chown(d, nobody, nobody)
+		r := runGwlock(t, nil, "run", "--lock", filepath.Join(d, "x.lock"), "--", "true")
+		if r.code != exitUnsafe {
+			t.Fatalf("exit %d, want %d: %s", r.code, exitUnsafe, r.stderr)
+		}
+	})
+	t.Run("explicit-missing", func(t *testing.T) {
+		d := filepath.Join(lockDir(t), "missing")
+		r := runGwlock(t, nil, "run", "--lock", filepath.Join(d, "x.lock"), "--", "true")
+		if r.code != exitFailure || !strings.Contains(r.stderr, d) {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Fatal("an explicit dir was created")
+		}
+	})
+}
+
+// mountTmpfs runs script in a private mount namespace with a tmpfs at $1.
+func mountTmpfs(t *testing.T, opts, script string, args ...string) result {
+	t.Helper()
+	requireLinux(t)
+	requireRoot(t)
+	mnt := lockDir(t)
+	full := fmt.Sprintf(`mount -t tmpfs -o %s tmpfs "$1" && chmod 700 "$1" && %s`, opts, script)
+	cmd := exec.Command("unshare", append([]string{"--mount", "sh", "-c", full, "sh", mnt, testBinary(t)}, args...)...)
+	cmd.Env = cleanEnv()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Skipf("unshare --mount unavailable: %v", err)
+	}
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+func TestReadOnlyFilesystem(t *testing.T) {
+	r := mountTmpfs(t, "size=64k", `mount -o remount,ro "$1" && "$2" helper:gwlock run --lock "$1/x.lock" -- true`)
+	if r.code != exitFailure || !strings.Contains(r.stderr, "read-only file system") {
+		t.Fatalf("exit %d, want 1 and a line about the read-only filesystem: %s", r.code, r.stderr)
+	}
+}
+
+// TestDiskFull: ENOSPC while writing the payload leaves nothing behind.
+func TestDiskFull(t *testing.T) {
+	for _, helper := range []string{"gwlock", "gwlock-named"} {
+		r := mountTmpfs(t, "size=8k", `head -c 8192 /dev/zero > "$1/filler"; "$2" helper:`+helper+` run --lock "$1/x.lock" -- true; echo "exit=$?"; ls -A "$1"`)
+		if !strings.Contains(r.stdout, "exit=1") || !strings.Contains(r.stderr, "no space left") {
+			t.Fatalf("%s: want exit 1 and ENOSPC named; stdout %q stderr %q", helper, r.stdout, r.stderr)
+		}
+		if ls := strings.Fields(strings.SplitN(r.stdout, "\n", 2)[1]); len(ls) != 1 || ls[0] != "filler" {
+			t.Fatalf("%s: lock dir after ENOSPC holds %v, want only the filler", helper, ls)
+		}
+	}
+}
+
+// TestWaiterSurvivesSignals: a waiter blocked in flock and bombarded with
+// signals (EINTR) still takes the lock as soon as it is released.
+func TestWaiterSurvivesSignals(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "w.lock")
+	h := startHelper(t, "holder", nil, "-lock", lock)
+	waitStdout(t, h, "held")
+	w := startHelper(t, "gwlock", nil, "run", "--lock", lock, "--timeout", "20s", "--", "true")
+	w.waitEvent(t, "acquire-contention")
+	for i := 0; i < 200; i++ {
+		_ = w.cmd.Process.Signal(syscall.SIGURG)
+		_ = w.cmd.Process.Signal(syscall.SIGWINCH)
+		_ = w.cmd.Process.Signal(syscall.SIGCHLD)
+	}
+	_ = h.cmd.Process.Kill()
+	ev := w.waitEvent(t, "acquire-success")
+	if ev["stale_recoveries"] != "1" {
+		t.Fatalf("acquire-success = %v, want one recovery of the killed holder's file", ev)
+	}
+	if code, stderr := w.wait(t); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+}
+
+// TestTempLitterSwept: a temp file left by an acquisition killed before it
+// published is removed by the next acquisition; a live contender's is not.
+func TestTempLitterSwept(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "l.lock")
+	dead := filepath.Join(dir, ".l.lock.999999.deadbeef0000"+tempSuffix)
+	live := filepath.Join(dir, ".l.lock.888888.cafebabe0000"+tempSuffix)
+	other := filepath.Join(dir, ".other.lock.1.x"+tempSuffix)
+	for _, p := range []string{dead, live, other} {
+		writeLockFile(t, p, []byte(`{"pid":1}`), 0)
+	}
+	liveFile, err := os.OpenFile(live, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer liveFile.Close()
+	if err := unix.Flock(int(liveFile.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if r := runGwlock(t, nil, "run", "--lock", lock, "--", "true"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	if _, err := os.Stat(dead); err == nil {
+		// The Linux O_TMPFILE path leaves no litter and sweeps only after a
+		// crash; a named-temp starter must sweep.
+		if r := runGwlockNamed(t, "run", "--lock", lock, "--", "true"); r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Fatal("a dead acquisition's temp file survived")
+	}
+	for _, p := range []string{live, other} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s removed: it was not dead litter of this lock", filepath.Base(p))
+		}
+	}
+}
+
+func runGwlockNamed(t *testing.T, args ...string) result {
+	t.Helper()
+	cmd := helperCmd(t, "gwlock-named", args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// helperChaos acquires and releases forever, printing "." per acquisition.
+// Inside its critical section it must get a non-blocking POSIX record lock
+// (fcntl) on a shared marker file; failing means another process is inside.
+// A record lock, not a flock: a SIGKILLed process drops its record locks
+// synchronously while closing its descriptors, but its flocks only later in
+// deferred work, so a dying holder always leaves the marker before the lock.
+func helperChaos(args []string) int {
+	lock, marker := args[0], args[1]
+	if len(args) > 2 && args[2] == "named" {
+		forceNamedTemp()
+	}
+	m, err := os.OpenFile(marker, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		fmt.Println("ERROR", err)
+		return 1
+	}
+	mfd := int(m.Fd())
+	lk := unix.Flock_t{Type: unix.F_WRLCK}
+	un := unix.Flock_t{Type: unix.F_UNLCK}
+	for {
+		l, err := acquire(lockOptions{Path: lock, ConfigPath: lock, Timeout: 5 * time.Second, Poll: 10 * time.Millisecond, Stale: 30 * time.Second})
+		if err != nil {
+			fmt.Println("STUCK", err)
+			return 4
+		}
+		if err := unix.FcntlFlock(uintptr(mfd), unix.F_SETLK, &lk); err != nil {
+			fmt.Println("VIOLATION: marker held by another process:", err)
+			return 3
+		}
+		time.Sleep(time.Duration(rand.Intn(300)) * time.Microsecond)
+		_ = unix.FcntlFlock(uintptr(mfd), unix.F_SETLK, &un)
+		_ = l.release(nil)
+		os.Stdout.Write([]byte("."))
+	}
+}
+
+// TestChaos SIGKILLs contenders at random points of acquisition, hold and
+// release, many times. Mutual exclusion must hold throughout, no starter may
+// get stuck, and the lock dir must end with no litter. CHAOS_ITERATIONS
+// raises the number of kills (make chaos).
+func TestChaos(t *testing.T) {
+	kills := 150
+	if v, err := strconv.Atoi(os.Getenv("CHAOS_ITERATIONS")); err == nil && v > 0 {
+		kills = v
+	}
+	dir, markDir := lockDir(t), lockDir(t)
+	lock, marker := filepath.Join(dir, "c.lock"), filepath.Join(markDir, "inside")
+	const contenders = 4
+	type proc struct {
+		cmd *exec.Cmd
+		out *lockedBuffer
+	}
+	var acquisitions, violations, stuck int
+	collect := func(p proc) {
+		_ = p.cmd.Wait()
+		s := p.out.String()
+		acquisitions += strings.Count(s, ".")
+		if strings.Contains(s, "VIOLATION") {
+			violations++
+			t.Error(s[strings.Index(s, "VIOLATION"):])
+		}
+		if strings.Contains(s, "STUCK") {
+			stuck++
+			t.Error(s[strings.Index(s, "STUCK"):])
+		}
+	}
+	spawn := func(i int) proc {
+		mode := "anon"
+		if i%2 == 1 {
+			mode = "named"
+		}
+		p := proc{cmd: helperCmd(t, "chaos", lock, marker, mode), out: new(lockedBuffer)}
+		p.cmd.Stdout = p.out
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	procs := make([]proc, contenders)
+	for i := range procs {
+		procs[i] = spawn(i)
+	}
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	for k := 0; k < kills; k++ {
+		time.Sleep(time.Duration(rng.Intn(3000)) * time.Microsecond)
+		i := rng.Intn(contenders)
+		_ = procs[i].cmd.Process.Kill()
+		collect(procs[i])
+		procs[i] = spawn(i)
+	}
+	for _, p := range procs {
+		_ = p.cmd.Process.Kill()
+		collect(p)
+	}
+	// The next starter gets in within its timeout and leaves a clean dir.
+	r := runGwlockNamed(t, "run", "--lock", lock, "--timeout", "5s", "--", "true")
+	if r.code != 0 {
+		t.Fatalf("starter after the chaos: exit %d\n%s", r.code, r.stderr)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("lock dir after chaos holds %v, want nothing", names)
+	}
+	if acquisitions == 0 {
+		t.Fatal("no acquisitions happened; the chaos tested nothing")
+	}
+	// Control: contenders on different locks share the marker and are caught.
+	a := helperCmd(t, "chaos", filepath.Join(dir, "a.lock"), marker)
+	b := helperCmd(t, "chaos", filepath.Join(dir, "b.lock"), marker)
+	var ao, bo lockedBuffer
+	a.Stdout, b.Stdout = &ao, &bo
+	_ = a.Start()
+	_ = b.Start()
+	for deadline := time.Now().Add(eventWait); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if strings.Contains(ao.String()+bo.String(), "VIOLATION") {
+			break
+		}
+	}
+	_ = a.Process.Kill()
+	_ = b.Process.Kill()
+	_ = a.Wait()
+	_ = b.Wait()
+	if !strings.Contains(ao.String()+bo.String(), "VIOLATION") {
+		t.Fatal("control: two contenders on different locks were never caught overlapping; the detector is blind")
+	}
+	t.Logf("chaos: %d SIGKILLs, %d acquisitions, %d violations, %d stuck starters", kills, acquisitions, violations, stuck)
+}
