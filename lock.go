@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -532,6 +532,15 @@ func sweepTemps(dir, base string, stale time.Duration) {
 	}
 }
 
+// uniqueSuffix names temp files. It needs to be unlikely to collide, not
+// secret (O_EXCL refuses a collision): crypto/rand would add half a megabyte.
+func uniqueSuffix() string {
+	n := tempCounter.Add(1)
+	return strconv.FormatUint(uint64(time.Now().UnixNano())^(n<<48), 36)
+}
+
+var tempCounter atomic.Uint64
+
 // tempCreatorGone reads the creator's PID from a temp name
 // (.<lock>.<pid>.<random>.tmp) and reports whether that process is gone.
 func tempCreatorGone(name, prefix string) bool {
@@ -635,7 +644,7 @@ func (l *heldLock) setChild(pid int) error {
 // derivedLockName is the seed's scheme: the first 8 hex digits of the SHA-256
 // of the config's absolute path.
 func derivedLockName(configPath string) string {
-	sum := sha256.Sum256([]byte(configPath))
+	sum := sum256([]byte(configPath))
 	return "gateway." + hex.EncodeToString(sum[:4]) + ".lock"
 }
 

@@ -3,8 +3,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -42,9 +40,7 @@ func createOwnerFile(dir, base string) (*lockFile, error) {
 		}
 	}
 	if f.fd < 0 {
-		var suffix [6]byte
-		_, _ = rand.Read(suffix[:])
-		f.tmpName = filepath.Join(dir, "."+base+"."+strconv.Itoa(os.Getpid())+"."+hex.EncodeToString(suffix[:])+tempSuffix)
+		f.tmpName = filepath.Join(dir, "."+base+"."+strconv.Itoa(os.Getpid())+"."+uniqueSuffix()+tempSuffix)
 		fd, err := openRetry(f.tmpName, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			return nil, &fs.PathError{Op: "create lock file in", Path: dir, Err: err}
@@ -341,10 +337,8 @@ func removeLockPath(path string) error {
 // risk: if yet another starter published between our rename and our link, the
 // successor we displaced keeps running until its heartbeat reports lock-lost.
 func reclaimWithoutKernelLock(cur *lockFile, path string) (bool, error) {
-	var suffix [6]byte
-	_, _ = rand.Read(suffix[:])
 	dir, base := filepath.Split(path)
-	private := filepath.Join(dir, "."+base+".reclaim."+hex.EncodeToString(suffix[:])+tempSuffix)
+	private := filepath.Join(dir, "."+base+".reclaim."+uniqueSuffix()+tempSuffix)
 	if err := unix.Rename(path, private); err != nil {
 		if err == unix.ENOENT {
 			return false, nil

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -35,9 +33,7 @@ type lockFile struct {
 const shareAll = windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FILE_SHARE_DELETE
 
 func createOwnerFile(dir, base string) (*lockFile, error) {
-	var suffix [6]byte
-	_, _ = rand.Read(suffix[:])
-	name := filepath.Join(dir, "."+base+"."+strconv.Itoa(os.Getpid())+"."+hex.EncodeToString(suffix[:])+tempSuffix)
+	name := filepath.Join(dir, "."+base+"."+strconv.Itoa(os.Getpid())+"."+uniqueSuffix()+tempSuffix)
 	h, err := createFile(name, windows.CREATE_NEW)
 	if err != nil {
 		return nil, &fs.PathError{Op: "create lock file in", Path: dir, Err: err}
@@ -266,9 +262,7 @@ func removeLockPath(path string) error {
 	}
 	// Rename first, so the name is free at once even though the deleted file
 	// lingers until its last handle closes.
-	var suffix [6]byte
-	_, _ = rand.Read(suffix[:])
-	private := path + ".gone." + hex.EncodeToString(suffix[:]) + tempSuffix
+	private := path + ".gone." + uniqueSuffix() + tempSuffix
 	q, _ := windows.UTF16PtrFromString(private)
 	if err := windows.MoveFileEx(p, q, 0); err != nil {
 		if err == windows.ERROR_FILE_NOT_FOUND {
