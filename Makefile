@@ -31,8 +31,11 @@ check: test cross
 
 # Benchmarks: in-process acquire/release, and whole processes side by side
 # with util-linux flock(1) in the same run (see bench_test.go).
+BENCHTIME ?= 200x
 bench: build
-	GWLOCK_BENCH_BIN=$(CURDIR)/gwlock $(GO) test -run '^$$' -bench . -benchtime 200x -count 1 .
+	GWLOCK_BENCH_BIN=$(CURDIR)/gwlock $(GO) test -run '^$$' -bench 'AcquireRelease' -benchtime 20000x -count 1 .
+	GWLOCK_BENCH_BIN=$(CURDIR)/gwlock $(GO) test -run '^$$' -bench 'Handoff|RunTrue|Recovery|Footprint' -benchtime $(BENCHTIME) -count 1 .
+	GWLOCK_BENCH_BIN=$(CURDIR)/gwlock $(GO) test -run '^$$' -bench 'Storm200' -benchtime 5x -count 1 .
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePayload$$' -fuzztime $(FUZZTIME) .

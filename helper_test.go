@@ -28,7 +28,7 @@ import (
 // the tests. The helper is chosen by argument, not by environment, because the
 // environment passes through gwlock to the gateway.
 var helpers = map[string]func(args []string) int{
-	"gwlock":  func(args []string) int { return cli(args, os.Stdout, os.Stderr) },
+	"gwlock":  func(args []string) int { return cli(args, os.Stdout, stderrWriter) },
 	"gateway": helperGateway,
 	"storm":   helperStorm,
 	"spawner": helperSpawner,
@@ -42,7 +42,6 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "unknown helper %s\n", os.Args[1])
 			os.Exit(2)
 		}
-		ignoreBrokenPipe()
 		os.Exit(h(os.Args[2:]))
 	}
 	os.Exit(m.Run())

@@ -22,7 +22,7 @@ import (
 func init() {
 	helpers["gwlock-named"] = func(args []string) int {
 		forceNamedTemp()
-		return cli(args, os.Stdout, os.Stderr)
+		return cli(args, os.Stdout, stderrWriter)
 	}
 	helpers["chaos"] = helperChaos
 }

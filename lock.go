@@ -35,9 +35,9 @@ import (
 //	    opens the file at path without following a symlink and without
 //	    blocking; an *unsafeError if it is not a regular file we own.
 //	(*lockFile).tryLock() (bool, error)      errNoKernelLock if unsupported
-//	(*lockFile).waitLock(deadline time.Time) (bool, error)
-//	    blocks until the kernel lock is ours or the deadline passes; the file
-//	    must not be used again by the caller when it returns false.
+//	(*lockFile).waitLock(deadline time.Time, cancel <-chan struct{}) (bool, error)
+//	    blocks until the kernel lock is ours, the deadline passes or cancel is
+//	    closed; the file must not be used again by the caller when it returns false.
 //	(*lockFile).readPayload() ([]byte, time.Time, error)  at most maxPayloadRead bytes
 //	(*lockFile).namedBy(path string) (bool, error)
 //	    whether path still names this file (dev, inode); false on ENOENT.
@@ -301,7 +301,8 @@ type lockOptions struct {
 	Poll       time.Duration // longest pause between retries that cannot be event-driven
 	Stale      time.Duration
 	Log        *telemetry
-	facts      hostFacts // nil: this host
+	Cancel     <-chan struct{} // closed: give up waiting (a stop signal arrived)
+	facts      hostFacts       // nil: this host
 }
 
 // heldLock is an acquired lock. Release it exactly once.
@@ -413,13 +414,19 @@ func acquire(opts lockOptions) (*heldLock, error) {
 			if !got && cur.kernel {
 				// Event-driven: sleep in the kernel until the holder releases or
 				// dies, then judge the same file again while holding its lock.
-				if got, err = cur.waitLock(deadline); err == nil && !got {
+				if got, err = cur.waitLock(deadline, opts.Cancel); err == nil && !got {
+					if canceled(opts.Cancel) {
+						err = errCanceled
+					}
 					break // timed out; the next attempt reports it
 				}
 				continue
 			}
 			// No event to wait for: a payload-only owner. Back off up to --poll.
-			sleepUntil(pause, deadline)
+			if !sleepUntil(pause, deadline, opts.Cancel) {
+				err = errCanceled
+				break
+			}
 			if pause *= 2; pause > opts.Poll {
 				pause = opts.Poll
 			}
@@ -557,14 +564,35 @@ func tempCreatorGone(name, prefix string) bool {
 // owner and removing its file, so concurrent recoveries really overlap.
 var testHookBeforeReclaim func()
 
-func sleepUntil(d time.Duration, deadline time.Time) {
+// sleepUntil pauses for d, never past deadline; false if cancel closed first.
+func sleepUntil(d time.Duration, deadline time.Time, cancel <-chan struct{}) bool {
 	if left := time.Until(deadline); left < d {
 		d = left
 	}
-	if d > 0 {
-		time.Sleep(d)
+	if d <= 0 {
+		return !canceled(cancel)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-cancel:
+		return false
 	}
 }
+
+func canceled(cancel <-chan struct{}) bool {
+	select {
+	case <-cancel:
+		return true
+	default:
+		return false
+	}
+}
+
+// errCanceled: a stop signal arrived while waiting for the lock.
+var errCanceled = errors.New("stopped by a signal while waiting for the lock")
 
 func newPayload(opts lockOptions) ownerPayload {
 	self := selfFacts()

@@ -212,7 +212,7 @@ func (f *lockFile) tryLock() (bool, error) {
 // interval later. A blocking flock cannot be cancelled, so on timeout the
 // goroutine keeps the descriptor and closes it as soon as its flock returns;
 // the caller must not touch f again.
-func (f *lockFile) waitLock(deadline time.Time) (bool, error) {
+func (f *lockFile) waitLock(deadline time.Time, cancel <-chan struct{}) (bool, error) {
 	left := time.Until(deadline)
 	if left <= 0 {
 		f.close()
@@ -243,21 +243,22 @@ func (f *lockFile) waitLock(deadline time.Time) (bool, error) {
 			return false, &fs.PathError{Op: "flock (wait)", Path: "lock file", Err: r.err}
 		}
 		return true, nil
+	case <-cancel:
 	case <-timer.C:
-		mu.Lock()
-		defer mu.Unlock()
-		select {
-		case r := <-done:
-			if r.err == nil {
-				return true, nil
-			}
-		default:
-			// The goroutine owns the descriptor from now on.
-			abandoned = true
-			f.fd = -1
-		}
-		return false, nil
 	}
+	mu.Lock()
+	defer mu.Unlock()
+	select {
+	case r := <-done:
+		if r.err == nil {
+			return true, nil
+		}
+	default:
+		// The goroutine owns the descriptor from now on.
+		abandoned = true
+		f.fd = -1
+	}
+	return false, nil
 }
 
 func (f *lockFile) readPayload() ([]byte, time.Time, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -171,13 +172,15 @@ func (f *lockFile) tryLock() (bool, error) {
 
 // waitLock polls on Windows: a blocking LockFileEx on a synchronous handle
 // cannot be given a deadline. The pause grows from 1 ms to 20 ms.
-func (f *lockFile) waitLock(deadline time.Time) (bool, error) {
+func (f *lockFile) waitLock(deadline time.Time, cancel <-chan struct{}) (bool, error) {
 	pause := time.Millisecond
 	for time.Now().Before(deadline) {
 		if ok, err := f.tryLock(); ok || err != nil {
 			return ok, err
 		}
-		sleepUntil(pause, deadline)
+		if !sleepUntil(pause, deadline, cancel) {
+			break
+		}
 		if pause < 20*time.Millisecond {
 			pause *= 2
 		}
@@ -350,4 +353,5 @@ func bootID() string { return "" }
 
 func setSubreaper() error { return errors.New("--subreaper is Linux only") }
 
-func ignoreBrokenPipe() {}
+// stderrWriter: Windows has no SIGPIPE to avoid.
+var stderrWriter io.Writer = os.Stderr

@@ -94,8 +94,7 @@ status flags:
 `
 
 func main() {
-	ignoreBrokenPipe()
-	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(cli(os.Args[1:], os.Stdout, stderrWriter))
 }
 
 // usageError is a bad command line (exit 2).
@@ -126,6 +125,13 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "run" {
+		// Registering signals takes a round trip per signal to the runtime's
+		// signal thread, and the payload needs /proc reads: start both now,
+		// so they overlap parsing and the lock directory checks.
+		startSignalRegistration()
+		go selfFacts()
+	}
 	switch cmd {
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "gwlock %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)

@@ -6,8 +6,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -42,9 +45,11 @@ func (e *portConflictError) Error() string {
 var errLockLost = errors.New("lock lost: the lock path no longer names our file; gateway stopped")
 
 func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
+	startSignalRegistration() // normally already under way (cli)
+	sigs, registered := runSignalsCh, signalsRegistered
 	if os.Getenv("GWLOCK_ALLOW_MULTI") == "1" {
 		log.warn("acquire-skipped", "reason", "GWLOCK_ALLOW_MULTI=1")
-		code, err := supervise(c, nil, "", log)
+		code, err := supervise(c, nil, "", log, sigs, registered)
 		if err != nil {
 			return fail(stderr, err)
 		}
@@ -54,7 +59,18 @@ func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	lock, err := acquire(c.lockOptions(t, log))
+	opts := c.lockOptions(t, log)
+	cancel, endWatch := watchStopSignals(sigs, registered)
+	opts.Cancel = cancel
+	lock, err := acquire(opts)
+	if sig := endWatch(); sig != nil {
+		// Stopped before the gateway started: start nothing, leave nothing.
+		if lock != nil {
+			_ = lock.release(log)
+		}
+		fmt.Fprintf(stderr, "gwlock: run %s: stopped by %v before the gateway started\n", t.path, sig)
+		return 128 + int(sig.(syscall.Signal))
+	}
 	var busy *busyError
 	if errors.As(err, &busy) && c.ifRunning == "ok" {
 		return exitOK // idempotent start: the gateway is already running
@@ -62,7 +78,7 @@ func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	code, err := supervise(c, lock, t.path, log)
+	code, err := supervise(c, lock, t.path, log, sigs, registered)
 	if rerr := lock.release(log); err == nil && rerr != nil {
 		err = rerr
 	}
@@ -73,6 +89,55 @@ func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
 		fail(stderr, err)
 	}
 	return code
+}
+
+// The signals run catches, registered by startSignalRegistration.
+var (
+	runSignalsCh      = make(chan os.Signal, 64)
+	signalsRegistered = make(chan struct{})
+	registerOnce      sync.Once
+)
+
+func startSignalRegistration() {
+	registerOnce.Do(func() {
+		go func() {
+			signal.Notify(runSignalsCh, runSignals...)
+			close(signalsRegistered)
+		}()
+	})
+}
+
+// watchStopSignals turns a stop signal that arrives while the lock is being
+// acquired into a cancellation, so Ctrl-C or SIGTERM ends a waiting gwlock at
+// once. end stops the watch and returns the signal, if one came; signals
+// after that are the supervisor's.
+func watchStopSignals(sigs <-chan os.Signal, registered <-chan struct{}) (cancel <-chan struct{}, end func() os.Signal) {
+	canceled, quit, got := make(chan struct{}), make(chan struct{}), make(chan os.Signal, 1)
+	go func() {
+		var stop os.Signal
+		defer func() { got <- stop }()
+		select {
+		case <-registered:
+		case <-quit:
+			return
+		}
+		for {
+			select {
+			case s := <-sigs:
+				if isStopSignal(s) {
+					stop = s
+					close(canceled)
+					return
+				}
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return canceled, func() os.Signal {
+		close(quit)
+		return <-got
+	}
 }
 
 // checkPort refuses to start a gateway whose port another process serves:

@@ -4,10 +4,10 @@ package main
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"syscall"
 	"time"
@@ -15,17 +15,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// forwardedSignals reach the gateway as they are; stopSignals also end the run.
-var (
-	forwardedSignals = []os.Signal{unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
-	stopSignals      = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGQUIT}
-)
+// runSignals are caught by run: TERM, INT and QUIT stop the gateway, HUP
+// restarts it, USR1, USR2 and WINCH are forwarded. SIGCHLD is not needed: a
+// goroutine waits in wait4.
+var runSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGQUIT, unix.SIGHUP,
+	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
 
-// ignoreBrokenPipe catches SIGPIPE so that a write to a closed stderr pipe
-// fails with EPIPE instead of killing gwlock (Invariant 6). signal.Notify,
-// not signal.Ignore: an ignored disposition would be inherited by the gateway.
-func ignoreBrokenPipe() {
-	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
+func isStopSignal(s os.Signal) bool {
+	return s == unix.SIGTERM || s == unix.SIGINT || s == unix.SIGQUIT
+}
+
+// stderrWriter writes to file descriptor 2 with write(2). Through os.Stderr,
+// Go kills the process with SIGPIPE when fd 2 is a broken pipe; here the
+// write just fails with EPIPE, which telemetry ignores (Invariant 6), and no
+// SIGPIPE handler has to be registered at start-up.
+var stderrWriter io.Writer = fdWriter(2)
+
+type fdWriter int
+
+func (w fdWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Write(int(w), p[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
 }
 
 // supervise starts the gateway and stays with it until it is gone for good,
@@ -37,10 +57,13 @@ func ignoreBrokenPipe() {
 // launcher is SIGKILLed, a second starter finds the lock still held and waits;
 // no second gateway can start while the first lives. Pdeathsig was rejected:
 // it follows the creating thread, not the process (golang/go#27505).
-func supervise(c *config, lock *heldLock, lockPath string, log *telemetry) (int, error) {
-	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs, append(append([]os.Signal{unix.SIGHUP, unix.SIGCHLD}, forwardedSignals...), stopSignals...)...)
-	defer signal.Stop(sigs)
+//
+// sigs carries runSignals once registered is closed. They are never
+// unregistered: signal.Stop waits for the signal loop to drain, and the
+// process exits right after this returns.
+func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs <-chan os.Signal, registered <-chan struct{}) (int, error) {
+	// A stop signal sent after the gateway started must reach it.
+	<-registered
 
 	reapAll := os.Getpid() == 1
 	if c.subreaper {
@@ -50,7 +73,11 @@ func supervise(c *config, lock *heldLock, lockPath string, log *telemetry) (int,
 		reapAll = true
 	}
 
-	s := &supervisor{c: c, lock: lock, lockPath: lockPath, log: log, reapAll: reapAll}
+	s := &supervisor{c: c, lock: lock, lockPath: lockPath, log: log, reapAll: reapAll,
+		exits: make(chan childExit, 64), kick: make(chan struct{}, 1)}
+	if reapAll {
+		go s.reapEverything()
+	}
 	if err := s.start(); err != nil {
 		return exitCode(err), err
 	}
@@ -62,6 +89,13 @@ func supervise(c *config, lock *heldLock, lockPath string, log *telemetry) (int,
 	}
 	for {
 		select {
+		case e := <-s.exits:
+			if e.pid != s.child || s.child == 0 {
+				continue // an adopted orphan, reaped
+			}
+			if done, code, err := s.gatewayExited(e.status); done {
+				return code, err
+			}
 		case sig := <-sigs:
 			if done, code, err := s.onSignal(sig.(syscall.Signal)); done {
 				return code, err
@@ -111,6 +145,49 @@ type supervisor struct {
 	backoff    <-chan time.Time
 	ready      chan time.Duration
 	childGone  chan struct{}
+	exits      chan childExit
+	kick       chan struct{} // a child was started: reapEverything may wait again
+}
+
+// childExit is one reaped process.
+type childExit struct {
+	pid    int
+	status unix.WaitStatus
+}
+
+// waitChild waits in wait4 for the gateway alone: no SIGCHLD handler needed,
+// and nothing else of ours is reaped.
+func (s *supervisor) waitChild(pid int) {
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil && !ws.Exited() && !ws.Signaled() {
+			continue
+		}
+		s.exits <- childExit{got, ws}
+		return
+	}
+}
+
+// reapEverything is the PID 1 (or subreaper) loop: it reaps every child,
+// orphans adopted from the gateway included, so none stays a zombie.
+func (s *supervisor) reapEverything() {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		switch {
+		case err == unix.EINTR:
+		case err == unix.ECHILD:
+			<-s.kick // no children at all until the next gateway starts
+		case err != nil:
+			return
+		case ws.Exited() || ws.Signaled():
+			s.exits <- childExit{pid, ws}
+		}
+	}
 }
 
 func (s *supervisor) start() error {
@@ -122,6 +199,14 @@ func (s *supervisor) start() error {
 		return err
 	}
 	s.child, s.started = pid, time.Now()
+	if s.reapAll {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	} else {
+		go s.waitChild(pid)
+	}
 	s.log.info("child-start", "pid", pid, "command", s.c.command[0])
 	if s.lock != nil {
 		_ = s.lock.setChild(pid)
@@ -153,8 +238,6 @@ func (s *supervisor) stop(sig syscall.Signal) {
 
 func (s *supervisor) onSignal(sig syscall.Signal) (done bool, code int, err error) {
 	switch sig {
-	case unix.SIGCHLD:
-		return s.reap()
 	case unix.SIGHUP:
 		if s.child == 0 {
 			if s.backoff != nil {
@@ -180,37 +263,6 @@ func (s *supervisor) onSignal(sig syscall.Signal) (done bool, code int, err erro
 		}
 	}
 	return false, 0, nil
-}
-
-// reap collects every exited child (all adopted orphans too when PID 1 or a
-// subreaper) and decides what the gateway's exit means.
-func (s *supervisor) reap() (bool, int, error) {
-	for {
-		var ws unix.WaitStatus
-		target := s.child
-		if s.reapAll {
-			target = -1
-		}
-		if target == 0 {
-			return false, 0, nil
-		}
-		pid, err := unix.Wait4(target, &ws, unix.WNOHANG, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if pid <= 0 || err != nil {
-			return false, 0, nil
-		}
-		if pid != s.child {
-			continue // an adopted orphan, now reaped
-		}
-		if !ws.Exited() && !ws.Signaled() {
-			continue
-		}
-		if done, code, err := s.gatewayExited(ws); done {
-			return done, code, err
-		}
-	}
 }
 
 func (s *supervisor) gatewayExited(ws unix.WaitStatus) (bool, int, error) {

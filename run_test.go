@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"net"
 	"os"
 	"os/exec"
@@ -452,5 +453,39 @@ func TestSubreaper(t *testing.T) {
 	}
 	if n := strings.TrimSpace(string(waitFile(t, report))); n != "0" {
 		t.Fatalf("--subreaper left %s zombies", n)
+	}
+}
+
+// TestStopWhileWaiting: SIGTERM or Ctrl-C to a gwlock still waiting for the
+// lock ends it at once with 128+N, starting nothing and leaving nothing.
+func TestStopWhileWaiting(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		dir := lockDir(t)
+		lock, pidfile := filepath.Join(dir, "w.lock"), filepath.Join(dir, "pid")
+		h := startHelper(t, "holder", nil, "-lock", lock)
+		waitStdout(t, h, "held")
+		before, _ := os.ReadFile(lock)
+		w := startHelper(t, "gwlock-named", nil, "run", "--lock", lock, "--timeout", "60s", "--",
+			testBinary(t), "helper:gateway", "-pidfile", pidfile)
+		w.waitEvent(t, "acquire-contention")
+		begin := time.Now()
+		w.signal(t, sig)
+		code, stderr := w.wait(t)
+		if code != 128+int(sig) {
+			t.Fatalf("%v while waiting: exit %d, want %d\n%s", sig, code, 128+int(sig), stderr)
+		}
+		if took := time.Since(begin); took > 2*time.Second {
+			t.Fatalf("%v while waiting took %s to end gwlock", sig, took)
+		}
+		if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
+			t.Fatal("a gateway started after the stop signal")
+		}
+		if after, _ := os.ReadFile(lock); !bytes.Equal(before, after) {
+			t.Fatal("the holder's lock file changed")
+		}
+		ents, _ := os.ReadDir(dir)
+		if len(ents) != 1 {
+			t.Fatalf("lock dir holds %d entries, want only the holder's lock", len(ents))
+		}
 	}
 }

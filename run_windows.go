@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"syscall"
 	"time"
@@ -14,16 +13,19 @@ import (
 	"golang.org/x/sys/windows"
 )
 
+// runSignals are the console events run catches; each stops the gateway.
+var runSignals = []os.Signal{os.Interrupt, syscall.SIGTERM}
+
+func isStopSignal(os.Signal) bool { return true }
+
 // supervise on Windows: the gateway runs in a new process group inside a job
 // object that kills it when the launcher's handle closes, so it dies with the
 // launcher (Invariant 2). Stop is CTRL_BREAK_EVENT, then TerminateProcess.
-func supervise(c *config, lock *heldLock, lockPath string, log *telemetry) (int, error) {
+func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs <-chan os.Signal, registered <-chan struct{}) (int, error) {
 	if c.subreaper {
 		return exitFailure, setSubreaper()
 	}
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
+	<-registered
 	job, err := killOnCloseJob()
 	if err != nil {
 		return exitFailure, err

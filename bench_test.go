@@ -1,0 +1,450 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Benchmarks. Whole-process figures are reported next to util-linux flock(1)
+// measured in the same run, alternating tool by tool, because machines here
+// are shared and noisy: the ratio is the figure that means something.
+
+func init() {
+	helpers["stamp"] = helperStamp
+}
+
+// helperStamp writes CLOCK_MONOTONIC (shared by all processes) to a file.
+// With "wait" it first says ready and waits for stdin to close: a gateway
+// whose exit the benchmark controls.
+func helperStamp(args []string) int {
+	if len(args) > 1 && args[1] == "wait" {
+		_ = os.WriteFile(args[0]+".ready", nil, 0o600)
+		_, _ = io.Copy(io.Discard, os.Stdin)
+	}
+	return writeStamp(args[0])
+}
+
+func writeStamp(path string) int {
+	_ = os.WriteFile(path, []byte(strconv.FormatInt(monotonicNow(), 10)), 0o600)
+	return 0
+}
+
+func monotonicNow() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+func readStamp(b *testing.B, path string) int64 {
+	b.Helper()
+	for deadline := time.Now().Add(eventWait); time.Now().Before(deadline); time.Sleep(50 * time.Microsecond) {
+		if s, err := os.ReadFile(path); err == nil && len(s) > 0 {
+			n, err := strconv.ParseInt(string(s), 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	b.Fatalf("no stamp in %s", path)
+	return 0
+}
+
+var (
+	benchBinOnce sync.Once
+	benchBinPath string
+	benchBinErr  error
+)
+
+// benchBinary is the stripped static gwlock binary (make bench passes it in).
+func benchBinary(b *testing.B) string {
+	b.Helper()
+	benchBinOnce.Do(func() {
+		if p := os.Getenv("GWLOCK_BENCH_BIN"); p != "" {
+			benchBinPath = p
+			return
+		}
+		dir, err := os.MkdirTemp("", "gwlock-bench")
+		if err != nil {
+			benchBinErr = err
+			return
+		}
+		benchBinPath = filepath.Join(dir, "gwlock")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", benchBinPath, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			benchBinErr = err
+			b.Log(string(out))
+		}
+	})
+	if benchBinErr != nil {
+		b.Fatal(benchBinErr)
+	}
+	return benchBinPath
+}
+
+func flockBinary(b *testing.B) string {
+	b.Helper()
+	p, err := exec.LookPath("flock")
+	if err != nil {
+		b.Skip("util-linux flock(1) not installed: nothing to compare against")
+	}
+	return p
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// reportPair reports both tools' medians and gwlock's ratio to flock(1).
+func reportPair(b *testing.B, unit string, gw, fl []time.Duration) {
+	g, f := median(gw), median(fl)
+	scale := float64(time.Millisecond)
+	if unit == "us" {
+		scale = float64(time.Microsecond)
+	}
+	b.ReportMetric(float64(g)/scale, "gwlock-"+unit)
+	b.ReportMetric(float64(f)/scale, "flock-"+unit)
+	b.ReportMetric(float64(g)/float64(f), "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkAcquireRelease: uncontended acquire + release, in process, on
+// tmpfs (where $XDG_RUNTIME_DIR lives) and on the filesystem of os.TempDir.
+func BenchmarkAcquireRelease(b *testing.B) {
+	for _, dir := range []string{"/dev/shm", os.TempDir()} {
+		b.Run(fsName(dir), func(b *testing.B) {
+			d, err := os.MkdirTemp(dir, "gwlock-bench")
+			if err != nil {
+				b.Skip(err)
+			}
+			defer os.RemoveAll(d)
+			opts := lockOptions{Path: filepath.Join(d, "bench.lock"), Poll: 100 * time.Millisecond, Stale: 30 * time.Second}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				l, err := acquire(opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := l.release(nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// fsName names the filesystem type of dir for benchmark labels.
+func fsName(dir string) string {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return "unknown"
+	}
+	switch st.Type {
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.EXT4_SUPER_MAGIC:
+		return "ext4"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return "overlay"
+	}
+	return "fs-" + strconv.FormatInt(int64(st.Type), 16)
+}
+
+// contentionSignal is a telemetry sink that says when a waiter has found the
+// lock held, i.e. is about to sleep in the kernel.
+type contentionSignal chan struct{}
+
+func (c contentionSignal) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("event=acquire-contention")) {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+// BenchmarkHandoffInProcess: from release by the holder to the return of a
+// waiter's acquire, both in this process (distinct open files, so the
+// kernel lock separates them as it would two processes).
+func BenchmarkHandoffInProcess(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "handoff.lock")
+	opts := lockOptions{Path: path, Poll: 100 * time.Millisecond, Stale: 30 * time.Second}
+	var handoffs []time.Duration
+	for i := 0; i < b.N; i++ {
+		holder, err := acquire(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		blocked := make(contentionSignal, 1)
+		got := make(chan time.Time, 1)
+		wopts := opts
+		wopts.Timeout, wopts.Log = 10*time.Second, newTelemetry(blocked, "text", false)
+		go func() {
+			l, err := acquire(wopts)
+			got <- time.Now()
+			if err == nil {
+				_ = l.release(nil)
+			}
+		}()
+		<-blocked
+		time.Sleep(200 * time.Microsecond) // let the waiter enter its blocking flock
+		t0 := time.Now()
+		_ = holder.release(nil)
+		handoffs = append(handoffs, (<-got).Sub(t0))
+	}
+	b.ReportMetric(float64(median(handoffs))/float64(time.Microsecond), "handoff-us")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkRunTrue: `gwlock run --lock L -- true` against `flock L true`.
+func BenchmarkRunTrue(b *testing.B) {
+	gw, fl := benchBinary(b), flockBinary(b)
+	// Separate files: flock(1) leaves its file behind, empty and unlocked,
+	// which gwlock rightly treats as an unknown owner until --stale.
+	dir := b.TempDir()
+	lock, flockFile := filepath.Join(dir, "true.lock"), filepath.Join(dir, "true.flock")
+	run := func(argv ...string) time.Duration {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("%v: %v", argv, err)
+		}
+		return time.Since(start)
+	}
+	var gws, fls []time.Duration
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 {
+			gws = append(gws, run(gw, "run", "-q", "--lock", lock, "--", "true"))
+			fls = append(fls, run(fl, flockFile, "true"))
+		} else {
+			fls = append(fls, run(fl, flockFile, "true"))
+			gws = append(gws, run(gw, "run", "-q", "--lock", lock, "--", "true"))
+		}
+	}
+	reportPair(b, "ms", gws, fls)
+}
+
+// BenchmarkHandoff: the holder's gateway exits; how long until the waiter's
+// gateway runs? Same gateway program under both tools.
+func BenchmarkHandoff(b *testing.B) {
+	gw, fl := benchBinary(b), flockBinary(b)
+	dir := b.TempDir()
+	lock, flockFile := filepath.Join(dir, "handoff.lock"), filepath.Join(dir, "handoff.flock")
+	stamp := testBinary(b)
+	handoff := func(i int, holderArgv, waiterArgv func(stampFile string) []string) time.Duration {
+		t0f, t1f := filepath.Join(dir, "t0-"+strconv.Itoa(i)), filepath.Join(dir, "t1-"+strconv.Itoa(i))
+		ha := holderArgv(t0f)
+		holder := exec.Command(ha[0], ha[1:]...)
+		stdin, _ := holder.StdinPipe()
+		if err := holder.Start(); err != nil {
+			b.Fatal(err)
+		}
+		for deadline := time.Now().Add(eventWait); ; time.Sleep(100 * time.Microsecond) {
+			if _, err := os.Stat(t0f + ".ready"); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("holder's gateway never started")
+			}
+		}
+		wa := waiterArgv(t1f)
+		waiter := exec.Command(wa[0], wa[1:]...)
+		if err := waiter.Start(); err != nil {
+			b.Fatal(err)
+		}
+		waitBlocked(b, waiter.Process.Pid)
+		stdin.Close()
+		d := time.Duration(readStamp(b, t1f) - readStamp(b, t0f))
+		_ = holder.Wait()
+		_ = waiter.Wait()
+		return d
+	}
+	gwHolder := func(f string) []string {
+		return []string{gw, "run", "-q", "--lock", lock, "--", stamp, "helper:stamp", f, "wait"}
+	}
+	gwWaiter := func(f string) []string {
+		return []string{gw, "run", "-q", "--timeout", "10s", "--lock", lock, "--", stamp, "helper:stamp", f}
+	}
+	flHolder := func(f string) []string { return []string{fl, flockFile, stamp, "helper:stamp", f, "wait"} }
+	flWaiter := func(f string) []string { return []string{fl, "-w", "10", flockFile, stamp, "helper:stamp", f} }
+	var gws, fls []time.Duration
+	for i := 0; i < b.N; i++ {
+		gws = append(gws, handoff(2*i, gwHolder, gwWaiter))
+		fls = append(fls, handoff(2*i+1, flHolder, flWaiter))
+	}
+	reportPair(b, "ms", gws, fls)
+}
+
+// waitBlocked waits until pid is asleep in a blocking flock: /proc/locks
+// lists blocked waiters with "->".
+func waitBlocked(b *testing.B, pid int) {
+	b.Helper()
+	needle := " " + strconv.Itoa(pid) + " "
+	for deadline := time.Now().Add(eventWait); time.Now().Before(deadline); time.Sleep(100 * time.Microsecond) {
+		f, err := os.Open("/proc/locks")
+		if err != nil {
+			b.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if line := sc.Text(); strings.Contains(line, "->") && strings.Contains(line, needle) {
+				f.Close()
+				return
+			}
+		}
+		f.Close()
+	}
+	b.Fatalf("pid %d never blocked on the lock", pid)
+}
+
+// BenchmarkRecoveryAfterSIGKILL: a holder process is SIGKILLed; how long
+// until a waiter (in this process, already asleep on the lock) holds it?
+func BenchmarkRecoveryAfterSIGKILL(b *testing.B) {
+	lock := filepath.Join(b.TempDir(), "kill.lock")
+	opts := lockOptions{Path: lock, Timeout: 10 * time.Second, Poll: 100 * time.Millisecond, Stale: 30 * time.Second}
+	var recoveries []time.Duration
+	for i := 0; i < b.N; i++ {
+		holder := exec.Command(testBinary(b), "helper:holder", "-lock", lock)
+		out, _ := holder.StdoutPipe()
+		if err := holder.Start(); err != nil {
+			b.Fatal(err)
+		}
+		if line, _ := bufio.NewReader(out).ReadString('\n'); line != "held\n" {
+			b.Fatalf("holder: %q", line)
+		}
+		blocked := make(contentionSignal, 1)
+		wopts := opts
+		wopts.Log = newTelemetry(blocked, "text", false)
+		got := make(chan time.Time, 1)
+		go func() {
+			l, err := acquire(wopts)
+			got <- time.Now()
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_ = l.release(nil)
+		}()
+		<-blocked
+		waitBlocked(b, os.Getpid())
+		t0 := time.Now()
+		_ = holder.Process.Kill()
+		recoveries = append(recoveries, (<-got).Sub(t0))
+		_ = holder.Wait()
+	}
+	b.ReportMetric(float64(median(recoveries))/float64(time.Microsecond), "recovery-us")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkStorm200: 200 starters at once on one lock, each running `true`;
+// total time under gwlock and under flock(1), and starters that timed out.
+func BenchmarkStorm200(b *testing.B) {
+	gw, fl := benchBinary(b), flockBinary(b)
+	dir := b.TempDir()
+	lock, flockFile := filepath.Join(dir, "storm.lock"), filepath.Join(dir, "storm.flock")
+	const starters = 200
+	storm := func(argv []string) (time.Duration, int) {
+		cmds := make([]*exec.Cmd, starters)
+		start := time.Now()
+		for i := range cmds {
+			cmds[i] = exec.Command(argv[0], argv[1:]...)
+			if err := cmds[i].Start(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		failed := 0
+		for _, c := range cmds {
+			if c.Wait() != nil {
+				failed++
+			}
+		}
+		return time.Since(start), failed
+	}
+	var gws, fls []time.Duration
+	starved := 0
+	for i := 0; i < b.N; i++ {
+		d, f := storm([]string{gw, "run", "-q", "--timeout", "60s", "--lock", lock, "--", "true"})
+		gws, starved = append(gws, d), starved+f
+		d, f = storm([]string{fl, "-w", "60", flockFile, "true"})
+		fls, starved = append(fls, d), starved+f
+	}
+	reportPair(b, "ms", gws, fls)
+	b.ReportMetric(float64(starved), "starved")
+}
+
+// BenchmarkFootprint: the stripped binary's size and the launcher's peak RSS
+// while it holds the lock and supervises a gateway.
+func BenchmarkFootprint(b *testing.B) {
+	gw := benchBinary(b)
+	fi, err := os.Stat(gw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	var rss []time.Duration // KiB, in a Duration slice for median()
+	for i := 0; i < b.N; i++ {
+		t0 := filepath.Join(dir, "t"+strconv.Itoa(i))
+		cmd := exec.Command(gw, "run", "-q", "--lock", filepath.Join(dir, "rss.lock"), "--", testBinary(b), "helper:stamp", t0, "wait")
+		stdin, _ := cmd.StdinPipe()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		for deadline := time.Now().Add(eventWait); time.Now().Before(deadline); time.Sleep(100 * time.Microsecond) {
+			if _, err := os.Stat(t0 + ".ready"); err == nil {
+				break
+			}
+		}
+		status, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/status")
+		for _, line := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(line, "VmHWM:") {
+				kb, _ := strconv.Atoi(strings.Fields(line)[1])
+				rss = append(rss, time.Duration(kb))
+			}
+		}
+		stdin.Close()
+		_ = cmd.Wait()
+	}
+	b.ReportMetric(float64(fi.Size())/(1<<20), "binary-MiB")
+	b.ReportMetric(float64(median(rss))/1024, "rss-MiB")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkAcquireReleaseNamed: the same with a named temp file, the path
+// taken where O_TMPFILE or /proc is missing.
+func BenchmarkAcquireReleaseNamed(b *testing.B) {
+	anon, link := openAnonymous, linkAnonymous
+	forceNamedTemp()
+	defer func() { openAnonymous, linkAnonymous = anon, link }()
+	d := b.TempDir()
+	opts := lockOptions{Path: filepath.Join(d, "bench.lock"), Poll: 100 * time.Millisecond, Stale: 30 * time.Second}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		l, err := acquire(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = l.release(nil)
+	}
+}
