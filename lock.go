@@ -302,7 +302,11 @@ type lockOptions struct {
 	Stale      time.Duration
 	Log        *telemetry
 	Cancel     <-chan struct{} // closed: give up waiting (a stop signal arrived)
-	facts      hostFacts       // nil: this host
+	// CancelReady, if set, is closed once Cancel can fire (run's signals are
+	// registered). acquire waits for it before it first waits for a holder,
+	// so a gwlock that is waiting can always be stopped.
+	CancelReady <-chan struct{}
+	facts       hostFacts // nil: this host
 }
 
 // heldLock is an acquired lock. Release it exactly once.
@@ -397,6 +401,9 @@ func acquire(opts lockOptions) (*heldLock, error) {
 				// We hold the kernel lock of a file whose payload-only owner is
 				// alive or unknown: let go of it before waiting.
 				cur.close()
+			}
+			if opts.CancelReady != nil && lastOwner == "" {
+				<-opts.CancelReady
 			}
 			if key := fmt.Sprintf("%d/%s", v.pid, v.status); key != lastOwner {
 				lastOwner = key

@@ -61,7 +61,7 @@ func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
 	}
 	opts := c.lockOptions(t, log)
 	cancel, endWatch := watchStopSignals(sigs, registered)
-	opts.Cancel = cancel
+	opts.Cancel, opts.CancelReady = cancel, registered
 	lock, err := acquire(opts)
 	if sig := endWatch(); sig != nil {
 		// Stopped before the gateway started: start nothing, leave nothing.

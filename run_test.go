@@ -467,6 +467,7 @@ func TestStopWhileWaiting(t *testing.T) {
 		before, _ := os.ReadFile(lock)
 		w := startHelper(t, "gwlock-named", nil, "run", "--lock", lock, "--timeout", "60s", "--",
 			testBinary(t), "helper:gateway", "-pidfile", pidfile)
+		// acquire-contention comes after run registered its signals.
 		w.waitEvent(t, "acquire-contention")
 		begin := time.Now()
 		w.signal(t, sig)
