@@ -283,10 +283,25 @@ func mustEvent(t testing.TB, evs []map[string]string, name string, keys ...strin
 	return found[0]
 }
 
+// tempDir is t.TempDir, except under Wine, whose missing POSIX-delete
+// support makes Go's RemoveAll (and so TempDir's cleanup) fail the test.
+func tempDir(t testing.TB) string {
+	t.Helper()
+	if runtime.GOOS != "windows" {
+		return t.TempDir()
+	}
+	d, err := os.MkdirTemp("", "gwlock-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(d) })
+	return d
+}
+
 // lockDir returns a private directory for one test's locks.
 func lockDir(t testing.TB) string {
 	t.Helper()
-	d := t.TempDir()
+	d := tempDir(t)
 	if err := os.Chmod(d, 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -315,6 +316,9 @@ func listeningPort(t *testing.T) int {
 // TestReleaseNeverDeletesSuccessor: if the path was replaced under a holder,
 // release leaves the new file alone and reports lock-lost.
 func TestReleaseNeverDeletesSuccessor(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows refuses to replace a file another process holds open, so there is no successor to protect")
+	}
 	dir := lockDir(t)
 	lock := filepath.Join(dir, "x.lock")
 	var log bytes.Buffer
@@ -350,7 +354,9 @@ func TestRecoveryNeverDeletesSuccessor(t *testing.T) {
 	var once sync.Once
 	testHookBeforeReclaim = func() {
 		once.Do(func() {
-			if err := os.Remove(lock); err != nil {
+			// Removed the way a recoverer removes it (on Windows a plain
+			// delete keeps the name until the last handle closes).
+			if err := removeLockPath(lock); err != nil {
 				t.Error(err)
 			}
 			var err error
@@ -372,6 +378,26 @@ func TestRecoveryNeverDeletesSuccessor(t *testing.T) {
 		t.Fatal("the successor's lock file was deleted or replaced by the late recoverer")
 	}
 	_ = successor.release(nil)
+}
+
+// TestPayloadReadableWhileHeld: the kernel lock never stops readers (on
+// Windows, where locks are mandatory, it covers a byte past the payload).
+func TestPayloadReadableWhileHeld(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "r.lock")
+	h := startHelper(t, "holder", nil, "-lock", lock)
+	waitStdout(t, h, "held")
+	b, err := os.ReadFile(lock)
+	if err != nil {
+		t.Fatalf("reading a held lock file: %v", err)
+	}
+	p, err := parsePayload(b)
+	if err != nil || p.PID != int64(h.cmd.Process.Pid) || !p.Flock {
+		t.Fatalf("payload of a held lock = %+v, %v; want pid %d, flock true", p, err, h.cmd.Process.Pid)
+	}
+	if r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "0", "--", testBinary(t), "helper:gateway"); r.code != exitBusy {
+		t.Fatalf("second process while the first holds the lock: exit %d, want %d", r.code, exitBusy)
+	}
 }
 
 // TestTelemetryEvents: a contended, timed-out acquisition and a recovered one

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/windows"
 )
@@ -58,7 +57,9 @@ func createFile(path string, disposition uint32) (windows.Handle, error) {
 	if err != nil {
 		return windows.InvalidHandle, err
 	}
-	return windows.CreateFile(p, windows.GENERIC_READ|windows.GENERIC_WRITE|windows.DELETE, shareAll, nil,
+	// No DELETE access: ordinary readers (type, os.ReadFile) open without
+	// FILE_SHARE_DELETE, which a handle with DELETE access would refuse.
+	return windows.CreateFile(p, windows.GENERIC_READ|windows.GENERIC_WRITE, shareAll, nil,
 		disposition, windows.FILE_ATTRIBUTE_NORMAL|windows.FILE_FLAG_OPEN_REPARSE_POINT, 0)
 }
 
@@ -114,10 +115,13 @@ func (f *lockFile) publish(path string) error {
 }
 
 func (f *lockFile) discard() {
-	if f.h != windows.InvalidHandle && f.tmpName != "" {
-		_ = f.deleteByHandle()
-	}
 	f.close()
+	if f.tmpName != "" {
+		if p, err := windows.UTF16PtrFromString(f.tmpName); err == nil {
+			_ = windows.DeleteFile(p)
+		}
+		f.tmpName = ""
+	}
 }
 
 func openExisting(path string) (*lockFile, error) {
@@ -249,31 +253,41 @@ func (f *lockFile) close() error {
 	return windows.CloseHandle(h)
 }
 
-// deleteByHandle marks exactly the file we hold for deletion: no path is
-// looked up, so nothing that replaced it can be hit.
-func (f *lockFile) deleteByHandle() error {
-	info := struct{ DeleteFile bool }{true}
-	return windows.SetFileInformationByHandle(f.h, windows.FileDispositionInfo, (*byte)(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info)))
-}
-
 // removeLockPath removes the file at path. Callers have checked, while
-// holding its lock, that path names their file.
+// holding its lock, that path names their file. The file is renamed to a
+// private name first, so the lock name is free at once even though Windows
+// keeps a deleted file until its last handle closes. A reader that opened it
+// without FILE_SHARE_DELETE blocks the rename for as long as it reads: retry
+// for up to a second.
 func removeLockPath(path string) error {
 	p, err := windows.UTF16PtrFromString(path)
 	if err != nil {
 		return err
 	}
-	// Rename first, so the name is free at once even though the deleted file
-	// lingers until its last handle closes.
-	private := path + ".gone." + uniqueSuffix() + tempSuffix
+	dir, base := filepath.Split(path)
+	private := filepath.Join(dir, "."+base+".gone."+uniqueSuffix()+tempSuffix)
 	q, _ := windows.UTF16PtrFromString(private)
-	if err := windows.MoveFileEx(p, q, 0); err != nil {
-		if err == windows.ERROR_FILE_NOT_FOUND {
+	pause := time.Millisecond
+	for deadline := time.Now().Add(time.Second); ; {
+		err = windows.MoveFileEx(p, q, 0)
+		if err == nil {
+			break
+		}
+		if err == windows.ERROR_FILE_NOT_FOUND || err == windows.ERROR_PATH_NOT_FOUND {
 			return fs.ErrNotExist
 		}
-		return err
+		if (err != windows.ERROR_SHARING_VIOLATION && err != windows.ERROR_ACCESS_DENIED) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(pause)
+		if pause < 50*time.Millisecond {
+			pause *= 2
+		}
 	}
-	return windows.DeleteFile(q)
+	// If a reader still has it open, the private name lingers until the next
+	// acquisition's sweep; the lock name is already free.
+	_ = windows.DeleteFile(q)
+	return nil
 }
 
 func reclaimWithoutKernelLock(cur *lockFile, path string) (bool, error) {
