@@ -50,25 +50,6 @@ func processStartTime(pid int) (string, bool) {
 	return parseProcStat(b)
 }
 
-// parseProcStat finds field 22 of a /proc/<pid>/stat line. The command name
-// (field 2) may hold spaces and parentheses, so counting starts after the last ')'.
-func parseProcStat(b []byte) (string, bool) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return "", false
-	}
-	fields := bytes.Fields(b[i+1:])
-	// fields[0] is field 3 (state), so field 22 is fields[19].
-	if len(fields) < 20 {
-		return "", false
-	}
-	v := fields[19]
-	if _, err := strconv.ParseUint(string(v), 10, 64); err != nil {
-		return "", false
-	}
-	return string(v), true
-}
-
 func bootID() string {
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
