@@ -542,8 +542,12 @@ func helperStorm(args []string) int {
 	pauseReclaim := set.Duration("pause-reclaim", 0, "pause between judging a dead owner and removing its file")
 	wait := set.Bool("wait-stdin", false, "start when stdin closes (a starting gun for all contenders)")
 	timeout := set.Duration("timeout", 30*time.Second, "acquire timeout")
+	noflock := set.Bool("noflock", false, "act as on a filesystem without kernel locks")
 	if set.Parse(args) != nil {
 		return 2
+	}
+	if *noflock {
+		noKernelLocksHere()
 	}
 	if *pauseReclaim > 0 {
 		testHookBeforeReclaim = func() { time.Sleep(*pauseReclaim) }

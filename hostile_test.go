@@ -25,6 +25,16 @@ func init() {
 		return cli(args, os.Stdout, stderrWriter)
 	}
 	helpers["chaos"] = helperChaos
+	helpers["gwlock-noflock"] = func(args []string) int {
+		noKernelLocksHere()
+		return cli(args, os.Stdout, stderrWriter)
+	}
+}
+
+// noKernelLocksHere makes flock fail with ENOLCK in this process, as on NFS
+// without lockd: gwlock must fall back to payload judgement and a heartbeat.
+func noKernelLocksHere() {
+	flockSyscall = func(int, int) error { return unix.ENOLCK }
 }
 
 // forceNamedTemp makes this process use named temp files, as gwlock does
@@ -397,6 +407,84 @@ func TestWaiterSurvivesSignals(t *testing.T) {
 	}
 }
 
+// TestNoKernelLocks: on a filesystem without flock, gwlock writes
+// flock:false, keeps the lock by O_EXCL publication, judges owners by their
+// payload, recovers a dead owner's file by rename-and-check, and refreshes
+// the file's mtime as a heartbeat.
+func TestNoKernelLocks(t *testing.T) {
+	dir := lockDir(t)
+	lock, pidfile, copyFile := filepath.Join(dir, "n.lock"), filepath.Join(dir, "pid"), filepath.Join(dir, "copy")
+	g := startHelper(t, "gwlock-noflock", nil, "run", "--lock", lock, "--stale", "600ms", "--",
+		testBinary(t), "helper:gateway", "-sleep", "60s", "-pidfile", pidfile, "-copy-lock", copyFile)
+	waitFile(t, pidfile)
+	p, err := parsePayload(waitFile(t, copyFile))
+	if err != nil || p.Flock {
+		t.Fatalf("payload without kernel locks = %+v, %v; want flock:false", p, err)
+	}
+	before, _ := os.Stat(lock)
+	// A second starter judges the payload: the owner is alive.
+	r := runGwlockHelper(t, "gwlock-noflock", "run", "--lock", lock, "--timeout", "300ms", "--stale", "600ms", "--", "true")
+	if r.code != exitBusy {
+		t.Fatalf("second starter: exit %d, want %d\n%s", r.code, exitBusy, r.stderr)
+	}
+	if ev := mustEvent(t, r.events(), "acquire-contention", "owner_status"); ev["owner_status"] != "alive" {
+		t.Fatalf("owner_status = %s, want alive", ev["owner_status"])
+	}
+	// Heartbeat: every --stale/3 the mtime moves.
+	deadline := time.Now().Add(eventWait)
+	for {
+		now, _ := os.Stat(lock)
+		if now.ModTime().After(before.ModTime()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("lock file mtime never refreshed by the heartbeat")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Launcher and gateway die: the next starter recovers by payload.
+	gw := readPIDs(t, pidfile)[0]
+	_ = g.cmd.Process.Kill()
+	_ = syscall.Kill(gw, syscall.SIGKILL)
+	waitGone(t, g.cmd.Process.Pid)
+	waitGone(t, gw)
+	r = runGwlockHelper(t, "gwlock-noflock", "run", "--lock", lock, "--timeout", "2s", "--stale", "600ms", "--", "true")
+	if r.code != 0 {
+		t.Fatalf("starter after the owner died: exit %d\n%s", r.code, r.stderr)
+	}
+	if ev := mustEvent(t, r.events(), "stale-lock-recovered", "reason"); ev["reason"] != reasonOwnerDead {
+		t.Fatalf("reason = %s, want owner-dead", ev["reason"])
+	}
+	assertOnlyLockFile(t, dir)
+}
+
+// TestNoKernelLocksStorm: without flock, mutual exclusion rests on the atomic
+// publication alone; many contenders still never overlap.
+func TestNoKernelLocksStorm(t *testing.T) {
+	dir := lockDir(t)
+	procs := stormSize(t, 32)
+	outs := runContenders(t, procs, "-noflock", "-lock", filepath.Join(dir, "ns.lock"),
+		"-marker", filepath.Join(dir, "inside"), "-n", "3", "-hold", "200us")
+	if ok, _ := tally(t, outs); ok != procs {
+		t.Fatalf("%d of %d contenders finished cleanly", ok, procs)
+	}
+}
+
+func runGwlockHelper(t *testing.T, helper string, args ...string) result {
+	t.Helper()
+	cmd := helperCmd(t, helper, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
 // TestTempLitterSwept: a temp file left by an acquisition killed before it
 // published is removed by the next acquisition; a live contender's is not.
 func TestTempLitterSwept(t *testing.T) {
@@ -438,17 +526,7 @@ func TestTempLitterSwept(t *testing.T) {
 
 func runGwlockNamed(t *testing.T, args ...string) result {
 	t.Helper()
-	cmd := helperCmd(t, "gwlock-named", args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{code: code, stdout: out.String(), stderr: errb.String()}
+	return runGwlockHelper(t, "gwlock-named", args...)
 }
 
 // helperChaos acquires and releases forever, printing "." per acquisition.

@@ -431,9 +431,13 @@ func noKernelLocks(err error) bool {
 	return err == unix.ENOTSUP || err == unix.EOPNOTSUPP || err == unix.ENOLCK || err == unix.EINVAL
 }
 
+// flockSyscall is flock(2); tests replace it to act out a filesystem
+// without kernel locks (ENOLCK), which no local filesystem here is.
+var flockSyscall = unix.Flock
+
 func flockRetry(fd, how int) error {
 	for {
-		if err := unix.Flock(fd, how); err != unix.EINTR {
+		if err := flockSyscall(fd, how); err != unix.EINTR {
 			return err
 		}
 	}

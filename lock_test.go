@@ -132,7 +132,7 @@ func TestConcurrentRecovery(t *testing.T) {
 			dir := lockDir(t)
 			lock := filepath.Join(dir, "r.lock")
 			writeLockFile(t, lock, tc.payload(t), 0)
-			procs := stormSize(t, 48)
+			procs := stormSize(t, 100)
 			outs := runContenders(t, procs, "-lock", lock, "-marker", filepath.Join(dir, "inside"),
 				"-n", "1", "-hold", "1ms", "-pause-reclaim", "20ms")
 			ok, recoveries := tally(t, outs)

@@ -356,6 +356,12 @@ func processStartTime(pid int) (string, bool) {
 		return "", false
 	}
 	defer windows.CloseHandle(h)
+	// An exited process's object can outlive it while handles remain: only
+	// a running process has a start time worth comparing.
+	var code uint32
+	if windows.GetExitCodeProcess(h, &code) != nil || code != 259 { // STILL_ACTIVE
+		return "", false
+	}
 	var created, exited, kernel, user windows.Filetime
 	if windows.GetProcessTimes(h, &created, &exited, &kernel, &user) != nil {
 		return "", false
