@@ -392,6 +392,7 @@ func helperGateway(args []string) int {
 	envFile := set.String("envfile", "", "write GWLOCK_LOCK_PATH here")
 	copyLock := set.String("copy-lock", "", "copy the file named by GWLOCK_LOCK_PATH here")
 	lockMode := set.String("lock-mode", "", "write the permission bits of GWLOCK_LOCK_PATH here")
+	exclusive := set.String("exclusive", "", "hold a record lock on this marker for our whole life; report overlap in MARKER.violations")
 	childPidfile := set.String("child-pidfile", "", "start a sleeping child in our process group and write its pid here")
 	if set.Parse(args) != nil {
 		return 2
@@ -419,6 +420,9 @@ func helperGateway(args []string) int {
 	signal.Notify(sigs, gatewaySignals...)
 	if *ignoreTerm {
 		signal.Ignore(syscall.SIGTERM)
+	}
+	if *exclusive != "" && !holdExclusive(*exclusive) {
+		return 3
 	}
 	// Written once the signal handlers are in place: tests that signal the
 	// gateway wait for this file first.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 )
@@ -52,3 +53,22 @@ func dieOfSignal(sig syscall.Signal) {
 	_ = syscall.Kill(os.Getpid(), sig)
 	select {}
 }
+
+// holdExclusive takes a non-blocking POSIX record lock on marker and keeps
+// it for the process's life. A record lock is dropped synchronously when its
+// holder dies, before any flock is, so a failure means two gateways overlap.
+func holdExclusive(marker string) bool {
+	f, err := os.OpenFile(marker, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return false
+	}
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		appendLine(marker+".violations", "VIOLATION gateway "+strconv.Itoa(os.Getpid()))
+		return false
+	}
+	exclusiveMarker = f // keep it open, and locked, until we exit
+	return true
+}
+
+var exclusiveMarker *os.File

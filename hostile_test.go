@@ -659,3 +659,99 @@ func TestChaos(t *testing.T) {
 	}
 	t.Logf("chaos: %d SIGKILLs, %d acquisitions, %d violations, %d stuck starters", kills, acquisitions, violations, stuck)
 }
+
+// TestChaosRun kills launchers and gateways (one, the other, or both) at
+// random moments while three slots keep starting `gwlock run` on one lock.
+// Each gateway holds a record lock on a shared marker for its whole life, so
+// two gateways alive at once are caught. Every starter must get in within
+// its --timeout, and the lock dir must end clean.
+func TestChaosRun(t *testing.T) {
+	kills := 100
+	if v, err := strconv.Atoi(os.Getenv("CHAOS_ITERATIONS")); err == nil && v > 0 {
+		kills = v
+	}
+	dir, work := lockDir(t), lockDir(t)
+	lock, marker := filepath.Join(dir, "run.lock"), filepath.Join(work, "gateway")
+	type slot struct {
+		cmd     *exec.Cmd
+		out     *lockedBuffer
+		pidfile string
+	}
+	var starts, stuck int
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	spawn := func(i int) *slot {
+		s := &slot{out: new(lockedBuffer), pidfile: filepath.Join(work, fmt.Sprintf("pid-%d-%d", i, starts))}
+		starts++
+		s.cmd = helperCmd(t, "gwlock", "run", "-q", "--lock", lock, "--timeout", "10s", "--",
+			testBinary(t), "helper:gateway", "-exclusive", marker, "-pidfile", s.pidfile,
+			"-sleep", fmt.Sprintf("%dus", rng.Intn(5000)))
+		s.cmd.Stderr = s.out
+		if err := s.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	finish := func(s *slot) {
+		_ = s.cmd.Wait()
+		if strings.Contains(s.out.String(), "acquire-timeout") {
+			stuck++
+			t.Errorf("a starter timed out: %s", s.out.String())
+		}
+	}
+	slots := []*slot{spawn(0), spawn(1), spawn(2)}
+	for k := 0; k < kills; {
+		time.Sleep(time.Duration(rng.Intn(2000)) * time.Microsecond)
+		i := rng.Intn(len(slots))
+		s := slots[i]
+		if s.cmd.ProcessState == nil && !gone(s.cmd.Process.Pid) {
+			gw := 0
+			if b, err := os.ReadFile(s.pidfile); err == nil {
+				gw, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			}
+			switch rng.Intn(3) {
+			case 0:
+				_ = s.cmd.Process.Kill()
+			case 1:
+				if gw > 0 {
+					_ = syscall.Kill(gw, syscall.SIGKILL)
+				}
+			default:
+				_ = s.cmd.Process.Kill()
+				if gw > 0 {
+					_ = syscall.Kill(gw, syscall.SIGKILL)
+				}
+			}
+			k++
+		}
+		if gone(s.cmd.Process.Pid) {
+			finish(s)
+			slots[i] = spawn(i)
+		}
+	}
+	for _, s := range slots {
+		finish(s) // each ends by itself: its gateway sleeps at most 5 ms
+	}
+	if b, err := os.ReadFile(marker + ".violations"); err == nil {
+		t.Fatalf("two gateways ran at once:\n%s", b)
+	}
+	// Control: two gateways on the marker without gwlock are caught.
+	control := filepath.Join(work, "control")
+	first := helperCmd(t, "gateway", "-exclusive", control, "-sleep", "5s", "-pidfile", control+".pid")
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, control+".pid")
+	if err := helperCmd(t, "gateway", "-exclusive", control).Run(); err == nil {
+		t.Fatal("control: a second gateway on a held marker was not caught")
+	}
+	_ = first.Process.Kill()
+	_ = first.Wait()
+	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "10s", "--", testBinary(t), "helper:gateway", "-exclusive", marker)
+	if r.code != 0 {
+		t.Fatalf("starter after the chaos: exit %d\n%s", r.code, r.stderr)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("lock dir after chaos holds %d entries, want none", len(ents))
+	}
+	t.Logf("run chaos: %d SIGKILLs of launchers and gateways, %d starters, 0 overlapping gateways, %d stuck starters", kills, starts, stuck)
+}

@@ -33,6 +33,21 @@ var openAnonymous func(dir string) (int, error)
 var linkAnonymous func(fd int, path string) error
 
 func createOwnerFile(dir, base string) (*lockFile, error) {
+	// Another acquisition's sweep may hold a young named temp file's lock for
+	// an instant while it judges it (young, creator alive: keep). Rather than
+	// wait on it (a stopped sweeper would wedge us), start over with a new file.
+	for attempt := 0; ; attempt++ {
+		f, err := createOwnerFileOnce(dir, base)
+		if err != errSweptMeanwhile || attempt == 8 {
+			return f, err
+		}
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Microsecond)
+	}
+}
+
+var errSweptMeanwhile = errors.New("a sweep held our new temp file")
+
+func createOwnerFileOnce(dir, base string) (*lockFile, error) {
 	f := &lockFile{fd: -1}
 	if openAnonymous != nil {
 		if fd, err := openAnonymous(dir); err == nil {
@@ -63,6 +78,9 @@ func createOwnerFile(dir, base string) (*lockFile, error) {
 	switch err := flockRetry(f.fd, unix.LOCK_EX|unix.LOCK_NB); {
 	case err == nil:
 		f.kernel = true
+	case err == unix.EWOULDBLOCK:
+		f.discard()
+		return nil, errSweptMeanwhile
 	case noKernelLocks(err):
 		f.kernel = false
 	default:
