@@ -209,7 +209,7 @@ func BenchmarkHandoffInProcess(b *testing.B) {
 			}
 		}()
 		<-blocked
-		time.Sleep(200 * time.Microsecond) // let the waiter enter its blocking flock
+		waitBlocked(b, os.Getpid())
 		t0 := time.Now()
 		_ = holder.release(nil)
 		handoffs = append(handoffs, (<-got).Sub(t0))

@@ -106,6 +106,12 @@ func runGwlock(t testing.TB, env []string, args ...string) result {
 	t.Helper()
 	cmd := helperCmd(t, "gwlock", args...)
 	cmd.Env = append(cmd.Env, env...)
+	return runCmd(t, cmd)
+}
+
+// runCmd runs cmd to the end and collects its exit code and output.
+func runCmd(t testing.TB, cmd *exec.Cmd) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -114,9 +120,22 @@ func runGwlock(t testing.TB, env []string, args ...string) result {
 	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("gwlock %v: %v", args, err)
+		t.Fatalf("%v: %v", cmd.Args, err)
 	}
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// mustRecover checks that a run succeeded by reclaiming a stale lock for reason.
+func mustRecover(t testing.TB, r result, reason string) map[string]string {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("exit = %d, want 0; stderr:\n%s", r.code, r.stderr)
+	}
+	ev := mustEvent(t, r.events(), "stale-lock-recovered", "lock", "owner_pid", "reason", "waited_ms", "attempt")
+	if ev["reason"] != reason {
+		t.Fatalf("stale-lock-recovered reason = %s, want %s", ev["reason"], reason)
+	}
+	return ev
 }
 
 // background is a gwlock (or other helper) running while the test goes on.

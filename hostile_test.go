@@ -194,13 +194,7 @@ func TestHugeAndDeepPayloads(t *testing.T) {
 			}
 			old := time.Now().Add(-time.Hour)
 			_ = os.Chtimes(lock, old, old)
-			r = runGwlock(t, nil, "run", "--lock", lock, "--stale", "3s", "--", "true")
-			if r.code != 0 {
-				t.Fatalf("old file: exit %d\n%s", r.code, r.stderr)
-			}
-			if ev := mustEvent(t, r.events(), "stale-lock-recovered", "reason"); ev["reason"] != reasonStaleUnknown {
-				t.Fatalf("reason = %s", ev["reason"])
-			}
+			mustRecover(t, runGwlock(t, nil, "run", "--lock", lock, "--stale", "3s", "--", "true"), reasonStaleUnknown)
 		})
 	}
 }
@@ -225,16 +219,7 @@ func umaskRun(t *testing.T, umask string, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command("/bin/sh", append([]string{"-c", `umask ` + umask + `; exec "$0" helper:gwlock "$@"`, testBinary(t)}, args...)...)
 	cmd.Env = append(cleanEnv(), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{code: code, stdout: out.String(), stderr: errb.String()}
+	return runCmd(t, cmd)
 }
 
 // TestLockDirSafety covers Invariant 7.
@@ -349,18 +334,12 @@ func mountTmpfs(t *testing.T, opts, script string, args ...string) result {
 	requireRoot(t)
 	mnt := lockDir(t)
 	full := fmt.Sprintf(`mount -t tmpfs -o %s tmpfs "$1" && chmod 700 "$1" && %s`, opts, script)
+	if err := exec.Command("unshare", "--mount", "true").Run(); err != nil {
+		t.Skipf("unshare --mount unavailable here (%v); needs root on Linux", err)
+	}
 	cmd := exec.Command("unshare", append([]string{"--mount", "sh", "-c", full, "sh", mnt, testBinary(t)}, args...)...)
 	cmd.Env = cleanEnv()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Skipf("unshare --mount unavailable: %v", err)
-	}
-	return result{code: code, stdout: out.String(), stderr: errb.String()}
+	return runCmd(t, cmd)
 }
 
 func TestReadOnlyFilesystem(t *testing.T) {
@@ -448,13 +427,7 @@ func TestNoKernelLocks(t *testing.T) {
 	_ = syscall.Kill(gw, syscall.SIGKILL)
 	waitGone(t, g.cmd.Process.Pid)
 	waitGone(t, gw)
-	r = runGwlockHelper(t, "gwlock-noflock", "run", "--lock", lock, "--timeout", "2s", "--stale", "600ms", "--", "true")
-	if r.code != 0 {
-		t.Fatalf("starter after the owner died: exit %d\n%s", r.code, r.stderr)
-	}
-	if ev := mustEvent(t, r.events(), "stale-lock-recovered", "reason"); ev["reason"] != reasonOwnerDead {
-		t.Fatalf("reason = %s, want owner-dead", ev["reason"])
-	}
+	mustRecover(t, runGwlockHelper(t, "gwlock-noflock", "run", "--lock", lock, "--timeout", "2s", "--stale", "600ms", "--", "true"), reasonOwnerDead)
 	assertOnlyLockFile(t, dir)
 }
 
@@ -472,17 +445,7 @@ func TestNoKernelLocksStorm(t *testing.T) {
 
 func runGwlockHelper(t *testing.T, helper string, args ...string) result {
 	t.Helper()
-	cmd := helperCmd(t, helper, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{code: code, stdout: out.String(), stderr: errb.String()}
+	return runCmd(t, helperCmd(t, helper, args...))
 }
 
 // TestTempLitterSwept: a temp file left by an acquisition killed before it

@@ -245,13 +245,7 @@ func TestStaleReasons(t *testing.T) {
 				}
 				return
 			}
-			if r.code != 0 {
-				t.Fatalf("exit = %d, want 0; stderr:\n%s", r.code, r.stderr)
-			}
-			ev := mustEvent(t, evs, "stale-lock-recovered", "lock", "owner_pid", "reason", "waited_ms", "attempt")
-			if ev["reason"] != tc.reason {
-				t.Fatalf("reason = %s, want %s", ev["reason"], tc.reason)
-			}
+			ev := mustRecover(t, r, tc.reason)
 			if w, _ := strconv.ParseFloat(ev["waited_ms"], 64); tc.age == 0 && w > 250 {
 				t.Errorf("recovery waited %.1f ms; a provably dead owner needs no waiting", w)
 			}

@@ -383,13 +383,7 @@ func TestLauncherKilled(t *testing.T) {
 	}
 	_ = syscall.Kill(gw, syscall.SIGKILL)
 	waitGone(t, gw)
-	r = runGwlock(t, nil, "run", "--lock", lock, "--timeout", "2s", "--", testBinary(t), "helper:gateway", "-pidfile", second)
-	if r.code != 0 {
-		t.Fatalf("starter after the first gateway died: exit %d\n%s", r.code, r.stderr)
-	}
-	if ev := mustEvent(t, r.events(), "stale-lock-recovered", "reason"); ev["reason"] != reasonOwnerDead {
-		t.Fatalf("reason = %s", ev["reason"])
-	}
+	mustRecover(t, runGwlock(t, nil, "run", "--lock", lock, "--timeout", "2s", "--", testBinary(t), "helper:gateway", "-pidfile", second), reasonOwnerDead)
 }
 
 func TestGatewayEnvironment(t *testing.T) {
