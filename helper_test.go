@@ -74,11 +74,6 @@ func helperCmd(t testing.TB, name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// gatewayArgv is the command line that runs the test binary as a gateway.
-func gatewayArgv(t testing.TB, args ...string) []string {
-	return append([]string{testBinary(t), "helper:gateway"}, args...)
-}
-
 // cleanEnv drops GWLOCK_* settings of the developer's shell, so tests see the defaults.
 func cleanEnv(extra ...string) []string {
 	var env []string

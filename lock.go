@@ -34,7 +34,9 @@ import (
 //	openExisting(path string) (*lockFile, error)
 //	    opens the file at path without following a symlink and without
 //	    blocking; an *unsafeError if it is not a regular file we own.
-//	(*lockFile).tryLock() (bool, error)      errNoKernelLock if unsupported
+//	(*lockFile).tryLock() (bool, error)
+//	    false with f.kernel cleared where the filesystem has no kernel locks
+//	    (NFS without lockd): the lock then rests on the payload and a heartbeat.
 //	(*lockFile).waitLock(deadline time.Time, cancel <-chan struct{}) (bool, error)
 //	    blocks until the kernel lock is ours, the deadline passes or cancel is
 //	    closed; the file must not be used again by the caller when it returns false.
@@ -59,10 +61,6 @@ const (
 	bornGrace       = 2 * time.Second
 	maxPID          = 1<<31 - 1
 )
-
-// errNoKernelLock means the filesystem refuses kernel locks (NFS without lockd,
-// some FUSE filesystems): the lock falls back to the payload and a heartbeat.
-var errNoKernelLock = errors.New("filesystem does not support kernel file locks")
 
 // unsafeError is a lock directory or lock path that gwlock refuses to touch
 // (exit 77): another user's, writable by others, a symlink, not a regular file.

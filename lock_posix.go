@@ -331,12 +331,6 @@ func (f *lockFile) close() error {
 	return unix.Close(fd)
 }
 
-// inheritable returns the descriptor as an *os.File for a child process: a
-// gateway that inherits it keeps the kernel lock alive while it lives (Invariant 2).
-func (f *lockFile) inheritable(path string) *os.File {
-	return os.NewFile(uintptr(f.fd), path)
-}
-
 func removeLockPath(path string) error {
 	for {
 		err := unix.Unlink(path)

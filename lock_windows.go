@@ -20,12 +20,11 @@ const (
 )
 
 type lockFile struct {
-	h        windows.Handle
-	kernel   bool
-	tmpName  string
-	vol      uint32
-	idx      uint64
-	released bool
+	h       windows.Handle
+	kernel  bool
+	tmpName string
+	vol     uint32
+	idx     uint64
 }
 
 // Every handle shares delete, so the holder can remove the file while

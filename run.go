@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -175,21 +174,4 @@ func shouldRestart(policy string, code int) bool {
 		return code != 0
 	}
 	return false
-}
-
-// sdNotify sends one datagram to systemd's $NOTIFY_SOCKET (abstract sockets
-// start with '@'); without the variable it does nothing. Failures are ignored:
-// readiness reporting must never stop the gateway.
-func sdNotify(state string) {
-	addr := os.Getenv("NOTIFY_SOCKET")
-	if addr == "" || (!strings.HasPrefix(addr, "/") && !strings.HasPrefix(addr, "@")) {
-		return
-	}
-	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = conn.Write([]byte(state))
 }

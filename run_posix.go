@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -328,4 +330,21 @@ func startGateway(argv []string, lock *heldLock, lockPath string) (int, error) {
 		return 0, &commandError{code: code, err: &fs.PathError{Op: "start gateway", Path: path, Err: err}}
 	}
 	return pid, nil
+}
+
+// sdNotify sends one datagram to systemd's $NOTIFY_SOCKET (abstract sockets
+// start with '@'); without the variable it does nothing. Failures are ignored:
+// readiness reporting must never stop the gateway.
+func sdNotify(state string) {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" || (!strings.HasPrefix(addr, "/") && !strings.HasPrefix(addr, "@")) {
+		return
+	}
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = conn.Write([]byte(state))
 }
