@@ -161,6 +161,12 @@ func openExisting(path string) (*lockFile, error) {
 		f.close()
 		return nil, &unsafeError{What: "lock path", Path: path, Why: "is not a regular file", Hint: "remove it or choose another --lock"}
 	}
+	if sd, err := windows.GetSecurityInfo(h, windows.SE_FILE_OBJECT, windows.OWNER_SECURITY_INFORMATION); err == nil {
+		if why := foreignOwner(sd); why != "" {
+			f.close()
+			return nil, &unsafeError{What: "lock file", Path: path, Why: why, Hint: "another user holds this path; use a lock dir of your own"}
+		}
+	}
 	f.vol, f.idx = info.VolumeSerialNumber, uint64(info.FileIndexHigh)<<32|uint64(info.FileIndexLow)
 	return f, nil
 }
@@ -309,7 +315,34 @@ func prepareDir(dir string, explicit bool, log *telemetry) error {
 	if !fi.IsDir() {
 		return &unsafeError{What: "lock dir", Path: dir, Why: "is not a directory", Hint: "remove it or choose another --lock-dir"}
 	}
+	sd, err := windows.GetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT, windows.OWNER_SECURITY_INFORMATION)
+	if err != nil {
+		return &fs.PathError{Op: "read owner of lock dir", Path: dir, Err: err}
+	}
+	if why := foreignOwner(sd); why != "" {
+		return &unsafeError{What: "lock dir", Path: dir, Why: why, Hint: "use a directory you own"}
+	}
 	return nil
+}
+
+// foreignOwner says why a security descriptor's owner is not acceptable, or
+// "" if it is us, Administrators or SYSTEM: the Windows counterpart of the
+// POSIX rule "owned by us or root". Write access for others (the DACL) is
+// not judged.
+func foreignOwner(sd *windows.SECURITY_DESCRIPTOR) string {
+	owner, _, err := sd.Owner()
+	if err != nil || owner == nil {
+		return "has no readable owner"
+	}
+	if tu, err := windows.GetCurrentProcessToken().GetTokenUser(); err == nil && windows.EqualSid(owner, tu.User.Sid) {
+		return ""
+	}
+	for _, known := range []windows.WELL_KNOWN_SID_TYPE{windows.WinBuiltinAdministratorsSid, windows.WinLocalSystemSid} {
+		if sid, err := windows.CreateWellKnownSid(known); err == nil && windows.EqualSid(owner, sid) {
+			return ""
+		}
+	}
+	return "is owned by " + owner.String() + ", not by us, Administrators or SYSTEM"
 }
 
 // defaultLockDir is %LOCALAPPDATA%\gwlock, else <temp>\gwlock-<user>.
