@@ -574,6 +574,10 @@ func TestJudgeOwner(t *testing.T) {
 		{"pid unknown state, old", `{"pid":5}`, time.Hour, true, func(f *fakeFacts) { f.state = pidUnknown }, ownerUnknown, reasonStaleUnknown},
 		{"garbage, young", `xx`, time.Second, true, nil, ownerUnknown, ""},
 		{"garbage, old", `xx`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
+		// The clock was set back after the file was written: its mtime is in
+		// the future, and a negative age must never read as stale.
+		{"garbage, mtime in the future", `xx`, -time.Hour, true, nil, ownerUnknown, ""},
+		{"other host, mtime in the future", `{"pid":5,"hostname":"x"}`, -time.Hour, true, nil, ownerUnknown, ""},
 		{"empty, tiny stale still waits birth grace", ``, time.Second, true, nil, ownerUnknown, ""},
 		{"pid 0", `{"pid":0}`, 0, true, nil, ownerUnknown, ""},
 		{"pid 2^32", `{"pid":4294967296}`, 0, true, nil, ownerUnknown, ""},
