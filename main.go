@@ -93,6 +93,14 @@ status flags:
   --json               print the report as JSON
 `
 
+// init starts run's background preparation before main, so that it overlaps
+// even the runtime's and flag parsing's work (about 3% of `run -- true`).
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "run" {
+		prepareRun()
+	}
+}
+
 func main() {
 	os.Exit(cli(os.Args[1:], os.Stdout, stderrWriter))
 }
@@ -126,11 +134,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	}
 	cmd, rest := args[0], args[1:]
 	if cmd == "run" {
-		// Registering signals takes a round trip per signal to the runtime's
-		// signal thread, and the payload needs /proc reads: start both now,
-		// so they overlap parsing and the lock directory checks.
-		startSignalRegistration()
-		go selfFacts()
+		prepareRun() // already under way when called from main
 	}
 	switch cmd {
 	case "version", "--version", "-version":

@@ -44,7 +44,7 @@ func (e *portConflictError) Error() string {
 var errLockLost = errors.New("lock lost: the lock path no longer names our file; gateway stopped")
 
 func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
-	startSignalRegistration() // normally already under way (cli)
+	prepareRun() // normally already under way (init, cli)
 	sigs, registered := runSignalsCh, signalsRegistered
 	if os.Getenv("GWLOCK_ALLOW_MULTI") == "1" {
 		log.warn("acquire-skipped", "reason", "GWLOCK_ALLOW_MULTI=1")
@@ -90,19 +90,24 @@ func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
 	return code
 }
 
-// The signals run catches, registered by startSignalRegistration.
+// The signals run catches, registered by prepareRun.
 var (
 	runSignalsCh      = make(chan os.Signal, 64)
 	signalsRegistered = make(chan struct{})
 	registerOnce      sync.Once
 )
 
-func startSignalRegistration() {
+// prepareRun starts, in the background, what run needs before its gateway
+// can start: registering a signal takes a round trip per signal to the
+// runtime's signal thread (about 50 us each here), and the payload needs
+// /proc reads. Both then overlap parsing and the lock directory checks.
+func prepareRun() {
 	registerOnce.Do(func() {
 		go func() {
 			signal.Notify(runSignalsCh, runSignals...)
 			close(signalsRegistered)
 		}()
+		go selfFacts()
 	})
 }
 
