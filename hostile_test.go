@@ -718,3 +718,62 @@ func TestChaosRun(t *testing.T) {
 	}
 	t.Logf("run chaos: %d SIGKILLs of launchers and gateways, %d starters, 0 overlapping gateways, %d stuck starters", kills, starts, stuck)
 }
+
+// blackhole returns a loopback port that swallows connection attempts: a
+// listener that never accepts, its accept queue already full, so the kernel
+// drops further SYNs instead of answering. To a prober it looks like an
+// unreachable host, and no packet leaves the machine.
+func blackhole(t *testing.T) int {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	port := sa.(*unix.SockaddrInet4).Port
+	// Fill the queue; each filler either completes or hangs, both are fine.
+	for i := 0; i < 4; i++ {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond); err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 300*time.Millisecond); err == nil {
+		c.Close()
+		t.Skip("this kernel answered past a full accept queue; no black hole to test against")
+	}
+	return port
+}
+
+// TestProbeBounded: probing a host that never answers ends within the
+// documented bounds, for probe, status and run's port check (Invariant 5).
+func TestProbeBounded(t *testing.T) {
+	port := strconv.Itoa(blackhole(t))
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "p.lock")
+	for _, tc := range []struct {
+		args  []string
+		code  int
+		limit time.Duration
+	}{
+		{[]string{"probe", "--port", port}, 1, 3 * time.Second},
+		{[]string{"probe", "--port", port, "--wait", "500ms"}, 1, 3 * time.Second},
+		{[]string{"status", "--lock", lock, "--port", port}, statusNotRunning, 3 * time.Second},
+		{[]string{"run", "--lock", lock, "--port", port, "--", testBinary(t), "helper:gateway"}, 0, 5 * time.Second},
+	} {
+		begin := time.Now()
+		r := runGwlock(t, nil, tc.args...)
+		if took := time.Since(begin); took > tc.limit {
+			t.Errorf("%v against a silent host took %s, over %s", tc.args, took, tc.limit)
+		}
+		if r.code != tc.code {
+			t.Errorf("%v: exit %d, want %d\n%s", tc.args, r.code, tc.code, r.stderr)
+		}
+	}
+}
