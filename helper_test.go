@@ -405,6 +405,7 @@ func helperGateway(args []string) int {
 	zombieReport := set.String("zombie-report", "", "after the orphans died, write the zombie count here")
 	envFile := set.String("envfile", "", "write GWLOCK_LOCK_PATH here")
 	copyLock := set.String("copy-lock", "", "copy the file named by GWLOCK_LOCK_PATH here")
+	argsFile := set.String("argsfile", "", "write our arguments here, one per line")
 	lockMode := set.String("lock-mode", "", "write the permission bits of GWLOCK_LOCK_PATH here")
 	exclusive := set.String("exclusive", "", "hold a record lock on this marker for our whole life; report overlap in MARKER.violations")
 	childPidfile := set.String("child-pidfile", "", "start a sleeping child in our process group and write its pid here")
@@ -420,6 +421,9 @@ func helperGateway(args []string) int {
 		if child.Start() == nil {
 			appendLine(*childPidfile, strconv.Itoa(child.Process.Pid))
 		}
+	}
+	if *argsFile != "" {
+		appendLine(*argsFile, strings.Join(set.Args(), "\n"))
 	}
 	if *lockMode != "" {
 		if fi, err := os.Lstat(os.Getenv("GWLOCK_LOCK_PATH")); err == nil {

@@ -72,3 +72,7 @@ func holdExclusive(marker string) bool {
 }
 
 var exclusiveMarker *os.File
+
+func defaultLockDirIn(tmp string) string {
+	return filepath.Join(tmp, "gwlock-"+strconv.Itoa(os.Geteuid()))
+}

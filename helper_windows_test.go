@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 )
@@ -22,3 +23,7 @@ func dieOfSignal(sig syscall.Signal) { os.Exit(128 + int(sig)) }
 func noKernelLocksHere() {}
 
 func holdExclusive(string) bool { return true }
+
+func defaultLockDirIn(tmp string) string {
+	return filepath.Join(tmp, "gwlock-"+os.Getenv("USERNAME"))
+}

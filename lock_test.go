@@ -668,3 +668,87 @@ func TestDerivedLockName(t *testing.T) {
 		t.Fatalf("derivedLockName = %s, want %s", got, want)
 	}
 }
+
+// TestPayloadFields: the payload of a running gwlock says what DESIGN.md
+// promises, read from the lock file while it is held.
+func TestPayloadFields(t *testing.T) {
+	dir := lockDir(t)
+	lock, pidfile := filepath.Join(dir, "f.lock"), filepath.Join(dir, "pid")
+	port := freePort(t)
+	g := startHelper(t, "gwlock", nil, "run", "--lock", lock, "--port", strconv.Itoa(port), "--",
+		testBinary(t), "helper:gateway", "-pidfile", pidfile, "-listen", strconv.Itoa(port), "-sleep", "60s")
+	g.waitEvent(t, "gateway-ready")
+	b, err := os.ReadFile(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parsePayload(b)
+	if err != nil {
+		t.Fatalf("payload %q: %v", b, err)
+	}
+	gw, _ := strconv.Atoi(strings.TrimSpace(string(waitFile(t, pidfile))))
+	self := selfFacts()
+	st, _ := processStartTime(g.cmd.Process.Pid)
+	recorded, _ := startTimeText(p.StartTime)
+	if _, err := time.Parse("2006-01-02T15:04:05.000Z", p.CreatedAt); err != nil {
+		t.Errorf("createdAt %q is not RFC 3339 UTC with milliseconds: %v", p.CreatedAt, err)
+	}
+	for _, c := range []struct {
+		field     string
+		got, want any
+	}{
+		{"pid", p.PID, int64(g.cmd.Process.Pid)},
+		{"childPid", p.ChildPID, gw},
+		{"port", p.Port, port},
+		{"configPath", p.ConfigPath, lock},
+		{"startTime", recorded, st},
+		{"bootId", p.BootID, self.bootID},
+		{"hostname", p.Hostname, self.hostname},
+		{"flock", p.Flock, true},
+		{"version", p.Version, version},
+	} {
+		if c.got != c.want {
+			t.Errorf("payload %s = %v, want %v", c.field, c.got, c.want)
+		}
+	}
+	if len(b) > maxPayloadWrite {
+		t.Errorf("payload is %d bytes, over %d", len(b), maxPayloadWrite)
+	}
+}
+
+// TestNeverHalfWritten: a reader polling the lock path while contenders
+// churn through it (and gateways' PIDs are written into it) only ever sees
+// no file or a complete payload.
+func TestNeverHalfWritten(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "h.lock")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runContenders(t, 8, "-lock", lock, "-marker", filepath.Join(dir, "inside"), "-n", "40")
+	}()
+	reads, torn := 0, 0
+	for {
+		select {
+		case <-done:
+			if reads < 100 {
+				t.Fatalf("only %d reads overlapped the churn; the test saw too little", reads)
+			}
+			if torn > 0 {
+				t.Fatalf("%d of %d reads saw a partial payload", torn, reads)
+			}
+			t.Logf("%d reads of a churning lock file, none partial", reads)
+			return
+		default:
+		}
+		b, err := os.ReadFile(lock)
+		if err != nil {
+			continue // no lock file at this instant
+		}
+		reads++
+		if _, err := parsePayload(b); err != nil {
+			torn++
+			t.Logf("partial payload %q: %v", b, err)
+		}
+	}
+}

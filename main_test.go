@@ -273,3 +273,44 @@ func TestCommandNotRunnable(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandWithoutShell: COMMAND is executed directly; shell syntax in its
+// arguments arrives as literal text.
+func TestCommandWithoutShell(t *testing.T) {
+	dir := lockDir(t)
+	argsFile, pwned := filepath.Join(dir, "args"), filepath.Join(dir, "pwned")
+	literal := []string{"$(touch " + pwned + ")", "; touch " + pwned, "*", "a b"}
+	args := append([]string{"run", "--lock", filepath.Join(dir, "s.lock"), "--", testBinary(t), "helper:gateway", "-argsfile", argsFile, "--"}, literal...)
+	if r := runGwlock(t, nil, args...); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	if got := strings.Split(strings.TrimSuffix(string(waitFile(t, argsFile)), "\n"), "\n"); strings.Join(got, "|") != strings.Join(literal, "|") {
+		t.Fatalf("gateway got %q, want %q", got, literal)
+	}
+	if _, err := os.Stat(pwned); !os.IsNotExist(err) {
+		t.Fatal("a shell interpreted the gateway's arguments")
+	}
+}
+
+// TestDefaultLockDirTmp: without XDG_RUNTIME_DIR, derived locks live in
+// <tmp>/gwlock-<uid>.
+func TestDefaultLockDirTmp(t *testing.T) {
+	tmp := lockDir(t)
+	env := []string{"TMPDIR=" + tmp, "TMP=" + tmp, "TEMP=" + tmp, "XDG_RUNTIME_DIR=", "LOCALAPPDATA="}
+	r := runGwlock(t, env, "status", "--config", "/etc/gw.json")
+	want := filepath.Join(defaultLockDirIn(tmp), derivedLockName(filepath.Clean("/etc/gw.json")))
+	if runtime.GOOS == "windows" {
+		want = filepath.Join(defaultLockDirIn(tmp), derivedLockName(absPath(t, "/etc/gw.json")))
+	}
+	if !strings.Contains(r.stdout, want) {
+		t.Fatalf("status without XDG_RUNTIME_DIR: %q, want lock %s", r.stdout, want)
+	}
+}
+
+func absPath(t *testing.T, p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}

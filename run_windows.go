@@ -51,7 +51,16 @@ func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs 
 			_ = lock.setChild(p.Pid)
 		}
 		exited := make(chan *os.ProcessState, 1)
-		go func() { st, _ := p.Wait(); exited <- st }()
+		gone := make(chan struct{})
+		go func() { st, _ := p.Wait(); close(gone); exited <- st }()
+		ready := make(chan time.Duration, 1)
+		if c.port > 0 {
+			go func() {
+				if waited, ok := waitForPort(c.host, c.port, 24*time.Hour, c.poll, gone); ok {
+					ready <- waited
+				}
+			}()
+		}
 		var (
 			stopTimer <-chan time.Time
 			stopping  bool
@@ -85,6 +94,8 @@ func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs 
 					log.error("lock-lost", "lock", lockPath, "reason", "path no longer names our lock file")
 					stop()
 				}
+			case waited := <-ready:
+				log.info("gateway-ready", "port", c.port, "waited_ms", ms(waited))
 			case state = <-exited:
 				break wait
 			}
