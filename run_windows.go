@@ -115,7 +115,11 @@ func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs 
 		var delay time.Duration
 		delay, restarts = restartDelay(restarts, uptime)
 		log.warn("restart", "attempt", restarts, "backoff_ms", ms(delay), "reason", "exit code "+strconv.Itoa(code))
-		time.Sleep(delay)
+		select {
+		case <-time.After(delay):
+		case <-sigs:
+			return code, nil // stopped during the backoff: no gateway runs
+		}
 	}
 }
 
