@@ -32,6 +32,12 @@ func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs 
 	}
 	defer windows.CloseHandle(job)
 
+	var heartbeat <-chan time.Time
+	if lock != nil {
+		t := time.NewTicker(c.stale / 3)
+		defer t.Stop()
+		heartbeat = t.C
+	}
 	restarts := 0
 	for {
 		if err := checkPort(c, log); err != nil {
@@ -67,12 +73,6 @@ func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs 
 			lost      bool
 			state     *os.ProcessState
 		)
-		var heartbeat <-chan time.Time
-		if lock != nil {
-			t := time.NewTicker(c.stale / 3)
-			defer t.Stop()
-			heartbeat = t.C
-		}
 		stop := func() {
 			_ = windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, uint32(p.Pid))
 			if stopTimer == nil {
