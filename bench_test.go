@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -358,18 +359,25 @@ func BenchmarkRecoveryAfterSIGKILL(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// BenchmarkStorm200: 200 starters at once on one lock, each running `true`;
-// total time under gwlock and under flock(1), and starters that timed out.
+// BenchmarkStorm200: 200 starters at once on one lock; total time under
+// gwlock and under flock(1), starters that timed out, and how far the order
+// in which starters were served strays from the order in which they were
+// started (the share of pairs served the other way round: 0% is FIFO, 50%
+// is random).
 func BenchmarkStorm200(b *testing.B) {
 	gw, fl := benchBinary(b), flockBinary(b)
 	dir := b.TempDir()
 	lock, flockFile := filepath.Join(dir, "storm.lock"), filepath.Join(dir, "storm.flock")
+	stamp := testBinary(b)
 	const starters = 200
-	storm := func(argv []string) (time.Duration, int) {
+	storm := func(run int, argv func(stampFile string) []string) (time.Duration, int, float64) {
 		cmds := make([]*exec.Cmd, starters)
+		files := make([]string, starters)
 		start := time.Now()
 		for i := range cmds {
-			cmds[i] = exec.Command(argv[0], argv[1:]...)
+			files[i] = filepath.Join(dir, fmt.Sprintf("s%d-%d", run, i))
+			a := argv(files[i])
+			cmds[i] = exec.Command(a[0], a[1:]...)
 			if err := cmds[i].Start(); err != nil {
 				b.Fatal(err)
 			}
@@ -380,18 +388,43 @@ func BenchmarkStorm200(b *testing.B) {
 				failed++
 			}
 		}
-		return time.Since(start), failed
+		elapsed := time.Since(start)
+		served := make([]int64, starters)
+		for i, f := range files {
+			served[i] = readStamp(b, f)
+		}
+		inversions, pairs := 0, 0
+		for i := 0; i < starters; i++ {
+			for j := i + 1; j < starters; j++ {
+				pairs++
+				if served[j] < served[i] {
+					inversions++
+				}
+			}
+		}
+		return elapsed, failed, 100 * float64(inversions) / float64(pairs)
 	}
 	var gws, fls []time.Duration
+	var gwInv, flInv []float64
 	starved := 0
 	for i := 0; i < b.N; i++ {
-		d, f := storm([]string{gw, "run", "-q", "--timeout", "60s", "--lock", lock, "--", "true"})
-		gws, starved = append(gws, d), starved+f
-		d, f = storm([]string{fl, "-w", "60", flockFile, "true"})
-		fls, starved = append(fls, d), starved+f
+		d, f, inv := storm(2*i, func(s string) []string {
+			return []string{gw, "run", "-q", "--timeout", "60s", "--lock", lock, "--", stamp, "helper:stamp", s}
+		})
+		gws, gwInv, starved = append(gws, d), append(gwInv, inv), starved+f
+		d, f, inv = storm(2*i+1, func(s string) []string { return []string{fl, "-w", "60", flockFile, stamp, "helper:stamp", s} })
+		fls, flInv, starved = append(fls, d), append(flInv, inv), starved+f
 	}
 	reportPair(b, "ms", gws, fls)
 	b.ReportMetric(float64(starved), "starved")
+	b.ReportMetric(medianFloat(gwInv), "gwlock-out-of-order-%")
+	b.ReportMetric(medianFloat(flInv), "flock-out-of-order-%")
+}
+
+func medianFloat(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
 }
 
 // BenchmarkFootprint: the stripped binary's size and the launcher's peak RSS
