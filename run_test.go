@@ -484,3 +484,41 @@ func TestStopWhileWaiting(t *testing.T) {
 		}
 	}
 }
+
+func TestShouldRestart(t *testing.T) {
+	for _, tc := range []struct {
+		policy string
+		code   int
+		want   bool
+	}{
+		{"no", 1, false}, {"no", 0, false},
+		{"on-failure", 0, false}, {"on-failure", 1, true}, {"on-failure", 137, true},
+		{"always", 0, true}, {"always", 3, true},
+	} {
+		if got := shouldRestart(tc.policy, tc.code); got != tc.want {
+			t.Errorf("shouldRestart(%s, %d) = %v, want %v", tc.policy, tc.code, got, tc.want)
+		}
+	}
+}
+
+// TestHUPDuringBackoff: SIGHUP while a crashed gateway waits out its backoff
+// starts it again at once; --restart always restarts a clean exit too.
+func TestHUPDuringBackoff(t *testing.T) {
+	dir := lockDir(t)
+	lock, pidfile := filepath.Join(dir, "b.lock"), filepath.Join(dir, "pids")
+	g := startHelper(t, "gwlock", nil, "run", "--lock", lock, "--restart", "always", "--",
+		testBinary(t), "helper:gateway", "-exit", "0", "-pidfile", pidfile)
+	g.waitEvent(t, "child-exit")
+	if ev := g.waitEvent(t, "restart"); ev["backoff_ms"] != "1000" {
+		t.Fatalf("restart after a clean exit under --restart always = %v, want a 1000 ms backoff", ev)
+	}
+	begin := time.Now()
+	g.signal(t, syscall.SIGHUP)
+	g.waitEvent(t, "child-start")
+	if took := time.Since(begin); took > 500*time.Millisecond {
+		t.Fatalf("SIGHUP during the backoff started the gateway after %s, not at once", took)
+	}
+	waitLines(t, pidfile, 2)
+	g.signal(t, syscall.SIGTERM)
+	g.wait(t)
+}
