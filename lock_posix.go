@@ -165,8 +165,7 @@ func openExisting(path string) (*lockFile, error) {
 	}
 	if int(st.Uid) != os.Geteuid() {
 		f.close()
-		return nil, &unsafeError{What: "lock file", Path: path, Why: fmt.Sprintf("is owned by uid %d, not by us (uid %d)", st.Uid, os.Geteuid()),
-			Hint: "another user holds this path; use a lock dir of your own"}
+		return nil, foreignLockFile(path, st.Uid)
 	}
 	f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
 	return f, nil
@@ -185,11 +184,16 @@ func classifyOpenError(path string, err error) error {
 	case unix.EACCES, unix.EPERM:
 		var st unix.Stat_t
 		if unix.Lstat(path, &st) == nil && int(st.Uid) != os.Geteuid() {
-			return &unsafeError{What: "lock file", Path: path, Why: fmt.Sprintf("is owned by uid %d, not by us (uid %d)", st.Uid, os.Geteuid()),
-				Hint: "another user holds this path; use a lock dir of your own"}
+			return foreignLockFile(path, st.Uid)
 		}
 	}
 	return &fs.PathError{Op: "open lock file", Path: path, Err: err}
+}
+
+// foreignLockFile is the refusal of a lock file another user owns.
+func foreignLockFile(path string, uid uint32) error {
+	return &unsafeError{What: "lock file", Path: path, Why: fmt.Sprintf("is owned by uid %d, not by us (uid %d)", uid, os.Geteuid()),
+		Hint: "another user holds this path; use a lock dir of your own"}
 }
 
 func fileKind(mode uint32) string {
