@@ -409,8 +409,20 @@ func helperGateway(args []string) int {
 	lockMode := set.String("lock-mode", "", "write the permission bits of GWLOCK_LOCK_PATH here")
 	exclusive := set.String("exclusive", "", "hold a record lock on this marker for our whole life; report overlap in MARKER.violations")
 	childPidfile := set.String("child-pidfile", "", "start a sleeping child in our process group and write its pid here")
+	daemonize := set.Bool("daemonize", false, "start a copy of ourselves in a new session (without this flag), then exit with -exit at once")
+	closeLock := set.Bool("close-lock", false, "close the inherited lock descriptor (fd 3) first, as daemons that close all files do")
 	if set.Parse(args) != nil {
 		return 2
+	}
+	if *daemonize {
+		if err := startDaemon(withoutFlag(args, "-daemonize")); err != nil {
+			fmt.Fprintln(os.Stderr, "daemonize:", err)
+			return 4
+		}
+		return *exitCode
+	}
+	if *closeLock {
+		closeInheritedLock()
 	}
 	if *envFile != "" {
 		appendLine(*envFile, os.Getenv("GWLOCK_LOCK_PATH"))
@@ -652,4 +664,14 @@ func requireLinux(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skipf("needs Linux (%s)", runtime.GOOS)
 	}
+}
+
+func withoutFlag(args []string, flag string) []string {
+	var out []string
+	for _, a := range args {
+		if a != flag {
+			out = append(out, a)
+		}
+	}
+	return out
 }

@@ -76,3 +76,19 @@ var exclusiveMarker *os.File
 func defaultLockDirIn(tmp string) string {
 	return filepath.Join(tmp, "gwlock-"+strconv.Itoa(os.Geteuid()))
 }
+
+// startDaemon is the classic daemon start: a copy of the gateway in a session
+// of its own (out of gwlock's process group), inheriting the lock descriptor,
+// while the caller exits at once.
+func startDaemon(args []string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(exe, append([]string{"helper:gateway"}, args...)...)
+	cmd.ExtraFiles = []*os.File{os.NewFile(3, "lock")}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	return cmd.Start()
+}
+
+func closeInheritedLock() { _ = syscall.Close(3) }

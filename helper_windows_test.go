@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,3 +28,7 @@ func holdExclusive(string) bool { return true }
 func defaultLockDirIn(tmp string) string {
 	return filepath.Join(tmp, "gwlock-"+os.Getenv("USERNAME"))
 }
+
+func startDaemon([]string) error { return errors.New("no daemons on Windows") }
+
+func closeInheritedLock() {}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,6 +59,7 @@ const (
 	maxPayloadWrite = 4 << 10  // payloads we write stay under this
 	maxPayloadRead  = 64 << 10 // never read more than this from a lock file
 	payloadPad      = 512      // payloads are padded so an update is one pwrite of the same size
+	childFieldsRoom = 96       // ,"childPid":N,"childStartTime":"..." fits in this
 	bornGrace       = 2 * time.Second
 	maxPID          = 1<<31 - 1
 )
@@ -75,14 +77,38 @@ func (e *unsafeError) Error() string {
 // busyError is the result of an acquisition that ran out of time while a live
 // (or not provably dead) owner held the lock.
 type busyError struct {
-	Path     string
-	OwnerPID int64
-	Status   ownerStatus
-	Waited   time.Duration
+	Path       string
+	OwnerPID   int64
+	Status     ownerStatus
+	GatewayPID int
+	Waited     time.Duration
 }
 
 func (e *busyError) Error() string {
-	return fmt.Sprintf("lock %s: held by pid %d (%s) after waiting %s", e.Path, e.OwnerPID, e.Status, e.Waited.Round(time.Millisecond))
+	return fmt.Sprintf("lock %s: %s after waiting %s", e.Path, holderText(e.OwnerPID, e.Status, e.GatewayPID), e.Waited.Round(time.Millisecond))
+}
+
+// holderText says who holds a lock in words that are true for each status:
+// an orphaned owner's launcher is named as gone, never as alive.
+func holderText(pid int64, status ownerStatus, gatewayPID int) string {
+	switch {
+	case status == ownerOrphaned && gatewayPID > 0:
+		return fmt.Sprintf("held by orphaned gateway pid %d (its launcher pid %d is gone)", gatewayPID, pid)
+	case status == ownerOrphaned:
+		return fmt.Sprintf("held by the orphaned descendants of launcher pid %d (gone)", pid)
+	case pid <= 0:
+		return fmt.Sprintf("held by an owner that names no pid (%s)", status)
+	}
+	return fmt.Sprintf("held by pid %d (%s)", pid, status)
+}
+
+// gatewayKey is the gateway_pid telemetry pair of an orphaned owner whose
+// gateway is known; an empty Attr, which slog's handlers skip, otherwise.
+func gatewayKey(v verdict) slog.Attr {
+	if v.gatewayPID <= 0 {
+		return slog.Attr{}
+	}
+	return slog.Int("gateway_pid", v.gatewayPID)
 }
 
 // ownerPayload is the JSON written into the lock file. Readers accept the
@@ -96,8 +122,10 @@ type ownerPayload struct {
 	Hostname   string          `json:"hostname,omitempty"`
 	Port       int             `json:"port,omitempty"`
 	ChildPID   int             `json:"childPid,omitempty"`
-	Flock      bool            `json:"flock"`
-	Version    string          `json:"version,omitempty"`
+	// ChildStartTime tells the recorded gateway from a process that reused its PID.
+	ChildStartTime json.RawMessage `json:"childStartTime,omitempty"`
+	Flock          bool            `json:"flock"`
+	Version        string          `json:"version,omitempty"`
 }
 
 // parsePayload decodes a lock file's contents. Any type mismatch, trailing data
@@ -115,9 +143,11 @@ func parsePayload(b []byte) (*ownerPayload, error) {
 	if dec.More() {
 		return nil, errors.New("trailing data after payload")
 	}
-	if len(p.StartTime) > 0 {
-		if _, ok := startTimeText(p.StartTime); !ok {
-			return nil, errors.New("startTime is neither a string nor a number")
+	for _, st := range []json.RawMessage{p.StartTime, p.ChildStartTime} {
+		if len(st) > 0 {
+			if _, ok := startTimeText(st); !ok {
+				return nil, errors.New("a start time is neither a string nor a number")
+			}
 		}
 	}
 	if p.Port < 0 || p.Port > 65535 {
@@ -158,7 +188,18 @@ func (p *ownerPayload) encode() ([]byte, error) {
 	if len(b) >= maxPayloadWrite {
 		return nil, fmt.Errorf("payload of %d bytes exceeds %d: shorten --config", len(b), maxPayloadWrite)
 	}
-	size := (len(b)/payloadPad + 1) * payloadPad
+	// The size depends on the payload without its gateway fields plus room
+	// for them, so recording a gateway later never changes the length.
+	fixed := *p
+	fixed.ChildPID, fixed.ChildStartTime = 0, nil
+	fb, err := json.Marshal(&fixed)
+	if err != nil {
+		return nil, err
+	}
+	size := ((len(fb)+childFieldsRoom)/payloadPad + 1) * payloadPad
+	if size < len(b)+1 {
+		size = (len(b)/payloadPad + 1) * payloadPad
+	}
 	if size > maxPayloadWrite {
 		size = maxPayloadWrite
 	}
@@ -174,9 +215,10 @@ func (p *ownerPayload) encode() ([]byte, error) {
 type ownerStatus string
 
 const (
-	ownerAlive   ownerStatus = "alive"
-	ownerDead    ownerStatus = "dead"
-	ownerUnknown ownerStatus = "unknown"
+	ownerAlive    ownerStatus = "alive"
+	ownerOrphaned ownerStatus = "orphaned" // the launcher is gone, its gateway holds the lock
+	ownerDead     ownerStatus = "dead"
+	ownerUnknown  ownerStatus = "unknown"
 )
 
 // Reasons a lock file may be reclaimed; they appear in stale-lock-recovered.
@@ -209,19 +251,30 @@ type hostFacts interface {
 
 // verdict is what the judgement concluded about a lock file's owner.
 type verdict struct {
-	status ownerStatus
-	reason string // non-empty exactly when the file may be reclaimed
-	pid    int64
-	port   int
+	status     ownerStatus
+	reason     string // non-empty exactly when the file may be reclaimed
+	pid        int64  // the launcher named in the payload
+	gatewayPID int    // for an orphaned owner: its gateway, if that is who lives
+	port       int
+}
+
+// established says a live owner is certain: --if-running ok may stop waiting.
+func (s ownerStatus) established() bool {
+	return s == ownerAlive || s == ownerOrphaned
 }
 
 // judgeOwner decides whether a lock file whose kernel lock is free (or
 // unsupported) may be reclaimed. kernelFree says the kernel lock was just
 // taken by us, i.e. whoever wrote the file no longer holds it.
 //
-// A free port never proves death: the owner may still be booting. A listening
-// port can prove life. A PID from another host, or a PID outside 1..2^31-1,
-// proves nothing and is never passed to kill.
+// A free kernel lock proves death only for a payload written on this host
+// (same hostname and boot id): on a shared filesystem whose locks are local
+// (NFS local_lock, some FUSE mounts) another host's owner holds nothing we can
+// see. A free port never proves death: the owner may still be booting. A
+// listening port can prove life. A PID from another host, or a PID outside
+// 1..2^31-1, proves nothing and is never passed to kill. A launcher that is
+// gone while the gateway it recorded (childPid with the same childStartTime)
+// lives is an orphaned owner, never a dead one.
 func judgeOwner(raw []byte, age, stale time.Duration, kernelFree bool, h hostFacts) verdict {
 	p, err := parsePayload(raw)
 	if err != nil {
@@ -229,10 +282,6 @@ func judgeOwner(raw []byte, age, stale time.Duration, kernelFree bool, h hostFac
 		return staleRule(verdict{status: ownerUnknown}, age, stale, h)
 	}
 	v := verdict{status: ownerUnknown, pid: p.PID, port: p.Port}
-	if p.Flock && kernelFree {
-		v.status, v.reason = ownerDead, reasonOwnerDead
-		return v
-	}
 	if p.Hostname != "" && p.Hostname != h.hostname() {
 		return staleRule(v, age, stale, h)
 	}
@@ -240,8 +289,27 @@ func judgeOwner(raw []byte, age, stale time.Duration, kernelFree bool, h hostFac
 		v.status, v.reason = ownerDead, reasonHostRebooted
 		return v
 	}
-	if p.PID <= 0 || p.PID > maxPID {
+	if p.Flock && kernelFree && p.Hostname != "" {
+		v.status, v.reason = ownerDead, reasonOwnerDead
+		return v
+	}
+	v.status, v.reason = judgeLauncher(p, h)
+	if v.status == ownerDead {
+		if gw, ok := gatewayAlive(p, h); ok {
+			v.status, v.reason, v.gatewayPID = ownerOrphaned, "", gw
+		}
+	}
+	if v.status == ownerUnknown {
 		return staleRule(v, age, stale, h)
+	}
+	return v
+}
+
+// judgeLauncher judges the payload's pid, the launcher, by the process table
+// alone: alive, dead with a reason, or unknown.
+func judgeLauncher(p *ownerPayload, h hostFacts) (ownerStatus, string) {
+	if p.PID <= 0 || p.PID > maxPID {
+		return ownerUnknown, ""
 	}
 	recorded, haveRecorded := startTimeText(p.StartTime)
 	if int(p.PID) == h.selfPID() {
@@ -249,27 +317,60 @@ func judgeOwner(raw []byte, age, stale time.Duration, kernelFree bool, h hostFac
 		// earlier process with the same PID (PID 1 in a fresh container) unless
 		// its start time is ours.
 		if haveRecorded && recorded == h.selfStartTime() {
-			v.status = ownerAlive
-			return v
+			return ownerAlive, ""
 		}
-		v.status, v.reason = ownerDead, reasonPIDReused
-		return v
+		return ownerDead, reasonPIDReused
 	}
 	switch h.probe(int(p.PID)) {
 	case pidAbsent:
-		v.status, v.reason = ownerDead, reasonOwnerDead
-		return v
+		return ownerDead, reasonOwnerDead
 	case pidPresent:
 		if haveRecorded {
 			if now, ok := h.startTime(int(p.PID)); ok && now != recorded {
-				v.status, v.reason = ownerDead, reasonPIDReused
-				return v
+				return ownerDead, reasonPIDReused
 			}
 		}
-		v.status = ownerAlive
+		return ownerAlive, ""
+	}
+	return ownerUnknown, ""
+}
+
+// gatewayAlive reports whether the gateway the payload records still runs. A
+// recorded start time is required: without it a reused PID would pass for the
+// gateway and keep a dead lock forever.
+func gatewayAlive(p *ownerPayload, h hostFacts) (int, bool) {
+	pid := p.ChildPID
+	recorded, ok := startTimeText(p.ChildStartTime)
+	if pid <= 0 || pid > maxPID || !ok || pid == h.selfPID() || h.probe(pid) != pidPresent {
+		return 0, false
+	}
+	now, ok := h.startTime(pid)
+	return pid, ok && now == recorded
+}
+
+// describeHolder names whoever keeps the kernel lock of a file we could not
+// lock: alive by the kernel's word, but the launcher named in the payload may
+// be dead (SIGKILLed) while its gateway, or the gateway's descendants that
+// inherited the lock descriptor, hold it on. Such an owner is orphaned, and
+// never reported as a live launcher.
+func describeHolder(raw []byte, h hostFacts) verdict {
+	v := verdict{status: ownerAlive}
+	p, err := parsePayload(raw)
+	if err != nil {
 		return v
 	}
-	return staleRule(v, age, stale, h)
+	v.pid, v.port = p.PID, p.Port
+	if p.Hostname != "" && p.Hostname != h.hostname() {
+		return v // the lock is held here by something; the payload's pid is not ours to probe
+	}
+	if st, _ := judgeLauncher(p, h); st != ownerDead {
+		return v
+	}
+	v.status = ownerOrphaned
+	if gw, ok := gatewayAlive(p, h); ok {
+		v.gatewayPID = gw
+	}
+	return v
 }
 
 // staleRule: an owner that cannot be judged becomes reclaimable only when the
@@ -304,6 +405,9 @@ type lockOptions struct {
 	// registered). acquire waits for it before it first waits for a holder,
 	// so a gwlock that is waiting can always be stopped.
 	CancelReady <-chan struct{}
+	// StopIfAlive returns the busy result as soon as a live owner is
+	// established (--if-running ok), instead of waiting out Timeout.
+	StopIfAlive bool
 	facts       hostFacts // nil: this host
 }
 
@@ -316,6 +420,7 @@ type heldLock struct {
 	mu       sync.Mutex
 	released bool
 	lost     bool // lock-lost already reported
+	shared   bool // others share the file and hold its kernel lock: never unlink
 }
 
 // acquire takes the lock at opts.Path, waiting up to opts.Timeout for a live
@@ -403,10 +508,15 @@ func acquire(opts lockOptions) (*heldLock, error) {
 			if opts.CancelReady != nil && lastOwner == "" {
 				<-opts.CancelReady
 			}
-			if key := fmt.Sprintf("%d/%s", v.pid, v.status); key != lastOwner {
+			if key := fmt.Sprintf("%d/%s/%d", v.pid, v.status, v.gatewayPID); key != lastOwner {
 				lastOwner = key
 				log.info("acquire-contention", "lock", opts.Path, "owner_pid", v.pid,
-					"owner_status", string(v.status), "waited_ms", ms(time.Since(start)), "attempt", attempts)
+					"owner_status", string(v.status), gatewayKey(v), "waited_ms", ms(time.Since(start)), "attempt", attempts)
+			}
+			if opts.StopIfAlive && v.status.established() {
+				cur.close()
+				own.discard()
+				return nil, &busyError{Path: opts.Path, OwnerPID: v.pid, Status: v.status, GatewayPID: v.gatewayPID, Waited: time.Since(start)}
 			}
 			if !time.Now().Before(deadline) {
 				cur.close()
@@ -414,7 +524,7 @@ func acquire(opts lockOptions) (*heldLock, error) {
 				waited := time.Since(start)
 				log.warn("acquire-timeout", "lock", opts.Path, "owner_pid", v.pid, "waited_ms", ms(waited),
 					"timeout_ms", ms(opts.Timeout), "attempts", attempts)
-				return nil, &busyError{Path: opts.Path, OwnerPID: v.pid, Status: v.status, Waited: waited}
+				return nil, &busyError{Path: opts.Path, OwnerPID: v.pid, Status: v.status, GatewayPID: v.gatewayPID, Waited: waited}
 			}
 			if !got && cur.kernel {
 				// Event-driven: sleep in the kernel until the holder releases or
@@ -454,11 +564,7 @@ func judgeFile(cur *lockFile, got bool, stale time.Duration, facts hostFacts) (v
 		return verdict{}, err
 	}
 	if cur.kernel && !got {
-		v := verdict{status: ownerAlive}
-		if p, perr := parsePayload(raw); perr == nil {
-			v.pid, v.port = p.PID, p.Port
-		}
-		return v, nil
+		return describeHolder(raw, facts), nil
 	}
 	return judgeOwner(raw, time.Since(mtime), stale, got, facts), nil
 }
@@ -624,6 +730,12 @@ func (l *heldLock) release(log *telemetry) error {
 	}
 	l.released = true
 	defer l.f.close()
+	if l.shared {
+		// The gateway's descendants still hold the lock: the file stays
+		// published, and the kernel lock keeps guarding it until they exit.
+		log.warn("lock-left-held", "lock", l.path, "reason", "the gateway's descendants still hold it")
+		return nil
+	}
 	same, err := l.f.namedBy(l.path)
 	if err != nil {
 		return err
@@ -639,6 +751,62 @@ func (l *heldLock) release(log *telemetry) error {
 	}
 	log.info("lock-released", "lock", l.path, "held_ms", ms(time.Since(l.acquired)))
 	return nil
+}
+
+// fileID identifies a file whatever its name: (dev, inode) on POSIX.
+type fileID struct{ a, b uint64 }
+
+// othersHold reports whether processes other than this launcher still share
+// the lock: the gateway's descendants that inherited its descriptor. Closing
+// our descriptor drops the kernel lock only if nobody else shares it, so the
+// hold moves to a second descriptor of the same file, which then tries the
+// lock. When it fails, the sharers hold it; waitAlone waits them out.
+func (l *heldLock) othersHold() (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.f.kernel {
+		return false, nil // no kernel lock to tell by
+	}
+	second, err := openExisting(l.path)
+	if err != nil {
+		return false, err
+	}
+	if second.id() != l.f.id() {
+		second.close()
+		return false, nil // not ours any more: the heartbeat reports lock-lost
+	}
+	l.f.close()
+	l.f = second
+	got, err := second.tryLock()
+	l.shared = err == nil && !got
+	return l.shared, err
+}
+
+// waitAlone blocks until the lock's other sharers are gone and the kernel
+// lock is ours again, on the descriptor othersHold opened.
+func (l *heldLock) waitAlone() error {
+	l.mu.Lock()
+	f := l.f
+	l.mu.Unlock()
+	// No deadline: the gateway's descendants may run for months. A stop
+	// signal reaches them (signalTree); their exit ends this wait.
+	got, err := f.waitLock(time.Now().Add(100*365*24*time.Hour), nil)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil || !got {
+		return fmt.Errorf("lock %s: waiting for the gateway's descendants: %v", l.path, err)
+	}
+	l.shared = false
+	return nil
+}
+
+// sharers lists the other processes with the lock file open, where the OS
+// can tell.
+func (l *heldLock) sharers() []int {
+	l.mu.Lock()
+	id := l.f.id()
+	l.mu.Unlock()
+	return processesHolding(id)
 }
 
 // check is the heartbeat: it reports whether the path still names our file
@@ -662,11 +830,16 @@ func (l *heldLock) markLost() {
 	l.mu.Unlock()
 }
 
-// setChild records the gateway's PID in the payload, for status and people.
+// setChild records the gateway's PID and start time in the payload: status
+// names it, and a judge without the kernel lock finds an orphaned gateway
+// alive after its launcher died. pid 0 says no gateway runs now.
 func (l *heldLock) setChild(pid int) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.payload.ChildPID = pid
+	l.payload.ChildPID, l.payload.ChildStartTime = pid, nil
+	if st, ok := processStartTime(pid); ok && pid > 0 {
+		l.payload.ChildStartTime = json.RawMessage(strconv.Quote(st))
+	}
 	b, err := l.payload.encode()
 	if err != nil {
 		return err

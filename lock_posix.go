@@ -467,3 +467,6 @@ func openRetry(path string, flags int, mode uint32) (int, error) {
 		}
 	}
 }
+
+// id is the file's identity, (dev, ino).
+func (f *lockFile) id() fileID { return fileID{f.dev, f.ino} }

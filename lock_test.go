@@ -186,7 +186,7 @@ func TestStaleReasons(t *testing.T) {
 		// The container case: PID 1 is alive (it is init, or us), yet the
 		// kernel lock is free, so its holder is gone.
 		{"flock-pid1-container", func(t *testing.T) []byte {
-			return mustJSON(t, map[string]any{"pid": 1, "flock": true, "startTime": "1"})
+			return mustJSON(t, map[string]any{"pid": 1, "flock": true, "startTime": "1", "hostname": self.hostname})
 		}, 0, "30s", reasonOwnerDead},
 		{"legacy-owner-dead", func(t *testing.T) []byte {
 			return mustJSON(t, map[string]any{"pid": deadPID(t), "createdAt": "2026-01-01T00:00:00Z", "configPath": "/x"})
@@ -259,13 +259,16 @@ func TestStaleReasons(t *testing.T) {
 }
 
 // TestLiveKernelHolderWins: a process that holds the kernel lock keeps the
-// lock whatever its payload says, even a dead PID or garbage.
+// lock whatever its payload says, even a dead PID or garbage. The report
+// never calls the dead PID alive (issue 9): a held lock whose named launcher
+// is gone is orphaned; one that names nobody is simply alive.
 func TestLiveKernelHolderWins(t *testing.T) {
-	for _, payload := range []string{
-		fmt.Sprintf(`{"pid":%d,"flock":true}`, deadPID(t)),
-		`{"pid":1,"flock":false,"startTime":"1"}`,
-		`garbage`,
+	for _, tc := range []struct{ payload, status string }{
+		{fmt.Sprintf(`{"pid":%d,"flock":true}`, deadPID(t)), "orphaned"},
+		{`{"pid":1,"flock":false,"startTime":"1"}`, "orphaned"},
+		{`garbage`, "alive"},
 	} {
+		payload := tc.payload
 		dir := lockDir(t)
 		lock := filepath.Join(dir, "h.lock")
 		h := startHelper(t, "holder", nil, "-lock", lock, "-payload", payload)
@@ -275,8 +278,8 @@ func TestLiveKernelHolderWins(t *testing.T) {
 			t.Fatalf("payload %q: exit = %d, want %d; stderr:\n%s", payload, r.code, exitBusy, r.stderr)
 		}
 		ev := mustEvent(t, r.events(), "acquire-contention", "owner_status")
-		if ev["owner_status"] != "alive" {
-			t.Errorf("owner_status = %s, want alive", ev["owner_status"])
+		if ev["owner_status"] != tc.status {
+			t.Errorf("payload %q: owner_status = %s, want %s", payload, ev["owner_status"], tc.status)
 		}
 	}
 }
@@ -533,6 +536,13 @@ type fakeFacts struct {
 	listen      bool
 	probedPIDs  []int
 	probedPorts []int
+	// others answer for particular PIDs (a gateway beside a dead launcher).
+	others map[int]fakeProcess
+}
+
+type fakeProcess struct {
+	state pidState
+	start string
 }
 
 func (f *fakeFacts) hostname() string      { return f.host }
@@ -541,9 +551,17 @@ func (f *fakeFacts) selfPID() int          { return f.self }
 func (f *fakeFacts) selfStartTime() string { return f.selfStart }
 func (f *fakeFacts) probe(pid int) pidState {
 	f.probedPIDs = append(f.probedPIDs, pid)
+	if p, ok := f.others[pid]; ok {
+		return p.state
+	}
 	return f.state
 }
-func (f *fakeFacts) startTime(pid int) (string, bool) { return f.start, f.haveStart }
+func (f *fakeFacts) startTime(pid int) (string, bool) {
+	if p, ok := f.others[pid]; ok {
+		return p.start, p.start != ""
+	}
+	return f.start, f.haveStart
+}
 func (f *fakeFacts) listening(port int) bool {
 	f.probedPorts = append(f.probedPorts, port)
 	return f.listen
@@ -563,8 +581,26 @@ func TestJudgeOwner(t *testing.T) {
 		want       ownerStatus
 		reason     string
 	}{
-		{"flock payload, kernel lock free", `{"pid":5,"flock":true,"startTime":"77"}`, 0, true, nil, ownerDead, reasonOwnerDead},
-		{"flock payload, no kernel locks here", `{"pid":5,"flock":true,"startTime":"77"}`, 0, false, nil, ownerAlive, ""},
+		{"flock payload, kernel lock free", `{"pid":5,"flock":true,"startTime":"77","hostname":"h"}`, 0, true, nil, ownerDead, reasonOwnerDead},
+		{"flock payload, no kernel locks here", `{"pid":5,"flock":true,"startTime":"77","hostname":"h"}`, 0, false, nil, ownerAlive, ""},
+		// Issue 9 (5): a free kernel lock proves nothing about another host's
+		// owner (NFS local_lock): it is unknown and follows the stale rule.
+		{"flock payload from another host, kernel lock free", `{"pid":5,"flock":true,"hostname":"x"}`, 0, true, nil, ownerUnknown, ""},
+		{"flock payload from another host, old, kernel lock free", `{"pid":5,"flock":true,"hostname":"x"}`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
+		{"flock payload without hostname, kernel lock free, pid alive", `{"pid":5,"flock":true,"startTime":"77"}`, 0, true, nil, ownerAlive, ""},
+		{"flock payload from a rebooted host", `{"pid":5,"flock":true,"hostname":"h","bootId":"old"}`, 0, true, nil, ownerDead, reasonHostRebooted},
+		// Issue 9 (4): without a kernel lock, a dead launcher whose recorded
+		// gateway still lives is an orphaned owner, never a dead one.
+		{"launcher dead, gateway alive", `{"pid":5,"childPid":6,"childStartTime":"88"}`, time.Hour, false,
+			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerOrphaned, ""},
+		{"launcher pid reused, gateway alive", `{"pid":5,"startTime":"70","childPid":6,"childStartTime":"88"}`, 0, false,
+			func(f *fakeFacts) { f.others = map[int]fakeProcess{6: {pidPresent, "88"}} }, ownerOrphaned, ""},
+		{"launcher dead, gateway pid reused", `{"pid":5,"childPid":6,"childStartTime":"88"}`, 0, false,
+			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "99"}} }, ownerDead, reasonOwnerDead},
+		{"launcher dead, gateway without start time", `{"pid":5,"childPid":6}`, 0, false,
+			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerDead, reasonOwnerDead},
+		{"launcher dead, gateway dead", `{"pid":5,"childPid":6,"childStartTime":"88"}`, 0, false,
+			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}} }, ownerDead, reasonOwnerDead},
 		{"other host", `{"pid":5,"hostname":"x"}`, 0, true, nil, ownerUnknown, ""},
 		{"other host, old", `{"pid":5,"hostname":"x"}`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
 		{"other host, old, port listening", `{"pid":5,"hostname":"x","port":80}`, time.Hour, true, func(f *fakeFacts) { f.listen = true }, ownerAlive, ""},
@@ -614,7 +650,8 @@ func TestJudgeOwner(t *testing.T) {
 // an unjudgeable owner only past --stale and the birth grace.
 func FuzzJudgeOwner(f *testing.F) {
 	f.Add([]byte(`{"pid":5,"startTime":"77"}`), int64(0), int64(30e9), true, uint8(pidPresent), true, false)
-	f.Add([]byte(`{"pid":5,"flock":true}`), int64(0), int64(30e9), true, uint8(pidPresent), true, false)
+	f.Add([]byte(`{"pid":5,"flock":true,"hostname":"h"}`), int64(0), int64(30e9), true, uint8(pidPresent), true, false)
+	f.Add([]byte(`{"pid":5,"flock":true,"hostname":"x"}`), int64(0), int64(30e9), true, uint8(pidAbsent), true, false)
 	f.Add([]byte(`{"pid":5,"hostname":"x","port":80}`), int64(3600e9), int64(1e9), false, uint8(pidUnknown), false, true)
 	f.Add([]byte(`{"pid":-1}`), int64(3600e9), int64(1e9), false, uint8(pidAbsent), false, false)
 	f.Add([]byte(`garbage`), int64(1e9), int64(1), true, uint8(pidAbsent), false, false)
@@ -640,8 +677,12 @@ func FuzzJudgeOwner(f *testing.F) {
 		if err != nil && v.reason != "" && v.reason != reasonStaleUnknown {
 			t.Fatalf("unparsable payload reclaimed as %s", v.reason)
 		}
-		if err == nil && p.Flock && kernelFree && v.reason != reasonOwnerDead {
-			t.Fatalf("flock payload with a free kernel lock not owner-dead: %+v", v)
+		sameHost := err == nil && p.Hostname == facts.host && (p.BootID == "" || p.BootID == facts.boot)
+		if sameHost && p.Flock && kernelFree && v.reason != reasonOwnerDead {
+			t.Fatalf("this host's flock payload with a free kernel lock not owner-dead: %+v", v)
+		}
+		if err == nil && p.Hostname != "" && p.Hostname != facts.host && v.reason != "" && v.reason != reasonStaleUnknown {
+			t.Fatalf("another host's owner reclaimed as %s: %+v", v.reason, v)
 		}
 	})
 }

@@ -407,3 +407,6 @@ func setSubreaper() error { return errors.New("--subreaper is Linux only") }
 
 // stderrWriter: Windows has no SIGPIPE to avoid.
 var stderrWriter io.Writer = os.Stderr
+
+// id is the file's identity, (volume serial, file index).
+func (f *lockFile) id() fileID { return fileID{uint64(f.vol), f.idx} }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sort"
 	"strconv"
 	"sync"
 	"syscall"
@@ -61,6 +62,7 @@ func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
 	opts := c.lockOptions(t, log)
 	cancel, endWatch := watchStopSignals(sigs, registered)
 	opts.Cancel, opts.CancelReady = cancel, registered
+	opts.StopIfAlive = c.ifRunning == "ok"
 	lock, err := acquire(opts)
 	if sig := endWatch(); sig != nil {
 		// Stopped before the gateway started: start nothing, leave nothing.
@@ -71,8 +73,12 @@ func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
 		return 128 + int(sig.(syscall.Signal))
 	}
 	var busy *busyError
-	if errors.As(err, &busy) && c.ifRunning == "ok" {
-		return exitOK // idempotent start: the gateway is already running
+	if errors.As(err, &busy) && c.ifRunning == "ok" && busy.Status.established() {
+		// Idempotent start: a live owner is certain. An owner that cannot be
+		// judged is no proof that a gateway runs: that waits and ends in 75.
+		log.info("already-running", "lock", t.path, "owner_pid", busy.OwnerPID, "owner_status", string(busy.Status),
+			gatewayKey(verdict{gatewayPID: busy.GatewayPID}), "waited_ms", ms(busy.Waited))
+		return exitOK
 	}
 	if err != nil {
 		return fail(stderr, err)
@@ -179,4 +185,16 @@ func shouldRestart(policy string, code int) bool {
 		return code != 0
 	}
 	return false
+}
+
+// uniquePIDs sorts pids and drops repeats.
+func uniquePIDs(pids []int) []int {
+	sort.Ints(pids)
+	out := pids[:0]
+	for i, p := range pids {
+		if i == 0 || p != pids[i-1] {
+			out = append(out, p)
+		}
+	}
+	return out
 }

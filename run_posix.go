@@ -54,11 +54,13 @@ func (w fdWriter) Write(p []byte) (int, error) {
 // applying the restart policy, forwarding signals, reporting readiness and
 // checking the lock. It returns the code gwlock should exit with.
 //
-// Invariant 2: the gateway inherits the lock's descriptor (as fd 3), so the
-// kernel lock lives exactly as long as the launcher or the gateway does. If the
-// launcher is SIGKILLed, a second starter finds the lock still held and waits;
-// no second gateway can start while the first lives. Pdeathsig was rejected:
-// it follows the creating thread, not the process (golang/go#27505).
+// Invariant 2: the gateway inherits the lock's descriptor (as fd 3) and gets
+// the stop signal if its launcher dies (gatewayProcAttr). "The gateway" is
+// its whole process tree: gwlock is a subreaper where the OS allows (Linux,
+// FreeBSD), so a daemon that forked and let its parent exit becomes our child,
+// and gwlock neither restarts nor releases the lock nor exits until no process
+// of the tree is left. Where it cannot be a subreaper, the lock itself tells:
+// if another process still shares it, the tree lives.
 //
 // sigs carries runSignals once registered is closed. They are never
 // unregistered: signal.Stop waits for the signal loop to drain, and the
@@ -68,15 +70,14 @@ func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs 
 	<-registered
 
 	reapAll := os.Getpid() == 1
-	if c.subreaper {
-		if err := setSubreaper(); err != nil {
-			return exitFailure, err
-		}
+	if err := setSubreaper(); err == nil {
 		reapAll = true
+	} else if c.subreaper {
+		return exitFailure, err
 	}
 
 	s := &supervisor{c: c, lock: lock, lockPath: lockPath, log: log, reapAll: reapAll,
-		exits: make(chan childExit, 64), kick: make(chan struct{}, 1)}
+		exits: make(chan childExit, 64), kick: make(chan struct{}, 1), lockAlone: make(chan error, 1)}
 	if reapAll {
 		go s.reapEverything()
 	}
@@ -92,10 +93,14 @@ func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs 
 	for {
 		select {
 		case e := <-s.exits:
-			if e.pid != s.child || s.child == 0 {
-				continue // an adopted orphan, reaped
+			if done, code, err := s.reaped(e); done {
+				return code, err
 			}
-			if done, code, err := s.gatewayExited(e.status); done {
+		case err := <-s.lockAlone:
+			if err != nil {
+				return exitFailure, err
+			}
+			if done, code, err := s.treeGone(); done {
 				return code, err
 			}
 		case sig := <-sigs:
@@ -104,15 +109,13 @@ func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs 
 			}
 		case <-s.stopTimer:
 			s.stopTimer = nil
-			if s.child > 0 {
-				_ = unix.Kill(-s.child, unix.SIGKILL)
-			}
+			s.signalTree(unix.SIGKILL)
 		case <-heartbeat:
 			if ok, _ := lock.check(); !ok && !s.lost {
 				s.lost = true
 				lock.markLost()
 				log.error("lock-lost", "lock", lockPath, "reason", "path no longer names our lock file")
-				if s.child == 0 {
+				if !s.running() {
 					return exitFailure, errLockLost
 				}
 				s.stop(unix.SIGTERM)
@@ -134,9 +137,12 @@ type supervisor struct {
 	lock     *heldLock
 	lockPath string
 	log      *telemetry
-	reapAll  bool // PID 1 or subreaper: reap every adopted zombie
+	reapAll  bool // PID 1 or subreaper: every orphan of the tree comes to us
 
-	child      int // the gateway's pid (and process group), 0 when none
+	child      int // the gateway's pid (and process group), 0 when it exited
+	group      int // the gateway's process group, kept while its descendants live
+	remnants   bool
+	remnantsAt time.Time
 	started    time.Time
 	restarts   int
 	lastCode   int
@@ -148,14 +154,21 @@ type supervisor struct {
 	ready      chan time.Duration
 	childGone  chan struct{}
 	exits      chan childExit
+	lockAlone  chan error    // the lock's other sharers are gone (no subreaper)
 	kick       chan struct{} // a child was started: reapEverything may wait again
 }
 
-// childExit is one reaped process.
+// childExit is one reaped process. treeKnown says the reaper knows whether
+// other children remain: treeEmpty, then, that none does.
 type childExit struct {
-	pid    int
-	status unix.WaitStatus
+	pid       int
+	status    unix.WaitStatus
+	treeKnown bool
+	treeEmpty bool
 }
+
+// running says some process of the gateway's tree is alive.
+func (s *supervisor) running() bool { return s.child != 0 || s.remnants }
 
 // waitChild waits in wait4 for the gateway alone: no SIGCHLD handler needed,
 // and nothing else of ours is reaped.
@@ -169,13 +182,15 @@ func (s *supervisor) waitChild(pid int) {
 		if err == nil && !ws.Exited() && !ws.Signaled() {
 			continue
 		}
-		s.exits <- childExit{got, ws}
+		s.exits <- childExit{pid: got, status: ws}
 		return
 	}
 }
 
 // reapEverything is the PID 1 (or subreaper) loop: it reaps every child,
-// orphans adopted from the gateway included, so none stays a zombie.
+// orphans adopted from the gateway included, so none stays a zombie. After
+// each exit it collects the others already waiting without blocking, so the
+// last report of a batch says whether any child at all remains.
 func (s *supervisor) reapEverything() {
 	for {
 		var ws unix.WaitStatus
@@ -187,7 +202,29 @@ func (s *supervisor) reapEverything() {
 		case err != nil:
 			return
 		case ws.Exited() || ws.Signaled():
-			s.exits <- childExit{pid, ws}
+			batch, empty := reapMore([]childExit{{pid: pid, status: ws}})
+			for i, e := range batch {
+				e.treeKnown, e.treeEmpty = true, empty && i == len(batch)-1
+				s.exits <- e
+			}
+		}
+	}
+}
+
+// reapMore reaps the children that have already exited and says whether
+// none remains (ECHILD) once they are collected.
+func reapMore(batch []childExit) ([]childExit, bool) {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		switch {
+		case err == unix.EINTR:
+		case err == unix.ECHILD:
+			return batch, true
+		case err != nil || pid == 0:
+			return batch, false
+		case ws.Exited() || ws.Signaled():
+			batch = append(batch, childExit{pid: pid, status: ws})
 		}
 	}
 }
@@ -200,7 +237,7 @@ func (s *supervisor) start() error {
 	if err != nil {
 		return err
 	}
-	s.child, s.started = pid, time.Now()
+	s.child, s.group, s.started = pid, pid, time.Now()
 	if s.reapAll {
 		select {
 		case s.kick <- struct{}{}:
@@ -227,21 +264,46 @@ func (s *supervisor) start() error {
 	return nil
 }
 
-// stop signals the gateway's process group and arms the SIGKILL timer.
+// stop signals the gateway's tree and arms the SIGKILL timer.
 func (s *supervisor) stop(sig syscall.Signal) {
-	if s.child == 0 {
+	if !s.running() {
 		return
 	}
-	_ = unix.Kill(-s.child, sig)
+	s.signalTree(sig)
 	if s.stopTimer == nil {
 		s.stopTimer = time.After(s.c.stopTimeout)
 	}
 }
 
+// signalTree sends sig to the gateway's process group and, once the gateway
+// itself has exited, to each remaining process of its tree that we can name:
+// our adopted children and whoever shares the lock. A daemon that left the
+// group with setsid is reached that way.
+func (s *supervisor) signalTree(sig syscall.Signal) {
+	if s.group > 0 {
+		_ = unix.Kill(-s.group, sig)
+	}
+	if s.child == 0 && s.remnants {
+		for _, pid := range s.remnantPIDs() {
+			_ = unix.Kill(pid, sig)
+		}
+	}
+}
+
+// remnantPIDs names the processes that keep the gateway alive after its main
+// process exited, where the OS can tell (Linux).
+func (s *supervisor) remnantPIDs() []int {
+	pids := childPIDs()
+	if s.lock != nil {
+		pids = append(pids, s.lock.sharers()...)
+	}
+	return uniquePIDs(pids)
+}
+
 func (s *supervisor) onSignal(sig syscall.Signal) (done bool, code int, err error) {
 	switch sig {
 	case unix.SIGHUP:
-		if s.child == 0 {
+		if !s.running() {
 			if s.backoff != nil {
 				s.backoff = nil
 				if err := s.start(); err != nil {
@@ -255,7 +317,7 @@ func (s *supervisor) onSignal(sig syscall.Signal) (done bool, code int, err erro
 	case unix.SIGTERM, unix.SIGINT, unix.SIGQUIT:
 		s.stopping = true
 		sdNotify("STOPPING=1")
-		if s.child == 0 {
+		if !s.running() {
 			return true, s.lastCode, nil
 		}
 		s.stop(sig)
@@ -267,16 +329,72 @@ func (s *supervisor) onSignal(sig syscall.Signal) (done bool, code int, err erro
 	return false, 0, nil
 }
 
-func (s *supervisor) gatewayExited(ws unix.WaitStatus) (bool, int, error) {
-	code, sig := ws.ExitStatus(), 0
-	if ws.Signaled() {
-		sig = int(ws.Signal())
-		code = 128 + sig
+// reaped handles one exit: the gateway's own, or one of its adopted
+// descendants'. The gateway's life ends when the whole tree is gone.
+func (s *supervisor) reaped(e childExit) (bool, int, error) {
+	code := exitStatusCode(e.status)
+	if e.pid == s.child && s.child != 0 {
+		sig := 0
+		if e.status.Signaled() {
+			sig = int(e.status.Signal())
+		}
+		s.log.info("child-exit", "pid", s.child, "code", code, "signal", sig, "uptime_ms", ms(time.Since(s.started)))
+		s.child, s.lastCode = 0, code
+		if s.treeLives(e) {
+			return false, 0, nil
+		}
+		return s.treeGone()
 	}
-	uptime := time.Since(s.started)
-	s.log.info("child-exit", "pid", s.child, "code", code, "signal", sig, "uptime_ms", ms(uptime))
+	if !s.remnants {
+		return false, 0, nil // an orphan from an earlier life, reaped
+	}
+	if !s.stopping && !s.restarting && !s.lost {
+		// A daemonizing gateway's main process exits 0 at once: the tree's
+		// last process is the real gateway, and its code is the one to report.
+		s.lastCode = code
+	}
+	if e.treeKnown && e.treeEmpty {
+		return s.treeGone()
+	}
+	return false, 0, nil
+}
+
+// treeLives decides, when the gateway's main process has exited, whether
+// other processes of its tree remain, and if so says so in one line and
+// passes on any stop already under way to them.
+func (s *supervisor) treeLives(e childExit) bool {
+	switch {
+	case e.treeKnown:
+		if e.treeEmpty {
+			return false
+		}
+	case s.lock == nil:
+		return false // no subreaper and no lock: nothing can tell
+	default:
+		shared, err := s.lock.othersHold()
+		if err != nil || !shared {
+			return false
+		}
+		go func() { s.lockAlone <- s.lock.waitAlone() }()
+	}
+	s.remnants, s.remnantsAt = true, time.Now()
+	pids := s.remnantPIDs()
+	s.log.warn("gateway-descendants", "pids", pidList(pids), "lock", s.lockPath,
+		"action", "waiting for them before releasing the lock, restarting or exiting")
+	if s.stopping || s.restarting || s.lost {
+		s.signalTree(unix.SIGTERM)
+	}
+	return true
+}
+
+// treeGone: no process of the gateway is left. Apply the policy.
+func (s *supervisor) treeGone() (bool, int, error) {
+	if s.remnants {
+		s.log.info("gateway-descendants-gone", "code", s.lastCode, "waited_ms", ms(time.Since(s.remnantsAt)))
+	}
 	close(s.childGone)
-	s.child, s.stopTimer, s.lastCode = 0, nil, code
+	code, uptime := s.lastCode, time.Since(s.started)
+	s.remnants, s.group, s.stopTimer = false, 0, nil
 	switch {
 	case s.lost:
 		return true, exitFailure, errLockLost
@@ -300,6 +418,26 @@ func (s *supervisor) gatewayExited(ws unix.WaitStatus) (bool, int, error) {
 	return false, 0, nil
 }
 
+func exitStatusCode(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// pidList renders pids for telemetry: "1,2,3", or "unknown" where the OS
+// cannot list them.
+func pidList(pids []int) string {
+	if len(pids) == 0 {
+		return "unknown"
+	}
+	parts := make([]string, len(pids))
+	for i, p := range pids {
+		parts[i] = strconv.Itoa(p)
+	}
+	return strings.Join(parts, ",")
+}
+
 // startGateway runs argv directly (no shell) in its own process group, with
 // the environment plus GWLOCK_LOCK_PATH, and the lock descriptor as fd 3.
 func startGateway(argv []string, lock *heldLock, lockPath string) (int, error) {
@@ -317,10 +455,10 @@ func startGateway(argv []string, lock *heldLock, lockPath string) (int, error) {
 		env = append(env, "GWLOCK_LOCK_PATH="+lockPath)
 		files = append(files, uintptr(lock.f.fd))
 	}
-	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
+	pid, err := forkGateway(path, argv, &syscall.ProcAttr{
 		Env:   env,
 		Files: files,
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
+		Sys:   gatewayProcAttr(),
 	})
 	if err != nil {
 		code := exitNotExecutable

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+	"time"
+)
+
+// report is what status says about a lock.
+type report struct {
+	Lock  string `json:"lock"`
+	State string `json:"state"` // running, orphaned, dead, not-running, unknown
+	// Reason is why a dead owner's file may be reclaimed.
+	Reason       string `json:"reason,omitempty"`
+	KernelLocked bool   `json:"kernelLocked"`
+	// The launcher (the payload's pid) and the gateway it recorded, each
+	// judged alive or not on this host; absent where nothing can be said.
+	LauncherPID   int64 `json:"launcherPid,omitempty"`
+	LauncherAlive *bool `json:"launcherAlive,omitempty"`
+	GatewayPID    int   `json:"gatewayPid,omitempty"`
+	GatewayAlive  *bool `json:"gatewayAlive,omitempty"`
+	// Holders are the processes that share the held lock (Linux), the
+	// gateway's descendants when its launcher is gone.
+	Holders       []int         `json:"holders,omitempty"`
+	PortListening *bool         `json:"portListening,omitempty"`
+	Owner         *ownerPayload `json:"owner,omitempty"`
+	Error         string        `json:"error,omitempty"`
+}
+
+// inspection is one look at a lock file: what was read, and the judgement.
+type inspection struct {
+	raw  []byte
+	id   fileID
+	v    verdict
+	held bool // someone else holds the kernel lock
+}
+
+// inspectLock judges the lock file at path like an acquirer would, without
+// taking it: a free kernel lock is dropped the moment the payload is read, so
+// a port probe or a suspended status never keeps a dead owner's lock from the
+// starters that would recover it.
+func inspectLock(c *config, path string) (report, *inspection, error) {
+	r := report{Lock: path}
+	f, err := openExisting(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		r.State = "not-running"
+		return r, nil, nil
+	}
+	if err != nil {
+		return r, nil, err
+	}
+	got, err := f.tryLock()
+	if err != nil {
+		f.close()
+		return r, nil, err
+	}
+	raw, mtime, err := f.readPayload()
+	in := &inspection{raw: raw, id: f.id(), held: f.kernel && !got}
+	f.close()
+	if err != nil {
+		return r, nil, err
+	}
+	facts := hostProbe{probeHost: c.host}
+	if in.held {
+		in.v = describeHolder(raw, facts)
+	} else {
+		in.v = judgeOwner(raw, time.Since(mtime), c.stale, got, facts)
+	}
+	r.KernelLocked = in.held
+	r.Owner, _ = parsePayload(raw)
+	r.describeOwner(facts, in)
+	port := c.port
+	if port == 0 && r.Owner != nil {
+		port = r.Owner.Port
+	}
+	if port > 0 {
+		l := portListening(c.host, port, probeTimeout)
+		r.PortListening = &l
+	}
+	r.Reason = in.v.reason
+	switch {
+	case in.v.status == ownerAlive:
+		r.State = "running"
+	case in.v.status == ownerOrphaned:
+		r.State = "orphaned"
+	case in.v.reason != "":
+		r.State = "dead"
+	default:
+		r.State = "unknown"
+	}
+	return r, in, nil
+}
+
+// describeOwner fills in who the launcher and the gateway are and whether
+// each lives, for an owner of this host; another host's pids prove nothing.
+func (r *report) describeOwner(facts hostFacts, in *inspection) {
+	p := r.Owner
+	if p == nil || (p.Hostname != "" && p.Hostname != facts.hostname()) {
+		return
+	}
+	r.LauncherPID = p.PID
+	if st, _ := judgeLauncher(p, facts); st != ownerUnknown {
+		alive := st == ownerAlive
+		r.LauncherAlive = &alive
+	}
+	if p.ChildPID > 0 {
+		r.GatewayPID = p.ChildPID
+		_, alive := gatewayAlive(p, facts)
+		r.GatewayAlive = &alive
+	}
+	if in.held && in.v.status == ownerOrphaned {
+		r.Holders = processesHolding(in.id)
+	}
+}
+
+func cmdStatus(c *config, stdout, stderr io.Writer) int {
+	t, err := c.target()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	r, _, err := inspectLock(c, t.path)
+	code := map[string]int{"running": statusRunning, "orphaned": statusRunning, "dead": statusDeadFile, "not-running": statusNotRunning}[r.State]
+	if err != nil {
+		r.State, r.Error, code = "unknown", err.Error(), statusUnknown
+		fail(stderr, err)
+	} else if r.State == "unknown" {
+		code = statusUnknown
+	}
+	if c.json {
+		b, _ := json.Marshal(r)
+		fmt.Fprintf(stdout, "%s\n", b)
+		return code
+	}
+	fmt.Fprintln(stdout, r.line())
+	return code
+}
+
+// line is the text form of a report: logfmt, one line.
+func (r *report) line() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lock=%s state=%s", r.Lock, r.State)
+	if r.Reason != "" {
+		b.WriteString(" reason=" + r.Reason)
+	}
+	if r.Owner != nil {
+		fmt.Fprintf(&b, " pid=%d", r.Owner.PID)
+		if r.LauncherAlive != nil {
+			b.WriteString(" launcher=" + aliveWord(*r.LauncherAlive))
+		}
+		if r.Owner.ChildPID > 0 {
+			fmt.Fprintf(&b, " child_pid=%d", r.Owner.ChildPID)
+		}
+		if r.GatewayAlive != nil {
+			b.WriteString(" gateway=" + aliveWord(*r.GatewayAlive))
+		}
+		if len(r.Holders) > 0 {
+			b.WriteString(" holders=" + pidList(r.Holders))
+		}
+		if r.Owner.Port > 0 {
+			fmt.Fprintf(&b, " port=%d", r.Owner.Port)
+		}
+	}
+	if r.PortListening != nil {
+		fmt.Fprintf(&b, " port_listening=%t", *r.PortListening)
+	}
+	return b.String()
+}
+
+func aliveWord(alive bool) string {
+	if alive {
+		return "alive"
+	}
+	return "dead"
+}
+
+// cmdUnlock removes a lock file whose owner is provably gone. The judgement
+// is made without holding the file's kernel lock (it may probe a port); the
+// removal then takes the kernel lock again and goes ahead only if the file
+// and its payload are exactly what was judged.
+func cmdUnlock(c *config, log *telemetry, stderr io.Writer) int {
+	t, err := c.target()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	r, in, err := inspectLock(c, t.path)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if in == nil {
+		return exitOK // nothing to remove
+	}
+	// Only a provably gone owner: a stale-unknown file is left to run's rules.
+	if r.State != "dead" || r.Reason == reasonStaleUnknown {
+		why := "its owner is alive"
+		if r.State != "running" && r.State != "orphaned" {
+			why = "its owner cannot be proven gone"
+		}
+		fmt.Fprintf(stderr, "gwlock: unlock %s: refused, %s (hint: gwlock status --lock %s shows the owner)\n", t.path, why, t.path)
+		return exitFailure
+	}
+	f, err := openExisting(t.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return exitOK // someone else recovered it meanwhile
+	}
+	if err != nil {
+		return fail(stderr, err)
+	}
+	got, err := f.tryLock()
+	raw, _, rerr := f.readPayload()
+	if err != nil || rerr != nil || (f.kernel && !got) || f.id() != in.id || !bytes.Equal(raw, in.raw) {
+		f.close()
+		fmt.Fprintf(stderr, "gwlock: unlock %s: refused, the lock changed while it was judged (hint: run gwlock unlock again)\n", t.path)
+		return exitFailure
+	}
+	removed, err := reclaim(f, t.path)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if removed {
+		pid := int64(0)
+		if r.Owner != nil {
+			pid = r.Owner.PID
+		}
+		log.warn("stale-lock-recovered", "lock", t.path, "owner_pid", pid, "reason", r.Reason, "waited_ms", 0, "attempt", 1)
+	}
+	return exitOK
+}
