@@ -213,6 +213,15 @@ func TestStaleReasons(t *testing.T) {
 		{"live-legacy-owner-seed-schema", func(t *testing.T) []byte {
 			return mustJSON(t, map[string]any{"pid": liveProcess(t), "createdAt": "2026-01-01T00:00:00Z", "configPath": "/x"})
 		}, time.Hour, "3s", ""},
+		// Issue 9 (5): a shared filesystem whose flock is local-only (NFS
+		// local_lock): the kernel lock is free here, yet another host's owner
+		// may be alive. It is unknown: kept while young or while its port answers.
+		{"flock-other-host-young", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": 4242, "flock": true, "hostname": "elsewhere.example", "port": freePort(t)})
+		}, 0, "30s", ""},
+		{"flock-other-host-old-listening", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": 4242, "flock": true, "hostname": "elsewhere.example", "port": listeningPort(t)})
+		}, time.Hour, "3s", ""},
 		{"young-unparsable", garbage, 0, "1s", ""},
 		{"unparsable-younger-than-stale", garbage, 5 * time.Second, "30s", ""},
 		{"booting-owner-free-port", func(t *testing.T) []byte {

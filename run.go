@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -197,4 +198,17 @@ func uniquePIDs(pids []int) []int {
 		}
 	}
 	return out
+}
+
+// pidList renders pids for telemetry: "1,2,3", or "unknown" where the OS
+// cannot list them.
+func pidList(pids []int) string {
+	if len(pids) == 0 {
+		return "unknown"
+	}
+	parts := make([]string, len(pids))
+	for i, p := range pids {
+		parts[i] = strconv.Itoa(p)
+	}
+	return strings.Join(parts, ",")
 }

@@ -425,19 +425,6 @@ func exitStatusCode(ws unix.WaitStatus) int {
 	return ws.ExitStatus()
 }
 
-// pidList renders pids for telemetry: "1,2,3", or "unknown" where the OS
-// cannot list them.
-func pidList(pids []int) string {
-	if len(pids) == 0 {
-		return "unknown"
-	}
-	parts := make([]string, len(pids))
-	for i, p := range pids {
-		parts[i] = strconv.Itoa(p)
-	}
-	return strings.Join(parts, ",")
-}
-
 // startGateway runs argv directly (no shell) in its own process group, with
 // the environment plus GWLOCK_LOCK_PATH, and the lock descriptor as fd 3.
 func startGateway(argv []string, lock *heldLock, lockPath string) (int, error) {

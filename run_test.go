@@ -361,31 +361,6 @@ func TestLockLost(t *testing.T) {
 	}
 }
 
-// TestLauncherKilled (Invariant 2): SIGKILL the launcher; while its gateway
-// lives no second gateway may start; once it is gone the next starter gets in.
-func TestLauncherKilled(t *testing.T) {
-	dir := lockDir(t)
-	lock, pidfile, second := filepath.Join(dir, "k.lock"), filepath.Join(dir, "pid"), filepath.Join(dir, "second")
-	g := startHelper(t, "gwlock", nil, "run", "--lock", lock, "--", testBinary(t), "helper:gateway", "-sleep", "60s", "-pidfile", pidfile)
-	waitFile(t, pidfile)
-	gw := readPIDs(t, pidfile)[0]
-	_ = g.cmd.Process.Kill()
-	waitGone(t, g.cmd.Process.Pid)
-	if gone(gw) {
-		t.Fatal("gateway died with the launcher; this test needs it alive")
-	}
-	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "300ms", "--", testBinary(t), "helper:gateway", "-pidfile", second)
-	if r.code != exitBusy {
-		t.Fatalf("second starter while the first gateway lives: exit %d, want %d\n%s", r.code, exitBusy, r.stderr)
-	}
-	if _, err := os.Stat(second); !os.IsNotExist(err) {
-		t.Fatal("a second gateway ran while the first was alive")
-	}
-	_ = syscall.Kill(gw, syscall.SIGKILL)
-	waitGone(t, gw)
-	mustRecover(t, runGwlock(t, nil, "run", "--lock", lock, "--timeout", "2s", "--", testBinary(t), "helper:gateway", "-pidfile", second), reasonOwnerDead)
-}
-
 func TestGatewayEnvironment(t *testing.T) {
 	dir := lockDir(t)
 	lock, envfile := filepath.Join(dir, "v.lock"), filepath.Join(dir, "env")
