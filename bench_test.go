@@ -359,6 +359,48 @@ func BenchmarkRecoveryAfterSIGKILL(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
+// BenchmarkRecoveryAfterLauncherSIGKILL is issue 9's figure: a `gwlock run`
+// launcher is SIGKILLed and its gateway is left to the mechanism (the
+// parent-death signal stops it; this gateway exits on its first signal). How
+// long until a waiter, already asleep on the lock, holds it?
+func BenchmarkRecoveryAfterLauncherSIGKILL(b *testing.B) {
+	gw := benchBinary(b)
+	dir := b.TempDir()
+	lock := filepath.Join(dir, "launcher.lock")
+	opts := lockOptions{Path: lock, Timeout: 10 * time.Second, Poll: 100 * time.Millisecond, Stale: 30 * time.Second}
+	var recoveries []time.Duration
+	for i := 0; i < b.N; i++ {
+		pidfile := filepath.Join(dir, "pid"+strconv.Itoa(i))
+		launcher := exec.Command(gw, "run", "-q", "--lock", lock, "--", testBinary(b), "helper:gateway", "-sleep", "60s", "-pidfile", pidfile)
+		launcher.Env = cleanEnv()
+		if err := launcher.Start(); err != nil {
+			b.Fatal(err)
+		}
+		waitFile(b, pidfile)
+		blocked := make(contentionSignal, 1)
+		wopts := opts
+		wopts.Log = newTelemetry(blocked, "text", false)
+		got := make(chan time.Time, 1)
+		go func() {
+			l, err := acquire(wopts)
+			got <- time.Now()
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_ = l.release(nil)
+		}()
+		<-blocked
+		waitBlocked(b, os.Getpid())
+		t0 := time.Now()
+		_ = launcher.Process.Kill()
+		recoveries = append(recoveries, (<-got).Sub(t0))
+		_ = launcher.Wait()
+	}
+	b.ReportMetric(float64(median(recoveries))/float64(time.Microsecond), "recovery-us")
+	b.ReportMetric(0, "ns/op")
+}
+
 // BenchmarkStorm200: 200 starters at once on one lock; total time under
 // gwlock and under flock(1), starters that timed out, and how far the order
 // in which starters were served strays from the order in which they were
