@@ -338,3 +338,34 @@ func TestIfRunningOKNeedsALiveOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonClosedLockLauncherKilled: the worst shape at once. The gateway
+// daemonizes, the daemon closes the inherited lock descriptor, and then the
+// launcher is SIGKILLed. No kernel lock is left and no parent-death signal
+// reaches the daemon, yet it serves: the payload names it (gwlock recorded
+// the tree's survivor), so the next starter finds an orphaned owner, not a
+// dead one, and starts no second gateway.
+func TestDaemonClosedLockLauncherKilled(t *testing.T) {
+	dir := lockDir(t)
+	g := startRun(t, dir, nil, "-daemonize", "-close-lock", "-sleep", "60s")
+	daemon := g.gatewayPID(t)
+	g.waitEvent(t, "gateway-descendants")
+	_ = g.cmd.Process.Kill()
+	waitGone(t, g.cmd.Process.Pid)
+	t.Cleanup(func() { _ = syscall.Kill(daemon, syscall.SIGKILL) })
+	second := filepath.Join(dir, "second")
+	r := runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "500ms", "--", testBinary(t), "helper:gateway", "-pidfile", second)
+	if r.code != exitBusy {
+		t.Fatalf("starter beside a live daemon: exit %d, want %d\n%s", r.code, exitBusy, r.stderr)
+	}
+	mustNotExist(t, second, "a second gateway started beside the daemon")
+	if ev := mustEvent(t, r.events(), "acquire-contention", "owner_status"); ev["owner_status"] != "orphaned" || ev["gateway_pid"] != strconv.Itoa(daemon) {
+		t.Errorf("acquire-contention = %v, want orphaned with gateway_pid=%d", ev, daemon)
+	}
+	if _, rep := statusReport(t, g.lock); rep.State != "orphaned" || rep.GatewayPID != daemon {
+		t.Errorf("status = %+v, want orphaned naming the daemon %d", rep, daemon)
+	}
+	_ = syscall.Kill(daemon, syscall.SIGKILL)
+	waitGone(t, daemon)
+	mustRecover(t, runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
+}

@@ -290,6 +290,13 @@ func judgeOwner(raw []byte, age, stale time.Duration, kernelFree bool, h hostFac
 		return v
 	}
 	if p.Flock && kernelFree && p.Hostname != "" {
+		// The launcher is gone; so is the gateway unless it closed the
+		// inherited descriptor (daemons that close every file do) and
+		// outlived its launcher: then it still runs, and keeps the lock.
+		if gw, ok := gatewayAlive(p, h); ok {
+			v.status, v.gatewayPID = ownerOrphaned, gw
+			return v
+		}
 		v.status, v.reason = ownerDead, reasonOwnerDead
 		return v
 	}

@@ -591,6 +591,12 @@ func TestJudgeOwner(t *testing.T) {
 		reason     string
 	}{
 		{"flock payload, kernel lock free", `{"pid":5,"flock":true,"startTime":"77","hostname":"h"}`, 0, true, nil, ownerDead, reasonOwnerDead},
+		// The gateway closed its lock descriptor and outlived its launcher:
+		// the kernel lock is free, yet the recorded gateway runs.
+		{"flock payload, kernel lock free, recorded gateway alive", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`, 0, true,
+			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerOrphaned, ""},
+		{"flock payload, kernel lock free, recorded gateway pid reused", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`, 0, true,
+			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "89"}} }, ownerDead, reasonOwnerDead},
 		{"flock payload, no kernel locks here", `{"pid":5,"flock":true,"startTime":"77","hostname":"h"}`, 0, false, nil, ownerAlive, ""},
 		// Issue 9 (5): a free kernel lock proves nothing about another host's
 		// owner (NFS local_lock): it is unknown and follows the stale rule.
@@ -687,7 +693,7 @@ func FuzzJudgeOwner(f *testing.F) {
 			t.Fatalf("unparsable payload reclaimed as %s", v.reason)
 		}
 		sameHost := err == nil && p.Hostname == facts.host && (p.BootID == "" || p.BootID == facts.boot)
-		if sameHost && p.Flock && kernelFree && v.reason != reasonOwnerDead {
+		if sameHost && p.Flock && kernelFree && v.reason != reasonOwnerDead && v.status != ownerOrphaned {
 			t.Fatalf("this host's flock payload with a free kernel lock not owner-dead: %+v", v)
 		}
 		if err == nil && p.Hostname != "" && p.Hostname != facts.host && v.reason != "" && v.reason != reasonStaleUnknown {

@@ -379,6 +379,12 @@ func (s *supervisor) treeLives(e childExit) bool {
 	}
 	s.remnants, s.remnantsAt = true, time.Now()
 	pids := s.remnantPIDs()
+	if len(pids) > 0 && s.lock != nil {
+		// The payload names a live process of the tree, so a judge that finds
+		// the kernel lock free (the daemon closed its descriptor, then the
+		// launcher was killed) still sees the gateway alive.
+		_ = s.lock.setChild(pids[0])
+	}
 	s.log.warn("gateway-descendants", "pids", pidList(pids), "lock", s.lockPath,
 		"action", "waiting for them before releasing the lock, restarting or exiting")
 	if s.stopping || s.restarting || s.lost {
