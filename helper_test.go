@@ -675,3 +675,15 @@ func withoutFlag(args []string, flag string) []string {
 	}
 	return out
 }
+
+// testSeed seeds a randomised test: GWLOCK_TEST_SEED replays a failure, and
+// the seed in use is always logged so that any run can be replayed.
+func testSeed(t testing.TB) int64 {
+	t.Helper()
+	seed := time.Now().UnixNano()
+	if v, err := strconv.ParseInt(os.Getenv("GWLOCK_TEST_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	t.Logf("random seed %d (GWLOCK_TEST_SEED=%d replays this run)", seed, seed)
+	return seed
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -574,7 +575,7 @@ func TestChaos(t *testing.T) {
 	for i := range procs {
 		procs[i] = spawn(i)
 	}
-	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	rng := rand.New(rand.NewSource(testSeed(t)))
 	for k := 0; k < kills; k++ {
 		time.Sleep(time.Duration(rng.Intn(3000)) * time.Microsecond)
 		i := rng.Intn(contenders)
@@ -641,13 +642,18 @@ func TestChaosRun(t *testing.T) {
 		pidfile string
 	}
 	var starts, stuck int
-	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	rng := rand.New(rand.NewSource(testSeed(t)))
 	spawn := func(i int) *slot {
 		s := &slot{out: new(lockedBuffer), pidfile: filepath.Join(work, fmt.Sprintf("pid-%d-%d", i, starts))}
 		starts++
-		s.cmd = helperCmd(t, "gwlock", "run", "-q", "--lock", lock, "--timeout", "10s", "--",
-			testBinary(t), "helper:gateway", "-exclusive", marker, "-pidfile", s.pidfile,
-			"-sleep", fmt.Sprintf("%dus", rng.Intn(5000)))
+		gateway := []string{testBinary(t), "helper:gateway", "-exclusive", marker, "-pidfile", s.pidfile,
+			"-sleep", fmt.Sprintf("%dus", rng.Intn(5000))}
+		if runtime.GOOS == "linux" && rng.Intn(3) == 0 {
+			// A daemonizing gateway (issue 9): the daemon, in a session of
+			// its own, is the one that holds the marker.
+			gateway = append(gateway, "-daemonize")
+		}
+		s.cmd = helperCmd(t, "gwlock", append([]string{"run", "-q", "--lock", lock, "--timeout", "10s", "--"}, gateway...)...)
 		s.cmd.Stderr = s.out
 		if err := s.cmd.Start(); err != nil {
 			t.Fatal(err)
