@@ -529,7 +529,7 @@ func acquire(opts lockOptions) (*heldLock, error) {
 				cur.close()
 				own.discard()
 				waited := time.Since(start)
-				log.warn("acquire-timeout", "lock", opts.Path, "owner_pid", v.pid, "waited_ms", ms(waited),
+				log.warn("acquire-timeout", "lock", opts.Path, "owner_pid", v.pid, "owner_status", string(v.status), gatewayKey(v), "waited_ms", ms(waited),
 					"timeout_ms", ms(opts.Timeout), "attempts", attempts)
 				return nil, &busyError{Path: opts.Path, OwnerPID: v.pid, Status: v.status, GatewayPID: v.gatewayPID, Waited: waited}
 			}

@@ -196,9 +196,9 @@ func cmdUnlock(c *config, log *telemetry, stderr io.Writer) int {
 	}
 	// Only a provably gone owner: a stale-unknown file is left to run's rules.
 	if r.State != "dead" || r.Reason == reasonStaleUnknown {
-		why := "its owner is alive"
-		if r.State != "running" && r.State != "orphaned" {
-			why = "its owner cannot be proven gone"
+		why := "its owner cannot be proven gone"
+		if in.v.status.established() {
+			why = "it is " + holderText(in.v.pid, in.v.status, in.v.gatewayPID)
 		}
 		fmt.Fprintf(stderr, "gwlock: unlock %s: refused, %s (hint: gwlock status --lock %s shows the owner)\n", t.path, why, t.path)
 		return exitFailure
