@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -783,33 +784,43 @@ func TestPayloadFields(t *testing.T) {
 func TestNeverHalfWritten(t *testing.T) {
 	dir := lockDir(t)
 	lock := filepath.Join(dir, "h.lock")
-	done := make(chan struct{})
+	// The churn goes on, round after round, until the reader has overlapped
+	// it often enough: a loaded machine (or -race) gives fewer reads a round,
+	// and counting them instead of hoping for them keeps the test from flaking.
+	const wantReads, maxRounds = 200, 30
+	var reads, torn atomic.Int64
+	stop := make(chan struct{})
+	readerDone := make(chan struct{})
 	go func() {
-		defer close(done)
-		runContenders(t, 8, "-lock", lock, "-marker", filepath.Join(dir, "inside"), "-n", "40")
+		defer close(readerDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			b, err := os.ReadFile(lock)
+			if err != nil {
+				continue // no lock file at this instant
+			}
+			reads.Add(1)
+			if _, err := parsePayload(b); err != nil {
+				torn.Add(1)
+				t.Logf("partial payload %q: %v", b, err)
+			}
+		}
 	}()
-	reads, torn := 0, 0
-	for {
-		select {
-		case <-done:
-			if reads < 100 {
-				t.Fatalf("only %d reads overlapped the churn; the test saw too little", reads)
-			}
-			if torn > 0 {
-				t.Fatalf("%d of %d reads saw a partial payload", torn, reads)
-			}
-			t.Logf("%d reads of a churning lock file, none partial", reads)
-			return
-		default:
-		}
-		b, err := os.ReadFile(lock)
-		if err != nil {
-			continue // no lock file at this instant
-		}
-		reads++
-		if _, err := parsePayload(b); err != nil {
-			torn++
-			t.Logf("partial payload %q: %v", b, err)
-		}
+	rounds := 0
+	for ; rounds < maxRounds && reads.Load() < wantReads; rounds++ {
+		runContenders(t, 8, "-lock", lock, "-marker", filepath.Join(dir, "inside"), "-n", "40")
 	}
+	close(stop)
+	<-readerDone
+	if reads.Load() < wantReads {
+		t.Fatalf("only %d reads overlapped %d rounds of churn; the test saw too little", reads.Load(), rounds)
+	}
+	if torn.Load() > 0 {
+		t.Fatalf("%d of %d reads saw a partial payload", torn.Load(), reads.Load())
+	}
+	t.Logf("%d reads of a churning lock file in %d rounds, none partial", reads.Load(), rounds)
 }
