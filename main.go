@@ -286,6 +286,7 @@ type lockTarget struct {
 	dir      string
 	name     string // recorded as configPath in the payload
 	explicit bool   // the directory was named by the user: never chmodded
+	d        *checkedDir
 }
 
 func (c *config) target() (lockTarget, error) {
@@ -359,17 +360,19 @@ func exitCode(err error) int {
 	return exitFailure
 }
 
-// openTarget resolves and checks the lock's directory.
+// openTarget resolves the lock and checks, creates or tightens and opens its
+// directory for run; acquire takes the open directory over (lockOptions).
 func openTarget(c *config, log *telemetry) (lockTarget, error) {
 	t, err := c.target()
 	if err != nil {
 		return t, err
 	}
-	return t, prepareDir(t.dir, t.explicit, log)
+	t.d, err = openLockDir(t.dir, t.explicit, true, log)
+	return t, err
 }
 
 func (c *config) lockOptions(t lockTarget, log *telemetry) lockOptions {
-	return lockOptions{Path: t.path, ConfigPath: t.name, Port: c.port, Host: c.host,
+	return lockOptions{Path: t.path, Dir: t.d, ConfigPath: t.name, Port: c.port, Host: c.host,
 		Timeout: c.timeout, Poll: c.poll, Stale: c.stale, Log: log, facts: hostProbe{probeHost: c.host}}
 }
 
@@ -384,12 +387,23 @@ type report struct {
 	Error         string        `json:"error,omitempty"`
 }
 
-// inspectLock judges the lock file at path like an acquirer would, without
-// taking it. If the kernel lock could be taken, the returned file still holds
-// it, so unlock can remove the file without a window; callers close it.
-func inspectLock(c *config, path string) (report, *lockFile, error) {
-	r := report{Lock: path}
-	f, err := openExisting(path)
+// inspectLock judges the lock file like an acquirer would, without taking
+// it, through the same checked directory descriptor as run: status and unlock
+// never walk the path after the check either. If the kernel lock could be
+// taken, the returned file still holds it, so unlock can remove the file
+// without a window; callers close it and t.d.
+func inspectLock(c *config, t *lockTarget) (report, *lockFile, error) {
+	r := report{Lock: t.path}
+	d, err := openLockDir(t.dir, t.explicit, false, nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		r.State = "not-running"
+		return r, nil, nil
+	}
+	if err != nil {
+		return r, nil, err
+	}
+	t.d = d
+	f, err := openExisting(d, filepath.Base(t.path))
 	if errors.Is(err, fs.ErrNotExist) {
 		r.State = "not-running"
 		return r, nil, nil
@@ -440,10 +454,11 @@ func cmdStatus(c *config, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	r, f, err := inspectLock(c, t.path)
+	r, f, err := inspectLock(c, &t)
 	if f != nil {
 		f.close()
 	}
+	t.d.close()
 	code := map[string]int{"running": statusRunning, "dead": statusDeadFile, "not-running": statusNotRunning}[r.State]
 	if err != nil {
 		r.State, r.Error, code = "unknown", err.Error(), statusUnknown
@@ -481,7 +496,8 @@ func cmdUnlock(c *config, log *telemetry, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	r, f, err := inspectLock(c, t.path)
+	r, f, err := inspectLock(c, &t)
+	defer t.d.close()
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -498,7 +514,7 @@ func cmdUnlock(c *config, log *telemetry, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gwlock: unlock %s: refused, %s (hint: gwlock status --lock %s shows the owner)\n", t.path, why, t.path)
 		return exitFailure
 	}
-	removed, err := reclaim(f, t.path)
+	removed, err := reclaim(f, t.d, filepath.Base(t.path))
 	if err != nil {
 		return fail(stderr, err)
 	}

@@ -1,0 +1,283 @@
+//go:build unix
+
+package main
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func init() {
+	// helper:gwlock-in ROOT ARGS... is gwlock with the default lock dirs'
+	// parents under ROOT, so tests never write the real /run/gwlock or
+	// /tmp/gwlock-<uid> that other test runs on this host may be using.
+	helpers["gwlock-in"] = func(args []string) int {
+		root := args[0]
+		defaultDirBases.root = filepath.Join(root, "run")
+		defaultDirBases.rootFallback = filepath.Join(root, "var", "run")
+		defaultDirBases.user = filepath.Join(root, "tmp")
+		return cli(args[1:], os.Stdout, stderrWriter)
+	}
+}
+
+// victim is a non-root uid that nothing on the host uses; nobody squats.
+const victim = 4242
+
+// fakeRoot makes a scratch tree with the default dirs' parents: run (0755)
+// and tmp (1777, like /tmp), entered by every uid.
+func fakeRoot(t *testing.T) string {
+	t.Helper()
+	root, err := os.MkdirTemp("", "gwlock-test-root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(root) })
+	mustChmod(t, root, 0o755)
+	for dir, mode := range map[string]os.FileMode{"run": 0o755, "tmp": 0o777 | os.ModeSticky} {
+		p := filepath.Join(root, dir)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		mustChmod(t, p, mode)
+	}
+	return root
+}
+
+func mustChmod(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// defaultLockDirUnder is the default lock dir of uid in a fakeRoot.
+func defaultLockDirUnder(root string, uid int) string {
+	if uid == 0 {
+		return filepath.Join(root, "run", "gwlock")
+	}
+	return filepath.Join(root, "tmp", "gwlock-"+strconv.Itoa(uid))
+}
+
+// asUser makes cmd (a helperCmd) run as uid, through exe, a copy of the test
+// binary that every user may execute (sharedTestBinary).
+func asUser(t *testing.T, cmd *exec.Cmd, uid int, exe string) *exec.Cmd {
+	t.Helper()
+	requireRoot(t)
+	cmd.Path = exe
+	cmd.Args[0] = exe
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	return cmd
+}
+
+// sharedTestBinary copies the test binary where every user may execute it:
+// go test builds it in a directory only its owner can enter.
+func sharedTestBinary(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "gwlock-test-bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	mustChmod(t, dir, 0o755)
+	src, err := os.Open(testBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	exe := filepath.Join(dir, "gwlock.test")
+	dst, err := os.OpenFile(exe, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// userDir is a directory owned by uid, for its pid files and configs.
+func userDir(t *testing.T, root string, uid int) string {
+	t.Helper()
+	d := filepath.Join(root, "home-"+strconv.Itoa(uid))
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(d, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+	writeLockFile(t, filepath.Join(d, "gw.json"), []byte("{}"), 0)
+	if err := os.Chmod(filepath.Join(d, "gw.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestDefaultLockDirIgnoresEnvironment: the default lock dir depends on the
+// uid alone, whatever XDG_RUNTIME_DIR and TMPDIR say.
+func TestDefaultLockDirIgnoresEnvironment(t *testing.T) {
+	want := defaultLockDir()
+	if os.Geteuid() == 0 && want != "/run/gwlock" && want != "/var/run/gwlock" {
+		t.Fatalf("root's defaultLockDir() = %s, want /run/gwlock (or /var/run/gwlock without /run)", want)
+	}
+	if uid := os.Geteuid(); uid != 0 && want != "/tmp/gwlock-"+strconv.Itoa(uid) {
+		t.Fatalf("defaultLockDir() = %s, want /tmp/gwlock-%d", want, uid)
+	}
+	for _, env := range [][2]string{{"XDG_RUNTIME_DIR", t.TempDir()}, {"TMPDIR", t.TempDir()}} {
+		t.Setenv(env[0], env[1])
+		if got := defaultLockDir(); got != want {
+			t.Fatalf("with %s=%s: defaultLockDir() = %s, want %s", env[0], env[1], got, want)
+		}
+	}
+}
+
+// TestTwoEnvironmentsOneConfig: starters of one config as the same user, one
+// from a login shell (XDG_RUNTIME_DIR, a private TMPDIR) and one from cron or
+// sudo (neither), take the same lock: the second finds the first's gateway
+// running and starts none. As root and as an ordinary user, real processes.
+func TestTwoEnvironmentsOneConfig(t *testing.T) {
+	for _, uid := range []int{0, victim} {
+		t.Run("uid-"+strconv.Itoa(uid), func(t *testing.T) {
+			root := fakeRoot(t)
+			home := userDir(t, root, uid)
+			login, other := filepath.Join(home, "xdg"), filepath.Join(home, "tmp")
+			for _, d := range []string{login, other} {
+				if err := os.Mkdir(d, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				_ = os.Chown(d, uid, uid)
+			}
+			cfg, pidfile := filepath.Join(home, "gw.json"), filepath.Join(home, "pid")
+			exe := testBinary(t)
+			if uid != 0 {
+				exe = sharedTestBinary(t)
+			}
+			start := func(env ...string) *exec.Cmd {
+				cmd := helperCmd(t, "gwlock-in", root, "run", "--config", cfg, "--timeout", "0", "--",
+					exe, "helper:gateway", "-sleep", "60s", "-pidfile", pidfile)
+				cmd.Env = append(cmd.Env, env...)
+				if uid != 0 {
+					asUser(t, cmd, uid, exe)
+				}
+				return cmd
+			}
+			first := start("XDG_RUNTIME_DIR="+login, "TMPDIR="+login)
+			var firstErr lockedBuffer
+			first.Stderr = &firstErr
+			if err := first.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = first.Process.Kill() })
+			waitFile(t, pidfile)
+			second := runCmd(t, start("XDG_RUNTIME_DIR=", "TMPDIR="+other, "TMP="+other))
+			if second.code != exitBusy {
+				t.Fatalf("second starter (no XDG_RUNTIME_DIR, other TMPDIR): exit %d, want %d: two gateways for one config\nfirst:\n%s\nsecond:\n%s",
+					second.code, exitBusy, firstErr.String(), second.stderr)
+			}
+			want := filepath.Join(defaultLockDirUnder(root, uid), derivedLockName(cfg))
+			for name, out := range map[string]string{"first": firstErr.String(), "second": second.stderr} {
+				if ev := mustEvent(t, parseLogfmt(out), "acquire-start", "lock"); ev["lock"] != want {
+					t.Errorf("%s starter's lock = %s, want %s", name, ev["lock"], want)
+				}
+			}
+			if pids := readPIDs(t, pidfile); len(pids) != 1 {
+				t.Fatalf("%d gateways started, want 1", len(pids))
+			}
+			_ = first.Process.Signal(syscall.SIGTERM)
+			if err := first.Wait(); err == nil || first.ProcessState.ExitCode() != 128+int(syscall.SIGTERM) {
+				t.Fatalf("first starter after SIGTERM: %v, want exit %d", err, 128+int(syscall.SIGTERM))
+			}
+		})
+	}
+}
+
+// TestSquattedDefaultDir: another user (nobody) creates an ordinary user's
+// default dir first, as a directory, a symlink to its own directory, or a
+// file. The user's gwlock refuses with exit 77 and one line naming the
+// squatter's uid and --lock-dir, starts nothing and touches nothing. Root's
+// default lives where nobody cannot write, so the same squat of
+// <tmp>/gwlock-0 does not stop root.
+func TestSquattedDefaultDir(t *testing.T) {
+	requireRoot(t)
+	squats := map[string]func(t *testing.T, path, bait string){
+		"directory": func(t *testing.T, path, _ string) {
+			if err := os.Mkdir(path, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			mustChmod(t, path, 0o777)
+			mustChown(t, path, nobody)
+		},
+		"symlink": func(t *testing.T, path, bait string) {
+			if err := os.Symlink(bait, path); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(path, nobody, nobody); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"file": func(t *testing.T, path, _ string) {
+			writeLockFile(t, path, []byte("squat"), 0)
+			mustChmod(t, path, 0o666)
+			mustChown(t, path, nobody)
+		},
+	}
+	for name, squat := range squats {
+		t.Run(name, func(t *testing.T) {
+			root := fakeRoot(t)
+			home := userDir(t, root, victim)
+			bait := userDir(t, root, nobody)
+			mustChmod(t, bait, 0o777)
+			def := defaultLockDirUnder(root, victim)
+			squat(t, def, bait)
+			pidfile := filepath.Join(home, "pid")
+			cmd := asUser(t, helperCmd(t, "gwlock-in", root, "run", "--config", filepath.Join(home, "gw.json"), "--",
+				"/bin/sh", "-c", "echo $$ > "+pidfile), victim, sharedTestBinary(t))
+			before := time.Now()
+			r := runCmd(t, cmd)
+			if r.code != exitUnsafe {
+				t.Fatalf("exit %d, want %d\n%s", r.code, exitUnsafe, r.stderr)
+			}
+			if took := time.Since(before); took > eventWait {
+				t.Errorf("refusal took %s", took)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			last := lines[len(lines)-1]
+			for _, want := range []string{"gwlock: lock dir " + def, "uid 65534", "--lock-dir", "hint:"} {
+				if !strings.Contains(last, want) {
+					t.Errorf("error line %q lacks %q", last, want)
+				}
+			}
+			if _, err := os.Stat(pidfile); err == nil {
+				t.Error("the gateway started")
+			}
+			if ents, _ := os.ReadDir(bait); len(ents) != 1 { // gw.json only
+				t.Errorf("the squatter's directory holds %d entries, want 1: written through the squat", len(ents))
+			}
+			if fi, err := os.Lstat(def); err != nil || int(fi.Sys().(*syscall.Stat_t).Uid) != nobody {
+				t.Errorf("the squatted path changed: %v", err)
+			}
+			// Root's default is not in the squattable tmp: the same squat of
+			// root's name there changes nothing for root.
+			squat(t, filepath.Join(root, "tmp", "gwlock-0"), bait)
+			if r := runCmd(t, helperCmd(t, "gwlock-in", root, "run", "--config", filepath.Join(home, "gw.json"), "--", "true")); r.code != 0 {
+				t.Fatalf("root beside a squatted %s/gwlock-0: exit %d, want 0\n%s", filepath.Join(root, "tmp"), r.code, r.stderr)
+			}
+		})
+	}
+}
+
+func mustChown(t *testing.T, path string, uid int) {
+	t.Helper()
+	if err := os.Chown(path, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+}
