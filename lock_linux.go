@@ -34,7 +34,7 @@ func linkTmpfile(fd, dirfd int, base string) error {
 // openat2NoSymlinks fails with ELOOP on any symlink in path, and with ENOSYS
 // before Linux 5.6; the caller then walks the path itself.
 func openat2NoSymlinks(path string) (int, error) {
-	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
 	for {
 		fd, err := unix.Openat2(unix.AT_FDCWD, path, &how)

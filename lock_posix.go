@@ -593,7 +593,14 @@ func resolveDir(path string) (int, error) {
 			at = here
 		}
 	}
-	return fd, nil
+	// Held for reading, whatever the walk used (Linux O_PATH): the same
+	// access on every OS, and what the temp-file sweep needs.
+	dirfd, err := openatRetry(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	unix.Close(fd)
+	if err != nil {
+		return -1, &fs.PathError{Op: "open lock dir", Path: path, Err: err}
+	}
+	return dirfd, nil
 }
 
 // trustedLink reads the symlink name in the directory dirfd (at) and says
