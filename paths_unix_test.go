@@ -161,24 +161,30 @@ func TestTwoEnvironmentsOneConfig(t *testing.T) {
 			if uid != 0 {
 				exe = sharedTestBinary(t)
 			}
-			start := func(env ...string) *exec.Cmd {
+			// The first gateway runs until stopped; a second one would exit at once.
+			start := func(sleep string, env ...string) *exec.Cmd {
 				cmd := helperCmd(t, "gwlock-in", root, "run", "--config", cfg, "--timeout", "0", "--",
-					exe, "helper:gateway", "-sleep", "60s", "-pidfile", pidfile)
+					exe, "helper:gateway", "-sleep", sleep, "-pidfile", pidfile)
 				cmd.Env = append(cmd.Env, env...)
 				if uid != 0 {
 					asUser(t, cmd, uid, exe)
 				}
 				return cmd
 			}
-			first := start("XDG_RUNTIME_DIR="+login, "TMPDIR="+login)
+			first := start("60s", "XDG_RUNTIME_DIR="+login, "TMPDIR="+login)
 			var firstErr lockedBuffer
 			first.Stderr = &firstErr
 			if err := first.Start(); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = first.Process.Kill() })
+			t.Cleanup(func() {
+				_ = first.Process.Kill()
+				for _, pid := range readPIDs(t, pidfile) {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			})
 			waitFile(t, pidfile)
-			second := runCmd(t, start("XDG_RUNTIME_DIR=", "TMPDIR="+other, "TMP="+other))
+			second := runCmd(t, start("1ms", "XDG_RUNTIME_DIR=", "TMPDIR="+other, "TMP="+other))
 			if second.code != exitBusy {
 				t.Fatalf("second starter (no XDG_RUNTIME_DIR, other TMPDIR): exit %d, want %d: two gateways for one config\nfirst:\n%s\nsecond:\n%s",
 					second.code, exitBusy, firstErr.String(), second.stderr)
@@ -279,5 +285,95 @@ func mustChown(t *testing.T, path string, uid int) {
 	t.Helper()
 	if err := os.Chown(path, uid, uid); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestExplicitPathSymlinks (issue 10, case 7): an explicit lock path may go
+// through symlinks that only root or we can have made or changed (owned by
+// root or us, in a directory owned by root or us that nobody else can
+// write), like /var/run -> /run or macOS /tmp -> /private/tmp. Any other
+// symlink is refused with exit 77 and one line saying it is a symlink and
+// where it points; a symlinked lock dir is no longer "not a directory".
+func TestExplicitPathSymlinks(t *testing.T) {
+	requireRoot(t)
+	root := fakeRoot(t)
+	real := filepath.Join(root, "real")
+	mkdir := func(path string, mode os.FileMode, uid int) {
+		t.Helper()
+		if err := os.Mkdir(path, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		mustChmod(t, path, mode)
+		mustChown(t, path, uid)
+	}
+	link := func(target, path string, uid int) {
+		t.Helper()
+		if err := os.Symlink(target, path); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(path, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdir(real, 0o700, 0)
+	mkdir(filepath.Join(root, "var"), 0o755, 0)
+	link("../real", filepath.Join(root, "var", "run"), 0)                  // root's, in root's 0755 dir
+	link(filepath.Join(root, "var"), filepath.Join(root, "sys-var"), 0)    // a chain: sys-var -> var, var/run -> ../real
+	link(real, filepath.Join(root, "tmp", "in-tmp"), 0)                    // root's, in a dir anyone writes
+	link(filepath.Join(root, "var"), filepath.Join(root, "tmp", "var"), 0) // the same, to a dir
+	link(real, filepath.Join(root, "var", "nobodys"), nobody)              // nobody's
+	mkdir(filepath.Join(root, "nbhome"), 0o755, nobody)                    // nobody's dir
+	link(real, filepath.Join(root, "nbhome", "link"), 0)                   // root's link in it
+	link("loop", filepath.Join(root, "var", "loop"), 0)                    // a loop of trusted links
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		code     int
+		mentions []string
+	}{
+		{"var-run", []string{"--lock", filepath.Join(root, "var", "run", "x.lock")}, 0, nil},
+		{"var-run-as-lock-dir", []string{"--lock-dir", filepath.Join(root, "var", "run"), "--config", "/etc/gw.json"}, 0, nil},
+		{"chain", []string{"--lock", filepath.Join(root, "sys-var", "run", "x.lock")}, 0, nil},
+		{"dir-in-tmp", []string{"--lock-dir", filepath.Join(root, "tmp", "in-tmp"), "--config", "/etc/gw.json"}, exitUnsafe,
+			[]string{"is a symlink to " + real + " owned by uid 0", "can be written by others"}},
+		{"through-tmp", []string{"--lock", filepath.Join(root, "tmp", "var", "run", "x.lock")}, exitUnsafe,
+			[]string{"goes through " + filepath.Join(root, "tmp", "var") + ", which is a symlink to " + filepath.Join(root, "var")}},
+		{"nobodys-link", []string{"--lock", filepath.Join(root, "var", "nobodys", "x.lock")}, exitUnsafe,
+			[]string{"symlink to " + real + " owned by uid 65534", "owned by root or us"}},
+		{"link-in-nobodys-dir", []string{"--lock", filepath.Join(root, "nbhome", "link", "x.lock")}, exitUnsafe,
+			[]string{"symlink to " + real + " owned by uid 0", "is owned by uid 65534"}},
+		{"loop", []string{"--lock", filepath.Join(root, "var", "loop", "x.lock")}, exitUnsafe,
+			[]string{"symlink to loop", "more than 40 symlinks"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runGwlock(t, nil, append(append([]string{"run"}, tc.args...), "--", "true")...)
+			if r.code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s", r.code, tc.code, r.stderr)
+			}
+			if tc.code == 0 {
+				if ents, _ := os.ReadDir(real); len(ents) != 0 {
+					t.Fatalf("lock dir after the run holds %d entries, want none", len(ents))
+				}
+				return
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			last := lines[len(lines)-1]
+			if len(lines) != 1 || !strings.HasPrefix(last, "gwlock: lock dir ") || !strings.Contains(last, "(hint: ") || strings.Contains(last, "not a directory") {
+				t.Errorf("stderr %q: want one line \"gwlock: lock dir ...: ... (hint: ...)\" that does not call a symlink \"not a directory\"", r.stderr)
+			}
+			for _, want := range tc.mentions {
+				if !strings.Contains(last, want) {
+					t.Errorf("error line %q lacks %q", last, want)
+				}
+			}
+		})
+	}
+	// This host's own /var/run, if it is root's symlink to /run: status
+	// reads through it (and creates nothing).
+	if target, err := os.Readlink("/var/run"); err == nil {
+		lock := "/var/run/gwlock-test-" + strconv.Itoa(os.Getpid()) + ".lock"
+		if r := runGwlock(t, nil, "status", "--lock", lock); r.code != statusNotRunning {
+			t.Errorf("status --lock %s (/var/run -> %s): exit %d, want %d\n%s", lock, target, r.code, statusNotRunning, r.stderr)
+		}
 	}
 }
