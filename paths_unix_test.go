@@ -377,3 +377,27 @@ func TestExplicitPathSymlinks(t *testing.T) {
 		}
 	}
 }
+
+// TestRootDefaultWithoutRun: where there is no /run, root's default is
+// /var/run/gwlock, created 0700.
+func TestRootDefaultWithoutRun(t *testing.T) {
+	requireRoot(t)
+	root := fakeRoot(t)
+	if err := os.Remove(filepath.Join(root, "run")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "var", "run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", "/etc/gw.json", "--", "true")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	want := filepath.Join(root, "var", "run", "gwlock")
+	if ev := mustEvent(t, r.events(), "acquire-start", "lock"); filepath.Dir(ev["lock"]) != want {
+		t.Fatalf("lock = %s, want one in %s", ev["lock"], want)
+	}
+	if fi, err := os.Lstat(want); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("%s: %v, %v; want a 0700 directory", want, fi, err)
+	}
+}
