@@ -401,3 +401,37 @@ func TestRootDefaultWithoutRun(t *testing.T) {
 		t.Fatalf("%s: %v, %v; want a 0700 directory", want, fi, err)
 	}
 }
+
+// TestRealDefaultDirs runs the binary as built, without fakeRoot, in a
+// private mount namespace whose /run and /tmp are fresh tmpfs mounts: root's
+// lock lands in /run/gwlock and another uid's in /tmp/gwlock-<uid>, both
+// 0700 and their own, whatever XDG_RUNTIME_DIR and TMPDIR say. The host's
+// real /run and /tmp are never touched.
+func TestRealDefaultDirs(t *testing.T) {
+	requireLinux(t)
+	requireRoot(t)
+	if err := exec.Command("unshare", "--mount", "true").Run(); err != nil {
+		t.Skipf("unshare --mount unavailable here (%v)", err)
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv not installed")
+	}
+	// The test binary sits under the host's /tmp: copy it to the private
+	// /run before a private /tmp hides it.
+	script := `set -e
+mount -t tmpfs -o mode=0755 tmpfs /run
+cp "$1" /run/gw.test
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+echo '{}' > /run/gw.json; chmod 644 /run/gw.json
+env XDG_RUNTIME_DIR=/run TMPDIR=/run /run/gw.test helper:gwlock run -q --config /run/gw.json -- true
+setpriv --reuid ` + strconv.Itoa(victim) + ` --regid ` + strconv.Itoa(victim) + ` --clear-groups env XDG_RUNTIME_DIR=/run TMPDIR=/run /run/gw.test helper:gwlock run -q --config /run/gw.json -- true
+stat -c '%n %u %a %F' /run/gwlock /tmp/gwlock-` + strconv.Itoa(victim) + `
+`
+	cmd := exec.Command("unshare", "--mount", "sh", "-c", script, "sh", testBinary(t))
+	cmd.Env = cleanEnv()
+	r := runCmd(t, cmd)
+	want := "/run/gwlock 0 700 directory\n/tmp/gwlock-" + strconv.Itoa(victim) + " " + strconv.Itoa(victim) + " 700 directory\n"
+	if r.code != 0 || r.stdout != want {
+		t.Fatalf("exit %d, stdout %q, want %q\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+	}
+}
