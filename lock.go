@@ -354,6 +354,7 @@ func acquire(opts lockOptions) (*heldLock, error) {
 	return l, err
 }
 
+// acquireIn is acquire in an open directory; the held lock keeps dir.
 func acquireIn(dir *checkedDir, base string, opts lockOptions) (*heldLock, error) {
 	log := opts.Log
 	facts := opts.facts

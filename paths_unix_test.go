@@ -435,3 +435,38 @@ stat -c '%n %u %a %F' /run/gwlock /tmp/gwlock-` + strconv.Itoa(victim) + `
 		t.Fatalf("exit %d, stdout %q, want %q\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
 	}
 }
+
+// TestResolveDirWithoutOpenat2: the component walk alone (kernels before
+// openat2, and every OS but Linux) opens the same directory as the fast path,
+// through trusted symlinks as well.
+func TestResolveDirWithoutOpenat2(t *testing.T) {
+	dir := lockDir(t)
+	sub := filepath.Join(dir, "a", "b")
+	if err := os.MkdirAll(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"ab": "a/b", "up": "a/b/../../a/b"} {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	saved := openNoSymlinks
+	openNoSymlinks = nil
+	defer func() { openNoSymlinks = saved }()
+	want, err := os.Stat(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{sub, filepath.Join(dir, "ab"), filepath.Join(dir, "up")} {
+		fd, err := resolveDir(path)
+		if err != nil {
+			t.Fatalf("resolveDir(%s): %v", path, err)
+		}
+		f := os.NewFile(uintptr(fd), path)
+		got, err := f.Stat()
+		f.Close()
+		if err != nil || !os.SameFile(got, want) {
+			t.Errorf("resolveDir(%s) opened %v (%v), want %s", path, got, err, sub)
+		}
+	}
+}
