@@ -322,6 +322,18 @@ func lockDir(t testing.TB) string {
 	return d
 }
 
+// mustOpenDir checks and opens dir as an explicit lock dir, as run does;
+// it is closed when the test ends.
+func mustOpenDir(t testing.TB, dir string) *checkedDir {
+	t.Helper()
+	d, err := openLockDir(dir, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.close() })
+	return d
+}
+
 // writeLockFile puts a lock file with the given contents at path, as a
 // holder that crashed (or a legacy writer) would have left it, aged by age.
 func writeLockFile(t testing.TB, path string, contents []byte, age time.Duration) {

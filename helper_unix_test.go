@@ -73,8 +73,16 @@ func holdExclusive(marker string) bool {
 
 var exclusiveMarker *os.File
 
+// defaultLockDirIn is the default lock dir when the environment names tmp as
+// the temp dir. POSIX ignores it: root's is /run/gwlock, others' /tmp/gwlock-<uid>.
 func defaultLockDirIn(tmp string) string {
-	return filepath.Join(tmp, "gwlock-"+strconv.Itoa(os.Geteuid()))
+	if os.Geteuid() != 0 {
+		return filepath.Join("/tmp", "gwlock-"+strconv.Itoa(os.Geteuid()))
+	}
+	if fi, err := os.Stat("/run"); err == nil && fi.IsDir() {
+		return "/run/gwlock"
+	}
+	return "/var/run/gwlock"
 }
 
 // startDaemon is the classic daemon start: a copy of the gateway in a session

@@ -205,7 +205,7 @@ func TestReadPayloadBounded(t *testing.T) {
 	dir := lockDir(t)
 	path := filepath.Join(dir, "big")
 	writeLockFile(t, path, bytes.Repeat([]byte("x"), 3*maxPayloadRead), 0)
-	f, err := openExisting(path)
+	f, err := openExisting(mustOpenDir(t, dir), "big")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestReadPayloadBounded(t *testing.T) {
 
 func umaskRun(t *testing.T, umask string, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command("/bin/sh", append([]string{"-c", `umask ` + umask + `; exec "$0" helper:gwlock "$@"`, testBinary(t)}, args...)...)
+	cmd := exec.Command("/bin/sh", append([]string{"-c", `umask ` + umask + `; exec "$0" "$@"`, testBinary(t)}, args...)...)
 	cmd.Env = append(cleanEnv(), env...)
 	return runCmd(t, cmd)
 }
@@ -230,13 +230,13 @@ func TestLockDirSafety(t *testing.T) {
 	}
 	t.Run("default-created-0700-file-0600-whatever-umask", func(t *testing.T) {
 		for _, umask := range []string{"000", "777", "022"} {
-			runtime := lockDir(t)
-			modeFile := filepath.Join(runtime, "mode")
-			r := umaskRun(t, umask, []string{"XDG_RUNTIME_DIR=" + runtime}, append([]string{"run", "--config", "/etc/gw.json"}, gw(t, modeFile)...)...)
+			root := fakeRoot(t)
+			modeFile := filepath.Join(root, "mode")
+			r := umaskRun(t, umask, nil, append([]string{"helper:gwlock-in", root, "run", "--config", "/etc/gw.json"}, gw(t, modeFile)...)...)
 			if r.code != 0 {
 				t.Fatalf("umask %s: exit %d\n%s", umask, r.code, r.stderr)
 			}
-			fi, err := os.Stat(filepath.Join(runtime, "gwlock"))
+			fi, err := os.Stat(defaultLockDirUnder(root, os.Geteuid()))
 			if err != nil || fi.Mode().Perm() != 0o700 {
 				t.Fatalf("umask %s: default dir mode %v, want 0700", umask, fi.Mode())
 			}
@@ -246,30 +246,32 @@ func TestLockDirSafety(t *testing.T) {
 		}
 	})
 	t.Run("default-tightened", func(t *testing.T) {
-		runtime := lockDir(t)
-		if err := os.Mkdir(filepath.Join(runtime, "gwlock"), 0o755); err != nil {
+		root := fakeRoot(t)
+		def := defaultLockDirUnder(root, os.Geteuid())
+		if err := os.Mkdir(def, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		_ = os.Chmod(filepath.Join(runtime, "gwlock"), 0o755)
-		r := runGwlock(t, []string{"XDG_RUNTIME_DIR=" + runtime}, "run", "--config", "/etc/gw.json", "--", "true")
+		_ = os.Chmod(def, 0o755)
+		r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", "/etc/gw.json", "--", "true")
 		if r.code != 0 {
 			t.Fatal(r.stderr)
 		}
 		if ev := mustEvent(t, r.events(), "dir-tightened", "dir", "from_mode"); ev["from_mode"] != "0755" {
 			t.Fatalf("from_mode = %s", ev["from_mode"])
 		}
-		if fi, _ := os.Stat(filepath.Join(runtime, "gwlock")); fi.Mode().Perm() != 0o700 {
+		if fi, _ := os.Stat(def); fi.Mode().Perm() != 0o700 {
 			t.Fatalf("mode after = %v", fi.Mode())
 		}
 	})
 	t.Run("default-is-symlink", func(t *testing.T) {
-		runtime := lockDir(t)
+		root := fakeRoot(t)
+		def := defaultLockDirUnder(root, os.Geteuid())
 		elsewhere := lockDir(t)
-		if err := os.Symlink(elsewhere, filepath.Join(runtime, "gwlock")); err != nil {
+		if err := os.Symlink(elsewhere, def); err != nil {
 			t.Fatal(err)
 		}
-		r := runGwlock(t, []string{"XDG_RUNTIME_DIR=" + runtime}, "run", "--config", "/etc/gw.json", "--", "true")
-		if r.code != exitUnsafe || !strings.Contains(r.stderr, filepath.Join(runtime, "gwlock")) {
+		r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", "/etc/gw.json", "--", "true")
+		if r.code != exitUnsafe || !strings.Contains(r.stderr, def) {
 			t.Fatalf("exit %d, want %d naming the dir: %s", r.code, exitUnsafe, r.stderr)
 		}
 		if ents, _ := os.ReadDir(elsewhere); len(ents) != 0 {
@@ -278,13 +280,13 @@ func TestLockDirSafety(t *testing.T) {
 	})
 	t.Run("default-owned-by-another-user", func(t *testing.T) {
 		requireRoot(t)
-		runtime := lockDir(t)
-		d := filepath.Join(runtime, "gwlock")
+		root := fakeRoot(t)
+		d := defaultLockDirUnder(root, os.Geteuid())
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
 		_ = os.Chown(d, nobody, nobody)
-		r := runGwlock(t, []string{"XDG_RUNTIME_DIR=" + runtime}, "run", "--config", "/etc/gw.json", "--", "true")
+		r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", "/etc/gw.json", "--", "true")
 		if r.code != exitUnsafe {
 			t.Fatalf("exit %d, want %d: %s", r.code, exitUnsafe, r.stderr)
 		}

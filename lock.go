@@ -24,16 +24,27 @@ import (
 // that cannot use a kernel lock (legacy writers, filesystems without flock).
 //
 // Each OS file (lock_posix.go, lock_windows.go) defines the same unexported
-// functions:
+// functions. Names (base, name) are single components in a *checkedDir, the
+// checked directory: on POSIX it holds the directory open and every call is
+// relative to that descriptor (openat, linkat, unlinkat, renameat, fstatat),
+// so no path is walked again after the check and a directory swapped for a
+// symlink cannot redirect a create, link or delete (Invariant 4). On Windows
+// it carries the path.
 //
-//	createOwnerFile(dir, base string) (*lockFile, error)
-//	    a new private file in dir, kernel-locked if the filesystem allows, not
+//	openLockDir(path string, explicit, prepare bool, log *telemetry) (*checkedDir, error)
+//	    checks the directory (Invariant 7) and returns it open. prepare (run)
+//	    creates a missing default dir and tightens a loose one of ours; without
+//	    it (status, unlock) nothing changes and a missing dir is fs.ErrNotExist.
+//	(*checkedDir).names() ([]string, error)
+//	(*checkedDir).close() error
+//	createOwnerFile(d *checkedDir, base string) (*lockFile, error)
+//	    a new private file in d, kernel-locked if the filesystem allows, not
 //	    yet at the lock path; f.kernel says whether the kernel lock is held.
 //	(*lockFile).writePayload(b []byte) error
-//	(*lockFile).publish(path string) error
-//	    places the file at path atomically; fs.ErrExist if a file is there.
-//	openExisting(path string) (*lockFile, error)
-//	    opens the file at path without following a symlink and without
+//	(*lockFile).publish(d *checkedDir, base string) error
+//	    places the file at base atomically; fs.ErrExist if a file is there.
+//	openExisting(d *checkedDir, name string) (*lockFile, error)
+//	    opens the file name without following a symlink and without
 //	    blocking; an *unsafeError if it is not a regular file we own.
 //	(*lockFile).tryLock() (bool, error)
 //	    false with f.kernel cleared where the filesystem has no kernel locks
@@ -42,12 +53,13 @@ import (
 //	    blocks until the kernel lock is ours, the deadline passes or cancel is
 //	    closed; the file must not be used again by the caller when it returns false.
 //	(*lockFile).readPayload() ([]byte, time.Time, error)  at most maxPayloadRead bytes
-//	(*lockFile).namedBy(path string) (bool, error)
-//	    whether path still names this file (dev, inode); false on ENOENT.
+//	(*lockFile).namedBy(d *checkedDir, name string) (bool, error)
+//	    whether name still names this file (dev, inode); false on ENOENT.
 //	(*lockFile).touch() error                 refresh the mtime (heartbeat)
 //	(*lockFile).close() error                 drops the kernel lock
-//	removeLockPath(path string) error
-//	prepareDir(dir string, explicit bool, log *telemetry) error
+//	removeLockPath(d *checkedDir, name string) error
+//	reclaimWithoutKernelLock(cur *lockFile, d *checkedDir, base string) (bool, error)
+//	defaultLockDir() string
 //	processProbe(pid int) pidState
 //	processStartTime(pid int) (string, bool)
 //	bootID() string
@@ -399,7 +411,11 @@ func staleRule(v verdict, age, stale time.Duration, h hostFacts) verdict {
 
 // lockOptions says which lock to take and how long to try.
 type lockOptions struct {
-	Path       string
+	Path string
+	// Dir is Path's directory, checked and open (openLockDir); acquire takes
+	// it over: the held lock closes it on release, a failed acquire at once.
+	// Nil: acquire checks and opens it as an explicit dir.
+	Dir        *checkedDir
 	ConfigPath string
 	Port       int
 	Host       string
@@ -421,6 +437,8 @@ type lockOptions struct {
 // heldLock is an acquired lock. Release it exactly once.
 type heldLock struct {
 	path     string
+	dir      *checkedDir
+	base     string
 	f        *lockFile
 	payload  ownerPayload
 	acquired time.Time
@@ -434,6 +452,22 @@ type heldLock struct {
 // owner and reclaiming the file of a dead one. Running out of time is a
 // *busyError, not a failure of gwlock.
 func acquire(opts lockOptions) (*heldLock, error) {
+	dir := opts.Dir
+	if dir == nil {
+		var err error
+		if dir, err = openLockDir(filepath.Dir(opts.Path), true, false, opts.Log); err != nil {
+			return nil, err
+		}
+	}
+	l, err := acquireIn(dir, filepath.Base(opts.Path), opts)
+	if err != nil {
+		dir.close()
+	}
+	return l, err
+}
+
+// acquireIn is acquire in an open directory; the held lock keeps dir.
+func acquireIn(dir *checkedDir, base string, opts lockOptions) (*heldLock, error) {
 	log := opts.Log
 	facts := opts.facts
 	if facts == nil {
@@ -441,7 +475,6 @@ func acquire(opts lockOptions) (*heldLock, error) {
 	}
 	start := time.Now()
 	deadline := start.Add(opts.Timeout)
-	dir, base := filepath.Split(opts.Path)
 	log.info("acquire-start", "lock", opts.Path, "config", opts.ConfigPath,
 		"timeout_ms", ms(opts.Timeout), "poll_ms", ms(opts.Poll), "stale_ms", ms(opts.Stale),
 		"pid", os.Getpid(), "port", opts.Port)
@@ -460,7 +493,7 @@ func acquire(opts lockOptions) (*heldLock, error) {
 	)
 	for {
 		attempts++
-		err := own.publish(opts.Path)
+		err := own.publish(dir, base)
 		if err == nil {
 			if named || recoveries > 0 {
 				// A crash happened here, or we may be one of many that use
@@ -469,7 +502,7 @@ func acquire(opts lockOptions) (*heldLock, error) {
 			}
 			log.info("acquire-success", "lock", opts.Path, "waited_ms", ms(time.Since(start)),
 				"attempts", attempts, "stale_recoveries", recoveries)
-			return &heldLock{path: opts.Path, f: own, payload: payload, acquired: time.Now()}, nil
+			return &heldLock{path: opts.Path, dir: dir, base: base, f: own, payload: payload, acquired: time.Now()}, nil
 		}
 		if errors.Is(err, errTempGone) {
 			// Our named temp file was swept (we were stopped for longer than
@@ -484,7 +517,7 @@ func acquire(opts lockOptions) (*heldLock, error) {
 			own.discard()
 			return nil, err
 		}
-		cur, err := openExisting(opts.Path)
+		cur, err := openExisting(dir, base)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // released between our link and our open
 		}
@@ -500,7 +533,7 @@ func acquire(opts lockOptions) (*heldLock, error) {
 			}
 			if v.reason != "" {
 				var removed bool
-				if removed, err = reclaim(cur, opts.Path); removed {
+				if removed, err = reclaim(cur, dir, base); removed {
 					recoveries++
 					log.warn("stale-lock-recovered", "lock", opts.Path, "owner_pid", v.pid,
 						"reason", v.reason, "waited_ms", ms(time.Since(start)), "attempt", attempts)
@@ -580,7 +613,7 @@ func judgeFile(cur *lockFile, got bool, stale time.Duration, facts hostFacts) (v
 var errTempGone = errors.New("temp lock file vanished before it was published")
 
 // newOwnerFile creates our private lock file and writes the payload into it.
-func newOwnerFile(dir, base string, payload ownerPayload) (*lockFile, error) {
+func newOwnerFile(dir *checkedDir, base string, payload ownerPayload) (*lockFile, error) {
 	own, err := createOwnerFile(dir, base)
 	if err != nil {
 		return nil, err
@@ -592,7 +625,7 @@ func newOwnerFile(dir, base string, payload ownerPayload) (*lockFile, error) {
 	}
 	if err != nil {
 		own.discard()
-		return nil, &fs.PathError{Op: "write lock payload in", Path: dir, Err: err}
+		return nil, &fs.PathError{Op: "write lock payload in", Path: dir.path, Err: err}
 	}
 	return own, nil
 }
@@ -600,20 +633,20 @@ func newOwnerFile(dir, base string, payload ownerPayload) (*lockFile, error) {
 // reclaim removes a dead owner's file. cur holds the file's kernel lock where
 // the filesystem has one; the path is removed only if it still names cur's file,
 // so a successor that replaced it in the meantime is never touched.
-func reclaim(cur *lockFile, path string) (bool, error) {
+func reclaim(cur *lockFile, dir *checkedDir, base string) (bool, error) {
 	defer cur.close()
 	if testHookBeforeReclaim != nil {
 		testHookBeforeReclaim()
 	}
 	if !cur.kernel {
-		return reclaimWithoutKernelLock(cur, path)
+		return reclaimWithoutKernelLock(cur, dir, base)
 	}
-	same, err := cur.namedBy(path)
+	same, err := cur.namedBy(dir, base)
 	if err != nil || !same {
 		return false, err
 	}
-	if err := removeLockPath(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, &fs.PathError{Op: "remove stale lock", Path: path, Err: err}
+	if err := removeLockPath(dir, base); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, &fs.PathError{Op: "remove stale lock", Path: dir.join(base), Err: err}
 	}
 	return true, nil
 }
@@ -623,20 +656,17 @@ func reclaim(cur *lockFile, path string) (bool, error) {
 // whose kernel lock we can take belongs to a dead process; without kernel
 // locks, age decides. Only names of this lock's own pattern are touched, and
 // each only after checking that the name still denotes the file we judged.
-func sweepTemps(dir, base string, stale time.Duration) {
-	d, err := os.Open(dir)
+func sweepTemps(dir *checkedDir, base string, stale time.Duration) {
+	names, err := dir.names()
 	if err != nil {
 		return
 	}
-	names, _ := d.Readdirnames(-1)
-	d.Close()
 	prefix := "." + base + "."
 	for _, name := range names {
 		if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, tempSuffix) {
 			continue
 		}
-		path := filepath.Join(dir, name)
-		f, err := openExisting(path)
+		f, err := openExisting(dir, name)
 		if err != nil {
 			continue
 		}
@@ -649,8 +679,8 @@ func sweepTemps(dir, base string, stale time.Duration) {
 			got = time.Since(mtime) > stale
 		}
 		if got && rerr == nil && (time.Since(mtime) > bornGrace || tempCreatorGone(name, prefix)) {
-			if same, _ := f.namedBy(path); same {
-				_ = removeLockPath(path)
+			if same, _ := f.namedBy(dir, name); same {
+				_ = removeLockPath(dir, name)
 			}
 		}
 		f.close()
@@ -736,6 +766,7 @@ func (l *heldLock) release(log *telemetry) error {
 		return nil
 	}
 	l.released = true
+	defer l.dir.close()
 	defer l.f.close()
 	if l.shared {
 		// The gateway's descendants still hold the lock: the file stays
@@ -743,7 +774,7 @@ func (l *heldLock) release(log *telemetry) error {
 		log.warn("lock-left-held", "lock", l.path, "reason", "the gateway's descendants still hold it")
 		return nil
 	}
-	same, err := l.f.namedBy(l.path)
+	same, err := l.f.namedBy(l.dir, l.base)
 	if err != nil {
 		return err
 	}
@@ -753,7 +784,7 @@ func (l *heldLock) release(log *telemetry) error {
 		}
 		return nil
 	}
-	if err := removeLockPath(l.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := removeLockPath(l.dir, l.base); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return &fs.PathError{Op: "remove lock", Path: l.path, Err: err}
 	}
 	log.info("lock-released", "lock", l.path, "held_ms", ms(time.Since(l.acquired)))
@@ -774,7 +805,7 @@ func (l *heldLock) othersHold() (bool, error) {
 	if !l.f.kernel {
 		return false, nil // no kernel lock to tell by
 	}
-	second, err := openExisting(l.path)
+	second, err := openExisting(l.dir, l.base)
 	if err != nil {
 		return false, err
 	}
@@ -824,7 +855,7 @@ func (l *heldLock) check() (bool, error) {
 	if l.released {
 		return false, nil
 	}
-	same, err := l.f.namedBy(l.path)
+	same, err := l.f.namedBy(l.dir, l.base)
 	if err != nil || !same {
 		return false, err
 	}
@@ -853,6 +884,9 @@ func (l *heldLock) setChild(pid int) error {
 	}
 	return l.f.writePayload(b)
 }
+
+// join names an entry of the directory, for messages and for people.
+func (d *checkedDir) join(name string) string { return filepath.Join(d.path, name) }
 
 // derivedLockName is the seed's scheme: the first 8 hex digits of the SHA-256
 // of the config's absolute path.

@@ -17,14 +17,31 @@ func init() {
 		openAnonymous = openTmpfile
 		linkAnonymous = linkTmpfile
 	}
+	dirOpenFlags = unix.O_PATH
+	openNoSymlinks = openat2NoSymlinks
 }
 
-func openTmpfile(dir string) (int, error) {
-	return openRetry(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+func openTmpfile(dirfd int) (int, error) {
+	return openatRetry(dirfd, ".", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
 }
 
-func linkTmpfile(fd int, path string) error {
-	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+// linkTmpfile names the file by its descriptor: /proc/self/fd/N is a magic
+// link to the file itself, so no directory path is walked.
+func linkTmpfile(fd, dirfd int, base string) error {
+	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), dirfd, base, unix.AT_SYMLINK_FOLLOW)
+}
+
+// openat2NoSymlinks fails with ELOOP on any symlink in path, and with ENOSYS
+// before Linux 5.6; the caller then walks the path itself.
+func openat2NoSymlinks(path string) (int, error) {
+	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
+	for {
+		fd, err := unix.Openat2(unix.AT_FDCWD, path, &how)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
 }
 
 // touchFD sets the file's times to now through the descriptor alone

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,25 +20,59 @@ import (
 // a handful of syscalls and os.File would add allocations and a poller check.
 type lockFile struct {
 	fd       int
-	kernel   bool   // flock works on this file; for our own file: we hold it
-	tmpName  string // our named temp file until published ("" when anonymous)
+	kernel   bool        // flock works on this file; for our own file: we hold it
+	tmpName  string      // our named temp file in dir until published ("" when anonymous)
+	dir      *checkedDir // where tmpName lives
 	dev, ino uint64
 }
 
-// openAnonymous creates an unnamed file in dir (Linux O_TMPFILE), so an
-// acquisition killed before publishing leaves nothing behind. Nil where the OS
-// has no such thing.
-var openAnonymous func(dir string) (int, error)
+// checkedDir is a checked lock directory, kept open for the lock's whole life:
+// every later operation is relative to fd, so a directory swapped for a
+// symlink after the check cannot redirect one of them (Invariant 4).
+type checkedDir struct {
+	path string // for messages only: never walked again
+	fd   int
+}
 
-// linkAnonymous gives an anonymous file a name.
-var linkAnonymous func(fd int, path string) error
+func (d *checkedDir) close() error {
+	if d == nil || d.fd < 0 {
+		return nil
+	}
+	fd := d.fd
+	d.fd = -1
+	return unix.Close(fd)
+}
 
-func createOwnerFile(dir, base string) (*lockFile, error) {
+// names lists the directory through a fresh descriptor for "." (the held one
+// may be O_PATH, and sharing its offset would make a second listing empty).
+func (d *checkedDir) names() ([]string, error) {
+	fd, err := openatRetry(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "list lock dir", Path: d.path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), d.path)
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// openAnonymous creates an unnamed file in the directory dirfd (Linux
+// O_TMPFILE), so an acquisition killed before publishing leaves nothing
+// behind. Nil where the OS has no such thing.
+var openAnonymous func(dirfd int) (int, error)
+
+// linkAnonymous gives an anonymous file the name base in the directory dirfd.
+var linkAnonymous func(fd, dirfd int, base string) error
+
+// dirOpenFlags open a directory only to resolve names in it: Linux sets
+// O_PATH, which needs no read permission; elsewhere it must be readable.
+var dirOpenFlags = unix.O_RDONLY
+
+func createOwnerFile(d *checkedDir, base string) (*lockFile, error) {
 	// Another acquisition's sweep may hold a young named temp file's lock for
 	// an instant while it judges it (young, creator alive: keep). Rather than
 	// wait on it (a stopped sweeper would wedge us), start over with a new file.
 	for attempt := 0; ; attempt++ {
-		f, err := createOwnerFileOnce(dir, base)
+		f, err := createOwnerFileOnce(d, base)
 		if err != errSweptMeanwhile || attempt == 8 {
 			return f, err
 		}
@@ -47,32 +82,33 @@ func createOwnerFile(dir, base string) (*lockFile, error) {
 
 var errSweptMeanwhile = errors.New("a sweep held our new temp file")
 
-func createOwnerFileOnce(dir, base string) (*lockFile, error) {
+func createOwnerFileOnce(d *checkedDir, base string) (*lockFile, error) {
 	f := &lockFile{fd: -1}
 	if openAnonymous != nil {
-		if fd, err := openAnonymous(dir); err == nil {
+		if fd, err := openAnonymous(d.fd); err == nil {
 			f.fd = fd
 		}
 	}
 	if f.fd < 0 {
-		f.tmpName = filepath.Join(dir, "."+base+"."+strconv.Itoa(os.Getpid())+"."+uniqueSuffix()+tempSuffix)
-		fd, err := openRetry(f.tmpName, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		f.tmpName, f.dir = "."+base+"."+strconv.Itoa(os.Getpid())+"."+uniqueSuffix()+tempSuffix, d
+		fd, err := openatRetry(d.fd, f.tmpName, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
-			return nil, &fs.PathError{Op: "create lock file in", Path: dir, Err: err}
+			f.tmpName = ""
+			return nil, &fs.PathError{Op: "create lock file in", Path: d.path, Err: err}
 		}
 		f.fd = fd
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(f.fd, &st); err != nil {
 		f.discard()
-		return nil, &fs.PathError{Op: "stat new lock file in", Path: dir, Err: err}
+		return nil, &fs.PathError{Op: "stat new lock file in", Path: d.path, Err: err}
 	}
 	f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
 	// The umask may have taken bits we need; never more than 0600 either way.
 	if st.Mode&0o777 != 0o600 {
 		if err := unix.Fchmod(f.fd, 0o600); err != nil {
 			f.discard()
-			return nil, &fs.PathError{Op: "chmod new lock file in", Path: dir, Err: err}
+			return nil, &fs.PathError{Op: "chmod new lock file in", Path: d.path, Err: err}
 		}
 	}
 	switch err := flockRetry(f.fd, unix.LOCK_EX|unix.LOCK_NB); {
@@ -85,7 +121,7 @@ func createOwnerFileOnce(dir, base string) (*lockFile, error) {
 		f.kernel = false
 	default:
 		f.discard()
-		return nil, &fs.PathError{Op: "flock new lock file in", Path: dir, Err: err}
+		return nil, &fs.PathError{Op: "flock new lock file in", Path: d.path, Err: err}
 	}
 	return f, nil
 }
@@ -108,26 +144,24 @@ func (f *lockFile) writePayload(b []byte) error {
 	return nil
 }
 
-func (f *lockFile) publish(path string) error {
+func (f *lockFile) publish(d *checkedDir, base string) error {
 	var err error
 	if f.tmpName == "" {
-		err = linkAnonymous(f.fd, path)
+		err = linkAnonymous(f.fd, d.fd, base)
 	} else {
-		err = unix.Link(f.tmpName, path)
+		err = unix.Linkat(f.dir.fd, f.tmpName, d.fd, base, 0)
 	}
 	if err == unix.EEXIST {
 		return fs.ErrExist
 	}
 	if err == unix.ENOENT && f.tmpName != "" {
-		if _, serr := os.Stat(filepath.Dir(path)); serr == nil {
-			return errTempGone
-		}
+		return errTempGone
 	}
 	if err != nil {
-		return &fs.PathError{Op: "link lock file", Path: path, Err: err}
+		return &fs.PathError{Op: "link lock file", Path: d.join(base), Err: err}
 	}
 	if f.tmpName != "" {
-		_ = unix.Unlink(f.tmpName)
+		_ = unix.Unlinkat(f.dir.fd, f.tmpName, 0)
 		f.tmpName = ""
 	}
 	return nil
@@ -136,21 +170,22 @@ func (f *lockFile) publish(path string) error {
 // discard closes a file that never became the lock, removing its temp name.
 func (f *lockFile) discard() {
 	if f.tmpName != "" {
-		_ = unix.Unlink(f.tmpName)
+		_ = unix.Unlinkat(f.dir.fd, f.tmpName, 0)
 		f.tmpName = ""
 	}
 	f.close()
 }
 
-func openExisting(path string) (*lockFile, error) {
+func openExisting(d *checkedDir, name string) (*lockFile, error) {
 	// O_NONBLOCK: a FIFO at the path must not hang us. O_NOFOLLOW: a symlink
 	// is refused, never followed. O_RDWR: NFSv4 wants it for exclusive locks.
-	fd, err := openRetry(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	fd, err := openatRetry(d.fd, name, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err == unix.EROFS || err == unix.EACCES {
-		fd, err = openRetry(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		fd, err = openatRetry(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	}
+	path := d.join(name)
 	if err != nil {
-		return nil, classifyOpenError(path, err)
+		return nil, classifyOpenError(d, name, err)
 	}
 	f := &lockFile{fd: fd, kernel: true}
 	var st unix.Stat_t
@@ -171,7 +206,8 @@ func openExisting(path string) (*lockFile, error) {
 	return f, nil
 }
 
-func classifyOpenError(path string, err error) error {
+func classifyOpenError(d *checkedDir, name string, err error) error {
+	path := d.join(name)
 	switch err {
 	case unix.ENOENT:
 		return fs.ErrNotExist
@@ -183,7 +219,7 @@ func classifyOpenError(path string, err error) error {
 		return &unsafeError{What: "lock path", Path: path, Why: "is a socket or device, not a regular file", Hint: "remove it or choose another --lock"}
 	case unix.EACCES, unix.EPERM:
 		var st unix.Stat_t
-		if unix.Lstat(path, &st) == nil && int(st.Uid) != os.Geteuid() {
+		if unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && int(st.Uid) != os.Geteuid() {
 			return foreignLockFile(path, st.Uid)
 		}
 	}
@@ -310,14 +346,14 @@ func (f *lockFile) readPayload() ([]byte, time.Time, error) {
 	return buf[:n], time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)), nil
 }
 
-func (f *lockFile) namedBy(path string) (bool, error) {
+func (f *lockFile) namedBy(d *checkedDir, name string) (bool, error) {
 	var st unix.Stat_t
-	err := unix.Lstat(path, &st)
+	err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if err == unix.ENOENT || err == unix.ENOTDIR {
 		return false, nil
 	}
 	if err != nil {
-		return false, &fs.PathError{Op: "stat", Path: path, Err: err}
+		return false, &fs.PathError{Op: "stat", Path: d.join(name), Err: err}
 	}
 	return uint64(st.Dev) == f.dev && uint64(st.Ino) == f.ino, nil
 }
@@ -335,9 +371,9 @@ func (f *lockFile) close() error {
 	return unix.Close(fd)
 }
 
-func removeLockPath(path string) error {
+func removeLockPath(d *checkedDir, name string) error {
 	for {
-		err := unix.Unlink(path)
+		err := unix.Unlinkat(d.fd, name, 0)
 		if err != unix.EINTR {
 			if err == unix.ENOENT {
 				return fs.ErrNotExist
@@ -353,79 +389,265 @@ func removeLockPath(path string) error {
 // meantime), it is put back with link, which refuses to overwrite. Residual
 // risk: if yet another starter published between our rename and our link, the
 // successor we displaced keeps running until its heartbeat reports lock-lost.
-func reclaimWithoutKernelLock(cur *lockFile, path string) (bool, error) {
-	dir, base := filepath.Split(path)
-	private := filepath.Join(dir, "."+base+".reclaim."+uniqueSuffix()+tempSuffix)
-	if err := unix.Rename(path, private); err != nil {
+func reclaimWithoutKernelLock(cur *lockFile, d *checkedDir, base string) (bool, error) {
+	private := "." + base + ".reclaim." + uniqueSuffix() + tempSuffix
+	if err := unix.Renameat(d.fd, base, d.fd, private); err != nil {
 		if err == unix.ENOENT {
 			return false, nil
 		}
-		return false, &fs.PathError{Op: "rename stale lock", Path: path, Err: err}
+		return false, &fs.PathError{Op: "rename stale lock", Path: d.join(base), Err: err}
 	}
-	if same, _ := cur.namedBy(private); same {
-		return true, unix.Unlink(private)
+	if same, _ := cur.namedBy(d, private); same {
+		return true, unix.Unlinkat(d.fd, private, 0)
 	}
-	if err := unix.Link(private, path); err == nil {
-		_ = unix.Unlink(private)
+	if err := unix.Linkat(d.fd, private, d.fd, base, 0); err == nil {
+		_ = unix.Unlinkat(d.fd, private, 0)
 	}
 	return false, nil
 }
 
-func prepareDir(dir string, explicit bool, log *telemetry) error {
+// noDirError is a lock dir that does not exist: status and unlock find no
+// lock in it, run cannot create one there.
+type noDirError struct{}
+
+func (noDirError) Error() string        { return "no such directory (hint: create it, mode 0700 or 1777)" }
+func (noDirError) Is(target error) bool { return target == fs.ErrNotExist }
+
+func openLockDir(path string, explicit, prepare bool, log *telemetry) (*checkedDir, error) {
 	if !explicit {
-		if err := unix.Mkdir(dir, 0o700); err != nil && err != unix.EEXIST {
-			return &fs.PathError{Op: "create lock dir", Path: dir, Err: err}
-		}
+		return openDefaultDir(path, prepare, log)
 	}
-	fd, err := openRetry(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	switch err {
-	case nil:
-	case unix.ELOOP, unix.EMLINK:
-		return &unsafeError{What: "lock dir", Path: dir, Why: "is a symlink; gwlock never follows one", Hint: "name the real directory with --lock-dir"}
-	case unix.ENOTDIR:
-		return &unsafeError{What: "lock dir", Path: dir, Why: "is not a directory", Hint: "remove it or choose another --lock-dir"}
-	case unix.ENOENT:
-		return &fs.PathError{Op: "open lock dir", Path: dir, Err: errors.New("no such directory (hint: create it, mode 0700 or 1777)")}
-	default:
-		return &fs.PathError{Op: "open lock dir", Path: dir, Err: err}
+	fd, err := resolveDir(path)
+	if err != nil {
+		return nil, err
 	}
-	defer unix.Close(fd)
+	d := &checkedDir{path: path, fd: fd}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return &fs.PathError{Op: "stat lock dir", Path: dir, Err: err}
+		d.close()
+		return nil, &fs.PathError{Op: "stat lock dir", Path: path, Err: err}
 	}
 	me := os.Geteuid()
 	perm := uint32(st.Mode) & 0o7777
-	if explicit {
-		if int(st.Uid) != me && st.Uid != 0 {
-			return &unsafeError{What: "lock dir", Path: dir, Why: fmt.Sprintf("is owned by uid %d, neither us (uid %d) nor root", st.Uid, me), Hint: "use a directory you own"}
-		}
-		if perm&0o022 != 0 && perm&unix.S_ISVTX == 0 {
-			return &unsafeError{What: "lock dir", Path: dir, Why: fmt.Sprintf("is writable by others (mode %04o) without the sticky bit", perm),
-				Hint: "chmod go-w or chmod +t it, or choose another --lock-dir"}
-		}
-		return nil
+	if int(st.Uid) != me && st.Uid != 0 {
+		d.close()
+		return nil, &unsafeError{What: "lock dir", Path: path, Why: fmt.Sprintf("is owned by uid %d, neither us (uid %d) nor root", st.Uid, me), Hint: "use a directory you own"}
 	}
-	if int(st.Uid) != me {
-		return &unsafeError{What: "lock dir", Path: dir, Why: fmt.Sprintf("is owned by uid %d, not by us (uid %d)", st.Uid, me), Hint: "another user created it; set --lock-dir or XDG_RUNTIME_DIR"}
+	if perm&0o022 != 0 && perm&unix.S_ISVTX == 0 {
+		d.close()
+		return nil, &unsafeError{What: "lock dir", Path: path, Why: fmt.Sprintf("is writable by others (mode %04o) without the sticky bit", perm),
+			Hint: "chmod go-w or chmod +t it, or choose another --lock-dir"}
 	}
-	if perm != 0o700 {
-		if err := unix.Fchmod(fd, 0o700); err != nil {
-			return &fs.PathError{Op: "chmod lock dir", Path: dir, Err: err}
-		}
-		if perm&0o077 != 0 {
-			log.warn("dir-tightened", "dir", dir, "from_mode", fmt.Sprintf("%04o", perm))
-		}
-	}
-	return nil
+	return d, nil
 }
 
-// defaultLockDir is $XDG_RUNTIME_DIR/gwlock, else <tmp>/gwlock-<uid>.
-func defaultLockDir() string {
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "gwlock")
+// openDefaultDir creates (prepare) and checks the default dir, which must be a
+// real directory of ours: its parent, /tmp, is anybody's to write, so anything
+// else there was put there by someone else.
+func openDefaultDir(path string, prepare bool, log *telemetry) (*checkedDir, error) {
+	parent, name := filepath.Dir(path), filepath.Base(path)
+	pfd, err := resolveDir(parent)
+	if err != nil {
+		return nil, err
 	}
-	return filepath.Join(os.TempDir(), "gwlock-"+strconv.Itoa(os.Geteuid()))
+	defer unix.Close(pfd)
+	if prepare {
+		if err := unix.Mkdirat(pfd, name, 0o700); err != nil && err != unix.EEXIST {
+			return nil, &fs.PathError{Op: "create lock dir", Path: path, Err: err}
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err == unix.ENOENT {
+			return nil, &fs.PathError{Op: "open lock dir", Path: path, Err: noDirError{}}
+		}
+		return nil, &fs.PathError{Op: "stat lock dir", Path: path, Err: err}
+	}
+	me := os.Geteuid()
+	squatted := func(why string) error {
+		return &unsafeError{What: "lock dir", Path: path, Why: why,
+			Hint: "remove it, or pass --lock-dir naming a directory of your own"}
+	}
+	switch {
+	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
+		return nil, squatted(fmt.Sprintf("is a symlink to %s owned by uid %d; the default lock dir must be a real directory", readLink(pfd, name), st.Uid))
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return nil, squatted(fmt.Sprintf("is a %s owned by uid %d, not a directory", fileKind(uint32(st.Mode)), st.Uid))
+	case int(st.Uid) != me:
+		return nil, squatted(fmt.Sprintf("is owned by uid %d, not by us (uid %d): another user created it", st.Uid, me))
+	}
+	fd, err := openatRetry(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		// Replaced since the fstatat: by its owner, us, or (in /tmp) anyone.
+		return nil, squatted(fmt.Sprintf("changed while being checked (%v)", err))
+	}
+	d := &checkedDir{path: path, fd: fd}
+	if err := unix.Fstat(fd, &st); err != nil {
+		d.close()
+		return nil, &fs.PathError{Op: "stat lock dir", Path: path, Err: err}
+	}
+	if int(st.Uid) != me {
+		d.close()
+		return nil, squatted(fmt.Sprintf("is owned by uid %d, not by us (uid %d): another user created it", st.Uid, me))
+	}
+	if perm := uint32(st.Mode) & 0o7777; prepare && perm != 0o700 {
+		if err := unix.Fchmod(fd, 0o700); err != nil {
+			d.close()
+			return nil, &fs.PathError{Op: "chmod lock dir", Path: path, Err: err}
+		}
+		if perm&0o077 != 0 {
+			log.warn("dir-tightened", "dir", path, "from_mode", fmt.Sprintf("%04o", perm))
+		}
+	}
+	return d, nil
+}
+
+// openNoSymlinks opens a directory in one step, refusing any symlink on the
+// way (Linux openat2 RESOLVE_NO_SYMLINKS); nil where the OS has no such call.
+var openNoSymlinks func(path string) (int, error)
+
+// maxSymlinks bounds the links followed in one path, as the kernel does (40).
+const maxSymlinks = 40
+
+// resolveDir opens the directory at path. A symlink on the way is followed
+// only if nobody but root or us can have made or changed it: it is owned by
+// root or us and sits in a directory owned by root or us that nobody else can
+// write (/var/run -> /run, macOS /tmp -> /private/tmp). Any other symlink is
+// refused with where it points. The walk goes component by component, each
+// step relative to the directory opened before it, so nothing it checked can
+// be swapped behind it.
+func resolveDir(path string) (int, error) {
+	if openNoSymlinks != nil {
+		if fd, err := openNoSymlinks(path); err == nil {
+			return fd, nil
+		}
+		// A symlink on the way, an old kernel (ENOSYS) or a missing
+		// component: the walk tells which, and follows trusted links.
+	}
+	fd, err := openatRetry(unix.AT_FDCWD, "/", dirOpenFlags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &fs.PathError{Op: "open lock dir", Path: path, Err: err}
+	}
+	at, todo, links := "/", strings.Split(path, "/"), 0
+	for len(todo) > 0 {
+		name := todo[0]
+		todo = todo[1:]
+		if name == "" || name == "." {
+			continue
+		}
+		here := filepath.Join(at, name)
+		var st unix.Stat_t
+		err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			target, why := trustedLink(fd, name, at, &st)
+			if why == "" && links >= maxSymlinks {
+				why = fmt.Sprintf("more than %d symlinks", maxSymlinks)
+			}
+			if why != "" {
+				unix.Close(fd)
+				what := "is"
+				if filepath.Clean(here) != filepath.Clean(path) {
+					what = "goes through " + here + ", which is"
+				}
+				return -1, &unsafeError{What: "lock dir", Path: path,
+					Why:  fmt.Sprintf("%s a symlink to %s owned by uid %d; %s", what, target, st.Uid, why),
+					Hint: "name the real directory with --lock-dir or --lock"}
+			}
+			links++
+			if filepath.IsAbs(target) {
+				unix.Close(fd)
+				if fd, err = openatRetry(unix.AT_FDCWD, "/", dirOpenFlags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+					return -1, &fs.PathError{Op: "open lock dir", Path: path, Err: err}
+				}
+				at = "/"
+			}
+			todo = append(strings.Split(target, "/"), todo...)
+			continue
+		}
+		if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			unix.Close(fd)
+			what := "is a " + fileKind(uint32(st.Mode))
+			if filepath.Clean(here) != filepath.Clean(path) {
+				what = "goes through " + here + ", which is a " + fileKind(uint32(st.Mode))
+			}
+			return -1, &unsafeError{What: "lock dir", Path: path, Why: what + ", not a directory", Hint: "remove it or choose another --lock-dir"}
+		}
+		var next int
+		if err == nil {
+			next, err = openatRetry(fd, name, dirOpenFlags|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		}
+		unix.Close(fd)
+		switch {
+		case err == unix.ENOENT:
+			return -1, &fs.PathError{Op: "open lock dir", Path: path, Err: noDirError{}}
+		case err == unix.ELOOP || err == unix.EMLINK || err == unix.ENOTDIR:
+			// It was a directory at the fstatat: someone swapped it since.
+			return -1, &unsafeError{What: "lock dir", Path: path, Why: here + " was replaced while being checked", Hint: "name the real directory with --lock-dir or --lock"}
+		case err != nil:
+			return -1, &fs.PathError{Op: "open lock dir", Path: here, Err: err}
+		}
+		fd = next
+		if name == ".." {
+			at = filepath.Dir(at)
+		} else {
+			at = here
+		}
+	}
+	// Held for reading, whatever the walk used (Linux O_PATH): the same
+	// access on every OS, and what the temp-file sweep needs.
+	dirfd, err := openatRetry(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	unix.Close(fd)
+	if err != nil {
+		return -1, &fs.PathError{Op: "open lock dir", Path: path, Err: err}
+	}
+	return dirfd, nil
+}
+
+// trustedLink reads the symlink name in the directory dirfd (at) and says
+// why it may not be followed, or "" if it may.
+func trustedLink(dirfd int, name, at string, link *unix.Stat_t) (target, why string) {
+	target = readLink(dirfd, name)
+	me := uint32(os.Geteuid())
+	var dir unix.Stat_t
+	switch {
+	case link.Uid != 0 && link.Uid != me:
+		return target, "gwlock follows only symlinks owned by root or us"
+	case unix.Fstat(dirfd, &dir) != nil:
+		return target, "its directory cannot be checked"
+	case dir.Uid != 0 && dir.Uid != me:
+		return target, fmt.Sprintf("its directory %s is owned by uid %d, who could change it", at, dir.Uid)
+	case dir.Mode&0o022 != 0:
+		return target, fmt.Sprintf("its directory %s can be written by others (mode %04o), who could replace it", at, dir.Mode&0o7777)
+	}
+	return target, ""
+}
+
+func readLink(dirfd int, name string) string {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dirfd, name, buf)
+	if err != nil {
+		return "(unreadable)"
+	}
+	return string(buf[:n])
+}
+
+// defaultDirBases are the parents of the default lock dirs; tests point them
+// at a scratch tree.
+var defaultDirBases = struct{ root, rootFallback, user string }{"/run", "/var/run", "/tmp"}
+
+// defaultLockDir depends on the uid alone, never on XDG_RUNTIME_DIR or TMPDIR:
+// a login shell, cron, a systemd unit and sudo must find the same lock for the
+// same config. Root's lives where only root can write (/run), so no other
+// user can squat or redirect it; everyone else's in /tmp, literally, where a
+// squatter is refused (exit 77), never followed.
+func defaultLockDir() string {
+	if uid := os.Geteuid(); uid != 0 {
+		return filepath.Join(defaultDirBases.user, "gwlock-"+strconv.Itoa(uid))
+	}
+	if fi, err := os.Stat(defaultDirBases.root); err == nil && fi.IsDir() {
+		return filepath.Join(defaultDirBases.root, "gwlock")
+	}
+	return filepath.Join(defaultDirBases.rootFallback, "gwlock")
 }
 
 // processProbe asks the kernel whether pid exists without signalling it.
@@ -459,9 +681,9 @@ func flockRetry(fd, how int) error {
 	}
 }
 
-func openRetry(path string, flags int, mode uint32) (int, error) {
+func openatRetry(dirfd int, name string, flags int, mode uint32) (int, error) {
 	for {
-		fd, err := unix.Open(path, flags, mode)
+		fd, err := unix.Openat(dirfd, name, flags, mode)
 		if err != unix.EINTR {
 			return fd, err
 		}

@@ -368,7 +368,7 @@ func TestRecoveryNeverDeletesSuccessor(t *testing.T) {
 		once.Do(func() {
 			// Removed the way a recoverer removes it (on Windows a plain
 			// delete keeps the name until the last handle closes).
-			if err := removeLockPath(lock); err != nil {
+			if err := removeLockPath(mustOpenDir(t, dir), "y.lock"); err != nil {
 				t.Error(err)
 			}
 			var err error
@@ -386,7 +386,7 @@ func TestRecoveryNeverDeletesSuccessor(t *testing.T) {
 	if successor == nil {
 		t.Fatal("successor did not acquire")
 	}
-	if same, _ := successor.f.namedBy(lock); !same {
+	if same, _ := successor.f.namedBy(mustOpenDir(t, dir), "y.lock"); !same {
 		t.Fatal("the successor's lock file was deleted or replaced by the late recoverer")
 	}
 	_ = successor.release(nil)

@@ -19,6 +19,22 @@ const (
 	tempSuffix      = ".tmp"
 )
 
+// checkedDir is a checked lock directory. Windows has no *at calls that
+// Go's x/sys exposes for this, so it carries the path; a directory cannot be
+// replaced while a file in it is open, which the held lock file is.
+type checkedDir struct{ path string }
+
+func (d *checkedDir) close() error { return nil }
+
+func (d *checkedDir) names() ([]string, error) {
+	f, err := os.Open(d.path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
 type lockFile struct {
 	h       windows.Handle
 	kernel  bool
@@ -31,7 +47,8 @@ type lockFile struct {
 // waiters and status readers have it open.
 const shareAll = windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FILE_SHARE_DELETE
 
-func createOwnerFile(dir, base string) (*lockFile, error) {
+func createOwnerFile(d *checkedDir, base string) (*lockFile, error) {
+	dir := d.path
 	name := filepath.Join(dir, "."+base+"."+strconv.Itoa(os.Getpid())+"."+uniqueSuffix()+tempSuffix)
 	h, err := createFile(name, windows.CREATE_NEW)
 	if err != nil {
@@ -90,7 +107,8 @@ func (f *lockFile) writePayload(b []byte) error {
 	return windows.WriteFile(f.h, b, &n, &ol)
 }
 
-func (f *lockFile) publish(path string) error {
+func (f *lockFile) publish(d *checkedDir, base string) error {
+	path := d.join(base)
 	from, _ := windows.UTF16PtrFromString(f.tmpName)
 	to, err := windows.UTF16PtrFromString(path)
 	if err != nil {
@@ -123,7 +141,8 @@ func (f *lockFile) discard() {
 	}
 }
 
-func openExisting(path string) (*lockFile, error) {
+func openExisting(d *checkedDir, name string) (*lockFile, error) {
+	path := d.join(name)
 	h, err := createFile(path, windows.OPEN_EXISTING)
 	switch err {
 	case nil:
@@ -224,7 +243,8 @@ func (f *lockFile) readPayload() ([]byte, time.Time, error) {
 	return buf[:n], time.Unix(0, info.LastWriteTime.Nanoseconds()), nil
 }
 
-func (f *lockFile) namedBy(path string) (bool, error) {
+func (f *lockFile) namedBy(d *checkedDir, name string) (bool, error) {
+	path := d.join(name)
 	p, err := windows.UTF16PtrFromString(path)
 	if err != nil {
 		return false, err
@@ -264,7 +284,8 @@ func (f *lockFile) close() error {
 // keeps a deleted file until its last handle closes. A reader that opened it
 // without FILE_SHARE_DELETE blocks the rename for as long as it reads: retry
 // for up to a second.
-func removeLockPath(path string) error {
+func removeLockPath(d *checkedDir, name string) error {
+	path := d.join(name)
 	p, err := windows.UTF16PtrFromString(path)
 	if err != nil {
 		return err
@@ -295,34 +316,34 @@ func removeLockPath(path string) error {
 	return nil
 }
 
-func reclaimWithoutKernelLock(cur *lockFile, path string) (bool, error) {
+func reclaimWithoutKernelLock(cur *lockFile, d *checkedDir, base string) (bool, error) {
 	return false, errors.New("payload-only locks are not supported on Windows")
 }
 
-func prepareDir(dir string, explicit bool, log *telemetry) error {
-	if !explicit {
+func openLockDir(dir string, explicit, prepare bool, log *telemetry) (*checkedDir, error) {
+	if !explicit && prepare {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return &fs.PathError{Op: "create lock dir", Path: dir, Err: err}
+			return nil, &fs.PathError{Op: "create lock dir", Path: dir, Err: err}
 		}
 	}
 	fi, err := os.Lstat(dir)
 	if err != nil {
-		return &fs.PathError{Op: "stat lock dir", Path: dir, Err: err}
+		return nil, &fs.PathError{Op: "stat lock dir", Path: dir, Err: err}
 	}
 	if fi.Mode()&os.ModeSymlink != 0 {
-		return &unsafeError{What: "lock dir", Path: dir, Why: "is a symlink or junction; gwlock never follows one", Hint: "name the real directory with --lock-dir"}
+		return nil, &unsafeError{What: "lock dir", Path: dir, Why: "is a symlink or junction; gwlock never follows one", Hint: "name the real directory with --lock-dir"}
 	}
 	if !fi.IsDir() {
-		return &unsafeError{What: "lock dir", Path: dir, Why: "is not a directory", Hint: "remove it or choose another --lock-dir"}
+		return nil, &unsafeError{What: "lock dir", Path: dir, Why: "is not a directory", Hint: "remove it or choose another --lock-dir"}
 	}
 	sd, err := windows.GetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT, windows.OWNER_SECURITY_INFORMATION)
 	if err != nil {
-		return &fs.PathError{Op: "read owner of lock dir", Path: dir, Err: err}
+		return nil, &fs.PathError{Op: "read owner of lock dir", Path: dir, Err: err}
 	}
 	if why := foreignOwner(sd); why != "" {
-		return &unsafeError{What: "lock dir", Path: dir, Why: why, Hint: "use a directory you own"}
+		return nil, &unsafeError{What: "lock dir", Path: dir, Why: why, Hint: "use a directory you own"}
 	}
-	return nil
+	return &checkedDir{path: dir}, nil
 }
 
 // foreignOwner says why a security descriptor's owner is not acceptable, or

@@ -285,6 +285,7 @@ type lockTarget struct {
 	dir      string
 	name     string // recorded as configPath in the payload
 	explicit bool   // the directory was named by the user: never chmodded
+	d        *checkedDir
 }
 
 func (c *config) target() (lockTarget, error) {
@@ -358,17 +359,19 @@ func exitCode(err error) int {
 	return exitFailure
 }
 
-// openTarget resolves and checks the lock's directory.
+// openTarget resolves the lock and checks, creates or tightens and opens its
+// directory for run; acquire takes the open directory over (lockOptions).
 func openTarget(c *config, log *telemetry) (lockTarget, error) {
 	t, err := c.target()
 	if err != nil {
 		return t, err
 	}
-	return t, prepareDir(t.dir, t.explicit, log)
+	t.d, err = openLockDir(t.dir, t.explicit, true, log)
+	return t, err
 }
 
 func (c *config) lockOptions(t lockTarget, log *telemetry) lockOptions {
-	return lockOptions{Path: t.path, ConfigPath: t.name, Port: c.port, Host: c.host,
+	return lockOptions{Path: t.path, Dir: t.d, ConfigPath: t.name, Port: c.port, Host: c.host,
 		Timeout: c.timeout, Poll: c.poll, Stale: c.stale, Log: log, facts: hostProbe{probeHost: c.host}}
 }
 

@@ -292,8 +292,9 @@ func TestCommandWithoutShell(t *testing.T) {
 	}
 }
 
-// TestDefaultLockDirTmp: without XDG_RUNTIME_DIR, derived locks live in
-// <tmp>/gwlock-<uid>.
+// TestDefaultLockDirTmp: without XDG_RUNTIME_DIR and with a TMPDIR, derived
+// locks live in the uid's default dir (POSIX: never in TMPDIR; Windows
+// without LOCALAPPDATA: <tmp>\gwlock-<user>). status creates nothing there.
 func TestDefaultLockDirTmp(t *testing.T) {
 	tmp := lockDir(t)
 	env := []string{"TMPDIR=" + tmp, "TMP=" + tmp, "TEMP=" + tmp, "XDG_RUNTIME_DIR=", "LOCALAPPDATA="}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -44,9 +45,21 @@ type inspection struct {
 // taking it: a free kernel lock is dropped the moment the payload is read, so
 // a port probe or a suspended status never keeps a dead owner's lock from the
 // starters that would recover it.
-func inspectLock(c *config, path string) (report, *inspection, error) {
-	r := report{Lock: path}
-	f, err := openExisting(path)
+//
+// It opens the lock's directory through the same checked descriptor as run
+// (t.d, which the caller closes): nothing is walked by path after the check.
+func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
+	r := report{Lock: t.path}
+	d, err := openLockDir(t.dir, t.explicit, false, nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		r.State = "not-running"
+		return r, nil, nil
+	}
+	if err != nil {
+		return r, nil, err
+	}
+	t.d = d
+	f, err := openExisting(d, filepath.Base(t.path))
 	if errors.Is(err, fs.ErrNotExist) {
 		r.State = "not-running"
 		return r, nil, nil
@@ -123,7 +136,8 @@ func cmdStatus(c *config, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	r, _, err := inspectLock(c, t.path)
+	r, _, err := inspectLock(c, &t)
+	t.d.close()
 	code := map[string]int{"running": statusRunning, "orphaned": statusRunning, "dead": statusDeadFile, "not-running": statusNotRunning}[r.State]
 	if err != nil {
 		r.State, r.Error, code = "unknown", err.Error(), statusUnknown
@@ -187,7 +201,8 @@ func cmdUnlock(c *config, log *telemetry, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	r, in, err := inspectLock(c, t.path)
+	r, in, err := inspectLock(c, &t)
+	defer t.d.close()
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -203,7 +218,8 @@ func cmdUnlock(c *config, log *telemetry, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gwlock: unlock %s: refused, %s (hint: gwlock status --lock %s shows the owner)\n", t.path, why, t.path)
 		return exitFailure
 	}
-	f, err := openExisting(t.path)
+	base := filepath.Base(t.path)
+	f, err := openExisting(t.d, base)
 	if errors.Is(err, fs.ErrNotExist) {
 		return exitOK // someone else recovered it meanwhile
 	}
@@ -217,7 +233,7 @@ func cmdUnlock(c *config, log *telemetry, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gwlock: unlock %s: refused, the lock changed while it was judged (hint: run gwlock unlock again)\n", t.path)
 		return exitFailure
 	}
-	removed, err := reclaim(f, t.path)
+	removed, err := reclaim(f, t.d, base)
 	if err != nil {
 		return fail(stderr, err)
 	}
