@@ -324,9 +324,7 @@ func waitBlocked(b *testing.B, pid int) {
 // until a waiter (in this process, already asleep on the lock) holds it?
 func BenchmarkRecoveryAfterSIGKILL(b *testing.B) {
 	lock := filepath.Join(b.TempDir(), "kill.lock")
-	opts := lockOptions{Path: lock, Timeout: 10 * time.Second, Poll: 100 * time.Millisecond, Stale: 30 * time.Second}
-	var recoveries []time.Duration
-	for i := 0; i < b.N; i++ {
+	benchRecovery(b, lock, func(int) *exec.Cmd {
 		holder := exec.Command(testBinary(b), "helper:holder", "-lock", lock)
 		out, _ := holder.StdoutPipe()
 		if err := holder.Start(); err != nil {
@@ -335,6 +333,38 @@ func BenchmarkRecoveryAfterSIGKILL(b *testing.B) {
 		if line, _ := bufio.NewReader(out).ReadString('\n'); line != "held\n" {
 			b.Fatalf("holder: %q", line)
 		}
+		return holder
+	})
+}
+
+// BenchmarkRecoveryAfterLauncherSIGKILL is issue 9's figure: a `gwlock run`
+// launcher is SIGKILLed and its gateway is left to the mechanism (the
+// parent-death signal stops it; this gateway exits on its first signal). How
+// long until a waiter, already asleep on the lock, holds it?
+func BenchmarkRecoveryAfterLauncherSIGKILL(b *testing.B) {
+	gw := benchBinary(b)
+	dir := b.TempDir()
+	lock := filepath.Join(dir, "launcher.lock")
+	benchRecovery(b, lock, func(i int) *exec.Cmd {
+		pidfile := filepath.Join(dir, "pid"+strconv.Itoa(i))
+		launcher := exec.Command(gw, "run", "-q", "--lock", lock, "--", testBinary(b), "helper:gateway", "-sleep", "60s", "-pidfile", pidfile)
+		launcher.Env = cleanEnv()
+		if err := launcher.Start(); err != nil {
+			b.Fatal(err)
+		}
+		waitFile(b, pidfile)
+		return launcher
+	})
+}
+
+// benchRecovery measures, b.N times, from the SIGKILL of the process that
+// startHolder started holding lock to the moment a waiter in this process,
+// already asleep on the lock, holds it.
+func benchRecovery(b *testing.B, lock string, startHolder func(i int) *exec.Cmd) {
+	opts := lockOptions{Path: lock, Timeout: 10 * time.Second, Poll: 100 * time.Millisecond, Stale: 30 * time.Second}
+	var recoveries []time.Duration
+	for i := 0; i < b.N; i++ {
+		holder := startHolder(i)
 		blocked := make(contentionSignal, 1)
 		wopts := opts
 		wopts.Log = newTelemetry(blocked, "text", false)
@@ -354,48 +384,6 @@ func BenchmarkRecoveryAfterSIGKILL(b *testing.B) {
 		_ = holder.Process.Kill()
 		recoveries = append(recoveries, (<-got).Sub(t0))
 		_ = holder.Wait()
-	}
-	b.ReportMetric(float64(median(recoveries))/float64(time.Microsecond), "recovery-us")
-	b.ReportMetric(0, "ns/op")
-}
-
-// BenchmarkRecoveryAfterLauncherSIGKILL is issue 9's figure: a `gwlock run`
-// launcher is SIGKILLed and its gateway is left to the mechanism (the
-// parent-death signal stops it; this gateway exits on its first signal). How
-// long until a waiter, already asleep on the lock, holds it?
-func BenchmarkRecoveryAfterLauncherSIGKILL(b *testing.B) {
-	gw := benchBinary(b)
-	dir := b.TempDir()
-	lock := filepath.Join(dir, "launcher.lock")
-	opts := lockOptions{Path: lock, Timeout: 10 * time.Second, Poll: 100 * time.Millisecond, Stale: 30 * time.Second}
-	var recoveries []time.Duration
-	for i := 0; i < b.N; i++ {
-		pidfile := filepath.Join(dir, "pid"+strconv.Itoa(i))
-		launcher := exec.Command(gw, "run", "-q", "--lock", lock, "--", testBinary(b), "helper:gateway", "-sleep", "60s", "-pidfile", pidfile)
-		launcher.Env = cleanEnv()
-		if err := launcher.Start(); err != nil {
-			b.Fatal(err)
-		}
-		waitFile(b, pidfile)
-		blocked := make(contentionSignal, 1)
-		wopts := opts
-		wopts.Log = newTelemetry(blocked, "text", false)
-		got := make(chan time.Time, 1)
-		go func() {
-			l, err := acquire(wopts)
-			got <- time.Now()
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			_ = l.release(nil)
-		}()
-		<-blocked
-		waitBlocked(b, os.Getpid())
-		t0 := time.Now()
-		_ = launcher.Process.Kill()
-		recoveries = append(recoveries, (<-got).Sub(t0))
-		_ = launcher.Wait()
 	}
 	b.ReportMetric(float64(median(recoveries))/float64(time.Microsecond), "recovery-us")
 	b.ReportMetric(0, "ns/op")
