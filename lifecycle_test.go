@@ -369,3 +369,32 @@ func TestDaemonClosedLockLauncherKilled(t *testing.T) {
 	waitGone(t, daemon)
 	mustRecover(t, runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
 }
+
+// TestZombieIsDead: a gateway that exited but is not yet reaped (its
+// launcher was killed, and init collects orphans at leisure) holds nothing:
+// the judgement must not take its pid, or its unchanged start time, for a
+// live orphaned gateway and wait for the reaper.
+func TestZombieIsDead(t *testing.T) {
+	cmd := helperCmd(t, "gateway", "-exit", "0")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() { _ = cmd.Wait() })
+	waitGone(t, pid) // gone() counts a zombie as gone; it is not reaped yet
+	if st, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); !strings.Contains(string(st), ") Z ") {
+		t.Fatalf("pid %d is not a zombie: %s", pid, st)
+	}
+	if got := processProbe(pid); got != pidAbsent {
+		t.Fatalf("processProbe(zombie) = %v, want pidAbsent", got)
+	}
+	start, ok := processStartTime(pid)
+	if !ok {
+		t.Fatal("no start time for the zombie")
+	}
+	self := selfFacts()
+	raw := mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true, "hostname": self.hostname, "childPid": pid, "childStartTime": start})
+	if v := judgeOwner(raw, 0, time.Minute, true, localFacts); v.reason != reasonOwnerDead {
+		t.Fatalf("judgeOwner with a zombie gateway = %+v, want owner-dead", v)
+	}
+}

@@ -10,6 +10,7 @@ import (
 )
 
 func init() {
+	isZombie = zombieState
 	// O_TMPFILE needs /proc to be linked into place without privileges
 	// (linkat AT_EMPTY_PATH wants CAP_DAC_READ_SEARCH); minimal containers may
 	// lack /proc, and then the named temp file is used.
@@ -19,6 +20,17 @@ func init() {
 	}
 	dirOpenFlags = unix.O_PATH
 	openNoSymlinks = openat2NoSymlinks
+}
+
+// zombieState reads a process's state (field 3 of /proc/<pid>/stat): Z is
+// an exited process awaiting its reaper, X one being reaped.
+func zombieState(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	st, ok := parseProcState(b)
+	return ok && (st == 'Z' || st == 'X')
 }
 
 func openTmpfile(dirfd int) (int, error) {

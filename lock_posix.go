@@ -658,12 +658,20 @@ func processProbe(pid int) pidState {
 	}
 	switch err := unix.Kill(pid, 0); err {
 	case nil, unix.EPERM:
+		if isZombie != nil && isZombie(pid) {
+			// Exited, waiting for a parent (often init, reaping at leisure)
+			// to collect it: it holds nothing and must not pass for alive.
+			return pidAbsent
+		}
 		return pidPresent
 	case unix.ESRCH:
 		return pidAbsent
 	}
 	return pidUnknown
 }
+
+// isZombie reports an exited, unreaped process, where the OS can tell.
+var isZombie func(pid int) bool
 
 func noKernelLocks(err error) bool {
 	return err == unix.ENOTSUP || err == unix.EOPNOTSUPP || err == unix.ENOLCK || err == unix.EINVAL

@@ -28,6 +28,15 @@ func parseProcStat(b []byte) (string, bool) {
 	return string(v), true
 }
 
+// parseProcState finds field 3 (the state letter) of a /proc/<pid>/stat line.
+func parseProcState(b []byte) (byte, bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0, false
+	}
+	return b[i+2], true
+}
+
 // Offsets into FreeBSD's struct kinfo_proc (sys/user.h) on 64-bit platforms:
 // x/sys has no Go type for it. The size and pid fields are checked before the
 // start time is trusted, so a layout change yields "unknown", never a wrong value.
