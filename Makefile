@@ -65,6 +65,11 @@ dist-check:
 	 (cd $$tmp/src && GOCACHE=$$tmp/cache $(MAKE) --no-print-directory dist DIST=$$tmp/b VERSION=$(VERSION)) && \
 	 diff -r $$tmp/a $$tmp/b && echo "dist-check: two builds of $(VERSION) are identical" && cat $$tmp/a/SHA256SUMS
 
+# gwlock.1 from the same pages as `gwlock help CMD` (manual.go); TestManPage
+# fails when the committed page is out of date.
+man:
+	GWLOCK_UPDATE_MAN=1 $(GO) test -count=1 -run '^TestManPage$$' .
+
 # A fresh clone builds and vets with no network and no module cache: vendor/
 # must hold everything. Checks what is committed, not the working tree.
 offline-check:
