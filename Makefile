@@ -53,6 +53,7 @@ dist:
 	@for t in $(DIST_TARGETS); do os=$${t%/*}; arch=$${t#*/}; ext=; [ $$os = windows ] && ext=.exe; \
 		echo "build $(DIST)/gwlock-$(VERSION)-$$os-$$arch$$ext"; \
 		GOOS=$$os GOARCH=$$arch $(GOBUILD) -o $(DIST)/gwlock-$(VERSION)-$$os-$$arch$$ext . || exit 1; done
+	$(GO) run ./testdata/elfstatic $(DIST)/gwlock-*-linux-* $(DIST)/gwlock-*-freebsd-*
 	cd $(DIST) && sha256sum gwlock-* > SHA256SUMS && ls -l gwlock-*
 
 # Two builds of one commit must be identical byte for byte: the second from a
