@@ -21,7 +21,7 @@ GOBUILD := CGO_ENABLED=0 GOARM=7 $(GO) build -trimpath -buildvcs=false -ldflags 
 DIST    ?= dist
 FUZZTIME ?= 30s
 
-.PHONY: build static-check test check fmt-check vet cross dist dist-check offline-check man bench fuzz chaos wine-test clean
+.PHONY: build static-check test check fmt-check vet cross dist dist-check offline-check mod-check man bench fuzz chaos wine-test clean
 
 build:
 	$(GOBUILD) -o gwlock .
@@ -65,6 +65,13 @@ dist-check:
 	 { git clone -q . $$tmp/src 2>/dev/null || cp -a . $$tmp/src; } && \
 	 (cd $$tmp/src && GOCACHE=$$tmp/cache $(MAKE) --no-print-directory dist DIST=$$tmp/b VERSION=$(VERSION)) && \
 	 diff -r $$tmp/a $$tmp/b && echo "dist-check: two builds of $(VERSION) are identical" && cat $$tmp/a/SHA256SUMS
+
+# go.mod is tidy (x/sys required directly, not // indirect) and vendor/ is
+# exactly what go mod vendor writes. Needs the module proxy, unlike offline-check.
+mod-check:
+	$(GO) mod tidy -diff
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	 $(GO) mod vendor -o $$tmp/vendor && diff -r vendor $$tmp/vendor && echo "mod-check: go.mod tidy, vendor/ up to date"
 
 # gwlock.1 from the same pages as `gwlock help CMD` (manual.go); TestManPage
 # fails when the committed page is out of date.
