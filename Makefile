@@ -84,7 +84,6 @@ offline-check:
 	@tmp=$$(mktemp -d) && trap 'chmod -R u+w $$tmp; rm -rf $$tmp' EXIT && \
 	 { git clone -q . $$tmp/src 2>/dev/null || cp -a . $$tmp/src; } && cd $$tmp/src && \
 	 export GOMODCACHE=$$tmp/modcache GOPROXY=off GOFLAGS=-mod=vendor GOTOOLCHAIN=local GOSUMDB=off && \
-	 $(GO) mod verify >/dev/null 2>&1; \
 	 $(GOBUILD) -o $$tmp/gwlock . && \
 	 for os in linux darwin freebsd windows; do echo "offline go vet GOOS=$$os"; GOOS=$$os $(GO) vet ./... || exit 1; done && \
 	 test ! -e $$tmp/modcache/cache/download && echo "offline-check: fresh clone built and vetted with GOPROXY=off and an empty module cache"
