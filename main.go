@@ -147,6 +147,9 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	default:
 		return fail(stderr, usagef("unknown command %q (hint: gwlock run|status|probe|unlock|version)", cmd))
 	}
+	if helpRequested(rest) {
+		return cmdHelp([]string{cmd}, stdout, stderr)
+	}
 	c, err := parseFlags(cmd, rest)
 	if err != nil {
 		return fail(stderr, err)

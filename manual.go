@@ -155,6 +155,20 @@ func cmdHelp(args []string, stdout, stderr io.Writer) int {
 	return fail(stderr, usagef("no manual for %q (hint: gwlock help run|status|probe|unlock)", strings.Join(args, " ")))
 }
 
+// helpRequested reports whether gwlock's own flags (those before any --) ask
+// for help, so `gwlock run --help` prints run's page instead of a usage error.
+func helpRequested(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
 // writeManualText renders a page for a terminal, wrapped at 78 columns.
 func writeManualText(w io.Writer, p manualPage) {
 	fmt.Fprintf(w, "gwlock %s: %s\n\nusage: %s\n", p.name, p.summary, p.synopsis)

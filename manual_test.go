@@ -112,6 +112,13 @@ func TestHelpPages(t *testing.T) {
 		}
 	}
 	var stdout, stderr bytes.Buffer
+	if code := cli([]string{"run", "--config", "x", "--help"}, &stdout, &stderr); code != exitOK || !strings.Contains(stdout.String(), "usage: gwlock run") {
+		t.Fatalf("run --help: exit %d, want %d and run's page; stderr %s", code, exitOK, stderr.String())
+	}
+	if helpRequested([]string{"--lock", "l", "--", "gateway", "--help"}) {
+		t.Fatal("helpRequested(--lock l -- gateway --help) = true, want false: the gateway's --help is not ours")
+	}
+	stdout.Reset()
 	if code := cli([]string{"help", "nonsense"}, &stdout, &stderr); code != exitUsage {
 		t.Fatalf("help nonsense: exit %d, want %d", code, exitUsage)
 	}
