@@ -144,3 +144,63 @@ func namespacePID1(t *testing.T, unsharePID int) int {
 	}
 	return pid
 }
+
+// TestReadmeBuildRunsInEmptyRoot builds gwlock with the README's install line
+// and runs the README's container entrypoint in a root that holds nothing but
+// the binary, its config and its lock dir: no libc, no /proc, no /dev, no
+// /tmp, harsher than FROM scratch. A dynamically linked binary cannot even
+// start there (its ELF interpreter is missing).
+func TestReadmeBuildRunsInEmptyRoot(t *testing.T) {
+	unshareWorks(t)
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^    ((?:[A-Z_]+=\S* )*go build [^#\n]*-o gwlock[^#\n]*?)\s*#`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("README.md has no indented `... go build ... -o gwlock ...` install line")
+	}
+	root := t.TempDir()
+	var env, argv []string
+	for _, word := range strings.Fields(string(m[1])) {
+		switch {
+		case argv == nil && strings.Contains(word, "="):
+			env = append(env, word)
+		case len(argv) > 0 && argv[len(argv)-1] == "-o":
+			argv = append(argv, filepath.Join(root, "gwlock"))
+		default:
+			argv = append(argv, word)
+		}
+	}
+	build := exec.Command(argv[0], argv[1:]...)
+	build.Env = append(os.Environ(), env...)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", m[1], err, out)
+	}
+	entrypoint, _ := readmeDockerfile(t)
+	for _, dir := range []string{"etc/gateway", "run/gwlock"} {
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/gateway/config.json"), []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The image's entrypoint with gwlock itself as the gateway, without the
+	// port (nothing would listen on it).
+	var args []string
+	for i := 0; i < len(entrypoint); i++ {
+		if entrypoint[i] == "--port" {
+			i++
+			continue
+		}
+		args = append(args, entrypoint[i])
+	}
+	args = append(args, "/gwlock", "version")
+	cmd := exec.Command("unshare", append([]string{"--pid", "--fork", "--root", root}, args...)...)
+	cmd.Env = cleanEnv()
+	r := runCmd(t, cmd)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "gwlock ") || !strings.Contains(r.stderr, "event=lock-released") {
+		t.Fatalf("%q in an empty root: exit %d, want 0 and a released lock\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+	}
+}
