@@ -1,19 +1,39 @@
 # The same gates as CI (.ci/run): gofmt, vet for every OS, go test -race,
 # cross builds with CGO_ENABLED=0. `make bench` measures against flock(1).
 GO      ?= go
-OSES    := linux darwin freebsd windows
-ARCHES  := amd64 arm64
+# vet checks the test files too. solaris and illumos are only cross-built:
+# run_test.go uses syscall.Getpgid, which their syscall package lacks.
+OSES    := linux darwin freebsd windows openbsd netbsd dragonfly
+CROSS   := linux/amd64 linux/arm64 linux/arm linux/386 linux/riscv64 \
+           darwin/amd64 darwin/arm64 freebsd/amd64 freebsd/arm64 freebsd/386 freebsd/arm \
+           windows/amd64 windows/arm64 openbsd/amd64 openbsd/arm64 netbsd/amd64 netbsd/arm64 \
+           dragonfly/amd64 solaris/amd64 illumos/amd64
+# What `make dist` publishes.
+DIST_TARGETS := linux/amd64 linux/arm64 linux/arm linux/386 linux/riscv64 \
+           darwin/amd64 darwin/arm64 freebsd/amd64 freebsd/arm64 windows/amd64 windows/arm64
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+# Reproducible and static: no cgo (net's cgo resolver would link libc
+# dynamically), no paths of the build machine (-trimpath), no VCS stamp and no
+# build id that differ between two checkouts of one commit. GOARM is pinned so
+# the arm binary does not depend on the toolchain's default.
+LDFLAGS := -s -w -buildid= -X main.version=$(VERSION)
+GOBUILD := CGO_ENABLED=0 GOARM=7 $(GO) build -trimpath -buildvcs=false -ldflags "$(LDFLAGS)"
+DIST    ?= dist
 FUZZTIME ?= 30s
 
-.PHONY: build test check fmt-check vet cross bench fuzz chaos wine-test clean
+.PHONY: build static-check test check fmt-check vet cross dist dist-check offline-check mod-check man bench fuzz chaos wine-test clean
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o gwlock .
+	$(GOBUILD) -o gwlock .
+
+# A binary with an ELF interpreter or a dynamic section cannot start in a
+# FROM scratch image: fail if `make build` ever gives one.
+static-check: build
+	$(GO) run ./testdata/elfstatic gwlock
 
 fmt-check:
-	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	@out=$$(gofmt -l $$(find . -path ./vendor -prune -o -name '*.go' -print)); \
+	 if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 
 vet:
 	@for os in $(OSES); do echo "go vet GOOS=$$os"; GOOS=$$os $(GO) vet ./... || exit 1; done
@@ -22,12 +42,51 @@ test: fmt-check vet
 	$(GO) test -race -count=1 ./...
 
 cross:
-	@for os in $(OSES); do for arch in $(ARCHES); do \
-		echo "build $$os/$$arch"; \
-		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o /dev/null . || exit 1; \
-	done; done
+	@for t in $(CROSS); do echo "build $$t"; \
+		GOOS=$${t%/*} GOARCH=$${t#*/} $(GOBUILD) -o /dev/null . || exit 1; done
 
-check: test cross
+check: test cross static-check
+
+# Release binaries gwlock-<version>-<os>-<arch>[.exe] and their SHA256SUMS.
+dist:
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	@for t in $(DIST_TARGETS); do os=$${t%/*}; arch=$${t#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		echo "build $(DIST)/gwlock-$(VERSION)-$$os-$$arch$$ext"; \
+		GOOS=$$os GOARCH=$$arch $(GOBUILD) -o $(DIST)/gwlock-$(VERSION)-$$os-$$arch$$ext . || exit 1; done
+	$(GO) run ./testdata/elfstatic $(DIST)/gwlock-*-linux-* $(DIST)/gwlock-*-freebsd-*
+	cd $(DIST) && sha256sum gwlock-* > SHA256SUMS && ls -l gwlock-*
+
+# Two builds of one commit must be identical byte for byte: the second from a
+# clone at another path with an empty build cache, so neither the checkout's
+# path nor cached objects can hide a difference.
+dist-check:
+	@tmp=$$(mktemp -d) && trap 'chmod -R u+w $$tmp; rm -rf $$tmp' EXIT && \
+	 $(MAKE) --no-print-directory dist DIST=$$tmp/a VERSION=$(VERSION) && \
+	 { git clone -q . $$tmp/src 2>/dev/null || cp -a . $$tmp/src; } && \
+	 (cd $$tmp/src && GOCACHE=$$tmp/cache $(MAKE) --no-print-directory dist DIST=$$tmp/b VERSION=$(VERSION)) && \
+	 diff -r $$tmp/a $$tmp/b && echo "dist-check: two builds of $(VERSION) are identical" && cat $$tmp/a/SHA256SUMS
+
+# go.mod is tidy (x/sys required directly, not // indirect) and vendor/ is
+# exactly what go mod vendor writes. Needs the module proxy, unlike offline-check.
+mod-check:
+	$(GO) mod tidy -diff
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	 $(GO) mod vendor -o $$tmp/vendor && diff -r vendor $$tmp/vendor && echo "mod-check: go.mod tidy, vendor/ up to date"
+
+# gwlock.1 from the same pages as `gwlock help CMD` (manual.go); TestManPage
+# fails when the committed page is out of date.
+man:
+	GWLOCK_UPDATE_MAN=1 $(GO) test -count=1 -run '^TestManPage$$' .
+
+# A fresh clone builds and vets with no network and no module cache: vendor/
+# must hold everything. Checks what is committed, not the working tree.
+offline-check:
+	@tmp=$$(mktemp -d) && trap 'chmod -R u+w $$tmp; rm -rf $$tmp' EXIT && \
+	 { git clone -q . $$tmp/src 2>/dev/null || cp -a . $$tmp/src; } && cd $$tmp/src && \
+	 export GOMODCACHE=$$tmp/modcache GOPROXY=off GOFLAGS=-mod=vendor GOTOOLCHAIN=local GOSUMDB=off && \
+	 $(GOBUILD) -o $$tmp/gwlock . && \
+	 for os in linux darwin freebsd windows; do echo "offline go vet GOOS=$$os"; GOOS=$$os $(GO) vet ./... || exit 1; done && \
+	 test ! -e $$tmp/modcache/cache/download && echo "offline-check: fresh clone built and vetted with GOPROXY=off and an empty module cache"
 
 # Benchmarks: in-process acquire/release, and whole processes side by side
 # with util-linux flock(1) in the same run (see bench_test.go).
@@ -61,4 +120,4 @@ wine-test:
 	  [ $$rc -eq 0 ] || { tail -50 wine-test.log; exit $$rc; }
 
 clean:
-	rm -rf gwlock gwlock.exe *.test *.test.exe .wine-test
+	rm -rf gwlock gwlock.exe *.test *.test.exe .wine-test dist

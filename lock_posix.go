@@ -149,7 +149,7 @@ func (f *lockFile) publish(d *checkedDir, base string) error {
 	if f.tmpName == "" {
 		err = linkAnonymous(f.fd, d.fd, base)
 	} else {
-		err = unix.Linkat(f.dir.fd, f.tmpName, d.fd, base, 0)
+		err = linkIn(f.dir, f.tmpName, d, base)
 	}
 	if err == unix.EEXIST {
 		return fs.ErrExist
@@ -400,7 +400,7 @@ func reclaimWithoutKernelLock(cur *lockFile, d *checkedDir, base string) (bool, 
 	if same, _ := cur.namedBy(d, private); same {
 		return true, unix.Unlinkat(d.fd, private, 0)
 	}
-	if err := unix.Linkat(d.fd, private, d.fd, base, 0); err == nil {
+	if err := linkIn(d, private, d, base); err == nil {
 		_ = unix.Unlinkat(d.fd, private, 0)
 	}
 	return false, nil
@@ -470,7 +470,8 @@ func openDefaultDir(path string, prepare bool, log *telemetry) (*checkedDir, err
 	}
 	switch {
 	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
-		return nil, squatted(fmt.Sprintf("is a symlink to %s owned by uid %d; the default lock dir must be a real directory", readLink(pfd, name), st.Uid))
+		target, _ := readLink(pfd, name)
+		return nil, squatted(fmt.Sprintf("is a symlink to %s owned by uid %d; the default lock dir must be a real directory", target, st.Uid))
 	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
 		return nil, squatted(fmt.Sprintf("is a %s owned by uid %d, not a directory", fileKind(uint32(st.Mode)), st.Uid))
 	case int(st.Uid) != me:
@@ -606,10 +607,12 @@ func resolveDir(path string) (int, error) {
 // trustedLink reads the symlink name in the directory dirfd (at) and says
 // why it may not be followed, or "" if it may.
 func trustedLink(dirfd int, name, at string, link *unix.Stat_t) (target, why string) {
-	target = readLink(dirfd, name)
+	target, readable := readLink(dirfd, name)
 	me := uint32(os.Geteuid())
 	var dir unix.Stat_t
 	switch {
+	case !readable:
+		return target, "its target cannot be read"
 	case link.Uid != 0 && link.Uid != me:
 		return target, "gwlock follows only symlinks owned by root or us"
 	case unix.Fstat(dirfd, &dir) != nil:
@@ -622,13 +625,13 @@ func trustedLink(dirfd int, name, at string, link *unix.Stat_t) (target, why str
 	return target, ""
 }
 
-func readLink(dirfd int, name string) string {
+func readLink(dirfd int, name string) (string, bool) {
 	buf := make([]byte, unix.PathMax)
-	n, err := unix.Readlinkat(dirfd, name, buf)
+	n, err := readlinkat(dirfd, name, buf)
 	if err != nil {
-		return "(unreadable)"
+		return "(unreadable)", false
 	}
-	return string(buf[:n])
+	return string(buf[:n]), true
 }
 
 // defaultDirBases are the parents of the default lock dirs; tests point them

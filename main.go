@@ -71,6 +71,7 @@ const usageText = `usage:
   gwlock probe  --port N [--host H] [--wait D] TCP connect probe
   gwlock unlock [flags]                       remove a lock whose owner is provably gone
   gwlock version
+  gwlock help COMMAND                         the full reference for run, status, probe or unlock
 
 lock flags (run, status, unlock):
   --config PATH        gateway config; its absolute path names the lock   [GWLOCK_CONFIG]
@@ -140,11 +141,13 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "gwlock %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
 	case "help", "-h", "--help", "-help":
-		fmt.Fprint(stdout, usageText)
-		return exitOK
+		return cmdHelp(rest, stdout, stderr)
 	case "run", "status", "probe", "unlock":
 	default:
 		return fail(stderr, usagef("unknown command %q (hint: gwlock run|status|probe|unlock|version)", cmd))
+	}
+	if helpRequested(rest) {
+		return cmdHelp([]string{cmd}, stdout, stderr)
 	}
 	c, err := parseFlags(cmd, rest)
 	if err != nil {

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// The reference manual, one page per command. `gwlock help CMD` prints a
+// page; the man page gwlock.1 is rendered from the same pages by `make man`
+// (manual_test.go), and a test fails when the committed gwlock.1 is out of
+// date, so the two cannot disagree.
+
+// manualPage is one command's reference.
+type manualPage struct {
+	name     string
+	synopsis string
+	summary  string
+	sections []manualSection
+}
+
+// manualSection is a titled run of paragraphs, term/definition items and
+// lines shown verbatim. Text is unwrapped: each renderer wraps it for its medium.
+type manualSection struct {
+	title string
+	paras []string
+	items []manualItem
+	code  []string
+}
+
+type manualItem struct{ term, text string }
+
+// Flags shared by run, status and unlock: written once.
+var lockFlagItems = []manualItem{
+	{"--config PATH", "The gateway's configuration file. Its absolute path names the lock: gateway.<first 8 hex digits of sha256(path)>.lock in the lock dir. [GWLOCK_CONFIG]"},
+	{"--lock FILE", "An explicit lock file instead of one derived from --config. Give one of --config and --lock. [GWLOCK_LOCK]"},
+	{"--lock-dir DIR", "Where derived locks live. Default, by uid alone so that every context finds the same lock: /run/gwlock for root (/var/run/gwlock where there is no /run), /tmp/gwlock-<uid> for others (created 0700, refused with exit 77 if another user owns it); on Windows %LOCALAPPDATA%\\gwlock. A directory named here is never created or chmodded: it must be owned by us or root, and carry the sticky bit if others can write it, else exit 77. [GWLOCK_LOCK_DIR]"},
+	{"--port N", "The gateway's TCP port: recorded in the lock, probed for readiness and for conflicts. [GWLOCK_PORT]"},
+	{"--host H", "The host to probe (default 127.0.0.1). [GWLOCK_HOST]"},
+	{"--timeout D", "How long to wait for a lock a live owner holds (default 5s); 0 tries once. [GWLOCK_TIMEOUT]"},
+	{"--poll D", "The longest pause between retries when waiting cannot be event-driven (default 100ms)."},
+	{"--stale D", "The age after which a lock whose owner cannot be judged may be reclaimed (default 30s). [GWLOCK_STALE]"},
+	{"--log-format F", "Telemetry on stderr as text (logfmt, the default) or json, one line per event. [GWLOCK_LOG_FORMAT]"},
+	{"-q, --quiet", "Only warnings and errors."},
+}
+
+var durationNote = "Durations take Go syntax (250ms, 5s, 1m) or bare seconds. Every flag that names an environment variable also reads it; the flag wins."
+
+var manualPages = []manualPage{
+	{
+		name:     "run",
+		synopsis: "gwlock run [flags] -- COMMAND [ARG...]",
+		summary:  "take the lock, run the gateway, hold the lock until it is gone",
+		sections: []manualSection{
+			{title: "DESCRIPTION", paras: []string{
+				"run takes the lock named by --config (or --lock), then starts COMMAND directly, with no shell, passing the environment through plus GWLOCK_LOCK_PATH, the lock file's path. The gateway inherits the lock's descriptor as fd 3. run holds the lock until the gateway and all its descendants are gone (a gateway that daemonizes keeps the lock through its daemon: on Linux and FreeBSD run is a subreaper and waits for the whole tree, elsewhere for every process that shares the lock), removes the lock file, and exits with the gateway's code.",
+				"A lock whose owner is dead is reclaimed at once; one whose owner cannot be judged (another host, no kernel lock) only after --stale. A live owner's lock is never taken: run waits up to --timeout, then exits 75; with --if-running ok it exits 0 as soon as a live owner is established.",
+				"With --port, run refuses to start when another process already serves the port (exit 69), and reports gateway-ready once the port accepts connections. With NOTIFY_SOCKET set it tells systemd READY=1 and MAINPID, and STOPPING=1 on stop.",
+				"SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH are forwarded to the gateway; SIGHUP restarts it while the lock stays held. A stop sends the signal to the gateway's process group, waits --stop-timeout, then sends SIGKILL. If gwlock itself is killed, the gateway gets SIGTERM from the kernel (Linux and FreeBSD: a parent-death signal; Windows: a job object); a gateway that outlives its launcher anyway (macOS, or one that ignores SIGTERM) keeps the lock through fd 3 until it exits, and status reports it as orphaned.",
+				"Every --stale/3, run checks that the lock path still names its file; if someone removed or replaced it, it reports lock-lost, stops the gateway and exits 1. As PID 1 (a container's entrypoint) run reaps every zombie re-parented to it.",
+			}},
+			{title: "OPTIONS", paras: []string{durationNote}, items: append(append([]manualItem{}, lockFlagItems...),
+				manualItem{"--stop-timeout D", "The grace between the stop signal and SIGKILL (default 10s)."},
+				manualItem{"--restart no|on-failure|always", "Restart the gateway when it exits (on-failure: with a non-zero code or a signal), after a backoff of 1s doubling to 30s that resets after 60s of uptime. The lock stays held across restarts (default no)."},
+				manualItem{"--if-running fail|ok", "When a live owner holds the lock: wait up to --timeout, then exit 75 (fail, the default), or exit 0 at once (ok, for idempotent scripts). An owner that cannot be judged is no proof that a gateway runs: ok then waits and exits 75 like fail."},
+				manualItem{"--subreaper", "Kept for compatibility: run is a subreaper by default on Linux and FreeBSD; with this flag, failing to become one is fatal."},
+			)},
+			{title: "EXIT STATUS", items: []manualItem{
+				{"N", "The gateway exited by itself with code N; 128+N if signal N killed it."},
+				{"0", "Success; or --if-running ok and a live owner (alive or orphaned) holds the lock."},
+				{"1", "Launcher failure: an I/O error on the lock, the lock lost, the supervisor could not start."},
+				{"2", "Usage error: a bad flag, no -- COMMAND, both --config and --lock."},
+				{"69", "--port is already served by a process that does not hold the lock."},
+				{"75", "A live owner still holds the lock after --timeout."},
+				{"77", "Unsafe lock directory or lock file: another user's, writable by others, a symlink, not a regular file."},
+				{"126, 127", "COMMAND is not executable, or not found."},
+			}},
+			{title: "EXAMPLE", code: []string{
+				"gwlock run --config /etc/gateway/config.json --port 18789 -- \\",
+				"    gateway-server --port 18789",
+			}},
+		},
+	},
+	{
+		name:     "status",
+		synopsis: "gwlock status [flags] [--json]",
+		summary:  "who holds the lock, is it alive, is its port listening",
+		sections: []manualSection{
+			{title: "DESCRIPTION", paras: []string{
+				"status reads the lock named by --config (or --lock) and prints one line: the lock path, its state, the reason, the owner's pid, its gateway's pid, its port and whether the port is listening. It only reads: it never keeps a lock it found free, and never removes a file.",
+				"States: running (a live launcher holds the lock), orphaned (the launcher is dead but its gateway, or the gateway's descendants, still hold the lock: their pids are named), dead (a lock file left by a dead owner, with the reason: owner-dead, pid-reused, host-rebooted, stale-unknown-owner), not-running (no lock file), unknown (an owner that cannot be judged, such as one on another host, or a lock that could not be read).",
+			}},
+			{title: "OPTIONS", paras: []string{durationNote}, items: append(append([]manualItem{}, lockFlagItems...),
+				manualItem{"--json", "Print the report as one JSON object, the owner's payload included."},
+			)},
+			{title: "EXIT STATUS", paras: []string{"The LSB init-script codes."}, items: []manualItem{
+				{"0", "Running or orphaned: a gateway holds the lock."},
+				{"1", "A lock file left by a dead owner."},
+				{"3", "Not running: no lock file."},
+				{"4", "Unknown: the owner cannot be judged, or the lock could not be read."},
+			}},
+		},
+	},
+	{
+		name:     "probe",
+		synopsis: "gwlock probe --port N [--host H] [--wait D]",
+		summary:  "TCP connect probe; with --wait, poll until ready or D passes",
+		sections: []manualSection{
+			{title: "DESCRIPTION", paras: []string{
+				"probe connects to H:N over TCP and closes the connection at once. It tells whether something listens, not whether it is the gateway. Every attempt is bounded, so an unreachable host cannot block it.",
+			}},
+			{title: "OPTIONS", paras: []string{durationNote}, items: []manualItem{
+				{"--port N", "The port to probe (required). [GWLOCK_PORT]"},
+				{"--host H", "The host to probe (default 127.0.0.1). [GWLOCK_HOST]"},
+				{"--wait D", "Poll until the port accepts a connection or D passes (default: one attempt)."},
+			}},
+			{title: "EXIT STATUS", items: []manualItem{
+				{"0", "Listening."},
+				{"1", "Not listening (after --wait, if given)."},
+				{"2", "Usage error."},
+			}},
+		},
+	},
+	{
+		name:     "unlock",
+		synopsis: "gwlock unlock [flags]",
+		summary:  "remove a lock whose owner is provably gone; never a live one",
+		sections: []manualSection{
+			{title: "DESCRIPTION", paras: []string{
+				"unlock removes the lock file named by --config (or --lock) only when its owner is provably gone (owner-dead, pid-reused, host-rebooted), while holding the file's kernel lock and after checking that the path still names that file. It refuses a live owner and an owner that cannot be judged: a stale lock of unknown ownership is left to run, which reclaims it after --stale. run never needs unlock: it reclaims a dead owner's lock by itself.",
+			}},
+			{title: "OPTIONS", paras: []string{durationNote}, items: lockFlagItems},
+			{title: "EXIT STATUS", items: []manualItem{
+				{"0", "Removed, or there was nothing to remove."},
+				{"1", "Refused: the owner is alive or cannot be proven gone; or an I/O error."},
+				{"2", "Usage error."},
+				{"77", "Unsafe lock directory or lock file."},
+			}},
+		},
+	},
+}
+
+// cmdHelp is `gwlock help [COMMAND]`: the usage summary, or one command's page.
+func cmdHelp(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, usageText)
+		return exitOK
+	}
+	for _, p := range manualPages {
+		if len(args) == 1 && p.name == args[0] {
+			writeManualText(stdout, p)
+			return exitOK
+		}
+	}
+	return fail(stderr, usagef("no manual for %q (hint: gwlock help run|status|probe|unlock)", strings.Join(args, " ")))
+}
+
+// helpRequested reports whether gwlock's own flags (those before any --) ask
+// for help, so `gwlock run --help` prints run's page instead of a usage error.
+func helpRequested(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// writeManualText renders a page for a terminal, wrapped at 78 columns.
+func writeManualText(w io.Writer, p manualPage) {
+	fmt.Fprintf(w, "gwlock %s: %s\n\nusage: %s\n", p.name, p.summary, p.synopsis)
+	for _, s := range p.sections {
+		fmt.Fprintf(w, "\n%s\n", s.title)
+		for i, para := range s.paras {
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprint(w, wrapText(para, "  ", "  ", 78))
+		}
+		if len(s.paras) > 0 && len(s.items) > 0 {
+			fmt.Fprintln(w)
+		}
+		for _, it := range s.items {
+			// Like man's .TP: a short term shares its first line with the text.
+			const indent = "          "
+			first := "  " + it.term + "\n" + indent
+			if len(it.term)+3 <= len(indent) {
+				first = "  " + it.term + indent[len(it.term)+2:]
+			}
+			fmt.Fprint(w, wrapText(it.text, first, indent, 78))
+		}
+		for _, line := range s.code {
+			fmt.Fprintf(w, "    %s\n", line)
+		}
+	}
+}
+
+// wrapText fills words into lines of at most width columns: the first line
+// starts with first (whose last line counts), the others with indent.
+func wrapText(text, first, indent string, width int) string {
+	var b strings.Builder
+	start := first[strings.LastIndexByte(first, '\n')+1:]
+	b.WriteString(first[:len(first)-len(start)])
+	line, empty := start, true
+	for _, word := range strings.Fields(text) {
+		if !empty && len(line)+1+len(word) > width {
+			b.WriteString(line + "\n")
+			line, empty = indent, true
+		}
+		if !empty {
+			line += " "
+		}
+		line += word
+		empty = false
+	}
+	b.WriteString(line + "\n")
+	return b.String()
+}
