@@ -466,133 +466,185 @@ func acquire(opts lockOptions) (*heldLock, error) {
 	return l, err
 }
 
-// acquireIn is acquire in an open directory; the held lock keeps dir.
+// acquireIn is acquire in an open directory; the held lock keeps dir. Each
+// attempt is one pass of explicit steps: publish our file; if another is
+// there, open and judge it; reclaim it if its owner is dead, else report the
+// contention and wait for it to change (in the kernel where possible).
 func acquireIn(dir *checkedDir, base string, opts lockOptions) (*heldLock, error) {
-	log := opts.Log
+	a := newAcquisition(dir, base, opts)
+	a.log.info("acquire-start", "lock", opts.Path, "config", opts.ConfigPath,
+		"timeout_ms", ms(opts.Timeout), "poll_ms", ms(opts.Poll), "stale_ms", ms(opts.Stale),
+		"pid", os.Getpid(), "port", opts.Port)
+	own, err := newOwnerFile(dir, base, a.payload)
+	if err != nil {
+		return nil, err
+	}
+	a.own, a.payload.Flock, a.named = own, own.kernel, own.tmpName != ""
+	for {
+		a.attempts++
+		l, err := a.attempt()
+		if err != nil {
+			a.own.discard()
+			return nil, err
+		}
+		if l != nil {
+			return l, nil
+		}
+	}
+}
+
+// acquisition is the state of one acquire across its attempts.
+type acquisition struct {
+	opts                 lockOptions
+	log                  *telemetry
+	facts                hostFacts
+	dir                  *checkedDir
+	base                 string
+	payload              ownerPayload
+	own                  *lockFile
+	named                bool // our file has a temp name (no O_TMPFILE)
+	start, deadline      time.Time
+	attempts, recoveries int
+	lastOwner            string
+	pause                time.Duration
+}
+
+func newAcquisition(dir *checkedDir, base string, opts lockOptions) *acquisition {
 	facts := opts.facts
 	if facts == nil {
 		facts = localFacts
 	}
 	start := time.Now()
-	deadline := start.Add(opts.Timeout)
-	log.info("acquire-start", "lock", opts.Path, "config", opts.ConfigPath,
-		"timeout_ms", ms(opts.Timeout), "poll_ms", ms(opts.Poll), "stale_ms", ms(opts.Stale),
-		"pid", os.Getpid(), "port", opts.Port)
+	return &acquisition{opts: opts, log: opts.Log, facts: facts, dir: dir, base: base,
+		payload: newPayload(opts), start: start, deadline: start.Add(opts.Timeout), pause: time.Millisecond}
+}
 
-	payload := newPayload(opts)
-	own, err := newOwnerFile(dir, base, payload)
+// attempt makes one try: the held lock, or nil to try again, or an error
+// (a busy result included) that ends the acquisition.
+func (a *acquisition) attempt() (*heldLock, error) {
+	placed, err := a.publish()
+	if err != nil || placed {
+		return a.held(placed), err
+	}
+	cur, err := openExisting(a.dir, a.base)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // released between our link and our open
+	}
 	if err != nil {
 		return nil, err
 	}
-	payload.Flock = own.kernel
-	var (
-		named                = own.tmpName != ""
-		attempts, recoveries int
-		lastOwner            string
-		pause                = time.Millisecond
-	)
-	for {
-		attempts++
-		err := own.publish(dir, base)
-		if err == nil {
-			if named || recoveries > 0 {
-				// A crash happened here, or we may be one of many that use
-				// named temp files: clear what killed acquisitions left.
-				sweepTemps(dir, base, opts.Stale)
-			}
-			log.info("acquire-success", "lock", opts.Path, "waited_ms", ms(time.Since(start)),
-				"attempts", attempts, "stale_recoveries", recoveries)
-			return &heldLock{path: opts.Path, dir: dir, base: base, f: own, payload: payload, acquired: time.Now()}, nil
-		}
-		if errors.Is(err, errTempGone) {
-			// Our named temp file was swept (we were stopped for longer than
-			// the birth grace): make a new one.
-			own.discard()
-			if own, err = newOwnerFile(dir, base, payload); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			own.discard()
-			return nil, err
-		}
-		cur, err := openExisting(dir, base)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // released between our link and our open
-		}
-		if err != nil {
-			own.discard()
-			return nil, err
-		}
-		got, err := cur.tryLock()
-		for err == nil {
-			var v verdict
-			if v, err = judgeFile(cur, got, opts.Stale, facts); err != nil {
-				break
-			}
-			if v.reason != "" {
-				var removed bool
-				if removed, err = reclaim(cur, dir, base); removed {
-					recoveries++
-					log.warn("stale-lock-recovered", "lock", opts.Path, "owner_pid", v.pid,
-						"reason", v.reason, "waited_ms", ms(time.Since(start)), "attempt", attempts)
-				}
-				break
-			}
-			if got {
-				// We hold the kernel lock of a file whose payload-only owner is
-				// alive or unknown: let go of it before waiting.
-				cur.close()
-			}
-			if opts.CancelReady != nil && lastOwner == "" {
-				<-opts.CancelReady
-			}
-			if key := fmt.Sprintf("%d/%s/%d", v.pid, v.status, v.gatewayPID); key != lastOwner {
-				lastOwner = key
-				log.info("acquire-contention", "lock", opts.Path, "owner_pid", v.pid,
-					"owner_status", string(v.status), gatewayKey(v), "waited_ms", ms(time.Since(start)), "attempt", attempts)
-			}
-			if opts.StopIfAlive && v.status.established() {
-				cur.close()
-				own.discard()
-				return nil, &busyError{Path: opts.Path, OwnerPID: v.pid, Status: v.status, GatewayPID: v.gatewayPID, Waited: time.Since(start)}
-			}
-			if !time.Now().Before(deadline) {
-				cur.close()
-				own.discard()
-				waited := time.Since(start)
-				log.warn("acquire-timeout", "lock", opts.Path, "owner_pid", v.pid, "owner_status", string(v.status), gatewayKey(v), "waited_ms", ms(waited),
-					"timeout_ms", ms(opts.Timeout), "attempts", attempts)
-				return nil, &busyError{Path: opts.Path, OwnerPID: v.pid, Status: v.status, GatewayPID: v.gatewayPID, Waited: waited}
-			}
-			if !got && cur.kernel {
-				// Event-driven: sleep in the kernel until the holder releases or
-				// dies, then judge the same file again while holding its lock.
-				if got, err = cur.waitLock(deadline, opts.Cancel); err == nil && !got {
-					if canceled(opts.Cancel) {
-						err = errCanceled
-					}
-					break // timed out; the next attempt reports it
-				}
-				continue
-			}
-			// No event to wait for: a payload-only owner. Back off up to --poll.
-			if !sleepUntil(pause, deadline, opts.Cancel) {
-				err = errCanceled
-				break
-			}
-			if pause *= 2; pause > opts.Poll {
-				pause = opts.Poll
-			}
-			break
-		}
-		cur.close()
-		if err != nil {
-			own.discard()
-			return nil, err
-		}
+	got, err := cur.tryLock()
+	var v verdict
+	if err == nil {
+		v, err = judgeFile(cur, got, a.opts.Stale, a.facts)
 	}
+	switch {
+	case err != nil:
+		cur.close()
+		return nil, err
+	case v.reason != "":
+		return nil, a.reclaim(cur, v)
+	}
+	if err := a.contended(cur, v); err != nil {
+		return nil, err
+	}
+	return nil, a.wait(cur, got)
+}
+
+// publish places our file at the path: true if it is ours now, false if
+// another file is there (or our temp file had to be made again).
+func (a *acquisition) publish() (bool, error) {
+	err := a.own.publish(a.dir, a.base)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrExist):
+		return false, nil
+	case errors.Is(err, errTempGone):
+		// Our named temp file was swept (we were stopped for longer than the
+		// birth grace): make a new one and try again.
+		a.own.discard()
+		a.own, err = newOwnerFile(a.dir, a.base, a.payload)
+		return false, err
+	}
+	return false, err
+}
+
+// held turns a published file into the held lock.
+func (a *acquisition) held(placed bool) *heldLock {
+	if !placed {
+		return nil
+	}
+	if a.named || a.recoveries > 0 {
+		// A crash happened here, or we may be one of many that use named
+		// temp files: clear what killed acquisitions left.
+		sweepTemps(a.dir, a.base, a.opts.Stale)
+	}
+	a.log.info("acquire-success", "lock", a.opts.Path, "waited_ms", ms(time.Since(a.start)),
+		"attempts", a.attempts, "stale_recoveries", a.recoveries)
+	return &heldLock{path: a.opts.Path, dir: a.dir, base: a.base, f: a.own, payload: a.payload, acquired: time.Now()}
+}
+
+// reclaim removes a dead owner's file (cur is closed by it); the next
+// attempt publishes at once.
+func (a *acquisition) reclaim(cur *lockFile, v verdict) error {
+	removed, err := reclaim(cur, a.dir, a.base)
+	if removed {
+		a.recoveries++
+		a.log.warn("stale-lock-recovered", "lock", a.opts.Path, "owner_pid", v.pid,
+			"reason", v.reason, "waited_ms", ms(time.Since(a.start)), "attempt", a.attempts)
+	}
+	return err
+}
+
+// contended reports a live or unjudgeable owner, once per distinct owner,
+// and ends the acquisition with a busy result when --if-running ok has its
+// answer or the time is up. On a nil return cur is still open.
+func (a *acquisition) contended(cur *lockFile, v verdict) error {
+	if a.opts.CancelReady != nil && a.lastOwner == "" {
+		<-a.opts.CancelReady // a waiting gwlock must be stoppable
+	}
+	if key := fmt.Sprintf("%d/%s/%d", v.pid, v.status, v.gatewayPID); key != a.lastOwner {
+		a.lastOwner = key
+		a.log.info("acquire-contention", "lock", a.opts.Path, "owner_pid", v.pid, "owner_status", string(v.status),
+			gatewayKey(v), "waited_ms", ms(time.Since(a.start)), "attempt", a.attempts)
+	}
+	waited := time.Since(a.start)
+	busy := &busyError{Path: a.opts.Path, OwnerPID: v.pid, Status: v.status, GatewayPID: v.gatewayPID, Waited: waited}
+	switch {
+	case a.opts.StopIfAlive && v.status.established():
+	case !time.Now().Before(a.deadline):
+		a.log.warn("acquire-timeout", "lock", a.opts.Path, "owner_pid", v.pid, "owner_status", string(v.status),
+			gatewayKey(v), "waited_ms", ms(waited), "timeout_ms", ms(a.opts.Timeout), "attempts", a.attempts)
+	default:
+		return nil
+	}
+	cur.close()
+	return busy
+}
+
+// wait lets the owner's file change before the next attempt, and closes cur.
+// A kernel lock held by someone else is waited on in the kernel, so the next
+// attempt starts within microseconds of the holder's release or death; an
+// owner without one (payload only, or one whose kernel lock we hold) is
+// polled, backing off up to --poll.
+func (a *acquisition) wait(cur *lockFile, got bool) error {
+	if !got && cur.kernel {
+		_, err := cur.waitLock(a.deadline, a.opts.Cancel) // closes cur on timeout or cancel
+		cur.close()
+		if err == nil && canceled(a.opts.Cancel) {
+			err = errCanceled
+		}
+		return err
+	}
+	cur.close()
+	if !sleepUntil(a.pause, a.deadline, a.opts.Cancel) {
+		return errCanceled
+	}
+	if a.pause *= 2; a.pause > a.opts.Poll {
+		a.pause = a.opts.Poll
+	}
+	return nil
 }
 
 // judgeFile decides about the owner of an existing lock file. got says we
