@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -124,6 +125,7 @@ type config struct {
 	restart, ifRunning, logFormat string
 	quiet, json, subreaper        bool
 	command                       []string
+	from                          map[string]string // flag name: "--name" or the variable that set it
 }
 
 // cli runs one gwlock command and returns its exit code.
@@ -204,17 +206,31 @@ func parseFlags(cmd string, args []string) (*config, error) {
 	case "probe":
 		dur(&c.wait, "wait", "")
 	}
-	// Environment first, so that a flag given on the command line wins.
-	for name, env := range envOf {
-		if v, ok := os.LookupEnv(env); ok && env != "" && v != "" {
-			if err := set.Set(name, v); err != nil {
-				return nil, usagef("bad %s=%q: %v", env, v, err)
-			}
-		}
-	}
 	flagArgs, command, sawDashes := splitCommand(args)
 	if err := set.Parse(flagArgs); err != nil {
 		return nil, usagef("%v (hint: gwlock help)", err)
+	}
+	c.from = map[string]string{}
+	set.Visit(func(f *flag.Flag) { c.from[f.Name] = "--" + f.Name })
+	// A lock named on the command line, in either mode, beats one named in
+	// the environment in either mode: --lock wins over GWLOCK_CONFIG.
+	for _, naming := range []string{"config", "lock"} {
+		if from, ok := c.from[naming]; ok {
+			c.from["config"], c.from["lock"] = from, from
+		}
+	}
+	// A variable only fills what no flag gave, so a flag wins even over a
+	// malformed variable.
+	for name, env := range envOf {
+		if _, ok := c.from[name]; ok || env == "" {
+			continue
+		}
+		if v, ok := os.LookupEnv(env); ok && v != "" {
+			if err := set.Set(name, v); err != nil {
+				return nil, usagef("bad %s=%q: %v", env, v, err)
+			}
+			c.from[name] = env
+		}
 	}
 	if set.NArg() > 0 {
 		if cmd == "run" {
@@ -266,18 +282,31 @@ func (c *config) validate(cmd string, sawDashes bool) error {
 		}
 	}
 	if c.configPath != "" && c.lockPath != "" {
-		return usagef("--config and --lock both given: name the lock one way")
+		if c.from["config"] == "--config" {
+			return usagef("--config and --lock both given: name the lock one way")
+		}
+		return usagef("GWLOCK_CONFIG and GWLOCK_LOCK both set: name the lock one way (hint: unset one, or give --config or --lock, which wins)")
 	}
 	if c.configPath == "" && c.lockPath == "" {
 		return usagef("%s needs --config PATH or --lock FILE", cmd)
 	}
-	if c.poll <= 0 {
-		return usagef("--poll must be positive")
+	// Below a millisecond, polling burns a core and the heartbeat (--stale/3)
+	// would tick at nanoseconds; a zero tick panics.
+	if c.poll < time.Millisecond {
+		return usagef("bad %s %s: under the 1ms minimum", c.source("poll"), c.poll)
 	}
-	if c.stale <= 0 {
-		return usagef("--stale must be positive")
+	if c.stale < time.Millisecond {
+		return usagef("bad %s %s: under the 1ms minimum", c.source("stale"), c.stale)
 	}
 	return nil
+}
+
+// source names where a flag's value came from, for error lines.
+func (c *config) source(name string) string {
+	if from, ok := c.from[name]; ok {
+		return from
+	}
+	return "--" + name
 }
 
 // lockTarget is where a lock lives and what named it.
@@ -528,27 +557,49 @@ func cmdProbe(c *config, stderr io.Writer) int {
 	return exitFailure
 }
 
-// durationFlag is a time.Duration that also takes bare seconds ("5" = 5s).
+// maxDuration bounds every duration: a wait or grace of more than a year is a
+// typo, not a setting, and the bound keeps sums and small multiples of any
+// duration (deadlines, backoffs, heartbeats) far from int64 overflow.
+const maxDuration = 365 * 24 * time.Hour
+
+// durationFlag is a time.Duration that also takes bare seconds ("5" = 5s):
+// finite, not negative, not signed, at most maxDuration.
 type durationFlag time.Duration
 
 func (d *durationFlag) String() string { return time.Duration(*d).String() }
 func (d *durationFlag) Set(s string) error {
-	if n, err := strconv.ParseFloat(s, 64); err == nil {
-		if n < 0 {
-			return errors.New("negative duration")
-		}
-		*d = durationFlag(time.Duration(n * float64(time.Second)))
-		return nil
-	}
-	v, err := time.ParseDuration(s)
+	v, err := parseDuration(s)
 	if err != nil {
-		return errors.New("not a duration (want e.g. 5s, 250ms, 0)")
-	}
-	if v < 0 {
-		return errors.New("negative duration")
+		return err
 	}
 	*d = durationFlag(v)
 	return nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	// "-0" is refused with the negatives: a sign on a duration is a slip
+	// (a lost digit, a shell variable gone wrong), never a setting.
+	if strings.HasPrefix(s, "-") {
+		return 0, errors.New("negative duration (want 0 or more, without a sign)")
+	}
+	if n, err := strconv.ParseFloat(s, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case math.IsNaN(n) || math.IsInf(n, 0) && err == nil:
+			return 0, errors.New("not a finite duration (want e.g. 5s, 250ms, 0)")
+		case n > maxDuration.Seconds(): // 1e400 parses as +Inf with ErrRange
+			return 0, fmt.Errorf("out of range (at most %s)", maxDuration)
+		}
+		return time.Duration(math.Round(n * float64(time.Second))), nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		// ParseDuration says "invalid" for overflow as for bad syntax.
+		return 0, fmt.Errorf("not a duration or out of range (want e.g. 5s, 250ms, 0; at most %s)", maxDuration)
+	}
+	if v > maxDuration {
+		return 0, fmt.Errorf("out of range (at most %s)", maxDuration)
+	}
+	return v, nil
 }
 
 // portFlag is a TCP port, 1..65535.
