@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -261,5 +262,169 @@ func TestFlagBeatsEnvAcrossModes(t *testing.T) {
 	r = runGwlock(t, nil, "status", "--config", cfg, "--lock", lock)
 	if r.code != exitUsage || !strings.Contains(r.stderr, "--config and --lock both given") {
 		t.Errorf("--config + --lock: exit %d, stderr %q; want %d", r.code, r.stderr, exitUsage)
+	}
+}
+
+// holdConfigLock starts a gwlock run for cfg whose gateway lives until the
+// test stops it, and returns it with the lock it holds.
+func holdConfigLock(t *testing.T, cfg, locks string) (*background, string) {
+	t.Helper()
+	bg := startHelper(t, "gwlock", nil, "run", "--config", cfg, "--lock-dir", locks, "--",
+		testBinary(t), "helper:gateway", "-sleep", "60s")
+	lock := bg.waitEvent(t, "acquire-start")["lock"]
+	bg.waitEvent(t, "child-start")
+	return bg, lock
+}
+
+// mustContend runs a second starter with --timeout 0 and requires it to find
+// held the lock: exit 75 naming that lock, and no second gateway.
+func mustContend(t *testing.T, cmd *exec.Cmd, lock string) {
+	t.Helper()
+	pidfile := filepath.Join(t.TempDir(), "second")
+	cmd.Args = append(cmd.Args, "--timeout", "0", "--", testBinary(t), "helper:gateway", "-pidfile", pidfile)
+	r := runCmd(t, cmd)
+	if r.code != exitBusy {
+		t.Fatalf("second starter %q: exit %d, want %d (the first holds the lock); stderr:\n%s", cmd.Args[2:], r.code, exitBusy, r.stderr)
+	}
+	if ev := mustEvent(t, r.events(), "acquire-timeout", "lock"); ev["lock"] != lock {
+		t.Fatalf("second starter waited on %s, want the first's %s", ev["lock"], lock)
+	}
+	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
+		t.Fatal("a second gateway started")
+	}
+}
+
+// stopHolder stops a holdConfigLock run and checks it left no lock.
+func stopHolder(t *testing.T, bg *background, lock string) {
+	t.Helper()
+	bg.signal(t, os.Interrupt)
+	bg.wait(t)
+	if _, err := os.Stat(lock); !os.IsNotExist(err) {
+		t.Fatalf("lock %s left after the holder stopped: %v", lock, err)
+	}
+}
+
+// TestConfigMapSwapKeepsLock: a Kubernetes ConfigMap volume updates by
+// writing a new timestamped directory and renaming a symlink ..data over the
+// old one; config.json -> ..data/config.json never changes. A starter after
+// the update must contend with the gateway started before it.
+func TestConfigMapSwapKeepsLock(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Wine's symlinks are not resolved by EvalSymlinks")
+	}
+	volume, locks := tempDir(t), lockDir(t)
+	writeVersion := func(name string) {
+		if err := os.Mkdir(filepath.Join(volume, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeLockFile(t, filepath.Join(volume, name, "config.json"), []byte(`{"v":"`+name+`"}`), 0)
+		tmp := filepath.Join(volume, "..data_tmp")
+		if err := os.Symlink(name, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(volume, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeVersion("..2026_11_27_15_00_00.000000001")
+	cfg := filepath.Join(volume, "config.json")
+	if err := os.Symlink(filepath.Join("..data", "config.json"), cfg); err != nil {
+		t.Fatal(err)
+	}
+	bg, lock := holdConfigLock(t, cfg, locks)
+
+	writeVersion("..2026_11_27_15_05_00.000000002")
+	if err := os.RemoveAll(filepath.Join(volume, "..2026_11_27_15_00_00.000000001")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(cfg); !strings.Contains(string(b), "000000002") {
+		t.Fatalf("the swap did not happen: config reads %q", b)
+	}
+	mustContend(t, helperCmd(t, "gwlock", "run", "--config", cfg, "--lock-dir", locks), lock)
+	r := runGwlock(t, nil, "status", "--config", cfg, "--lock-dir", locks)
+	if r.code != statusRunning || !strings.Contains(r.stdout, "lock="+lock+" ") {
+		t.Errorf("status after the swap: exit %d %q, want %d for %s", r.code, r.stdout, statusRunning, lock)
+	}
+	stopHolder(t, bg, lock)
+}
+
+// TestConfigDotDotAfterSymlink: "link/../app.json" is where the kernel goes,
+// the parent of the link's target, not the directory holding the link. A
+// decoy where lexical cleaning would land proves which one names the lock;
+// run (relative and absolute spellings), status and unlock all agree.
+func TestConfigDotDotAfterSymlink(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows resolves .. by text before links, as filepath.Abs does")
+	}
+	root, locks := tempDir(t), lockDir(t)
+	if err := os.MkdirAll(filepath.Join(root, "etc", "gateway"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(root, "etc", "app.json")
+	writeLockFile(t, cfg, []byte("{}"), 0)
+	writeLockFile(t, filepath.Join(root, "app.json"), []byte(`{"decoy":true}`), 0)
+	if err := os.Symlink(filepath.Join("etc", "gateway"), filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	spelled := filepath.Join(root, "link") + "/../app.json" // filepath.Join would clean it
+	bg, lock := holdConfigLock(t, cfg, locks)
+
+	mustContend(t, helperCmd(t, "gwlock", "run", "--config", spelled, "--lock-dir", locks), lock)
+	relative := helperCmd(t, "gwlock", "run", "--config", "link/../app.json", "--lock-dir", locks)
+	relative.Dir = root
+	mustContend(t, relative, lock)
+	r := runGwlock(t, nil, "status", "--config", spelled, "--lock-dir", locks)
+	if r.code != statusRunning || !strings.Contains(r.stdout, "lock="+lock+" ") {
+		t.Errorf("status --config %s: exit %d %q, want %d for %s", spelled, r.code, r.stdout, statusRunning, lock)
+	}
+	// Refused, not "nothing to remove": unlock found the live owner's lock.
+	if r := runGwlock(t, nil, "unlock", "--config", spelled, "--lock-dir", locks); r.code != exitFailure || !strings.Contains(r.stderr, "refused") {
+		t.Errorf("unlock --config %s: exit %d %q, want %d and a refusal", spelled, r.code, r.stderr, exitFailure)
+	}
+	stopHolder(t, bg, lock)
+}
+
+// TestConfigNotAFile: a config that does not exist or is a directory is exit
+// 66 for run and unlock, one line naming it and where it came from, with
+// nothing created and no gateway started; status still names the lock a
+// missing config would have.
+func TestConfigNotAFile(t *testing.T) {
+	dir := lockDir(t)
+	missing := filepath.Join(dir, "gw.jsn")
+	pidfile := filepath.Join(dir, "pid")
+	gateway := []string{"--", testBinary(t), "helper:gateway", "-pidfile", pidfile}
+	home := []string{"XDG_RUNTIME_DIR=" + dir, "TMPDIR=" + dir, "TMP=" + dir, "TEMP=" + dir, "LOCALAPPDATA=" + dir}
+	file := filepath.Join(tempDir(t), "file")
+	writeLockFile(t, file, nil, 0)
+	underFile := filepath.Join(file, "gw.json")
+	cases := []struct {
+		name, path, why string
+		env             []string
+		args            []string
+	}{
+		{"run, missing", missing, "no such file", nil, append([]string{"run", "--config", missing}, gateway...)},
+		{"run, a directory", dir, "is a directory", nil, append([]string{"run", "--config", dir}, gateway...)},
+		{"run, a directory with a slash", dir + string(filepath.Separator), "is a directory", nil, append([]string{"run", "--config", dir + string(filepath.Separator)}, gateway...)},
+		{"run, under a file", underFile, "not a directory", nil, append([]string{"run", "--config", underFile}, gateway...)},
+		{"run, from the environment", missing, "GWLOCK_CONFIG must name", []string{"GWLOCK_CONFIG=" + missing}, append([]string{"run"}, gateway...)},
+		{"unlock, missing", missing, "--config must name", nil, []string{"unlock", "--config", missing}},
+		{"status, a directory", dir, "is a directory", nil, []string{"status", "--config", dir}},
+	}
+	for _, tc := range cases {
+		r := runGwlock(t, append(home, tc.env...), tc.args...)
+		if r.code != exitNoInput {
+			t.Errorf("%s: exit %d, want %d; stderr %q", tc.name, r.code, exitNoInput, r.stderr)
+		}
+		line := strings.TrimSpace(r.stderr)
+		if strings.Contains(line, "\n") || !strings.HasPrefix(line, "gwlock: config "+tc.path) || !strings.Contains(line, tc.why) || !strings.Contains(line, "hint:") {
+			t.Errorf("%s: stderr %q, want one line naming %s, saying %q, with a hint", tc.name, r.stderr, tc.path, tc.why)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Fatalf("%s: %s is no longer empty: %v", tc.name, dir, ents)
+		}
+	}
+	r := runGwlock(t, home, "status", "--config", missing, "--lock-dir", dir)
+	if want := filepath.Join(dir, derivedLockName(missing)); r.code != statusNotRunning || !strings.Contains(r.stdout, "lock="+want+" ") {
+		t.Errorf("status of a missing config: exit %d %q, want %d for %s", r.code, r.stdout, statusNotRunning, want)
 	}
 }

@@ -23,9 +23,10 @@
 // GWLOCK_LOG_FORMAT); the flag wins. GWLOCK_ALLOW_MULTI=1 skips the lock.
 //
 // Exit codes: the gateway's own code (128+N if signal N killed it), 0
-// success, 1 launcher failure, 2 usage error, 69 port already served by
-// another process, 75 a live owner holds the lock after --timeout, 77 unsafe
-// lock directory or path, 126/127 COMMAND not executable / not found.
+// success, 1 launcher failure, 2 usage error, 66 --config names no file, 69
+// port already served by another process, 75 a live owner holds the lock
+// after --timeout, 77 unsafe lock directory or path, 126/127 COMMAND not
+// executable / not found.
 //
 // See README.md for the protocol, the telemetry events and the payload.
 package main
@@ -54,6 +55,7 @@ const (
 	exitOK            = 0
 	exitFailure       = 1
 	exitUsage         = 2
+	exitNoInput       = 66
 	exitPortConflict  = 69
 	exitBusy          = 75
 	exitUnsafe        = 77
@@ -75,7 +77,7 @@ const usageText = `usage:
   gwlock version
 
 lock flags (run, status, unlock):
-  --config PATH        gateway config; its absolute path names the lock   [GWLOCK_CONFIG]
+  --config PATH        gateway config file; its path names the lock       [GWLOCK_CONFIG]
   --lock FILE          explicit lock file instead of --config             [GWLOCK_LOCK]
   --lock-dir DIR       where derived locks live                           [GWLOCK_LOCK_DIR]
   --port N             gateway TCP port                                   [GWLOCK_PORT]
@@ -125,6 +127,7 @@ type config struct {
 	restart, ifRunning, logFormat string
 	quiet, json, subreaper        bool
 	command                       []string
+	cmd                           string
 	from                          map[string]string // flag name: "--name" or the variable that set it
 }
 
@@ -169,6 +172,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 func parseFlags(cmd string, args []string) (*config, error) {
 	c := &config{host: "127.0.0.1", timeout: 5 * time.Second, poll: 100 * time.Millisecond,
 		stale: 30 * time.Second, stopTimeout: 10 * time.Second, restart: "no", ifRunning: "fail", logFormat: "text"}
+	c.cmd = cmd
 	set := flag.NewFlagSet("gwlock "+cmd, flag.ContinueOnError)
 	set.SetOutput(io.Discard)
 	set.Usage = func() {}
@@ -328,12 +332,15 @@ func (c *config) target() (lockTarget, error) {
 		}
 		return lockTarget{path: p, dir: filepath.Dir(p), name: p, explicit: true}, nil
 	}
-	cfg, err := filepath.Abs(c.configPath)
-	if err != nil {
-		return lockTarget{}, &fs.PathError{Op: "resolve --config", Path: c.configPath, Err: err}
-	}
-	if resolved, err := filepath.EvalSymlinks(cfg); err == nil {
-		cfg = resolved
+	cfg, err := configIdentity(c.configPath)
+	// status still reports on the lock a missing config names, so a gateway
+	// whose config was removed stays visible; run and unlock refuse (66).
+	if err != nil && !(c.cmd == "status" && errors.Is(err, fs.ErrNotExist)) {
+		var ne *noInputError
+		if errors.As(err, &ne) {
+			ne.flag = c.source("config")
+		}
+		return lockTarget{}, err
 	}
 	dir, explicit := c.lockDir, c.lockDir != ""
 	if explicit {
@@ -345,6 +352,76 @@ func (c *config) target() (lockTarget, error) {
 	}
 	return lockTarget{path: filepath.Join(dir, derivedLockName(cfg)), dir: dir, name: cfg, explicit: explicit}, nil
 }
+
+// configIdentity is the name of a config that names its lock: the absolute
+// path with its directory resolved as the kernel walks it (symlinks first,
+// then "..", so nothing is cleaned before it is resolved) and its last
+// component kept as named. A config swapped by re-pointing a symlink, as
+// Kubernetes does with config.json -> ..data/config.json and an atomic
+// rename of ..data, keeps its name and so its lock. The identity is returned
+// even with an error, for a config that does not exist or is a directory.
+func configIdentity(path string) (string, error) {
+	abs, err := absUncleaned(path)
+	if err != nil {
+		return "", &fs.PathError{Op: "resolve config", Path: path, Err: err}
+	}
+	dir, base := filepath.Split(abs)
+	resolved, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		resolved = filepath.Clean(dir) // nothing there to resolve
+	}
+	id := filepath.Join(resolved, base)
+	st, err := os.Stat(abs)
+	switch {
+	case err != nil:
+		return id, &noInputError{path: abs, err: err}
+	case st.IsDir():
+		return id, &noInputError{path: abs, err: errIsDir}
+	}
+	return id, nil
+}
+
+// absUncleaned makes path absolute without cleaning it: on POSIX "link/.."
+// is the parent of the link's target, not the directory holding the link.
+// Win32 itself removes ".." by text before any link is followed, so
+// Windows cleans first, as filepath.Abs does.
+func absUncleaned(path string) (string, error) {
+	switch {
+	case runtime.GOOS == "windows":
+		return filepath.Abs(path)
+	case filepath.IsAbs(path):
+		return path, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return wd + string(filepath.Separator) + path, nil
+}
+
+var errIsDir = errors.New("is a directory, not a file")
+
+// noInputError is a config that names no file (exit 66, EX_NOINPUT): hashed
+// anyway, a typo would name a lock of its own and start a second gateway.
+type noInputError struct {
+	path, flag string // flag: where the path came from, --config or GWLOCK_CONFIG
+	err        error
+}
+
+func (e *noInputError) Error() string {
+	why := e.err
+	var pe *fs.PathError
+	if errors.As(why, &pe) {
+		why = pe.Err
+	}
+	flag := e.flag
+	if flag == "" {
+		flag = "--config"
+	}
+	return fmt.Sprintf("config %s: %v (hint: %s must name the gateway's config file; a wrong name would be another lock)", e.path, why, flag)
+}
+
+func (e *noInputError) Unwrap() error { return e.err }
 
 // fail prints the one line that explains err and returns its exit code.
 func fail(stderr io.Writer, err error) int {
@@ -370,6 +447,7 @@ func exitCode(err error) int {
 		be *busyError
 		ce *commandError
 		pe *portConflictError
+		ne *noInputError
 	)
 	switch {
 	case err == nil:
@@ -382,6 +460,8 @@ func exitCode(err error) int {
 		return exitBusy
 	case errors.As(err, &pe):
 		return exitPortConflict
+	case errors.As(err, &ne):
+		return exitNoInput
 	case errors.As(err, &ce):
 		return ce.code
 	}
