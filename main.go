@@ -131,8 +131,17 @@ type config struct {
 	from                          map[string]string // flag name: "--name" or the variable that set it
 }
 
-// cli runs one gwlock command and returns its exit code.
+// cli runs one gwlock command and returns its exit code. Everything it says
+// on stderr, telemetry and the final error line alike, goes through one
+// stderrQueue, so a stalled log reader can delay neither a decision nor
+// the exit.
 func cli(args []string, stdout, stderr io.Writer) int {
+	errOut := newStderrQueue(stderr)
+	defer errOut.flush()
+	return command(args, stdout, errOut)
+}
+
+func command(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usageText)
 		return exitUsage
