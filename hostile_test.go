@@ -231,7 +231,7 @@ func TestLockDirSafety(t *testing.T) {
 		for _, umask := range []string{"000", "777", "022"} {
 			runtime := lockDir(t)
 			modeFile := filepath.Join(runtime, "mode")
-			r := umaskRun(t, umask, []string{"XDG_RUNTIME_DIR=" + runtime}, append([]string{"run", "--config", "/etc/gw.json"}, gw(t, modeFile)...)...)
+			r := umaskRun(t, umask, []string{"XDG_RUNTIME_DIR=" + runtime}, append([]string{"run", "--config", existingConfig(t)}, gw(t, modeFile)...)...)
 			if r.code != 0 {
 				t.Fatalf("umask %s: exit %d\n%s", umask, r.code, r.stderr)
 			}
@@ -250,7 +250,7 @@ func TestLockDirSafety(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = os.Chmod(filepath.Join(runtime, "gwlock"), 0o755)
-		r := runGwlock(t, []string{"XDG_RUNTIME_DIR=" + runtime}, "run", "--config", "/etc/gw.json", "--", "true")
+		r := runGwlock(t, []string{"XDG_RUNTIME_DIR=" + runtime}, "run", "--config", existingConfig(t), "--", "true")
 		if r.code != 0 {
 			t.Fatal(r.stderr)
 		}
@@ -267,7 +267,7 @@ func TestLockDirSafety(t *testing.T) {
 		if err := os.Symlink(elsewhere, filepath.Join(runtime, "gwlock")); err != nil {
 			t.Fatal(err)
 		}
-		r := runGwlock(t, []string{"XDG_RUNTIME_DIR=" + runtime}, "run", "--config", "/etc/gw.json", "--", "true")
+		r := runGwlock(t, []string{"XDG_RUNTIME_DIR=" + runtime}, "run", "--config", existingConfig(t), "--", "true")
 		if r.code != exitUnsafe || !strings.Contains(r.stderr, filepath.Join(runtime, "gwlock")) {
 			t.Fatalf("exit %d, want %d naming the dir: %s", r.code, exitUnsafe, r.stderr)
 		}
@@ -283,7 +283,7 @@ func TestLockDirSafety(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = os.Chown(d, nobody, nobody)
-		r := runGwlock(t, []string{"XDG_RUNTIME_DIR=" + runtime}, "run", "--config", "/etc/gw.json", "--", "true")
+		r := runGwlock(t, []string{"XDG_RUNTIME_DIR=" + runtime}, "run", "--config", existingConfig(t), "--", "true")
 		if r.code != exitUnsafe {
 			t.Fatalf("exit %d, want %d: %s", r.code, exitUnsafe, r.stderr)
 		}
@@ -291,7 +291,7 @@ func TestLockDirSafety(t *testing.T) {
 	t.Run("explicit-writable-without-sticky", func(t *testing.T) {
 		d := lockDir(t)
 		_ = os.Chmod(d, 0o777)
-		r := runGwlock(t, nil, "run", "--lock-dir", d, "--config", "/etc/gw.json", "--", "true")
+		r := runGwlock(t, nil, "run", "--lock-dir", d, "--config", existingConfig(t), "--", "true")
 		if r.code != exitUnsafe || !strings.Contains(r.stderr, "sticky") {
 			t.Fatalf("exit %d, want %d mentioning the sticky bit: %s", r.code, exitUnsafe, r.stderr)
 		}
@@ -299,7 +299,7 @@ func TestLockDirSafety(t *testing.T) {
 			t.Fatalf("explicit dir chmodded to %v", fi.Mode())
 		}
 		_ = os.Chmod(d, 0o777|os.ModeSticky)
-		if r := runGwlock(t, nil, "run", "--lock-dir", d, "--config", "/etc/gw.json", "--", "true"); r.code != 0 {
+		if r := runGwlock(t, nil, "run", "--lock-dir", d, "--config", existingConfig(t), "--", "true"); r.code != 0 {
 			t.Fatalf("sticky 1777 dir refused: %s", r.stderr)
 		}
 		if fi, _ := os.Stat(d); fi.Mode().Perm() != 0o777 || fi.Mode()&os.ModeSticky == 0 {

@@ -428,3 +428,12 @@ func TestConfigNotAFile(t *testing.T) {
 		t.Errorf("status of a missing config: exit %d %q, want %d for %s", r.code, r.stdout, statusNotRunning, want)
 	}
 }
+
+// existingConfig is a config file for tests about something else: run
+// refuses a config that names no file (exit 66).
+func existingConfig(t *testing.T) string {
+	t.Helper()
+	cfg := filepath.Join(tempDir(t), "gw.json")
+	writeLockFile(t, cfg, []byte("{}"), 0)
+	return cfg
+}

@@ -58,6 +58,7 @@ func TestStderrQueueDrops(t *testing.T) {
 			t.Fatalf("%s: %d writes into a stalled stderr took %s", format, stderrQueueLines+extra, took)
 		}
 		close(gate.open)
+		q.flush() // the queue is full: "after" needs room
 		log.info("after")
 		q.flush()
 		lines := strings.Split(strings.TrimSuffix(gate.String(), "\n"), "\n")
