@@ -138,10 +138,10 @@ type config struct {
 func cli(args []string, stdout, stderr io.Writer) int {
 	errOut := newStderrQueue(stderr)
 	defer errOut.flush()
-	return command(args, stdout, errOut)
+	return dispatch(args, stdout, errOut)
 }
 
-func command(args []string, stdout, stderr io.Writer) int {
+func dispatch(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usageText)
 		return exitUsage
@@ -673,7 +673,7 @@ func parseDuration(s string) (time.Duration, error) {
 	}
 	if n, err := strconv.ParseFloat(s, 64); err == nil || errors.Is(err, strconv.ErrRange) {
 		switch {
-		case math.IsNaN(n) || math.IsInf(n, 0) && err == nil:
+		case math.IsNaN(n) || (math.IsInf(n, 0) && err == nil):
 			return 0, errors.New("not a finite duration (want e.g. 5s, 250ms, 0)")
 		case n > maxDuration.Seconds(): // 1e400 parses as +Inf with ErrRange
 			return 0, fmt.Errorf("out of range (at most %s)", maxDuration)
