@@ -245,7 +245,7 @@ func TestFlagBeatsEnvAcrossModes(t *testing.T) {
 	dir := lockDir(t)
 	cfg, lock := filepath.Join(dir, "gw.json"), filepath.Join(dir, "flag.lock")
 	writeLockFile(t, cfg, []byte("{}"), 0)
-	derived := filepath.Join(dir, derivedLockName(cfg))
+	derived := filepath.Join(dir, derivedLockName(identityOf(t, cfg)))
 
 	r := runGwlock(t, []string{"GWLOCK_CONFIG=" + cfg}, "status", "--lock", lock)
 	if r.code != statusNotRunning || !strings.Contains(r.stdout, "lock="+lock+" ") {
@@ -429,7 +429,7 @@ func TestConfigNotAFile(t *testing.T) {
 		}
 	}
 	r := runGwlock(t, home, "status", "--config", missing, "--lock-dir", dir)
-	if want := filepath.Join(dir, derivedLockName(missing)); r.code != statusNotRunning || !strings.Contains(r.stdout, "lock="+want+" ") {
+	if want := filepath.Join(dir, derivedLockName(identityOf(t, missing))); r.code != statusNotRunning || !strings.Contains(r.stdout, "lock="+want+" ") {
 		t.Errorf("status of a missing config: exit %d %q, want %d for %s", r.code, r.stdout, statusNotRunning, want)
 	}
 }
@@ -441,4 +441,15 @@ func existingConfig(t *testing.T) string {
 	cfg := filepath.Join(tempDir(t), "gw.json")
 	writeLockFile(t, cfg, []byte("{}"), 0)
 	return cfg
+}
+
+// identityOf is the name a config path gives its lock, existing or not:
+// temp dirs sit behind symlinks on some systems (macOS /var -> /private/var).
+func identityOf(t *testing.T, path string) string {
+	t.Helper()
+	id, err := configIdentity(path)
+	if id == "" {
+		t.Fatal(err)
+	}
+	return id
 }
