@@ -232,7 +232,7 @@ func TestLockDirSafety(t *testing.T) {
 		for _, umask := range []string{"000", "777", "022"} {
 			root := fakeRoot(t)
 			modeFile := filepath.Join(root, "mode")
-			r := umaskRun(t, umask, nil, append([]string{"helper:gwlock-in", root, "run", "--config", "/etc/gw.json"}, gw(t, modeFile)...)...)
+			r := umaskRun(t, umask, nil, append([]string{"helper:gwlock-in", root, "run", "--config", existingConfig(t)}, gw(t, modeFile)...)...)
 			if r.code != 0 {
 				t.Fatalf("umask %s: exit %d\n%s", umask, r.code, r.stderr)
 			}
@@ -252,7 +252,7 @@ func TestLockDirSafety(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = os.Chmod(def, 0o755)
-		r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", "/etc/gw.json", "--", "true")
+		r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", existingConfig(t), "--", "true")
 		if r.code != 0 {
 			t.Fatal(r.stderr)
 		}
@@ -270,7 +270,7 @@ func TestLockDirSafety(t *testing.T) {
 		if err := os.Symlink(elsewhere, def); err != nil {
 			t.Fatal(err)
 		}
-		r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", "/etc/gw.json", "--", "true")
+		r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", existingConfig(t), "--", "true")
 		if r.code != exitUnsafe || !strings.Contains(r.stderr, def) {
 			t.Fatalf("exit %d, want %d naming the dir: %s", r.code, exitUnsafe, r.stderr)
 		}
@@ -286,7 +286,7 @@ func TestLockDirSafety(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = os.Chown(d, nobody, nobody)
-		r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", "/etc/gw.json", "--", "true")
+		r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", existingConfig(t), "--", "true")
 		if r.code != exitUnsafe {
 			t.Fatalf("exit %d, want %d: %s", r.code, exitUnsafe, r.stderr)
 		}
@@ -294,7 +294,7 @@ func TestLockDirSafety(t *testing.T) {
 	t.Run("explicit-writable-without-sticky", func(t *testing.T) {
 		d := lockDir(t)
 		_ = os.Chmod(d, 0o777)
-		r := runGwlock(t, nil, "run", "--lock-dir", d, "--config", "/etc/gw.json", "--", "true")
+		r := runGwlock(t, nil, "run", "--lock-dir", d, "--config", existingConfig(t), "--", "true")
 		if r.code != exitUnsafe || !strings.Contains(r.stderr, "sticky") {
 			t.Fatalf("exit %d, want %d mentioning the sticky bit: %s", r.code, exitUnsafe, r.stderr)
 		}
@@ -302,7 +302,7 @@ func TestLockDirSafety(t *testing.T) {
 			t.Fatalf("explicit dir chmodded to %v", fi.Mode())
 		}
 		_ = os.Chmod(d, 0o777|os.ModeSticky)
-		if r := runGwlock(t, nil, "run", "--lock-dir", d, "--config", "/etc/gw.json", "--", "true"); r.code != 0 {
+		if r := runGwlock(t, nil, "run", "--lock-dir", d, "--config", existingConfig(t), "--", "true"); r.code != 0 {
 			t.Fatalf("sticky 1777 dir refused: %s", r.stderr)
 		}
 		if fi, _ := os.Stat(d); fi.Mode().Perm() != 0o777 || fi.Mode()&os.ModeSticky == 0 {

@@ -23,9 +23,10 @@
 // GWLOCK_LOG_FORMAT); the flag wins. GWLOCK_ALLOW_MULTI=1 skips the lock.
 //
 // Exit codes: the gateway's own code (128+N if signal N killed it), 0
-// success, 1 launcher failure, 2 usage error, 69 port already served by
-// another process, 75 a live owner holds the lock after --timeout, 77 unsafe
-// lock directory or path, 126/127 COMMAND not executable / not found.
+// success, 1 launcher failure, 2 usage error, 66 --config names no file, 69
+// port already served by another process, 75 a live owner holds the lock
+// after --timeout, 77 unsafe lock directory or path, 126/127 COMMAND not
+// executable / not found.
 //
 // See README.md for the protocol, the telemetry events and the payload.
 package main
@@ -36,6 +37,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -52,6 +54,7 @@ const (
 	exitOK            = 0
 	exitFailure       = 1
 	exitUsage         = 2
+	exitNoInput       = 66
 	exitPortConflict  = 69
 	exitBusy          = 75
 	exitUnsafe        = 77
@@ -74,7 +77,7 @@ const usageText = `usage:
   gwlock help COMMAND                         the full reference for run, status, probe or unlock
 
 lock flags (run, status, unlock):
-  --config PATH        gateway config; its absolute path names the lock   [GWLOCK_CONFIG]
+  --config PATH        gateway config file; its path names the lock       [GWLOCK_CONFIG]
   --lock FILE          explicit lock file instead of --config             [GWLOCK_LOCK]
   --lock-dir DIR       where derived locks live                           [GWLOCK_LOCK_DIR]
   --port N             gateway TCP port                                   [GWLOCK_PORT]
@@ -124,10 +127,21 @@ type config struct {
 	restart, ifRunning, logFormat string
 	quiet, json, subreaper        bool
 	command                       []string
+	cmd                           string
+	from                          map[string]string // flag name: "--name" or the variable that set it
 }
 
-// cli runs one gwlock command and returns its exit code.
+// cli runs one gwlock command and returns its exit code. Everything it says
+// on stderr, telemetry and the final error line alike, goes through one
+// stderrQueue, so a stalled log reader can delay neither a decision nor
+// the exit.
 func cli(args []string, stdout, stderr io.Writer) int {
+	errOut := newStderrQueue(stderr)
+	defer errOut.flush()
+	return dispatch(args, stdout, errOut)
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usageText)
 		return exitUsage
@@ -169,6 +183,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 func parseFlags(cmd string, args []string) (*config, error) {
 	c := &config{host: "127.0.0.1", timeout: 5 * time.Second, poll: 100 * time.Millisecond,
 		stale: 30 * time.Second, stopTimeout: 10 * time.Second, restart: "no", ifRunning: "fail", logFormat: "text"}
+	c.cmd = cmd
 	set := flag.NewFlagSet("gwlock "+cmd, flag.ContinueOnError)
 	set.SetOutput(io.Discard)
 	set.Usage = func() {}
@@ -206,17 +221,31 @@ func parseFlags(cmd string, args []string) (*config, error) {
 	case "probe":
 		dur(&c.wait, "wait", "")
 	}
-	// Environment first, so that a flag given on the command line wins.
-	for name, env := range envOf {
-		if v, ok := os.LookupEnv(env); ok && env != "" && v != "" {
-			if err := set.Set(name, v); err != nil {
-				return nil, usagef("bad %s=%q: %v", env, v, err)
-			}
-		}
-	}
 	flagArgs, command, sawDashes := splitCommand(args)
 	if err := set.Parse(flagArgs); err != nil {
 		return nil, usagef("%v (hint: gwlock help)", err)
+	}
+	c.from = map[string]string{}
+	set.Visit(func(f *flag.Flag) { c.from[f.Name] = "--" + f.Name })
+	// A lock named on the command line, in either mode, beats one named in
+	// the environment in either mode: --lock wins over GWLOCK_CONFIG.
+	for _, naming := range []string{"config", "lock"} {
+		if from, ok := c.from[naming]; ok {
+			c.from["config"], c.from["lock"] = from, from
+		}
+	}
+	// A variable only fills what no flag gave, so a flag wins even over a
+	// malformed variable.
+	for name, env := range envOf {
+		if _, ok := c.from[name]; ok || env == "" {
+			continue
+		}
+		if v, ok := os.LookupEnv(env); ok && v != "" {
+			if err := set.Set(name, v); err != nil {
+				return nil, usagef("bad %s=%q: %v", env, v, err)
+			}
+			c.from[name] = env
+		}
 	}
 	if set.NArg() > 0 {
 		if cmd == "run" {
@@ -268,18 +297,31 @@ func (c *config) validate(cmd string, sawDashes bool) error {
 		}
 	}
 	if c.configPath != "" && c.lockPath != "" {
-		return usagef("--config and --lock both given: name the lock one way")
+		if c.from["config"] == "--config" {
+			return usagef("--config and --lock both given: name the lock one way")
+		}
+		return usagef("GWLOCK_CONFIG and GWLOCK_LOCK both set: name the lock one way (hint: unset one, or give --config or --lock, which wins)")
 	}
 	if c.configPath == "" && c.lockPath == "" {
 		return usagef("%s needs --config PATH or --lock FILE", cmd)
 	}
-	if c.poll <= 0 {
-		return usagef("--poll must be positive")
+	// Below a millisecond, polling burns a core and the heartbeat (--stale/3)
+	// would tick at nanoseconds; a zero tick panics.
+	if c.poll < time.Millisecond {
+		return usagef("bad %s %s: under the 1ms minimum", c.source("poll"), c.poll)
 	}
-	if c.stale <= 0 {
-		return usagef("--stale must be positive")
+	if c.stale < time.Millisecond {
+		return usagef("bad %s %s: under the 1ms minimum", c.source("stale"), c.stale)
 	}
 	return nil
+}
+
+// source names where a flag's value came from, for error lines.
+func (c *config) source(name string) string {
+	if from, ok := c.from[name]; ok {
+		return from
+	}
+	return "--" + name
 }
 
 // lockTarget is where a lock lives and what named it.
@@ -302,12 +344,15 @@ func (c *config) target() (lockTarget, error) {
 		}
 		return lockTarget{path: p, dir: filepath.Dir(p), name: p, explicit: true}, nil
 	}
-	cfg, err := filepath.Abs(c.configPath)
-	if err != nil {
-		return lockTarget{}, &fs.PathError{Op: "resolve --config", Path: c.configPath, Err: err}
-	}
-	if resolved, err := filepath.EvalSymlinks(cfg); err == nil {
-		cfg = resolved
+	cfg, err := configIdentity(c.configPath)
+	// status still reports on the lock a missing config names, so a gateway
+	// whose config was removed stays visible; run and unlock refuse (66).
+	if err != nil && !(c.cmd == "status" && errors.Is(err, fs.ErrNotExist)) {
+		var ne *noInputError
+		if errors.As(err, &ne) {
+			ne.flag = c.source("config")
+		}
+		return lockTarget{}, err
 	}
 	dir, explicit := c.lockDir, c.lockDir != ""
 	if explicit {
@@ -319,6 +364,76 @@ func (c *config) target() (lockTarget, error) {
 	}
 	return lockTarget{path: filepath.Join(dir, derivedLockName(cfg)), dir: dir, name: cfg, explicit: explicit}, nil
 }
+
+// configIdentity is the name of a config that names its lock: the absolute
+// path with its directory resolved as the kernel walks it (symlinks first,
+// then "..", so nothing is cleaned before it is resolved) and its last
+// component kept as named. A config swapped by re-pointing a symlink, as
+// Kubernetes does with config.json -> ..data/config.json and an atomic
+// rename of ..data, keeps its name and so its lock. The identity is returned
+// even with an error, for a config that does not exist or is a directory.
+func configIdentity(path string) (string, error) {
+	abs, err := absUncleaned(path)
+	if err != nil {
+		return "", &fs.PathError{Op: "resolve config", Path: path, Err: err}
+	}
+	dir, base := filepath.Split(abs)
+	resolved, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		resolved = filepath.Clean(dir) // nothing there to resolve
+	}
+	id := filepath.Join(resolved, base)
+	st, err := os.Stat(abs)
+	switch {
+	case err != nil:
+		return id, &noInputError{path: abs, err: err}
+	case st.IsDir():
+		return id, &noInputError{path: abs, err: errIsDir}
+	}
+	return id, nil
+}
+
+// absUncleaned makes path absolute without cleaning it: on POSIX "link/.."
+// is the parent of the link's target, not the directory holding the link.
+// Win32 itself removes ".." by text before any link is followed, so
+// Windows cleans first, as filepath.Abs does.
+func absUncleaned(path string) (string, error) {
+	switch {
+	case runtime.GOOS == "windows":
+		return filepath.Abs(path)
+	case filepath.IsAbs(path):
+		return path, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return wd + string(filepath.Separator) + path, nil
+}
+
+var errIsDir = errors.New("is a directory, not a file")
+
+// noInputError is a config that names no file (exit 66, EX_NOINPUT): hashed
+// anyway, a typo would name a lock of its own and start a second gateway.
+type noInputError struct {
+	path, flag string // flag: where the path came from, --config or GWLOCK_CONFIG
+	err        error
+}
+
+func (e *noInputError) Error() string {
+	why := e.err
+	var pe *fs.PathError
+	if errors.As(why, &pe) {
+		why = pe.Err
+	}
+	flag := e.flag
+	if flag == "" {
+		flag = "--config"
+	}
+	return fmt.Sprintf("config %s: %v (hint: %s must name the gateway's config file; a wrong name would be another lock)", e.path, why, flag)
+}
+
+func (e *noInputError) Unwrap() error { return e.err }
 
 // fail prints the one line that explains err and returns its exit code.
 func fail(stderr io.Writer, err error) int {
@@ -344,6 +459,7 @@ func exitCode(err error) int {
 		be *busyError
 		ce *commandError
 		pe *portConflictError
+		ne *noInputError
 	)
 	switch {
 	case err == nil:
@@ -356,6 +472,8 @@ func exitCode(err error) int {
 		return exitBusy
 	case errors.As(err, &pe):
 		return exitPortConflict
+	case errors.As(err, &ne):
+		return exitNoInput
 	case errors.As(err, &ce):
 		return ce.code
 	}
@@ -394,27 +512,49 @@ func cmdProbe(c *config, stderr io.Writer) int {
 	return exitFailure
 }
 
-// durationFlag is a time.Duration that also takes bare seconds ("5" = 5s).
+// maxDuration bounds every duration: a wait or grace of more than a year is a
+// typo, not a setting, and the bound keeps sums and small multiples of any
+// duration (deadlines, backoffs, heartbeats) far from int64 overflow.
+const maxDuration = 365 * 24 * time.Hour
+
+// durationFlag is a time.Duration that also takes bare seconds ("5" = 5s):
+// finite, not negative, not signed, at most maxDuration.
 type durationFlag time.Duration
 
 func (d *durationFlag) String() string { return time.Duration(*d).String() }
 func (d *durationFlag) Set(s string) error {
-	if n, err := strconv.ParseFloat(s, 64); err == nil {
-		if n < 0 {
-			return errors.New("negative duration")
-		}
-		*d = durationFlag(time.Duration(n * float64(time.Second)))
-		return nil
-	}
-	v, err := time.ParseDuration(s)
+	v, err := parseDuration(s)
 	if err != nil {
-		return errors.New("not a duration (want e.g. 5s, 250ms, 0)")
-	}
-	if v < 0 {
-		return errors.New("negative duration")
+		return err
 	}
 	*d = durationFlag(v)
 	return nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	// "-0" is refused with the negatives: a sign on a duration is a slip
+	// (a lost digit, a shell variable gone wrong), never a setting.
+	if strings.HasPrefix(s, "-") {
+		return 0, errors.New("negative duration (want 0 or more, without a sign)")
+	}
+	if n, err := strconv.ParseFloat(s, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case math.IsNaN(n) || (math.IsInf(n, 0) && err == nil):
+			return 0, errors.New("not a finite duration (want e.g. 5s, 250ms, 0)")
+		case n > maxDuration.Seconds(): // 1e400 parses as +Inf with ErrRange
+			return 0, fmt.Errorf("out of range (at most %s)", maxDuration)
+		}
+		return time.Duration(math.Round(n * float64(time.Second))), nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		// ParseDuration says "invalid" for overflow as for bad syntax.
+		return 0, fmt.Errorf("not a duration or out of range (want e.g. 5s, 250ms, 0; at most %s)", maxDuration)
+	}
+	if v > maxDuration {
+		return 0, fmt.Errorf("out of range (at most %s)", maxDuration)
+	}
+	return v, nil
 }
 
 // portFlag is a TCP port, 1..65535.

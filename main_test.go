@@ -97,8 +97,10 @@ func TestEnvAndFlags(t *testing.T) {
 	}
 }
 
-// TestConfigNamesLock: the derived lock is named by the config's absolute,
-// cleaned, symlink-resolved path, so every spelling shares one lock.
+// TestConfigNamesLock: the derived lock is named by the config's absolute
+// path with its directory resolved, so every spelling of that directory
+// shares one lock. (A symlinked last component is a name of its own: see
+// TestConfigMapSwapKeepsLock.)
 func TestConfigNamesLock(t *testing.T) {
 	dir := lockDir(t)
 	cfg := filepath.Join(dir, "real.json")
@@ -106,11 +108,11 @@ func TestConfigNamesLock(t *testing.T) {
 	want := filepath.Join(dir, derivedLockName(cfg))
 	spellings := []string{cfg, filepath.Join(dir, ".", "sub", "..", "real.json")}
 	if runtime.GOOS != "windows" { // Wine's symlinks are not resolved by EvalSymlinks
-		link := filepath.Join(dir, "link.json")
-		if err := os.Symlink(cfg, link); err != nil {
+		link := filepath.Join(dir, "link.d")
+		if err := os.Symlink(dir, link); err != nil {
 			t.Fatal(err)
 		}
-		spellings = append(spellings, link)
+		spellings = append(spellings, filepath.Join(link, "real.json"))
 	}
 	for _, spelling := range spellings {
 		r := runGwlock(t, nil, "status", "--config", spelling, "--lock-dir", dir)

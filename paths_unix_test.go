@@ -332,9 +332,9 @@ func TestExplicitPathSymlinks(t *testing.T) {
 		mentions []string
 	}{
 		{"var-run", []string{"--lock", filepath.Join(root, "var", "run", "x.lock")}, 0, nil},
-		{"var-run-as-lock-dir", []string{"--lock-dir", filepath.Join(root, "var", "run"), "--config", "/etc/gw.json"}, 0, nil},
+		{"var-run-as-lock-dir", []string{"--lock-dir", filepath.Join(root, "var", "run"), "--config", existingConfig(t)}, 0, nil},
 		{"chain", []string{"--lock", filepath.Join(root, "sys-var", "run", "x.lock")}, 0, nil},
-		{"dir-in-tmp", []string{"--lock-dir", filepath.Join(root, "tmp", "in-tmp"), "--config", "/etc/gw.json"}, exitUnsafe,
+		{"dir-in-tmp", []string{"--lock-dir", filepath.Join(root, "tmp", "in-tmp"), "--config", existingConfig(t)}, exitUnsafe,
 			[]string{"is a symlink to " + real + " owned by uid 0", "can be written by others"}},
 		{"through-tmp", []string{"--lock", filepath.Join(root, "tmp", "var", "run", "x.lock")}, exitUnsafe,
 			[]string{"goes through " + filepath.Join(root, "tmp", "var") + ", which is a symlink to " + filepath.Join(root, "var")}},
@@ -389,7 +389,7 @@ func TestRootDefaultWithoutRun(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "var", "run"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", "/etc/gw.json", "--", "true")
+	r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", existingConfig(t), "--", "true")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}

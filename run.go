@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -211,4 +212,51 @@ func pidList(pids []int) string {
 		parts[i] = strconv.Itoa(p)
 	}
 	return strings.Join(parts, ",")
+}
+
+// gatewayEnv is base with every variable in set replaced, not appended: with
+// duplicates, Go's os.Getenv and most C runtimes return the first entry, so a
+// GWLOCK_LOCK_PATH inherited from an outer gwlock would win over ours.
+func gatewayEnv(base []string, set map[string]string) []string {
+	env := make([]string, 0, len(base)+len(set))
+	for _, kv := range base {
+		if !envSets(set, envName(kv)) {
+			env = append(env, kv)
+		}
+	}
+	names := make([]string, 0, len(set))
+	for name := range set {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		env = append(env, name+"="+set[name])
+	}
+	return env
+}
+
+// envName is the name in a NAME=value entry. Windows keeps per-drive
+// directories as "=C:=C:\\dir": a leading '=' belongs to the name.
+func envName(kv string) string {
+	if kv == "" {
+		return ""
+	}
+	if i := strings.IndexByte(kv[1:], '='); i >= 0 {
+		return kv[:i+1]
+	}
+	return kv
+}
+
+// envSets reports whether set names the variable name; Windows names are
+// case-insensitive, so Gwlock_Lock_Path is the same variable there.
+func envSets(set map[string]string, name string) bool {
+	if _, ok := set[name]; ok || runtime.GOOS != "windows" {
+		return ok
+	}
+	for k := range set {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
 }

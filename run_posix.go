@@ -445,7 +445,7 @@ func startGateway(argv []string, lock *heldLock, lockPath string) (int, error) {
 	env := os.Environ()
 	files := []uintptr{0, 1, 2}
 	if lock != nil {
-		env = append(env, "GWLOCK_LOCK_PATH="+lockPath)
+		env = gatewayEnv(env, map[string]string{"GWLOCK_LOCK_PATH": lockPath})
 		files = append(files, uintptr(lock.f.fd))
 	}
 	pid, err := forkGateway(path, argv, &syscall.ProcAttr{

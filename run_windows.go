@@ -134,7 +134,7 @@ func startGatewayWindows(argv []string, lockPath string, locked bool) (*os.Proce
 	}
 	env := os.Environ()
 	if locked {
-		env = append(env, "GWLOCK_LOCK_PATH="+lockPath)
+		env = gatewayEnv(env, map[string]string{"GWLOCK_LOCK_PATH": lockPath})
 	}
 	p, err := os.StartProcess(path, argv, &os.ProcAttr{
 		Env:   env,
