@@ -46,6 +46,11 @@ import (
 //	(*lockFile).touch() error                 refresh the mtime (heartbeat)
 //	(*lockFile).close() error                 drops the kernel lock
 //	removeLockPath(path string) error
+//
+// Any of them may fail with an error that matches errFileInUse: a third
+// party (an antivirus scanner, an indexer) has the file open for a moment.
+// acquire retries such failures within its timeout, release within
+// releaseInUseLimit.
 //	prepareDir(dir string, explicit bool, log *telemetry) error
 //	processProbe(pid int) pidState
 //	processStartTime(pid int) (string, bool)
@@ -345,10 +350,11 @@ func acquire(opts lockOptions) (*heldLock, error) {
 		attempts, recoveries int
 		lastOwner            string
 		pause                = time.Millisecond
+		inUsePause           = time.Millisecond
 	)
 	for {
 		attempts++
-		err := own.publish(opts.Path)
+		err := untilFree(deadline, opts.Cancel, func() error { return own.publish(opts.Path) })
 		if err == nil {
 			if named || recoveries > 0 {
 				// A crash happened here, or we may be one of many that use
@@ -372,7 +378,8 @@ func acquire(opts lockOptions) (*heldLock, error) {
 			own.discard()
 			return nil, err
 		}
-		cur, err := openExisting(opts.Path)
+		var cur *lockFile
+		err = untilFree(deadline, opts.Cancel, func() (err error) { cur, err = openExisting(opts.Path); return err })
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // released between our link and our open
 		}
@@ -438,11 +445,49 @@ func acquire(opts lockOptions) (*heldLock, error) {
 			break
 		}
 		cur.close()
+		if errors.Is(err, errFileInUse) && pauseInUse(&inUsePause, deadline, opts.Cancel) {
+			continue // a scanner had the file open while we judged or reclaimed it
+		}
 		if err != nil {
 			own.discard()
 			return nil, err
 		}
 	}
+}
+
+// errFileInUse matches failures caused by a third party that has a lock file
+// open for a moment: on Windows, an antivirus scanner or indexer that opened
+// it without FILE_SHARE_DELETE (a rename needs DELETE access) or without any
+// sharing, or a deleted file that keeps its name until its last handle
+// closes. POSIX never returns it.
+var errFileInUse = errors.New("file in use by another program")
+
+// releaseInUseLimit bounds how long release waits for a third party to close
+// the lock file (a variable so tests can shorten it).
+var releaseInUseLimit = 5 * time.Second
+
+// untilFree runs op again, with pauses, for as long as it fails with
+// errFileInUse and deadline has not passed.
+func untilFree(deadline time.Time, cancel <-chan struct{}, op func() error) error {
+	pause := time.Millisecond
+	for {
+		err := op()
+		if !errors.Is(err, errFileInUse) || !pauseInUse(&pause, deadline, cancel) {
+			return err
+		}
+	}
+}
+
+// pauseInUse waits before another try at an operation a third party blocked:
+// 1 ms doubling to 50 ms; false once deadline passes or cancel closes.
+func pauseInUse(pause *time.Duration, deadline time.Time, cancel <-chan struct{}) bool {
+	if !time.Now().Before(deadline) || !sleepUntil(*pause, deadline, cancel) {
+		return false
+	}
+	if *pause < 50*time.Millisecond {
+		*pause *= 2
+	}
+	return true
 }
 
 // judgeFile decides about the owner of an existing lock file. got says we
@@ -616,6 +661,12 @@ func newPayload(opts lockOptions) ownerPayload {
 // release removes the lock file and drops the kernel lock, in that order, so a
 // waiter never finds our file unlocked at the path. If the path no longer
 // names our file, it is left alone: it is somebody else's now.
+//
+// If a third party keeps the file open for longer than releaseInUseLimit,
+// release fails and says so: the kernel lock is dropped all the same, and the
+// file left behind says flock:true, so the next starter finds its kernel lock
+// free and reclaims it at once (owner-dead). It never claims the lock is
+// released while the file is still ours at the path.
 func (l *heldLock) release(log *telemetry) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -634,7 +685,8 @@ func (l *heldLock) release(log *telemetry) error {
 		}
 		return nil
 	}
-	if err := removeLockPath(l.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	err = untilFree(time.Now().Add(releaseInUseLimit), nil, func() error { return removeLockPath(l.path) })
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return &fs.PathError{Op: "remove lock", Path: l.path, Err: err}
 	}
 	log.info("lock-released", "lock", l.path, "held_ms", ms(time.Since(l.acquired)))
