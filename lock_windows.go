@@ -328,7 +328,7 @@ func inUse(errno error, why string) error {
 	return &inUseError{errno: e, why: why}
 }
 
-func (e *inUseError) Error() string        { return e.errno.Error() + ": " + e.why }
+func (e *inUseError) Error() string        { return e.why + ", still after retrying: " + e.errno.Error() }
 func (e *inUseError) Unwrap() error        { return e.errno }
 func (e *inUseError) Is(target error) bool { return target == errFileInUse }
 

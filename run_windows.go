@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -176,7 +177,7 @@ func startGatewayWindows(argv []string, lockPath string, locked bool, job window
 	defer windows.CloseHandle(pi.Process)
 	if err := assignProcessToJob(job, pi.Process); err != nil {
 		abandon(pi.Process)
-		return nil, &fs.PathError{Op: "put gateway in its job object (it was never run)", Path: path, Err: err}
+		return nil, &fs.PathError{Op: "put gateway in job object", Path: path, Err: fmt.Errorf("%w (terminated before it ran)", err)}
 	}
 	// Our handle keeps the PID from being reused, so this opens the same
 	// process; os.Process then waits and kills as on every other path.
