@@ -175,6 +175,10 @@ func startGatewayWindows(argv []string, lockPath string, locked bool, job window
 	}
 	defer windows.CloseHandle(pi.Thread)
 	defer windows.CloseHandle(pi.Process)
+	// A launcher killed between CreateProcess and the assignment leaves a
+	// suspended process that never runs and holds no lock, only duplicates
+	// of our standard handles. PROC_THREAD_ATTRIBUTE_JOB_LIST (Windows 10)
+	// would create it inside the job; not used, as it is untried here.
 	if err := assignProcessToJob(job, pi.Process); err != nil {
 		abandon(pi.Process)
 		return nil, &fs.PathError{Op: "put gateway in job object", Path: path, Err: fmt.Errorf("%w (terminated before it ran)", err)}
