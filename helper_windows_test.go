@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/windows"
 )
@@ -23,8 +24,68 @@ func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0")
 
 func portOf(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }
 
+// testClosedStderr runs gwlock with no standard error handle, as a service
+// manager may start it, and with a stale one (a number that names no handle
+// in gwlock, as a parent that closed its stderr passes on). The run must end
+// as it would with a stderr: the gateway started, its exit code passed on,
+// the lock file a clean payload while held, and removed afterwards. It fails
+// if a missing stderr stops the gateway's start (exit 126), as os.StartProcess
+// does for a handle it cannot duplicate. Wine 8 gives the child no handle
+// (0) for a stale value, so under Wine both cases are the absent one.
 func testClosedStderr(t *testing.T, dir string) {
-	t.Log("closing fd 2 needs a POSIX shell; covered on Linux")
+	t.Helper()
+	for _, tc := range []struct {
+		name   string
+		stderr windows.Handle
+	}{{"absent", 0}, {"stale", staleHandle}} {
+		lock := filepath.Join(dir, "closed-"+tc.name+".lock")
+		snapshot := filepath.Join(dir, "snapshot-"+tc.name)
+		exe := testBinary(t)
+		code := runWithStderr(t, tc.stderr, exe, "helper:gwlock", "run", "--lock", lock, "--",
+			exe, "helper:gateway", "-copy-lock", snapshot, "-exit", "5")
+		if code != 5 {
+			t.Fatalf("with stderr %s: exit %d, want the gateway's exit code 5", tc.name, code)
+		}
+		b := waitFile(t, snapshot)
+		if _, err := parsePayload(b); err != nil {
+			t.Fatalf("lock file held with stderr %s is not a clean payload: %q: %v", tc.name, b, err)
+		}
+		if _, err := os.Stat(lock); !os.IsNotExist(err) {
+			t.Fatalf("with stderr %s: lock file left behind: %v", tc.name, err)
+		}
+	}
+}
+
+// staleHandle is a handle value far above any that a fresh process uses.
+const staleHandle = windows.Handle(0x7ff0)
+
+// runWithStderr runs argv with stdin and stdout absent and the given value
+// as its standard error handle, inheriting nothing, and returns its exit code.
+func runWithStderr(t *testing.T, stderr windows.Handle, argv ...string) int {
+	t.Helper()
+	app, _ := windows.UTF16PtrFromString(argv[0])
+	cmdLine, _ := windows.UTF16PtrFromString(windows.ComposeCommandLine(argv))
+	env, err := envBlock(cleanEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	si := &windows.StartupInfo{Flags: windows.STARTF_USESTDHANDLES, StdErr: stderr}
+	si.Cb = uint32(unsafe.Sizeof(*si))
+	var pi windows.ProcessInformation
+	if err := windows.CreateProcess(app, cmdLine, nil, nil, false, windows.CREATE_UNICODE_ENVIRONMENT, env, nil, si, &pi); err != nil {
+		t.Fatal(err)
+	}
+	defer windows.CloseHandle(pi.Process)
+	windows.CloseHandle(pi.Thread)
+	if ev, _ := windows.WaitForSingleObject(pi.Process, uint32(helperDeadline/time.Millisecond)); ev != windows.WAIT_OBJECT_0 {
+		windows.TerminateProcess(pi.Process, 1)
+		t.Fatalf("%v did not end within %s", argv, helperDeadline)
+	}
+	var code uint32
+	if err := windows.GetExitCodeProcess(pi.Process, &code); err != nil {
+		t.Fatal(err)
+	}
+	return int(code)
 }
 
 func dieOfSignal(sig syscall.Signal) { os.Exit(128 + int(sig)) }

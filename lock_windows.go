@@ -453,5 +453,33 @@ func bootID() string { return "" }
 
 func setSubreaper() error { return errors.New("--subreaper is Linux only") }
 
-// stderrWriter: Windows has no SIGPIPE to avoid.
-var stderrWriter io.Writer = os.Stderr
+// stdUsable says, for stdin, stdout and stderr, whether the handle Windows
+// gave this process was valid when it started. A process started with an
+// absent or stale standard handle (by a service manager, or a parent that
+// had closed it) holds only a number, which Windows may later give to a
+// handle we open ourselves, such as the lock file: telemetry would then land
+// in the payload, and the gateway would inherit the lock file as its stderr.
+// Package initialisation runs before gwlock opens any file.
+var stdUsable = [3]bool{validHandle(os.Stdin), validHandle(os.Stdout), validHandle(os.Stderr)}
+
+func validHandle(f *os.File) bool {
+	h := windows.Handle(f.Fd())
+	if h == 0 || h == windows.InvalidHandle {
+		return false
+	}
+	// Only a definite ERROR_INVALID_HANDLE disqualifies: GetFileType also
+	// fails, with no error, for valid handles of unknown type.
+	_, err := windows.GetFileType(h)
+	return err != windows.ERROR_INVALID_HANDLE
+}
+
+// stderrWriter: Windows has no SIGPIPE to avoid; a stderr that was not valid
+// at start is never written to (see stdUsable).
+var stderrWriter io.Writer = usableStderr()
+
+func usableStderr() io.Writer {
+	if !stdUsable[2] {
+		return io.Discard
+	}
+	return os.Stderr
+}

@@ -204,8 +204,9 @@ func startGatewayWindows(argv []string, lockPath string, locked bool, job window
 // createSuspended is CreateProcess with only the three standard handles
 // inherited (PROC_THREAD_ATTRIBUTE_HANDLE_LIST, as os.StartProcess does), so
 // the gateway gets no stray inheritable handle of ours. A standard handle
-// that is missing or cannot be duplicated (a closed stderr) is left out
-// rather than failing the start: telemetry is best effort (Invariant 6).
+// that was not valid when gwlock started (stdUsable) or cannot be
+// duplicated is left out rather than failing the start: a closed stderr
+// never changes a decision (Invariant 6).
 func createSuspended(app, cmdLine, env *uint16) (*windows.ProcessInformation, error) {
 	// Another goroutine's os/exec must not see our inheritable duplicates.
 	syscall.ForkLock.Lock()
@@ -214,11 +215,10 @@ func createSuspended(app, cmdLine, env *uint16) (*windows.ProcessInformation, er
 	var std [3]windows.Handle
 	var inherit []windows.Handle
 	for i, f := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
-		h := windows.Handle(f.Fd())
-		if h == 0 || h == windows.InvalidHandle {
+		if !stdUsable[i] {
 			continue
 		}
-		if windows.DuplicateHandle(self, h, self, &std[i], 0, true, windows.DUPLICATE_SAME_ACCESS) != nil {
+		if windows.DuplicateHandle(self, windows.Handle(f.Fd()), self, &std[i], 0, true, windows.DUPLICATE_SAME_ACCESS) != nil {
 			std[i] = 0
 			continue
 		}
