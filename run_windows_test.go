@@ -287,3 +287,20 @@ func TestWindowsScannerOutlastsRelease(t *testing.T) {
 	r = runGwlock(t, nil, "run", "--lock", lock, "--timeout", "10s", "--", testBinary(t), "helper:gateway")
 	mustRecover(t, r, reasonOwnerDead)
 }
+
+// TestWindowsLockPathReplaced (issue 10, item 7): an inherited
+// GWLOCK_LOCK_PATH, in any letter case (Windows names ignore it), is
+// replaced, not duplicated: the gateway reads the lock it runs under. Before,
+// the gateway's environment held both and GetEnvironmentVariable found the
+// inherited one first.
+func TestWindowsLockPathReplaced(t *testing.T) {
+	dir := lockDir(t)
+	lock, envfile := filepath.Join(dir, "v.lock"), filepath.Join(dir, "env")
+	r := runGwlock(t, []string{`gwlock_lock_path=C:\stale.lock`}, "run", "--lock", lock, "--", testBinary(t), "helper:gateway", "-envfile", envfile)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if got := strings.TrimSpace(string(waitFile(t, envfile))); got != lock {
+		t.Fatalf("gateway's GWLOCK_LOCK_PATH = %q, want %q", got, lock)
+	}
+}
