@@ -46,15 +46,15 @@ import (
 //	(*lockFile).touch() error                 refresh the mtime (heartbeat)
 //	(*lockFile).close() error                 drops the kernel lock
 //	removeLockPath(path string) error
+//	prepareDir(dir string, explicit bool, log *telemetry) error
+//	processProbe(pid int) pidState
+//	processStartTime(pid int) (string, bool)
+//	bootID() string
 //
 // Any of them may fail with an error that matches errFileInUse: a third
 // party (an antivirus scanner, an indexer) has the file open for a moment.
 // acquire retries such failures within its timeout, release within
 // releaseInUseLimit.
-//	prepareDir(dir string, explicit bool, log *telemetry) error
-//	processProbe(pid int) pidState
-//	processStartTime(pid int) (string, bool)
-//	bootID() string
 //
 // What is unspecified: the order in which waiters are served (the kernel's),
 // and the file's contents while a legacy writer is creating it.
