@@ -47,13 +47,24 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// Timing constants for the tests. None of them is a race we hope for: each is
+// Timing limits for the tests. None of them is a race we hope for: each is
 // how long to wait for something that must happen, bounded so a bug fails the
-// test instead of hanging it.
-const (
-	helperDeadline = 60 * time.Second // no helper process may outlive this
-	eventWait      = 10 * time.Second // for a line or a file to appear
+// test instead of hanging it. Each scales with GWLOCK_TEST_SCALE.
+var (
+	helperDeadline = 60 * time.Second * testScale // no helper process may outlive this
+	eventWait      = 10 * time.Second * testScale // for a line or a file to appear
 )
+
+// testScale is GWLOCK_TEST_SCALE (a whole factor, at least 1): a slow or
+// loaded machine, such as Wine on two shared cores, needs longer limits, not
+// different tests. cleanEnv passes it on, so helper processes scale alike.
+var testScale = func() time.Duration {
+	n, err := strconv.Atoi(os.Getenv("GWLOCK_TEST_SCALE"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return time.Duration(n)
+}()
 
 func testBinary(t testing.TB) string {
 	t.Helper()
@@ -78,7 +89,7 @@ func helperCmd(t testing.TB, name string, args ...string) *exec.Cmd {
 func cleanEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GWLOCK_") && !strings.HasPrefix(kv, "NOTIFY_SOCKET=") {
+		if (!strings.HasPrefix(kv, "GWLOCK_") || strings.HasPrefix(kv, "GWLOCK_TEST_SCALE=")) && !strings.HasPrefix(kv, "NOTIFY_SOCKET=") {
 			env = append(env, kv)
 		}
 	}
@@ -587,7 +598,7 @@ func helperStorm(args []string) int {
 	hold := set.Duration("hold", 0, "time inside the critical section")
 	pauseReclaim := set.Duration("pause-reclaim", 0, "pause between judging a dead owner and removing its file")
 	wait := set.Bool("wait-stdin", false, "start when stdin closes (a starting gun for all contenders)")
-	timeout := set.Duration("timeout", 30*time.Second, "acquire timeout")
+	timeout := set.Duration("timeout", 30*time.Second*testScale, "acquire timeout")
 	noflock := set.Bool("noflock", false, "act as on a filesystem without kernel locks")
 	if set.Parse(args) != nil {
 		return 2

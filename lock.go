@@ -64,6 +64,11 @@ import (
 //	processStartTime(pid int) (string, bool)
 //	bootID() string
 //
+// Any of them may fail with an error that matches errFileInUse: a third
+// party (an antivirus scanner, an indexer) has the file open for a moment.
+// acquire retries such failures within its timeout, release within
+// releaseInUseLimit.
+//
 // What is unspecified: the order in which waiters are served (the kernel's),
 // and the file's contents while a legacy writer is creating it.
 
@@ -506,7 +511,7 @@ type acquisition struct {
 	start, deadline      time.Time
 	attempts, recoveries int
 	lastOwner            string
-	pause                time.Duration
+	pause, inUsePause    time.Duration
 }
 
 func newAcquisition(dir *checkedDir, base string, opts lockOptions) *acquisition {
@@ -516,7 +521,7 @@ func newAcquisition(dir *checkedDir, base string, opts lockOptions) *acquisition
 	}
 	start := time.Now()
 	return &acquisition{opts: opts, log: opts.Log, facts: facts, dir: dir, base: base,
-		payload: newPayload(opts), start: start, deadline: start.Add(opts.Timeout), pause: time.Millisecond}
+		payload: newPayload(opts), start: start, deadline: start.Add(opts.Timeout), pause: time.Millisecond, inUsePause: time.Millisecond}
 }
 
 // attempt makes one try: the held lock, or nil to try again, or an error
@@ -526,7 +531,8 @@ func (a *acquisition) attempt() (*heldLock, error) {
 	if err != nil || placed {
 		return a.held(placed), err
 	}
-	cur, err := openExisting(a.dir, a.base)
+	var cur *lockFile
+	err = untilFree(a.deadline, a.opts.Cancel, func() (err error) { cur, err = openExisting(a.dir, a.base); return err })
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil // released between our link and our open
 	}
@@ -541,9 +547,9 @@ func (a *acquisition) attempt() (*heldLock, error) {
 	switch {
 	case err != nil:
 		cur.close()
-		return nil, err
+		return nil, a.inUse(err)
 	case v.reason != "":
-		return nil, a.reclaim(cur, v)
+		return nil, a.inUse(a.reclaim(cur, v))
 	}
 	if err := a.contended(cur, v); err != nil {
 		return nil, err
@@ -554,7 +560,7 @@ func (a *acquisition) attempt() (*heldLock, error) {
 // publish places our file at the path: true if it is ours now, false if
 // another file is there (or our temp file had to be made again).
 func (a *acquisition) publish() (bool, error) {
-	err := a.own.publish(a.dir, a.base)
+	err := untilFree(a.deadline, a.opts.Cancel, func() error { return a.own.publish(a.dir, a.base) })
 	switch {
 	case err == nil:
 		return true, nil
@@ -568,6 +574,15 @@ func (a *acquisition) publish() (bool, error) {
 		return false, err
 	}
 	return false, err
+}
+
+// inUse turns a third party's open handle (a Windows scanner) met while
+// judging or reclaiming into a pause and another attempt, within --timeout.
+func (a *acquisition) inUse(err error) error {
+	if errors.Is(err, errFileInUse) && pauseInUse(&a.inUsePause, a.deadline, a.opts.Cancel) {
+		return nil
+	}
+	return err
 }
 
 // held turns a published file into the held lock.
@@ -645,6 +660,41 @@ func (a *acquisition) wait(cur *lockFile, got bool) error {
 		a.pause = a.opts.Poll
 	}
 	return nil
+}
+
+// errFileInUse matches failures caused by a third party that has a lock file
+// open for a moment: on Windows, an antivirus scanner or indexer that opened
+// it without FILE_SHARE_DELETE (a rename needs DELETE access) or without any
+// sharing, or a deleted file that keeps its name until its last handle
+// closes. POSIX never returns it.
+var errFileInUse = errors.New("file in use by another program")
+
+// releaseInUseLimit bounds how long release waits for a third party to close
+// the lock file (a variable so tests can shorten it).
+var releaseInUseLimit = 5 * time.Second
+
+// untilFree runs op again, with pauses, for as long as it fails with
+// errFileInUse and deadline has not passed.
+func untilFree(deadline time.Time, cancel <-chan struct{}, op func() error) error {
+	pause := time.Millisecond
+	for {
+		err := op()
+		if !errors.Is(err, errFileInUse) || !pauseInUse(&pause, deadline, cancel) {
+			return err
+		}
+	}
+}
+
+// pauseInUse waits before another try at an operation a third party blocked:
+// 1 ms doubling to 50 ms; false once deadline passes or cancel closes.
+func pauseInUse(pause *time.Duration, deadline time.Time, cancel <-chan struct{}) bool {
+	if !time.Now().Before(deadline) || !sleepUntil(*pause, deadline, cancel) {
+		return false
+	}
+	if *pause < 50*time.Millisecond {
+		*pause *= 2
+	}
+	return true
 }
 
 // judgeFile decides about the owner of an existing lock file. got says we
@@ -811,6 +861,12 @@ func newPayload(opts lockOptions) ownerPayload {
 // release removes the lock file and drops the kernel lock, in that order, so a
 // waiter never finds our file unlocked at the path. If the path no longer
 // names our file, it is left alone: it is somebody else's now.
+//
+// If a third party keeps the file open for longer than releaseInUseLimit,
+// release fails and says so: the kernel lock is dropped all the same, and the
+// file left behind says flock:true, so the next starter finds its kernel lock
+// free and reclaims it at once (owner-dead). It never claims the lock is
+// released while the file is still ours at the path.
 func (l *heldLock) release(log *telemetry) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -836,7 +892,8 @@ func (l *heldLock) release(log *telemetry) error {
 		}
 		return nil
 	}
-	if err := removeLockPath(l.dir, l.base); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	err = untilFree(time.Now().Add(releaseInUseLimit), nil, func() error { return removeLockPath(l.dir, l.base) })
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return &fs.PathError{Op: "remove lock", Path: l.path, Err: err}
 	}
 	log.info("lock-released", "lock", l.path, "held_ms", ms(time.Since(l.acquired)))

@@ -109,6 +109,9 @@ func (f *lockFile) writePayload(b []byte) error {
 
 func (f *lockFile) publish(d *checkedDir, base string) error {
 	path := d.join(base)
+	if testHookFileOp != nil {
+		testHookFileOp("publish", f.tmpName)
+	}
 	from, _ := windows.UTF16PtrFromString(f.tmpName)
 	to, err := windows.UTF16PtrFromString(path)
 	if err != nil {
@@ -121,8 +124,14 @@ func (f *lockFile) publish(d *checkedDir, base string) error {
 		return fs.ErrExist
 	}
 	if err == windows.ERROR_ACCESS_DENIED {
-		// A file being deleted still holds its name until its last handle closes.
+		// A file being deleted still holds its name until its last handle
+		// closes; openExisting tells that apart from a real refusal.
 		return fs.ErrExist
+	}
+	if err == windows.ERROR_SHARING_VIOLATION {
+		// A scanner opened our new temp file, as they do with every new
+		// file, without FILE_SHARE_DELETE: the rename needs DELETE access.
+		err = inUse(err, "another program (an antivirus scanner, an indexer?) has the new lock file open")
 	}
 	if err != nil {
 		return &fs.PathError{Op: "rename lock file", Path: path, Err: err}
@@ -143,17 +152,28 @@ func (f *lockFile) discard() {
 
 func openExisting(d *checkedDir, name string) (*lockFile, error) {
 	path := d.join(name)
+	if testHookFileOp != nil {
+		testHookFileOp("open", path)
+	}
 	h, err := createFile(path, windows.OPEN_EXISTING)
 	switch err {
 	case nil:
 	case windows.ERROR_FILE_NOT_FOUND, windows.ERROR_PATH_NOT_FOUND:
 		return nil, fs.ErrNotExist
+	case windows.ERROR_SHARING_VIOLATION:
+		return nil, &fs.PathError{Op: "open lock file", Path: path, Err: inUse(err, "another program (an antivirus scanner, an indexer?) has it open without sharing")}
 	case windows.ERROR_ACCESS_DENIED:
-		// A directory, or a file pending deletion: tell them apart by attributes.
+		// A directory, or a file pending deletion: tell them apart by
+		// attributes. A file pending deletion refuses every open, even the
+		// attribute query (STATUS_DELETE_PENDING), until its last handle
+		// closes and the name is free: that is a wait, not a failure.
 		p, _ := windows.UTF16PtrFromString(path)
 		attrs, aerr := windows.GetFileAttributes(p)
-		if aerr != nil {
+		if aerr == windows.ERROR_FILE_NOT_FOUND || aerr == windows.ERROR_PATH_NOT_FOUND {
 			return nil, fs.ErrNotExist
+		}
+		if aerr != nil {
+			return nil, &fs.PathError{Op: "open lock file", Path: path, Err: inUse(err, "it was deleted but another program still has it open")}
 		}
 		if attrs&windows.FILE_ATTRIBUTE_DIRECTORY != 0 {
 			return nil, &unsafeError{What: "lock path", Path: path, Why: "is a directory, not a regular file", Hint: "remove it or choose another --lock"}
@@ -235,6 +255,11 @@ func (f *lockFile) readPayload() ([]byte, time.Time, error) {
 		if err == windows.ERROR_HANDLE_EOF || (err == nil && got == 0) {
 			break
 		}
+		if err == windows.ERROR_LOCK_VIOLATION {
+			// Another program locked the payload's bytes (a backup tool):
+			// they are readable again once it unlocks them.
+			err = inUse(err, "another program has locked the payload")
+		}
 		if err != nil {
 			return nil, time.Time{}, &fs.PathError{Op: "read lock file", Path: "lock file", Err: err}
 		}
@@ -282,10 +307,13 @@ func (f *lockFile) close() error {
 // holding its lock, that path names their file. The file is renamed to a
 // private name first, so the lock name is free at once even though Windows
 // keeps a deleted file until its last handle closes. A reader that opened it
-// without FILE_SHARE_DELETE blocks the rename for as long as it reads: retry
-// for up to a second.
+// without FILE_SHARE_DELETE blocks the rename for as long as it reads: that
+// is an errFileInUse, which the caller retries within its own bound.
 func removeLockPath(d *checkedDir, name string) error {
 	path := d.join(name)
+	if testHookFileOp != nil {
+		testHookFileOp("remove", path)
+	}
 	p, err := windows.UTF16PtrFromString(path)
 	if err != nil {
 		return err
@@ -293,28 +321,42 @@ func removeLockPath(d *checkedDir, name string) error {
 	dir, base := filepath.Split(path)
 	private := filepath.Join(dir, "."+base+".gone."+uniqueSuffix()+tempSuffix)
 	q, _ := windows.UTF16PtrFromString(private)
-	pause := time.Millisecond
-	for deadline := time.Now().Add(time.Second); ; {
-		err = windows.MoveFileEx(p, q, 0)
-		if err == nil {
-			break
-		}
-		if err == windows.ERROR_FILE_NOT_FOUND || err == windows.ERROR_PATH_NOT_FOUND {
-			return fs.ErrNotExist
-		}
-		if (err != windows.ERROR_SHARING_VIOLATION && err != windows.ERROR_ACCESS_DENIED) || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(pause)
-		if pause < 50*time.Millisecond {
-			pause *= 2
-		}
+	switch err = windows.MoveFileEx(p, q, 0); err {
+	case nil:
+	case windows.ERROR_FILE_NOT_FOUND, windows.ERROR_PATH_NOT_FOUND:
+		return fs.ErrNotExist
+	case windows.ERROR_SHARING_VIOLATION, windows.ERROR_ACCESS_DENIED:
+		// ERROR_ACCESS_DENIED: the file is pending deletion and still open.
+		return inUse(err, "another program (an antivirus scanner, an indexer?) has it open without FILE_SHARE_DELETE")
+	default:
+		return err
 	}
 	// If a reader still has it open, the private name lingers until the next
 	// acquisition's sweep; the lock name is already free.
 	_ = windows.DeleteFile(q)
 	return nil
 }
+
+// inUseError is a Windows error that a third party's open handle causes; it
+// matches errFileInUse so callers retry it.
+type inUseError struct {
+	errno windows.Errno
+	why   string
+}
+
+func inUse(errno error, why string) error {
+	e, _ := errno.(windows.Errno)
+	return &inUseError{errno: e, why: why}
+}
+
+func (e *inUseError) Error() string        { return e.why + ", still after retrying: " + e.errno.Error() }
+func (e *inUseError) Unwrap() error        { return e.errno }
+func (e *inUseError) Is(target error) bool { return target == errFileInUse }
+
+// testHookFileOp, if set, runs before each publish ("publish", temp path),
+// openExisting ("open") and removeLockPath ("remove"): tests use it to have
+// another process open the file at exactly that moment.
+var testHookFileOp func(op, path string)
 
 func reclaimWithoutKernelLock(cur *lockFile, d *checkedDir, base string) (bool, error) {
 	return false, errors.New("payload-only locks are not supported on Windows")
@@ -378,7 +420,7 @@ func processProbe(pid int) pidState {
 	if pid <= 0 {
 		return pidUnknown
 	}
-	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, uint32(pid))
+	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION|windows.SYNCHRONIZE, false, uint32(pid))
 	switch err {
 	case nil:
 	case windows.ERROR_INVALID_PARAMETER:
@@ -389,14 +431,21 @@ func processProbe(pid int) pidState {
 		return pidUnknown
 	}
 	defer windows.CloseHandle(h)
-	var code uint32
-	if windows.GetExitCodeProcess(h, &code) != nil {
-		return pidUnknown
-	}
-	if code == 259 { // STILL_ACTIVE
+	return processRunning(h)
+}
+
+// processRunning judges a process by its handle's signalled state, which is
+// set exactly when it has exited. GetExitCodeProcess cannot tell: a process
+// that exited with code 259 reads as STILL_ACTIVE (its docs warn of this),
+// and the object of an exited process lives on while anyone has a handle.
+func processRunning(h windows.Handle) pidState {
+	switch ev, _ := windows.WaitForSingleObject(h, 0); ev {
+	case uint32(windows.WAIT_TIMEOUT):
 		return pidPresent
+	case windows.WAIT_OBJECT_0:
+		return pidAbsent
 	}
-	return pidAbsent
+	return pidUnknown
 }
 
 // processStartTime is the process's creation time as a FILETIME count.
@@ -404,15 +453,14 @@ func processStartTime(pid int) (string, bool) {
 	if pid <= 0 {
 		return "", false
 	}
-	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, uint32(pid))
+	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION|windows.SYNCHRONIZE, false, uint32(pid))
 	if err != nil {
 		return "", false
 	}
 	defer windows.CloseHandle(h)
 	// An exited process's object can outlive it while handles remain: only
 	// a running process has a start time worth comparing.
-	var code uint32
-	if windows.GetExitCodeProcess(h, &code) != nil || code != 259 { // STILL_ACTIVE
+	if processRunning(h) != pidPresent {
 		return "", false
 	}
 	var created, exited, kernel, user windows.Filetime
@@ -426,8 +474,36 @@ func bootID() string { return "" }
 
 func setSubreaper() error { return errors.New("--subreaper is Linux only") }
 
-// stderrWriter: Windows has no SIGPIPE to avoid.
-var stderrWriter io.Writer = os.Stderr
+// stdUsable says, for stdin, stdout and stderr, whether the handle Windows
+// gave this process was valid when it started. A process started with an
+// absent or stale standard handle (by a service manager, or a parent that
+// had closed it) holds only a number, which Windows may later give to a
+// handle we open ourselves, such as the lock file: telemetry would then land
+// in the payload, and the gateway would inherit the lock file as its stderr.
+// Package initialisation runs before gwlock opens any file.
+var stdUsable = [3]bool{validHandle(os.Stdin), validHandle(os.Stdout), validHandle(os.Stderr)}
+
+func validHandle(f *os.File) bool {
+	h := windows.Handle(f.Fd())
+	if h == 0 || h == windows.InvalidHandle {
+		return false
+	}
+	// Only a definite ERROR_INVALID_HANDLE disqualifies: GetFileType also
+	// fails, with no error, for valid handles of unknown type.
+	_, err := windows.GetFileType(h)
+	return err != windows.ERROR_INVALID_HANDLE
+}
+
+// stderrWriter: Windows has no SIGPIPE to avoid; a stderr that was not valid
+// at start is never written to (see stdUsable).
+var stderrWriter io.Writer = usableStderr()
+
+func usableStderr() io.Writer {
+	if !stdUsable[2] {
+		return io.Discard
+	}
+	return os.Stderr
+}
 
 // id is the file's identity, (volume serial, file index).
 func (f *lockFile) id() fileID { return fileID{uint64(f.vol), f.idx} }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -43,13 +44,12 @@ func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs 
 		if err := checkPort(c, log); err != nil {
 			return exitCode(err), err
 		}
-		p, err := startGatewayWindows(c.command, lockPath, lock != nil)
+		p, err := startGatewayWindows(c.command, lockPath, lock != nil, job)
 		if err != nil {
 			return exitCode(err), err
 		}
-		if h, err := windows.OpenProcess(windows.PROCESS_SET_QUOTA|windows.PROCESS_TERMINATE, false, uint32(p.Pid)); err == nil {
-			_ = windows.AssignProcessToJobObject(job, h)
-			windows.CloseHandle(h)
+		if testHookGatewayStart != nil {
+			testHookGatewayStart("resumed", p.Pid)
 		}
 		started := time.Now()
 		log.info("child-start", "pid", p.Pid, "command", c.command[0])
@@ -123,7 +123,28 @@ func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs 
 	}
 }
 
-func startGatewayWindows(argv []string, lockPath string, locked bool) (*os.Process, error) {
+// startGatewayWindows runs argv directly (no shell) in a new process group,
+// with the environment plus GWLOCK_LOCK_PATH, inside job (issue 9, item 8):
+// the process is created suspended, assigned to the job, and only then is its
+// primary thread resumed, so it runs no instruction outside the job and a
+// launcher killed at any later moment takes it along. A failed assignment is
+// fatal: the suspended process is terminated unrun.
+//
+// CreateProcess is called directly because resuming needs the primary
+// thread's handle, which only its PROCESS_INFORMATION gives (os.StartProcess
+// closes it). The alternatives were rejected: a Toolhelp32 thread snapshot
+// finds threads by PID, and a debugger or security product may have injected
+// a thread of its own into the new process by then; NtResumeProcess is
+// undocumented.
+//
+// The lock handle is not inherited: a LockFileEx lock belongs to the process
+// that took it and is dropped when that process closes its last handle to the
+// file (LockFileEx docs: "If a process terminates with a portion of a file
+// locked or closes a file that has outstanding locks, the locks are unlocked
+// by the operating system"), so an inherited handle would keep the file open
+// without keeping the lock. On Windows the job object, not a descriptor,
+// ties the gateway's life to the holder's.
+func startGatewayWindows(argv []string, lockPath string, locked bool, job windows.Handle) (*os.Process, error) {
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
 		code := exitNotExecutable
@@ -132,20 +153,140 @@ func startGatewayWindows(argv []string, lockPath string, locked bool) (*os.Proce
 		}
 		return nil, &commandError{code: code, err: &fs.PathError{Op: "start gateway", Path: argv[0], Err: errors.Unwrap(err)}}
 	}
+	startErr := func(err error) error {
+		return &commandError{code: exitNotExecutable, err: &fs.PathError{Op: "start gateway", Path: path, Err: err}}
+	}
+	app, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return nil, startErr(err)
+	}
+	cmdLine, err := windows.UTF16PtrFromString(windows.ComposeCommandLine(argv))
+	if err != nil {
+		return nil, startErr(err)
+	}
 	env := os.Environ()
 	if locked {
 		env = gatewayEnv(env, map[string]string{"GWLOCK_LOCK_PATH": lockPath})
 	}
-	p, err := os.StartProcess(path, argv, &os.ProcAttr{
-		Env:   env,
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
-		Sys:   &syscall.SysProcAttr{CreationFlags: windows.CREATE_NEW_PROCESS_GROUP},
-	})
+	block, err := envBlock(env)
 	if err != nil {
-		return nil, &commandError{code: exitNotExecutable, err: &fs.PathError{Op: "start gateway", Path: path, Err: err}}
+		return nil, startErr(err)
+	}
+	pi, err := createSuspended(app, cmdLine, block)
+	if err != nil {
+		return nil, startErr(err)
+	}
+	defer windows.CloseHandle(pi.Thread)
+	defer windows.CloseHandle(pi.Process)
+	// A launcher killed between CreateProcess and the assignment leaves a
+	// suspended process that never runs and holds no lock, only duplicates
+	// of our standard handles. PROC_THREAD_ATTRIBUTE_JOB_LIST (Windows 10)
+	// would create it inside the job; not used, as it is untried here.
+	if err := assignProcessToJob(job, pi.Process); err != nil {
+		abandon(pi.Process)
+		return nil, &fs.PathError{Op: "put gateway in job object", Path: path, Err: fmt.Errorf("%w (terminated before it ran)", err)}
+	}
+	// Our handle keeps the PID from being reused, so this opens the same
+	// process; os.Process then waits and kills as on every other path.
+	p, err := os.FindProcess(int(pi.ProcessId))
+	if err != nil {
+		abandon(pi.Process)
+		return nil, startErr(err)
+	}
+	if testHookGatewayStart != nil {
+		testHookGatewayStart("assigned", p.Pid)
+	}
+	if _, err := windows.ResumeThread(pi.Thread); err != nil {
+		abandon(pi.Process)
+		p.Release()
+		return nil, startErr(err)
 	}
 	return p, nil
 }
+
+// createSuspended is CreateProcess with only the three standard handles
+// inherited (PROC_THREAD_ATTRIBUTE_HANDLE_LIST, as os.StartProcess does), so
+// the gateway gets no stray inheritable handle of ours. A standard handle
+// that was not valid when gwlock started (stdUsable) or cannot be
+// duplicated is left out rather than failing the start: a closed stderr
+// never changes a decision (Invariant 6).
+func createSuspended(app, cmdLine, env *uint16) (*windows.ProcessInformation, error) {
+	// Another goroutine's os/exec must not see our inheritable duplicates.
+	syscall.ForkLock.Lock()
+	defer syscall.ForkLock.Unlock()
+	self := windows.CurrentProcess()
+	var std [3]windows.Handle
+	var inherit []windows.Handle
+	for i, f := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
+		if !stdUsable[i] {
+			continue
+		}
+		if windows.DuplicateHandle(self, windows.Handle(f.Fd()), self, &std[i], 0, true, windows.DUPLICATE_SAME_ACCESS) != nil {
+			std[i] = 0
+			continue
+		}
+		defer windows.CloseHandle(std[i])
+		inherit = append(inherit, std[i])
+	}
+	attrs, err := windows.NewProcThreadAttributeList(1)
+	if err != nil {
+		return nil, err
+	}
+	defer attrs.Delete()
+	if len(inherit) > 0 {
+		if err := attrs.Update(windows.PROC_THREAD_ATTRIBUTE_HANDLE_LIST, unsafe.Pointer(&inherit[0]), uintptr(len(inherit))*unsafe.Sizeof(inherit[0])); err != nil {
+			return nil, err
+		}
+	}
+	si := &windows.StartupInfoEx{ProcThreadAttributeList: attrs.List()}
+	si.Cb = uint32(unsafe.Sizeof(*si))
+	si.Flags = windows.STARTF_USESTDHANDLES
+	si.StdInput, si.StdOutput, si.StdErr = std[0], std[1], std[2]
+	flags := uint32(windows.CREATE_SUSPENDED | windows.CREATE_NEW_PROCESS_GROUP |
+		windows.CREATE_UNICODE_ENVIRONMENT | windows.EXTENDED_STARTUPINFO_PRESENT)
+	pi := new(windows.ProcessInformation)
+	if err := windows.CreateProcess(app, cmdLine, nil, nil, len(inherit) > 0, flags, env, nil, &si.StartupInfo, pi); err != nil {
+		return nil, err
+	}
+	return pi, nil
+}
+
+// abandon terminates a gateway that was never resumed and waits until it is
+// gone, so that the lock is released only after it.
+func abandon(process windows.Handle) {
+	_ = windows.TerminateProcess(process, uint32(exitFailure))
+	_, _ = windows.WaitForSingleObject(process, abandonWait)
+}
+
+// abandonWait bounds the wait for a terminated, never-resumed process: it has
+// no thread running that could delay its end.
+const abandonWait = 5000 // milliseconds
+
+// envBlock is a CREATE_UNICODE_ENVIRONMENT block: NUL-terminated strings,
+// then one more NUL.
+func envBlock(env []string) (*uint16, error) {
+	var block []uint16
+	for _, kv := range env {
+		s, err := windows.UTF16FromString(kv)
+		if err != nil {
+			return nil, err
+		}
+		block = append(block, s...)
+	}
+	if len(block) == 0 {
+		block = append(block, 0)
+	}
+	block = append(block, 0)
+	return &block[0], nil
+}
+
+// Seams for tests: assignProcessToJob is replaced to force an assignment
+// failure; testHookGatewayStart, if set, runs at each step of a start
+// ("assigned": in the job, not yet resumed; "resumed") with the gateway's PID.
+var (
+	assignProcessToJob   = windows.AssignProcessToJobObject
+	testHookGatewayStart func(step string, pid int)
+)
 
 func killOnCloseJob() (windows.Handle, error) {
 	job, err := windows.CreateJobObject(nil, nil)

@@ -110,3 +110,197 @@ func TestForeignOwnerRule(t *testing.T) {
 		}
 	}
 }
+
+// openProcess returns a handle to pid that can wait for it; holding it keeps
+// the PID from being reused while the test looks at it.
+func openProcess(t *testing.T, pid int) windows.Handle {
+	t.Helper()
+	h, err := windows.OpenProcess(windows.SYNCHRONIZE|windows.PROCESS_QUERY_LIMITED_INFORMATION, false, uint32(pid))
+	if err != nil {
+		t.Fatalf("OpenProcess(%d): %v", pid, err)
+	}
+	t.Cleanup(func() { windows.CloseHandle(h) })
+	return h
+}
+
+// waitGone waits (event-driven, bounded) until the process behind h exits.
+func waitGone(h windows.Handle) bool {
+	ev, _ := windows.WaitForSingleObject(h, uint32(eventWait/time.Millisecond))
+	return ev == windows.WAIT_OBJECT_0
+}
+
+// TestWindowsLauncherKilledAtGatewayStart (issue 9, item 8): the gateway is
+// in the kill-on-close job before its first instruction, so a launcher killed
+// right after the start, at either step, takes the gateway with it; killed
+// before the resume, the gateway never ran at all. Before the fix the
+// gateway ran first and joined the job after: killed at "resumed", the
+// gateway outlived its launcher.
+func TestWindowsLauncherKilledAtGatewayStart(t *testing.T) {
+	for _, step := range []string{"assigned", "resumed"} {
+		t.Run(step, func(t *testing.T) {
+			dir := lockDir(t)
+			lock, pidfile, ran := filepath.Join(dir, "k.lock"), filepath.Join(dir, "pid"), filepath.Join(dir, "ran")
+			g := startHelper(t, "gwlock-stall", nil, step, pidfile, "run", "--lock", lock, "--",
+				testBinary(t), "helper:gateway", "-sleep", "60s", "-pidfile", ran)
+			gw, _ := strconv.Atoi(strings.TrimSpace(string(waitFile(t, pidfile))))
+			h := openProcess(t, gw)
+			if err := g.cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			if !waitGone(h) {
+				windows.TerminateProcess(h, 1)
+				t.Fatalf("gateway %d outlived its launcher, killed at step %s", gw, step)
+			}
+			if _, err := os.Stat(ran); step == "assigned" && err == nil {
+				t.Fatalf("gateway ran before it was resumed")
+			}
+			r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "5s", "--", testBinary(t), "helper:gateway", "-exit", "4")
+			if r.code != 4 {
+				t.Fatalf("next starter: exit %d, want the gateway's 4\n%s", r.code, r.stderr)
+			}
+		})
+	}
+}
+
+// TestWindowsJobAssignmentFailure (issue 9, item 8): a gateway that cannot be
+// put in the job never runs: gwlock terminates it unrun, says so in one line,
+// exits 1 and releases the lock. Before the fix the failure was ignored and
+// the gateway ran outside the job.
+func TestWindowsJobAssignmentFailure(t *testing.T) {
+	dir := lockDir(t)
+	lock, pidfile, ran := filepath.Join(dir, "j.lock"), filepath.Join(dir, "pid"), filepath.Join(dir, "ran")
+	r := runCmd(t, helperCmd(t, "gwlock-nojob", pidfile, "run", "--lock", lock, "--",
+		testBinary(t), "helper:gateway", "-pidfile", ran, "-exit", "4"))
+	if r.code != exitFailure {
+		t.Fatalf("exit %d, want %d\n%s", r.code, exitFailure, r.stderr)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		if strings.HasPrefix(l, "gwlock: ") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], "job object") {
+		t.Fatalf("error lines = %q, want one naming the job object", lines)
+	}
+	if len(findEvents(r.events(), "child-start")) != 0 {
+		t.Fatalf("child-start reported for a gateway that never ran:\n%s", r.stderr)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Fatalf("the gateway ran")
+	}
+	gw, _ := strconv.Atoi(strings.TrimSpace(string(waitFile(t, pidfile))))
+	if st := processProbe(gw); st != pidAbsent {
+		t.Fatalf("processProbe(gateway %d) = %v after gwlock exited, want absent", gw, st)
+	}
+	if _, err := os.Stat(lock); !os.IsNotExist(err) {
+		t.Fatalf("lock file left behind: %v", err)
+	}
+}
+
+// TestWindowsExitCode259IsDead (issue 10): a process that exited with code
+// 259 (STILL_ACTIVE's value) is dead, even while a handle keeps its object,
+// and a lock file naming it is reclaimed at once. Before the fix
+// GetExitCodeProcess == 259 read as running.
+func TestWindowsExitCode259IsDead(t *testing.T) {
+	cmd := helperCmd(t, "gateway", "-exit", "259")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	h := openProcess(t, pid) // keeps the exited process's object alive
+	if !waitGone(h) {
+		t.Fatalf("helper %d did not exit", pid)
+	}
+	var code uint32
+	if err := windows.GetExitCodeProcess(h, &code); err != nil || code != 259 {
+		t.Fatalf("exit code %d (%v), want 259", code, err)
+	}
+	if st := processProbe(pid); st != pidAbsent {
+		t.Fatalf("processProbe(exited with 259) = %v, want absent (%v)", st, pidAbsent)
+	}
+	if st, ok := processStartTime(pid); ok {
+		t.Fatalf("processStartTime(exited with 259) = %q, want none", st)
+	}
+	lock := filepath.Join(lockDir(t), "259.lock")
+	writeLockFile(t, lock, mustJSON(t, map[string]any{"pid": pid, "createdAt": "2026-01-01T00:00:00.000Z", "configPath": lock}), 0)
+	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "0", "--", testBinary(t), "helper:gateway")
+	mustRecover(t, r, reasonOwnerDead)
+	_ = cmd.Wait()
+}
+
+// TestWindowsScannerDuringPublish (issue 10): a scanner that opens the new
+// lock file without FILE_SHARE_DELETE just before it is renamed into place
+// delays the run, never fails it. Before the fix: exit 1.
+func TestWindowsScannerDuringPublish(t *testing.T) {
+	lock := filepath.Join(lockDir(t), "p.lock")
+	r := runCmd(t, helperCmd(t, "gwlock-scanned", "publish", "rw", "300ms", "5s",
+		"run", "--lock", lock, "--", testBinary(t), "helper:gateway", "-exit", "7"))
+	if r.code != 7 {
+		t.Fatalf("exit %d, want the gateway's 7\n%s", r.code, r.stderr)
+	}
+	mustEvent(t, r.events(), "lock-released")
+}
+
+// TestWindowsScannerOnStaleLock (issue 10): a dead owner's lock file that a
+// scanner holds open with no sharing at all is opened, judged and reclaimed
+// once the scanner lets go, within --timeout. Before the fix: exit 1.
+func TestWindowsScannerOnStaleLock(t *testing.T) {
+	lock := filepath.Join(lockDir(t), "s.lock")
+	writeLockFile(t, lock, mustJSON(t, map[string]any{"pid": deadPID(t), "createdAt": "2026-01-01T00:00:00.000Z", "configPath": lock, "flock": true}), 0)
+	r := runCmd(t, helperCmd(t, "gwlock-scanned", "open", "none", "300ms", "5s",
+		"run", "--lock", lock, "--timeout", "10s", "--", testBinary(t), "helper:gateway"))
+	mustRecover(t, r, reasonOwnerDead)
+}
+
+// TestWindowsScannerDuringRelease (issue 10): a scanner that keeps the lock
+// file open without FILE_SHARE_DELETE for 1.5 s while gwlock releases it
+// delays the release; the run still succeeds. Before the fix release gave up
+// after 1 s: exit 1.
+func TestWindowsScannerDuringRelease(t *testing.T) {
+	lock := filepath.Join(lockDir(t), "r.lock")
+	r := runCmd(t, helperCmd(t, "gwlock-scanned", "remove", "rw", "1500ms", "5s",
+		"run", "--lock", lock, "--", testBinary(t), "helper:gateway"))
+	if r.code != 0 {
+		t.Fatalf("exit %d, want 0\n%s", r.code, r.stderr)
+	}
+	mustEvent(t, r.events(), "lock-released")
+	if _, err := os.Stat(lock); !os.IsNotExist(err) {
+		t.Fatalf("lock file left behind: %v", err)
+	}
+}
+
+// TestWindowsScannerOutlastsRelease (issue 10): a scanner that keeps the lock
+// file open past the release bound makes gwlock report the failure (exit 1,
+// no lock-released), never success; its kernel lock is dropped all the same,
+// so the next starter reclaims the file at once (owner-dead).
+func TestWindowsScannerOutlastsRelease(t *testing.T) {
+	lock := filepath.Join(lockDir(t), "o.lock")
+	r := runCmd(t, helperCmd(t, "gwlock-scanned", "remove", "rw", "1500ms", "200ms",
+		"run", "--lock", lock, "--", testBinary(t), "helper:gateway"))
+	if r.code != exitFailure || !strings.Contains(r.stderr, "gwlock: remove lock "+lock) {
+		t.Fatalf("exit %d, want %d with a line naming the lock\n%s", r.code, exitFailure, r.stderr)
+	}
+	if len(findEvents(r.events(), "lock-released")) != 0 {
+		t.Fatalf("lock-released reported for a lock file still at its path:\n%s", r.stderr)
+	}
+	r = runGwlock(t, nil, "run", "--lock", lock, "--timeout", "10s", "--", testBinary(t), "helper:gateway")
+	mustRecover(t, r, reasonOwnerDead)
+}
+
+// TestWindowsLockPathReplaced (issue 10, item 7): an inherited
+// GWLOCK_LOCK_PATH, in any letter case (Windows names ignore it), is
+// replaced, not duplicated: the gateway reads the lock it runs under. Before,
+// the gateway's environment held both and GetEnvironmentVariable found the
+// inherited one first.
+func TestWindowsLockPathReplaced(t *testing.T) {
+	dir := lockDir(t)
+	lock, envfile := filepath.Join(dir, "v.lock"), filepath.Join(dir, "env")
+	r := runGwlock(t, []string{`gwlock_lock_path=C:\stale.lock`}, "run", "--lock", lock, "--", testBinary(t), "helper:gateway", "-envfile", envfile)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if got := strings.TrimSpace(string(waitFile(t, envfile))); got != lock {
+		t.Fatalf("gateway's GWLOCK_LOCK_PATH = %q, want %q", got, lock)
+	}
+}
