@@ -432,8 +432,12 @@ func helperGateway(args []string) int {
 	lockMode := set.String("lock-mode", "", "write the permission bits of GWLOCK_LOCK_PATH here")
 	exclusive := set.String("exclusive", "", "hold a record lock on this marker for our whole life; report overlap in MARKER.violations")
 	childPidfile := set.String("child-pidfile", "", "start a sleeping child in our process group and write its pid here")
-	daemonize := set.Bool("daemonize", false, "start a copy of ourselves in a new session (without this flag), then exit with -exit at once")
+	daemonize := set.Bool("daemonize", false, "start a copy of ourselves in a new session (with one -daemonize less: give it twice for a double fork), then exit with -exit after -linger")
+	linger := set.Duration("linger", 0, "with -daemonize: how long to stay after starting the daemon")
+	spawnDaemon := set.Bool("spawn-daemon", false, "start a copy of ourselves in a new session (without this flag) and go on running")
 	closeLock := set.Bool("close-lock", false, "close the inherited lock descriptor (fd 3) first, as daemons that close all files do")
+	childCloseLock := set.Bool("child-close-lock", false, "with -child-pidfile: the child closes the inherited lock descriptor")
+	openFile := set.String("open", "", "keep this file open for reading, as a bystander (tail -f) would")
 	if set.Parse(args) != nil {
 		return 2
 	}
@@ -442,17 +446,35 @@ func helperGateway(args []string) int {
 			fmt.Fprintln(os.Stderr, "daemonize:", err)
 			return 4
 		}
+		time.Sleep(*linger)
 		return *exitCode
+	}
+	if *spawnDaemon {
+		if err := startDaemon(withoutFlag(args, "-spawn-daemon")); err != nil {
+			fmt.Fprintln(os.Stderr, "spawn daemon:", err)
+			return 4
+		}
 	}
 	if *closeLock {
 		closeInheritedLock()
+	}
+	if *openFile != "" {
+		f, err := os.Open(*openFile)
+		if err != nil {
+			return 5
+		}
+		defer f.Close()
 	}
 	if *envFile != "" {
 		appendLine(*envFile, os.Getenv("GWLOCK_LOCK_PATH"))
 	}
 	if *childPidfile != "" {
 		exe, _ := os.Executable()
-		child := exec.Command(exe, "helper:gateway", "-sleep", "60s")
+		childArgs := []string{"helper:gateway", "-sleep", "60s"}
+		if *childCloseLock {
+			childArgs = append(childArgs, "-close-lock")
+		}
+		child := exec.Command(exe, childArgs...)
 		if child.Start() == nil {
 			appendLine(*childPidfile, strconv.Itoa(child.Process.Pid))
 		}
@@ -689,14 +711,14 @@ func requireLinux(t *testing.T) {
 	}
 }
 
+// withoutFlag is args with the first occurrence of flag removed.
 func withoutFlag(args []string, flag string) []string {
-	var out []string
-	for _, a := range args {
-		if a != flag {
-			out = append(out, a)
+	for i, a := range args {
+		if a == flag {
+			return append(append([]string{}, args[:i]...), args[i+1:]...)
 		}
 	}
-	return out
+	return args
 }
 
 // testSeed seeds a randomised test: GWLOCK_TEST_SEED replays a failure, and

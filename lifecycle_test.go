@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -157,8 +158,8 @@ func TestDaemonizingGatewayRestart(t *testing.T) {
 		_ = syscall.Kill(daemon, syscall.SIGKILL)
 		g.waitEvent(t, "gateway-descendants-gone")
 		ev := g.waitEvent(t, "restart")
-		if ev["reason"] != "exit code 137" {
-			t.Errorf("restart reason = %s, want the daemon's exit code 137", ev["reason"])
+		if ev["reason"] != "exit code 1" {
+			t.Errorf("restart reason = %s, want the main process's failure, exit code 1", ev["reason"])
 		}
 		g.signal(t, syscall.SIGTERM)
 		code, out := g.wait(t)
@@ -398,3 +399,220 @@ func TestZombieIsDead(t *testing.T) {
 		t.Fatalf("judgeOwner with a zombie gateway = %+v, want owner-dead", v)
 	}
 }
+
+// contendMustWait runs a second starter on lock while the first owner's
+// launcher is dead and some of its gateway lives: it must start nothing,
+// end in 75, and name the owner orphaned.
+func contendMustWait(t *testing.T, dir, lock string) map[string]string {
+	t.Helper()
+	second := filepath.Join(dir, "second")
+	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "500ms", "--", testBinary(t), "helper:gateway", "-pidfile", second)
+	if r.code != exitBusy {
+		t.Fatalf("starter beside a live gateway tree: exit %d, want %d\n%s", r.code, exitBusy, r.stderr)
+	}
+	mustNotExist(t, second, "a second gateway started beside the first one's tree")
+	ev := mustEvent(t, r.events(), "acquire-contention", "owner_status")
+	if ev["owner_status"] != "orphaned" {
+		t.Errorf("owner_status = %s, want orphaned", ev["owner_status"])
+	}
+	return ev
+}
+
+// TestWrapperChildKeepsLock (review F1): the gateway's main process is a
+// wrapper that stays (sh -c 'server & wait' shapes) and its server, in the
+// same process group, closed every inherited descriptor. The launcher is
+// SIGKILLed; the parent-death signal stops the wrapper alone. The server
+// holds no kernel lock, yet it serves: its process group names it, and the
+// next starter starts nothing.
+func TestWrapperChildKeepsLock(t *testing.T) {
+	dir := lockDir(t)
+	childPids := filepath.Join(dir, "child")
+	g := startRun(t, dir, nil, "-child-pidfile", childPids, "-child-close-lock", "-sleep", "60s")
+	main := g.gatewayPID(t)
+	waitFile(t, childPids)
+	server := readPIDs(t, childPids)[0]
+	t.Cleanup(func() { _ = syscall.Kill(server, syscall.SIGKILL) })
+	_ = g.cmd.Process.Kill()
+	waitGone(t, main)
+	if gone(server) {
+		t.Fatal("the server died; this test needs it alive")
+	}
+	contendMustWait(t, dir, g.lock)
+	_ = syscall.Kill(server, syscall.SIGKILL)
+	waitGone(t, server)
+	mustRecover(t, runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
+}
+
+// TestDoubleForkDaemonKeepsLock (review F2): daemon(3)'s double fork, the
+// intermediate lingering, the daemon closing every descriptor; then the
+// launcher is SIGKILLed. The payload must name the daemon (recorded when
+// the intermediate exited), not the dead intermediate.
+func TestDoubleForkDaemonKeepsLock(t *testing.T) {
+	dir := lockDir(t)
+	// --stale 60s: the heartbeat (every 20 s) must not be what records it.
+	g := startRun(t, dir, []string{"--stale", "60s"}, "-daemonize", "-daemonize", "-linger", "300ms", "-close-lock", "-sleep", "60s")
+	daemon := g.gatewayPID(t)
+	t.Cleanup(func() { _ = syscall.Kill(daemon, syscall.SIGKILL) })
+	g.waitEvent(t, "gateway-descendants")
+	// Wait until the payload names the daemon: the intermediate has exited.
+	deadline := time.Now().Add(eventWait)
+	for {
+		if _, rep := statusReport(t, g.lock); rep.GatewayPID == daemon {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the payload never named the daemon %d", daemon)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = g.cmd.Process.Kill()
+	waitGone(t, g.cmd.Process.Pid)
+	ev := contendMustWait(t, dir, g.lock)
+	if ev["gateway_pid"] != strconv.Itoa(daemon) {
+		t.Errorf("gateway_pid = %s, want the daemon %d", ev["gateway_pid"], daemon)
+	}
+	if r := runGwlock(t, nil, "unlock", "--lock", g.lock); r.code == 0 {
+		t.Fatalf("unlock removed the lock of a live daemon\n%s", r.stderr)
+	}
+	mustExist(t, g.lock)
+}
+
+// TestStopKillsLateDescendants (review F4): a gateway and its daemon both
+// ignore SIGTERM; the daemon joins the tree only when SIGKILL has taken its
+// parent. The stop must still end, every process killed, within the stop
+// timeout and its repeats, never hang.
+func TestStopKillsLateDescendants(t *testing.T) {
+	dir := lockDir(t)
+	g := startRun(t, dir, []string{"--stop-timeout", "300ms"}, "-spawn-daemon", "-ignore-term", "-sleep", "60s")
+	waitLines(t, g.pidfile, 2)
+	pids := readPIDs(t, g.pidfile)
+	g.signal(t, syscall.SIGTERM)
+	done := make(chan int, 1)
+	go func() { code, _ := g.wait(t); done <- code }()
+	select {
+	case <-done:
+	case <-time.After(eventWait):
+		t.Fatalf("gwlock still stopping after %s", eventWait)
+	}
+	for _, pid := range pids {
+		waitGone(t, pid)
+	}
+	mustNotExist(t, g.lock, "lock left after the stop")
+}
+
+// TestStopSparesBystanders (review F5): a reader that merely has the lock
+// file open, and a second gwlock waiting for the lock, are not the gateway:
+// stopping a daemonized gateway signals neither, and the waiter gets the
+// lock once the daemon is gone.
+func TestStopSparesBystanders(t *testing.T) {
+	dir := lockDir(t)
+	g := startRun(t, dir, nil, "-daemonize", "-sleep", "60s")
+	daemon := g.gatewayPID(t)
+	g.waitEvent(t, "gateway-descendants")
+	bySig := filepath.Join(dir, "bystander-sig")
+	by := helperCmd(t, "gateway", "-open", g.lock, "-sigfile", bySig, "-sleep", "60s")
+	if err := by.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = by.Process.Kill(); _ = by.Wait() })
+	waitOpen(t, by.Process.Pid, g.lock)
+	waiterPids := filepath.Join(dir, "waiter")
+	w := startHelper(t, "gwlock", nil, "run", "--lock", g.lock, "--timeout", "30s", "--", testBinary(t), "helper:gateway", "-pidfile", waiterPids)
+	w.waitEvent(t, "acquire-contention")
+	g.signal(t, syscall.SIGTERM)
+	g.wait(t)
+	waitGone(t, daemon)
+	w.waitEvent(t, "acquire-success")
+	if code, out := w.wait(t); code != 0 {
+		t.Fatalf("the waiting starter: exit %d, want 0\n%s", code, out)
+	}
+	if b, _ := os.ReadFile(bySig); len(b) > 0 {
+		t.Fatalf("the bystander was signalled: %s", b)
+	}
+	if gone(by.Process.Pid) {
+		t.Fatal("the bystander died")
+	}
+}
+
+// waitOpen waits until pid has path open.
+func waitOpen(t *testing.T, pid int, path string) {
+	t.Helper()
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
+	for deadline := time.Now().Add(eventWait); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		fds, _ := os.ReadDir(dir)
+		for _, fd := range fds {
+			if l, _ := os.Readlink(dir + fd.Name()); l == path {
+				return
+			}
+		}
+	}
+	t.Fatalf("pid %d never opened %s", pid, path)
+}
+
+// TestForeignKernelHolderIsNoGateway (review F10): an empty lock file held
+// by another tool (flock(1)) is held, but names no gateway: --if-running ok
+// waits and ends in 75, and status says unknown.
+func TestForeignKernelHolderIsNoGateway(t *testing.T) {
+	flockBin, err := exec.LookPath("flock")
+	if err != nil {
+		t.Skip("util-linux flock(1) not installed")
+	}
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "f.lock")
+	writeLockFile(t, lock, nil, 0)
+	holder := exec.Command(flockBin, "-x", lock, "sleep", "30")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	for deadline := time.Now().Add(eventWait); ; time.Sleep(5 * time.Millisecond) {
+		if b, _ := os.ReadFile("/proc/locks"); strings.Contains(string(b), " FLOCK ") && flockHeld(t, lock) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("flock(1) never took the lock")
+		}
+	}
+	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "300ms", "--if-running", "ok", "--", "true")
+	if r.code != exitBusy {
+		t.Fatalf("--if-running ok beside flock(1) on an empty file: exit %d, want %d\n%s", r.code, exitBusy, r.stderr)
+	}
+	if code, rep := statusReport(t, lock); code != statusUnknown || rep.State != "unknown" {
+		t.Fatalf("status: exit %d state %s, want %d unknown", code, rep.State, statusUnknown)
+	}
+}
+
+// flockHeld says someone holds a flock on path.
+func flockHeld(t *testing.T, path string) bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	return err == syscall.EWOULDBLOCK
+}
+
+// TestDescribeHolderTransientJudge (review F7): a dead launcher's file whose
+// kernel lock someone else took (a slow status, a starter judging it) is no
+// live gateway: unknown, not orphaned, so --if-running ok keeps waiting.
+func TestDescribeHolderTransientJudge(t *testing.T) {
+	raw := []byte(`{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`)
+	dead := map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}}
+	judge := &creatorFacts{fakeFacts: fakeFacts{host: "h", others: dead}, creator: 77}
+	if v := describeHolder(raw, fileID{}, judge); v.status != ownerUnknown {
+		t.Errorf("kernel lock taken by pid 77 on a dead launcher's file: %s, want unknown", v.status)
+	}
+	inherited := &creatorFacts{fakeFacts: fakeFacts{host: "h", others: dead}, creator: 5}
+	if v := describeHolder(raw, fileID{}, inherited); v.status != ownerOrphaned {
+		t.Errorf("the dead launcher's own lock, inherited: %s, want orphaned", v.status)
+	}
+}
+
+type creatorFacts struct {
+	fakeFacts
+	creator int
+}
+
+func (c *creatorFacts) lockCreator(fileID) (int, bool) { return c.creator, true }

@@ -73,10 +73,10 @@ import (
 // and the file's contents while a legacy writer is creating it.
 
 const (
-	maxPayloadWrite = 4 << 10  // payloads we write stay under this
-	maxPayloadRead  = 64 << 10 // never read more than this from a lock file
-	payloadPad      = 512      // payloads are padded so an update is one pwrite of the same size
-	childFieldsRoom = 96       // ,"childPid":N,"childStartTime":"..." fits in this
+	maxPayloadWrite = 4 << 10                // payloads we write stay under this
+	maxPayloadRead  = 64 << 10               // never read more than this from a lock file
+	payloadPad      = 512                    // payloads are padded so an update is one pwrite of the same size
+	childFieldsRoom = 96 + maxDescendants*48 // the gateway's pid, start time and descendants fit in this
 	bornGrace       = 2 * time.Second
 	maxPID          = 1<<31 - 1
 )
@@ -141,8 +141,11 @@ type ownerPayload struct {
 	ChildPID   int             `json:"childPid,omitempty"`
 	// ChildStartTime tells the recorded gateway from a process that reused its PID.
 	ChildStartTime json.RawMessage `json:"childStartTime,omitempty"`
-	Flock          bool            `json:"flock"`
-	Version        string          `json:"version,omitempty"`
+	// Descendants are processes of the gateway's tree that outlived its main
+	// process and left its process group (daemons), as gwlock last saw them.
+	Descendants []procRef `json:"descendants,omitempty"`
+	Flock       bool      `json:"flock"`
+	Version     string    `json:"version,omitempty"`
 }
 
 // parsePayload decodes a lock file's contents. Any type mismatch, trailing data
@@ -160,7 +163,11 @@ func parsePayload(b []byte) (*ownerPayload, error) {
 	if dec.More() {
 		return nil, errors.New("trailing data after payload")
 	}
-	for _, st := range []json.RawMessage{p.StartTime, p.ChildStartTime} {
+	starts := []json.RawMessage{p.StartTime, p.ChildStartTime}
+	for _, d := range p.Descendants {
+		starts = append(starts, d.StartTime)
+	}
+	for _, st := range starts {
 		if len(st) > 0 {
 			if _, ok := startTimeText(st); !ok {
 				return nil, errors.New("a start time is neither a string nor a number")
@@ -208,7 +215,7 @@ func (p *ownerPayload) encode() ([]byte, error) {
 	// The size depends on the payload without its gateway fields plus room
 	// for them, so recording a gateway later never changes the length.
 	fixed := *p
-	fixed.ChildPID, fixed.ChildStartTime = 0, nil
+	fixed.ChildPID, fixed.ChildStartTime, fixed.Descendants = 0, nil, nil
 	fb, err := json.Marshal(&fixed)
 	if err != nil {
 		return nil, err
@@ -228,6 +235,15 @@ func (p *ownerPayload) encode() ([]byte, error) {
 	out[size-1] = '\n'
 	return out, nil
 }
+
+// procRef names one process for good: a pid and its start time.
+type procRef struct {
+	PID       int             `json:"pid"`
+	StartTime json.RawMessage `json:"startTime,omitempty"`
+}
+
+// maxDescendants bounds the recorded descendants, and so the payload.
+const maxDescendants = 8
 
 type ownerStatus string
 
@@ -264,6 +280,12 @@ type hostFacts interface {
 	probe(pid int) pidState
 	startTime(pid int) (string, bool)
 	listening(port int) bool
+	// groupAlive says a live process is in process group pgid.
+	groupAlive(pgid int) bool
+	// lockCreator names the process that took the kernel lock now held on
+	// file (inherited descriptors keep the creator's pid); false where the
+	// OS cannot tell.
+	lockCreator(file fileID) (int, bool)
 }
 
 // verdict is what the judgement concluded about a lock file's owner.
@@ -359,41 +381,61 @@ func judgeLauncher(p *ownerPayload, h hostFacts) (ownerStatus, string) {
 	return ownerUnknown, ""
 }
 
-// gatewayAlive reports whether the gateway the payload records still runs. A
-// recorded start time is required: without it a reused PID would pass for the
-// gateway and keep a dead lock forever.
+// gatewayAlive reports whether the gateway the payload records still runs:
+// its main process, a process left in its process group (a child of a
+// wrapper script that was not exec'd), or a recorded descendant that left
+// the group (a daemon), or that one's group. Recorded start times are
+// required: without them a reused PID would pass for the gateway and keep a
+// dead lock forever. The pid returned names a live process of the tree, or
+// the group that lives on.
 func gatewayAlive(p *ownerPayload, h hostFacts) (int, bool) {
-	pid := p.ChildPID
-	recorded, ok := startTimeText(p.ChildStartTime)
-	if pid <= 0 || pid > maxPID || !ok || pid == h.selfPID() || h.probe(pid) != pidPresent {
-		return 0, false
+	refs := append([]procRef{{PID: p.ChildPID, StartTime: p.ChildStartTime}}, p.Descendants...)
+	for _, r := range refs {
+		recorded, ok := startTimeText(r.StartTime)
+		if r.PID <= 0 || r.PID > maxPID || !ok || r.PID == h.selfPID() {
+			continue
+		}
+		switch h.probe(r.PID) {
+		case pidPresent:
+			if now, ok := h.startTime(r.PID); ok && now == recorded {
+				return r.PID, true
+			}
+			// The number was reused, which the kernel does only once the
+			// recorded process and any group it led are gone.
+		case pidAbsent:
+			if h.groupAlive(r.PID) {
+				return r.PID, true
+			}
+		}
 	}
-	now, ok := h.startTime(pid)
-	return pid, ok && now == recorded
+	return 0, false
 }
 
 // describeHolder names whoever keeps the kernel lock of a file we could not
-// lock: alive by the kernel's word, but the launcher named in the payload may
-// be dead (SIGKILLed) while its gateway, or the gateway's descendants that
-// inherited the lock descriptor, hold it on. Such an owner is orphaned, and
-// never reported as a live launcher.
-func describeHolder(raw []byte, h hostFacts) verdict {
-	v := verdict{status: ownerAlive}
+// lock. The kernel says someone holds it; the payload says who should. A
+// live launcher is alive. A dead launcher whose lock lives on through the
+// descriptor its gateway inherited is orphaned. A kernel lock taken by
+// someone else on a dead launcher's file (a judge or status passing by) and
+// a payload that names nobody are unknown: no gateway is proven to run.
+func describeHolder(raw []byte, file fileID, h hostFacts) verdict {
+	v := verdict{status: ownerUnknown}
 	p, err := parsePayload(raw)
 	if err != nil {
 		return v
 	}
-	v.pid, v.port = p.PID, p.Port
+	v.pid, v.port, v.status = p.PID, p.Port, ownerAlive
 	if p.Hostname != "" && p.Hostname != h.hostname() {
-		return v // the lock is held here by something; the payload's pid is not ours to probe
+		return v // held here by something; the payload's pid is not ours to probe
 	}
 	if st, _ := judgeLauncher(p, h); st != ownerDead {
 		return v
 	}
-	v.status = ownerOrphaned
-	if gw, ok := gatewayAlive(p, h); ok {
-		v.gatewayPID = gw
+	gw, treeLives := gatewayAlive(p, h)
+	if creator, known := h.lockCreator(file); known && creator != int(p.PID) && !treeLives {
+		v.status = ownerUnknown
+		return v
 	}
+	v.status, v.gatewayPID = ownerOrphaned, gw
 	return v
 }
 
@@ -706,7 +748,7 @@ func judgeFile(cur *lockFile, got bool, stale time.Duration, facts hostFacts) (v
 		return verdict{}, err
 	}
 	if cur.kernel && !got {
-		return describeHolder(raw, facts), nil
+		return describeHolder(raw, cur.id(), facts), nil
 	}
 	return judgeOwner(raw, time.Since(mtime), stale, got, facts), nil
 }
@@ -947,13 +989,13 @@ func (l *heldLock) waitAlone() error {
 	return nil
 }
 
-// sharers lists the other processes with the lock file open, where the OS
-// can tell.
+// sharers lists the other processes that hold this lock through a
+// descriptor they inherited, where the OS can tell.
 func (l *heldLock) sharers() []int {
 	l.mu.Lock()
 	id := l.f.id()
 	l.mu.Unlock()
-	return processesHolding(id)
+	return flockHolders(id, l.base)
 }
 
 // check is the heartbeat: it reports whether the path still names our file
@@ -979,19 +1021,46 @@ func (l *heldLock) markLost() {
 
 // setChild records the gateway's PID and start time in the payload: status
 // names it, and a judge without the kernel lock finds an orphaned gateway
-// alive after its launcher died. pid 0 says no gateway runs now.
+// alive after its launcher died. pid 0 says no gateway runs now; the
+// recorded descendants are cleared with a new gateway.
 func (l *heldLock) setChild(pid int) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.payload.ChildPID, l.payload.ChildStartTime = pid, nil
-	if st, ok := processStartTime(pid); ok && pid > 0 {
-		l.payload.ChildStartTime = json.RawMessage(strconv.Quote(st))
+	l.payload.ChildPID, l.payload.ChildStartTime, l.payload.Descendants = pid, startTimeOf(pid), nil
+	return l.rewrite()
+}
+
+// setDescendants records the processes of the gateway's tree other than its
+// main process, the first maxDescendants of them. It writes only on a change.
+func (l *heldLock) setDescendants(pids []int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var refs []procRef
+	for _, pid := range pids {
+		if st := startTimeOf(pid); pid != l.payload.ChildPID && st != nil && len(refs) < maxDescendants {
+			refs = append(refs, procRef{PID: pid, StartTime: st})
+		}
 	}
+	if fmt.Sprint(refs) == fmt.Sprint(l.payload.Descendants) {
+		return nil
+	}
+	l.payload.Descendants = refs
+	return l.rewrite()
+}
+
+func (l *heldLock) rewrite() error {
 	b, err := l.payload.encode()
 	if err != nil {
 		return err
 	}
 	return l.f.writePayload(b)
+}
+
+func startTimeOf(pid int) json.RawMessage {
+	if st, ok := processStartTime(pid); ok && pid > 0 {
+		return json.RawMessage(strconv.Quote(st))
+	}
+	return nil
 }
 
 // join names an entry of the directory, for messages and for people.
@@ -1031,12 +1100,14 @@ type hostProbe struct{ probeHost string }
 
 var localFacts hostFacts = hostProbe{probeHost: "127.0.0.1"}
 
-func (hostProbe) hostname() string                 { return selfFacts().hostname }
-func (hostProbe) bootID() string                   { return selfFacts().bootID }
-func (hostProbe) selfPID() int                     { return selfFacts().pid }
-func (hostProbe) selfStartTime() string            { return selfFacts().startTime }
-func (hostProbe) probe(pid int) pidState           { return processProbe(pid) }
-func (hostProbe) startTime(pid int) (string, bool) { return processStartTime(pid) }
+func (hostProbe) hostname() string                    { return selfFacts().hostname }
+func (hostProbe) bootID() string                      { return selfFacts().bootID }
+func (hostProbe) selfPID() int                        { return selfFacts().pid }
+func (hostProbe) selfStartTime() string               { return selfFacts().startTime }
+func (hostProbe) probe(pid int) pidState              { return processProbe(pid) }
+func (hostProbe) startTime(pid int) (string, bool)    { return processStartTime(pid) }
+func (hostProbe) groupAlive(pgid int) bool            { return processGroupAlive(pgid) }
+func (hostProbe) lockCreator(file fileID) (int, bool) { return flockCreator(file) }
 func (h hostProbe) listening(port int) bool {
 	return portListening(h.probeHost, port, probeTimeout)
 }

@@ -270,13 +270,18 @@ func TestStaleReasons(t *testing.T) {
 
 // TestLiveKernelHolderWins: a process that holds the kernel lock keeps the
 // lock whatever its payload says, even a dead PID or garbage. The report
-// never calls the dead PID alive (issue 9): a held lock whose named launcher
-// is gone is orphaned; one that names nobody is simply alive.
+// never calls the dead PID alive (issue 9): the kernel lock was taken by a
+// process the payload does not name (Linux tells from /proc/locks), so the
+// owner is unknown; elsewhere a dead launcher's held lock is orphaned.
 func TestLiveKernelHolderWins(t *testing.T) {
+	dead := "orphaned"
+	if runtime.GOOS == "linux" {
+		dead = "unknown"
+	}
 	for _, tc := range []struct{ payload, status string }{
-		{fmt.Sprintf(`{"pid":%d,"flock":true}`, deadPID(t)), "orphaned"},
-		{`{"pid":1,"flock":false,"startTime":"1"}`, "orphaned"},
-		{`garbage`, "alive"},
+		{fmt.Sprintf(`{"pid":%d,"flock":true}`, deadPID(t)), dead},
+		{`{"pid":1,"flock":false,"startTime":"1"}`, dead},
+		{`garbage`, "unknown"},
 	} {
 		payload := tc.payload
 		dir := lockDir(t)
@@ -548,7 +553,11 @@ type fakeFacts struct {
 	probedPorts []int
 	// others answer for particular PIDs (a gateway beside a dead launcher).
 	others map[int]fakeProcess
+	groups map[int]bool // process groups with a live member
 }
+
+func (f *fakeFacts) groupAlive(pgid int) bool       { return f.groups[pgid] }
+func (f *fakeFacts) lockCreator(fileID) (int, bool) { return 0, false }
 
 type fakeProcess struct {
 	state pidState
@@ -615,6 +624,22 @@ func TestJudgeOwner(t *testing.T) {
 			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "99"}} }, ownerDead, reasonOwnerDead},
 		{"launcher dead, gateway without start time", `{"pid":5,"childPid":6}`, 0, false,
 			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerDead, reasonOwnerDead},
+		// Issue 9: a wrapper's child left in the gateway's process group,
+		// and a daemon recorded as a descendant, keep the tree alive.
+		{"launcher and gateway dead, its group lives", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`, 0, true,
+			func(f *fakeFacts) {
+				f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}}
+				f.groups = map[int]bool{6: true}
+			}, ownerOrphaned, ""},
+		{"launcher and gateway dead, recorded daemon alive", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","descendants":[{"pid":7,"startTime":"99"}]}`, 0, true,
+			func(f *fakeFacts) {
+				f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}, 7: {pidPresent, "99"}}
+			}, ownerOrphaned, ""},
+		{"launcher and gateway dead, recorded daemon reused", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","descendants":[{"pid":7,"startTime":"99"}]}`, 0, true,
+			func(f *fakeFacts) {
+				f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}, 7: {pidPresent, "98"}}
+				f.groups = map[int]bool{7: true}
+			}, ownerDead, reasonOwnerDead},
 		{"launcher dead, gateway dead", `{"pid":5,"childPid":6,"childStartTime":"88"}`, 0, false,
 			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}} }, ownerDead, reasonOwnerDead},
 		{"other host", `{"pid":5,"hostname":"x"}`, 0, true, nil, ownerUnknown, ""},

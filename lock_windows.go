@@ -507,3 +507,7 @@ func usableStderr() io.Writer {
 
 // id is the file's identity, (volume serial, file index).
 func (f *lockFile) id() fileID { return fileID{uint64(f.vol), f.idx} }
+
+// processGroupAlive: Windows process groups are console groups that die with
+// their processes; the job object, not the group, outlives nothing.
+func processGroupAlive(int) bool { return false }

@@ -37,6 +37,21 @@ func parseProcState(b []byte) (byte, bool) {
 	return b[i+2], true
 }
 
+// parseProcStateGroup finds the state (field 3) and process group (field 5)
+// of a /proc/<pid>/stat line.
+func parseProcStateGroup(b []byte) (byte, int, bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 3 || len(f[0]) != 1 {
+		return 0, 0, false
+	}
+	pgid, err := strconv.Atoi(string(f[2]))
+	return f[0][0], pgid, err == nil
+}
+
 // Offsets into FreeBSD's struct kinfo_proc (sys/user.h) on 64-bit platforms:
 // x/sys has no Go type for it. The size and pid fields are checked before the
 // start time is trusted, so a layout change yields "unknown", never a wrong value.

@@ -108,9 +108,11 @@ func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs 
 				return code, err
 			}
 		case <-s.stopTimer:
-			s.stopTimer = nil
-			s.signalTree(unix.SIGKILL)
+			s.escalate()
 		case <-heartbeat:
+			if s.remnants {
+				s.recordTree() // daemons a daemon left behind are ours now
+			}
 			if ok, _ := lock.check(); !ok && !s.lost {
 				s.lost = true
 				lock.markLost()
@@ -146,6 +148,8 @@ type supervisor struct {
 	started    time.Time
 	restarts   int
 	lastCode   int
+	mainCode   int  // the exit code of the gateway's main process
+	killing    bool // the stop reached SIGKILL: whatever of the tree remains gets it
 	stopping   bool // a stop signal or lock loss: no restart
 	restarting bool // SIGHUP: start again as soon as the gateway is gone
 	lost       bool
@@ -269,11 +273,30 @@ func (s *supervisor) stop(sig syscall.Signal) {
 	if !s.running() {
 		return
 	}
+	if s.killing {
+		sig = unix.SIGKILL
+	}
 	s.signalTree(sig)
 	if s.stopTimer == nil {
 		s.stopTimer = time.After(s.c.stopTimeout)
 	}
 }
+
+// escalate is the end of --stop-timeout: SIGKILL to the whole tree. Processes
+// that join the tree afterwards (a daemon adopted once its parent was
+// killed) get SIGKILL too: the timer comes back until the tree is gone.
+func (s *supervisor) escalate() {
+	s.stopTimer = nil
+	if !s.running() {
+		return
+	}
+	s.killing = true
+	s.signalTree(unix.SIGKILL)
+	s.stopTimer = time.After(killRepeat)
+}
+
+// killRepeat is how often a stop past its timeout kills the tree again.
+const killRepeat = 100 * time.Millisecond
 
 // signalTree sends sig to the gateway's process group and, once the gateway
 // itself has exited, to each remaining process of its tree that we can name:
@@ -339,7 +362,7 @@ func (s *supervisor) reaped(e childExit) (bool, int, error) {
 			sig = int(e.status.Signal())
 		}
 		s.log.info("child-exit", "pid", s.child, "code", code, "signal", sig, "uptime_ms", ms(time.Since(s.started)))
-		s.child, s.lastCode = 0, code
+		s.child, s.lastCode, s.mainCode = 0, code, code
 		if s.treeLives(e) {
 			return false, 0, nil
 		}
@@ -348,14 +371,16 @@ func (s *supervisor) reaped(e childExit) (bool, int, error) {
 	if !s.remnants {
 		return false, 0, nil // an orphan from an earlier life, reaped
 	}
-	if !s.stopping && !s.restarting && !s.lost {
+	if s.mainCode == 0 && !s.stopping && !s.restarting && !s.lost {
 		// A daemonizing gateway's main process exits 0 at once: the tree's
 		// last process is the real gateway, and its code is the one to report.
+		// A main process that failed keeps its code.
 		s.lastCode = code
 	}
 	if e.treeKnown && e.treeEmpty {
 		return s.treeGone()
 	}
+	s.recordTree()
 	return false, 0, nil
 }
 
@@ -378,19 +403,25 @@ func (s *supervisor) treeLives(e childExit) bool {
 		go func() { s.lockAlone <- s.lock.waitAlone() }()
 	}
 	s.remnants, s.remnantsAt = true, time.Now()
-	pids := s.remnantPIDs()
-	if len(pids) > 0 && s.lock != nil {
-		// The payload names a live process of the tree, so a judge that finds
-		// the kernel lock free (the daemon closed its descriptor, then the
-		// launcher was killed) still sees the gateway alive.
-		_ = s.lock.setChild(pids[0])
-	}
+	pids := s.recordTree()
 	s.log.warn("gateway-descendants", "pids", pidList(pids), "lock", s.lockPath,
 		"action", "waiting for them before releasing the lock, restarting or exiting")
 	if s.stopping || s.restarting || s.lost {
-		s.signalTree(unix.SIGTERM)
+		s.stop(unix.SIGTERM)
 	}
 	return true
+}
+
+// recordTree writes the live processes of the gateway's tree into the
+// payload, so a judge that finds the kernel lock free (a daemon closed its
+// descriptor, then the launcher was killed) still sees the gateway alive;
+// it returns them.
+func (s *supervisor) recordTree() []int {
+	pids := s.remnantPIDs()
+	if s.lock != nil {
+		_ = s.lock.setDescendants(pids)
+	}
+	return pids
 }
 
 // treeGone: no process of the gateway is left. Apply the policy.
@@ -400,7 +431,7 @@ func (s *supervisor) treeGone() (bool, int, error) {
 	}
 	close(s.childGone)
 	code, uptime := s.lastCode, time.Since(s.started)
-	s.remnants, s.group, s.stopTimer = false, 0, nil
+	s.remnants, s.group, s.stopTimer, s.killing = false, 0, nil, false
 	switch {
 	case s.lost:
 		return true, exitFailure, errLockLost

@@ -80,7 +80,7 @@ func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
 	}
 	facts := hostProbe{probeHost: c.host}
 	if in.held {
-		in.v = describeHolder(raw, facts)
+		in.v = describeHolder(raw, in.id, facts)
 	} else {
 		in.v = judgeOwner(raw, time.Since(mtime), c.stale, got, facts)
 	}
@@ -122,12 +122,16 @@ func (r *report) describeOwner(facts hostFacts, in *inspection) {
 		r.LauncherAlive = &alive
 	}
 	if p.ChildPID > 0 {
-		r.GatewayPID = p.ChildPID
-		_, alive := gatewayAlive(p, facts)
-		r.GatewayAlive = &alive
+		// The gateway named is the live process of its tree if one is left
+		// (a daemon, once the main process exited), else the main process.
+		gw, alive := gatewayAlive(p, facts)
+		if !alive {
+			gw = p.ChildPID
+		}
+		r.GatewayPID, r.GatewayAlive = gw, &alive
 	}
 	if in.held && in.v.status == ownerOrphaned {
-		r.Holders = processesHolding(in.id)
+		r.Holders = flockHolders(in.id, filepath.Base(r.Lock))
 	}
 }
 
