@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -60,6 +61,11 @@ func manEscape(s string) string {
 // TestManPage fails when gwlock.1 is not what `make man` would write from
 // manual.go; GWLOCK_UPDATE_MAN=1 (which `make man` sets) rewrites it instead.
 func TestManPage(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		// make wine-test runs the Windows test binary outside the source
+		// tree; the page is the same text on every OS, checked on Linux.
+		t.Skip("the committed gwlock.1 is checked by the native test run")
+	}
 	want := renderMan()
 	if os.Getenv("GWLOCK_UPDATE_MAN") == "1" {
 		if err := os.WriteFile(manPath, want, 0o644); err != nil {
