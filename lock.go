@@ -915,7 +915,7 @@ func (l *heldLock) release(log *telemetry) error {
 	if l.released {
 		return nil
 	}
-	l.released = true
+	defer func() { l.released = true }()
 	defer l.dir.close()
 	defer l.f.close()
 	if l.shared {
@@ -929,9 +929,7 @@ func (l *heldLock) release(log *telemetry) error {
 		return err
 	}
 	if !same {
-		if !l.lost {
-			log.error("lock-lost", "lock", l.path, "reason", "path no longer names our lock file")
-		}
+		l.reportLostLocked(log)
 		return nil
 	}
 	err = untilFree(time.Now().Add(releaseInUseLimit), nil, func() error { return removeLockPath(l.dir, l.base) })
@@ -1013,10 +1011,24 @@ func (l *heldLock) check() (bool, error) {
 	return true, l.f.touch()
 }
 
-func (l *heldLock) markLost() {
+// lostReason is why a held lock is lost: the one lock-lost line says it.
+const lostReason = "path no longer names our lock file"
+
+// reportLost says once, in the one lock-lost line, that the lock is lost;
+// true the first time. A released lock is not lost.
+func (l *heldLock) reportLost(log *telemetry) bool {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reportLostLocked(log)
+}
+
+func (l *heldLock) reportLostLocked(log *telemetry) bool {
+	if l.lost || l.released {
+		return false
+	}
 	l.lost = true
-	l.mu.Unlock()
+	log.error("lock-lost", "lock", l.path, "reason", lostReason)
+	return true
 }
 
 // setChild records the gateway's PID and start time in the payload: status

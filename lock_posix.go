@@ -703,3 +703,7 @@ func openatRetry(dirfd int, name string, flags int, mode uint32) (int, error) {
 
 // id is the file's identity, (dev, ino).
 func (f *lockFile) id() fileID { return fileID{f.dev, f.ino} }
+
+// inheritable is the descriptor a gateway inherits to share the lock: a flock
+// belongs to the open file, so every process that has it holds the lock.
+func (f *lockFile) inheritable() (uintptr, bool) { return uintptr(f.fd), true }

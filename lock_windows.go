@@ -511,3 +511,9 @@ func (f *lockFile) id() fileID { return fileID{uint64(f.vol), f.idx} }
 // processGroupAlive: Windows process groups are console groups that die with
 // their processes; the job object, not the group, outlives nothing.
 func processGroupAlive(int) bool { return false }
+
+// inheritable: none. A LockFileEx lock belongs to the process that took it and
+// ends when that process closes its handle, so an inherited handle would keep
+// the file open without keeping the lock; the job object ties the gateway to
+// the holder instead.
+func (f *lockFile) inheritable() (uintptr, bool) { return 0, false }

@@ -100,7 +100,7 @@ status flags:
 // even the runtime's and flag parsing's work (about 3% of `run -- true`).
 func init() {
 	if len(os.Args) > 1 && os.Args[1] == "run" {
-		prepareRun()
+		runStartup()
 	}
 }
 
@@ -148,7 +148,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	}
 	cmd, rest := args[0], args[1:]
 	if cmd == "run" {
-		prepareRun() // already under way when called from main
+		runStartup() // already under way when called from main
 	}
 	switch cmd {
 	case "version", "--version", "-version":
@@ -171,13 +171,22 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "run":
 		return cmdRun(c, log, stderr)
-	case "status":
-		return cmdStatus(c, stdout, stderr)
 	case "probe":
 		return cmdProbe(c, stderr)
-	default:
-		return cmdUnlock(c, log, stderr)
 	}
+	b, err := backendFor(c)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if cmd == "status" {
+		return b.status(stdout, stderr, c.json)
+	}
+	return b.unlock(log, stderr)
+}
+
+// backendFor is the backend the command line names.
+func backendFor(c *config) (lockBackend, error) {
+	return newFileBackend(c)
 }
 
 func parseFlags(cmd string, args []string) (*config, error) {
@@ -477,38 +486,6 @@ func exitCode(err error) int {
 	case errors.As(err, &ce):
 		return ce.code
 	}
-	return exitFailure
-}
-
-// openTarget resolves the lock and checks, creates or tightens and opens its
-// directory for run; acquire takes the open directory over (lockOptions).
-func openTarget(c *config, log *telemetry) (lockTarget, error) {
-	t, err := c.target()
-	if err != nil {
-		return t, err
-	}
-	t.d, err = openLockDir(t.dir, t.explicit, true, log)
-	return t, err
-}
-
-func (c *config) lockOptions(t lockTarget, log *telemetry) lockOptions {
-	return lockOptions{Path: t.path, Dir: t.d, ConfigPath: t.name, Port: c.port, Host: c.host,
-		Timeout: c.timeout, Poll: c.poll, Stale: c.stale, Log: log, facts: hostProbe{probeHost: c.host}}
-}
-
-func cmdProbe(c *config, stderr io.Writer) int {
-	addr := c.host + ":" + strconv.Itoa(c.port)
-	if c.wait > 0 {
-		if _, ok := waitForPort(c.host, c.port, c.wait, 100*time.Millisecond, nil); ok {
-			return exitOK
-		}
-		fmt.Fprintf(stderr, "gwlock: probe %s: not listening after %s\n", addr, c.wait)
-		return exitFailure
-	}
-	if portListening(c.host, c.port, time.Second) {
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "gwlock: probe %s: not listening\n", addr)
 	return exitFailure
 }
 

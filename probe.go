@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"time"
@@ -52,4 +54,21 @@ func waitForPort(host string, port int, wait, maxPause time.Duration, stop <-cha
 			pause = maxPause
 		}
 	}
+}
+
+// cmdProbe is `gwlock probe`: 0 when host:port accepts, 1 when not.
+func cmdProbe(c *config, stderr io.Writer) int {
+	addr := c.host + ":" + strconv.Itoa(c.port)
+	if c.wait > 0 {
+		if _, ok := waitForPort(c.host, c.port, c.wait, 100*time.Millisecond, nil); ok {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "gwlock: probe %s: not listening after %s\n", addr, c.wait)
+		return exitFailure
+	}
+	if portListening(c.host, c.port, time.Second) {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "gwlock: probe %s: not listening\n", addr)
+	return exitFailure
 }

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"sort"
@@ -43,50 +45,47 @@ func (e *portConflictError) Error() string {
 		net.JoinHostPort(e.host, strconv.Itoa(e.port)))
 }
 
-// errLockLost ends a run whose lock file was deleted or replaced under it.
-var errLockLost = errors.New("lock lost: the lock path no longer names our file; gateway stopped")
+// errLockLost ends a run whose lock was lost under it.
+var errLockLost = errors.New("lock lost: gateway stopped")
 
 func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
-	prepareRun() // normally already under way (init, cli)
-	sigs, registered := runSignalsCh, signalsRegistered
+	st := runStartup()
 	if os.Getenv("GWLOCK_ALLOW_MULTI") == "1" {
 		log.warn("acquire-skipped", "reason", "GWLOCK_ALLOW_MULTI=1")
-		code, err := supervise(c, nil, "", log, sigs, registered)
+		code, err := supervise(c, nil, log, st)
 		if err != nil {
 			return fail(stderr, err)
 		}
 		return code
 	}
-	t, err := openTarget(c, log)
+	b, err := backendFor(c)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	opts := c.lockOptions(t, log)
-	cancel, endWatch := watchStopSignals(sigs, registered)
-	opts.Cancel, opts.CancelReady = cancel, registered
-	opts.StopIfAlive = c.ifRunning == "ok"
-	lock, err := acquire(opts)
+	cancel, endWatch := watchStopSignals(st.sigs, st.registered)
+	hold, err := b.acquire(acquireRequest{Timeout: c.timeout, Log: log, Cancel: cancel,
+		CancelReady: st.registered, StopIfAlive: c.ifRunning == "ok"})
 	if sig := endWatch(); sig != nil {
 		// Stopped before the gateway started: start nothing, leave nothing.
-		if lock != nil {
-			_ = lock.release(log)
+		if hold != nil {
+			_ = hold.release(log)
 		}
-		fmt.Fprintf(stderr, "gwlock: run %s: stopped by %v before the gateway started\n", t.path, sig)
+		fmt.Fprintf(stderr, "gwlock: run %s: stopped by %v before the gateway started\n", b.where(), sig)
 		return 128 + int(sig.(syscall.Signal))
 	}
 	var busy *busyError
 	if errors.As(err, &busy) && c.ifRunning == "ok" && busy.Status.established() {
 		// Idempotent start: a live owner is certain. An owner that cannot be
 		// judged is no proof that a gateway runs: that waits and ends in 75.
-		log.info("already-running", "lock", t.path, "owner_pid", busy.OwnerPID, "owner_status", string(busy.Status),
+		log.info("already-running", "lock", busy.Path, "owner_pid", busy.OwnerPID, "owner_status", string(busy.Status),
 			gatewayKey(verdict{gatewayPID: busy.GatewayPID}), "waited_ms", ms(busy.Waited))
 		return exitOK
 	}
 	if err != nil {
 		return fail(stderr, err)
 	}
-	code, err := supervise(c, lock, t.path, log, sigs, registered)
-	if rerr := lock.release(log); err == nil && rerr != nil {
+	code, err := supervise(c, hold, log, st)
+	if rerr := hold.release(log); err == nil && rerr != nil {
 		err = rerr
 	}
 	if err != nil {
@@ -98,26 +97,26 @@ func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
 	return code
 }
 
-// The signals run catches, registered by prepareRun.
-var (
-	runSignalsCh      = make(chan os.Signal, 64)
-	signalsRegistered = make(chan struct{})
-	registerOnce      sync.Once
-)
-
-// prepareRun starts, in the background, what run needs before its gateway
-// can start: registering a signal takes a round trip per signal to the
-// runtime's signal thread (about 50 us each here), and the payload needs
-// /proc reads. Both then overlap parsing and the lock directory checks.
-func prepareRun() {
-	registerOnce.Do(func() {
-		go func() {
-			signal.Notify(runSignalsCh, runSignals...)
-			close(signalsRegistered)
-		}()
-		go selfFacts()
-	})
+// startup is run's start-up state: its signals, registered in the
+// background from the process's first instruction (runStartup).
+type startup struct {
+	sigs       chan os.Signal
+	registered chan struct{} // closed once sigs receives runSignals
 }
+
+// runStartup makes run's start-up state, once. Registering a signal takes a
+// round trip per signal to the runtime's signal thread (about 50 us each
+// here) and the payload needs /proc reads: both start here, called from init
+// for `gwlock run`, and overlap parsing and the lock directory checks.
+var runStartup = sync.OnceValue(func() *startup {
+	st := &startup{sigs: make(chan os.Signal, 64), registered: make(chan struct{})}
+	go func() {
+		signal.Notify(st.sigs, runSignals...)
+		close(st.registered)
+	}()
+	go selfFacts()
+	return st
+})
 
 // watchStopSignals turns a stop signal that arrives while the lock is being
 // acquired into a cancellation, so Ctrl-C or SIGTERM ends a waiting gwlock at
@@ -136,7 +135,7 @@ func watchStopSignals(sigs <-chan os.Signal, registered <-chan struct{}) (cancel
 		for {
 			select {
 			case s := <-sigs:
-				if isStopSignal(s) {
+				if signalRole(s) == roleStop {
 					stop = s
 					close(canceled)
 					return
@@ -150,6 +149,20 @@ func watchStopSignals(sigs <-chan os.Signal, registered <-chan struct{}) (cancel
 		close(quit)
 		return <-got
 	}
+}
+
+// lookGateway finds the gateway's program as a shell would (PATH), with
+// 127 for one that is not there and 126 for one that cannot run.
+func lookGateway(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path, nil
+	}
+	code := exitNotExecutable
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		code = exitNotFound
+	}
+	return "", &commandError{code: code, err: &fs.PathError{Op: "start gateway", Path: name, Err: errors.Unwrap(err)}}
 }
 
 // checkPort refuses to start a gateway whose port another process serves:
@@ -259,4 +272,344 @@ func envSets(set map[string]string, name string) bool {
 		}
 	}
 	return false
+}
+
+// The supervisor: one loop for every OS. It starts the gateway, stays with
+// its whole process tree until no process of it is left, applies the restart
+// policy, forwards signals, reports readiness, and stops the gateway when
+// the lock is lost. The per-OS files give it primitives only: a gatewayTree
+// that starts, signals, kills and reports exits, and the signals' roles.
+
+// sigRole is what a caught signal asks of the supervisor.
+type sigRole int
+
+const (
+	roleForward sigRole = iota // pass it to the gateway
+	roleStop                   // stop the gateway and exit
+	roleRestart                // stop the gateway and start it again (SIGHUP)
+)
+
+// childExit is one process of the gateway's tree gone. treeKnown says the
+// OS told whether others remain: treeEmpty, then, that none does.
+type childExit struct {
+	pid, code, signal    int
+	treeKnown, treeEmpty bool
+}
+
+// killRepeat is how often a stop past its timeout kills the tree again.
+const killRepeat = 100 * time.Millisecond
+
+type supervisor struct {
+	c     *config
+	hold  holder     // nil: GWLOCK_ALLOW_MULTI
+	tree  treeHolder // hold, when the gateway shares it through a descriptor
+	log   *telemetry
+	procs *gatewayTree
+
+	child      int // the gateway's main process, 0 once it exited
+	mainCode   int // its exit code
+	lastCode   int // the code to report for this life of the gateway
+	restarts   int
+	remnants   bool // the main process exited, other processes of the tree live
+	stopping   bool // a stop signal or a lost lock: no restart
+	restarting bool // SIGHUP: start again as soon as the gateway is gone
+	lost       bool
+	killing    bool // the stop reached SIGKILL: whatever of the tree remains gets it
+	started    time.Time
+	remnantsAt time.Time
+	stopTimer  <-chan time.Time
+	backoff    <-chan time.Time
+	ready      chan time.Duration
+	childGone  chan struct{}
+	lockAlone  chan error // the lock's other sharers are gone (no subreaper)
+}
+
+// supervise runs the gateway under hold (nil: no lock) until it is gone for
+// good, and returns the code gwlock should exit with.
+func supervise(c *config, hold holder, log *telemetry, st *startup) (int, error) {
+	<-st.registered // a stop signal sent after the gateway started must reach it
+	procs, err := openGatewayTree(c.subreaper)
+	if err != nil {
+		return exitFailure, err
+	}
+	defer procs.close()
+	s := &supervisor{c: c, hold: hold, log: log, procs: procs, lockAlone: make(chan error, 1)}
+	s.tree, _ = hold.(treeHolder)
+	if err := s.start(); err != nil {
+		return exitCode(err), err
+	}
+	var lost <-chan string
+	if hold != nil {
+		lost = hold.lost()
+	}
+	tick := time.NewTicker(c.stale / 3)
+	defer tick.Stop()
+	for {
+		done, code, err := s.next(st.sigs, lost, tick.C)
+		if done {
+			return code, err
+		}
+	}
+}
+
+// next waits for one event and handles it.
+func (s *supervisor) next(sigs <-chan os.Signal, lost <-chan string, tick <-chan time.Time) (bool, int, error) {
+	select {
+	case e := <-s.procs.exits:
+		return s.reaped(e)
+	case err := <-s.lockAlone:
+		if err != nil {
+			return true, exitFailure, err
+		}
+		return s.treeGone()
+	case sig := <-sigs:
+		return s.onSignal(sig)
+	case <-s.stopTimer:
+		s.escalate()
+	case <-lost:
+		return s.lockLost()
+	case <-tick:
+		if s.remnants {
+			s.recordTree() // what a daemon's own children left is ours now
+		}
+	case waited := <-s.ready:
+		s.log.info("gateway-ready", "port", s.c.port, "waited_ms", ms(waited))
+		sdNotify("READY=1\nMAINPID=" + strconv.Itoa(os.Getpid()))
+	case <-s.backoff:
+		s.backoff = nil
+		if err := s.start(); err != nil {
+			return true, exitCode(err), err
+		}
+	}
+	return false, 0, nil
+}
+
+func (s *supervisor) running() bool { return s.child != 0 || s.remnants }
+
+// where names the lock, for telemetry.
+func (s *supervisor) where() string {
+	if s.hold == nil {
+		return ""
+	}
+	return s.hold.where()
+}
+
+func (s *supervisor) start() error {
+	if err := checkPort(s.c, s.log); err != nil {
+		return err
+	}
+	env := os.Environ()
+	var fd uintptr
+	var inherit bool
+	if s.hold != nil {
+		env = gatewayEnv(env, s.hold.gatewayEnv())
+	}
+	if s.tree != nil {
+		fd, inherit = s.tree.inheritedFD()
+	}
+	pid, err := s.procs.start(s.c.command, env, fd, inherit)
+	if err != nil {
+		return err
+	}
+	s.child, s.started = pid, time.Now()
+	s.log.info("child-start", "pid", pid, "command", s.c.command[0])
+	if s.hold != nil {
+		s.hold.setGateway(pid)
+	}
+	s.childGone, s.ready = make(chan struct{}), make(chan time.Duration, 1)
+	if s.c.port == 0 {
+		sdNotify("READY=1\nMAINPID=" + strconv.Itoa(os.Getpid()))
+		return nil
+	}
+	go func(c *config, gone <-chan struct{}, ready chan<- time.Duration) {
+		if waited, ok := waitForPort(c.host, c.port, 24*time.Hour, c.poll, gone); ok {
+			ready <- waited
+		}
+	}(s.c, s.childGone, s.ready)
+	return nil
+}
+
+// stop signals the gateway's tree and arms the SIGKILL timer.
+func (s *supervisor) stop(sig os.Signal) {
+	if !s.running() {
+		return
+	}
+	if s.killing {
+		s.procs.kill(s.others())
+	} else {
+		s.procs.signal(sig, s.others())
+	}
+	if s.stopTimer == nil {
+		s.stopTimer = time.After(s.c.stopTimeout)
+	}
+}
+
+// escalate is the end of --stop-timeout: SIGKILL to the whole tree. Processes
+// that join the tree afterwards (a daemon adopted once its parent was
+// killed) get SIGKILL too: the timer comes back until the tree is gone.
+func (s *supervisor) escalate() {
+	s.stopTimer = nil
+	if !s.running() {
+		return
+	}
+	s.killing = true
+	s.procs.kill(s.others())
+	s.stopTimer = time.After(killRepeat)
+}
+
+// others are the processes of the tree a signal to the gateway's process
+// group misses: once the main process exited, the adopted daemons and the
+// lock's other holders.
+func (s *supervisor) others() []int {
+	if s.child != 0 || !s.remnants {
+		return nil
+	}
+	return s.remnantPIDs()
+}
+
+// remnantPIDs names the processes that keep the gateway alive after its main
+// process exited, where the OS can tell.
+func (s *supervisor) remnantPIDs() []int {
+	pids := s.procs.children()
+	if s.tree != nil {
+		pids = append(pids, s.tree.sharers()...)
+	}
+	return uniquePIDs(pids)
+}
+
+// recordTree writes the live processes of the gateway's tree into the
+// lock, so a judge that finds the kernel lock free (a daemon closed its
+// descriptor, then the launcher was killed) still sees the gateway alive.
+func (s *supervisor) recordTree() []int {
+	pids := s.remnantPIDs()
+	if s.tree != nil {
+		s.tree.setDescendants(pids)
+	}
+	return pids
+}
+
+func (s *supervisor) onSignal(sig os.Signal) (bool, int, error) {
+	switch signalRole(sig) {
+	case roleRestart:
+		if s.running() {
+			s.restarting = true
+			s.stop(stopSignal)
+			return false, 0, nil
+		}
+		if s.backoff != nil {
+			s.backoff = nil
+			if err := s.start(); err != nil {
+				return true, exitCode(err), err
+			}
+		}
+	case roleStop:
+		s.stopping = true
+		sdNotify("STOPPING=1")
+		if !s.running() {
+			return true, s.lastCode, nil
+		}
+		s.stop(sig)
+	default:
+		if s.child != 0 {
+			s.procs.forward(s.child, sig)
+		}
+	}
+	return false, 0, nil
+}
+
+// lockLost: the holder said the lock is gone. Stop the gateway; exit 1.
+func (s *supervisor) lockLost() (bool, int, error) {
+	s.lost = true
+	if !s.running() {
+		return true, exitFailure, errLockLost
+	}
+	s.stop(stopSignal)
+	return false, 0, nil
+}
+
+// reaped handles one exit: the gateway's main process, or one of its
+// adopted descendants. The gateway's life ends when the whole tree is gone.
+func (s *supervisor) reaped(e childExit) (bool, int, error) {
+	if e.pid == s.child && s.child != 0 {
+		s.log.info("child-exit", "pid", s.child, "code", e.code, "signal", e.signal, "uptime_ms", ms(time.Since(s.started)))
+		s.child, s.lastCode, s.mainCode = 0, e.code, e.code
+		if s.treeLives(e) {
+			return false, 0, nil
+		}
+		return s.treeGone()
+	}
+	if !s.remnants {
+		return false, 0, nil // an orphan from an earlier life, reaped
+	}
+	if s.mainCode == 0 && !s.stopping && !s.restarting && !s.lost {
+		// A daemonizing gateway's main process exits 0 at once: the tree's
+		// last process is the real gateway, and its code is the one to
+		// report. A main process that failed keeps its code.
+		s.lastCode = e.code
+	}
+	if e.treeKnown && e.treeEmpty {
+		return s.treeGone()
+	}
+	s.recordTree()
+	return false, 0, nil
+}
+
+// treeLives decides, when the gateway's main process has exited, whether
+// other processes of its tree remain; if so it says so in one line and
+// passes any stop under way on to them.
+func (s *supervisor) treeLives(e childExit) bool {
+	switch {
+	case e.treeKnown:
+		if e.treeEmpty {
+			return false
+		}
+	case s.tree == nil:
+		return false // no reaper and no lock to tell by
+	default:
+		shared, err := s.tree.othersHold()
+		if err != nil || !shared {
+			return false
+		}
+		go func() { s.lockAlone <- s.tree.waitAlone() }()
+	}
+	s.remnants, s.remnantsAt = true, time.Now()
+	pids := s.recordTree()
+	s.log.warn("gateway-descendants", "pids", pidList(pids), "lock", s.where(),
+		"action", "waiting for them before releasing the lock, restarting or exiting")
+	if s.stopping || s.restarting || s.lost {
+		s.stop(stopSignal)
+	}
+	return true
+}
+
+// treeGone: no process of the gateway is left. Apply the policy.
+func (s *supervisor) treeGone() (bool, int, error) {
+	if s.remnants {
+		s.log.info("gateway-descendants-gone", "code", s.lastCode, "waited_ms", ms(time.Since(s.remnantsAt)))
+	}
+	close(s.childGone)
+	code, uptime := s.lastCode, time.Since(s.started)
+	s.remnants, s.stopTimer, s.killing = false, nil, false
+	s.procs.ended()
+	switch {
+	case s.lost:
+		return true, exitFailure, errLockLost
+	case s.stopping:
+		return true, code, nil
+	case s.restarting:
+		s.restarting = false
+		s.log.info("restart", "attempt", s.restarts+1, "backoff_ms", 0, "reason", "SIGHUP")
+		s.restarts++
+		if err := s.start(); err != nil {
+			return true, exitCode(err), err
+		}
+		return false, 0, nil
+	case !shouldRestart(s.c.restart, code):
+		return true, code, nil
+	}
+	delay, next := restartDelay(s.restarts, uptime)
+	s.restarts = next
+	s.log.warn("restart", "attempt", s.restarts, "backoff_ms", ms(delay), "reason", "exit code "+strconv.Itoa(code))
+	s.backoff = time.After(delay)
+	return false, 0, nil
 }

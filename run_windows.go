@@ -1,12 +1,9 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
-	"strconv"
 	"syscall"
 	"time"
 	"unsafe"
@@ -17,111 +14,105 @@ import (
 // runSignals are the console events run catches; each stops the gateway.
 var runSignals = []os.Signal{os.Interrupt, syscall.SIGTERM}
 
-func isStopSignal(os.Signal) bool { return true }
+func signalRole(os.Signal) sigRole { return roleStop }
 
-// supervise on Windows: the gateway runs in a new process group inside a job
-// object that kills it when the launcher's handle closes, so it dies with the
-// launcher (Invariant 2). Stop is CTRL_BREAK_EVENT, then TerminateProcess.
-func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs <-chan os.Signal, registered <-chan struct{}) (int, error) {
-	if c.subreaper {
-		return exitFailure, setSubreaper()
+// stopSignal: Windows stops a gateway with CTRL_BREAK_EVENT whatever asked.
+var stopSignal os.Signal = os.Interrupt
+
+// gatewayTree is the gateway's process tree as Windows lets gwlock hold it:
+// a job object that every process of the tree is in from its first
+// instruction, and that kills them all when gwlock's handle closes, so the
+// gateway dies with its launcher (Invariant 2). The job also tells when the
+// last of them is gone.
+type gatewayTree struct {
+	job   windows.Handle
+	pid   int // the gateway's main process, the leader of its console group
+	exits chan childExit
+}
+
+func openGatewayTree(mustReap bool) (*gatewayTree, error) {
+	if mustReap {
+		return nil, setSubreaper()
 	}
-	<-registered
 	job, err := killOnCloseJob()
 	if err != nil {
-		return exitFailure, err
+		return nil, err
 	}
-	defer windows.CloseHandle(job)
+	return &gatewayTree{job: job, exits: make(chan childExit, 4)}, nil
+}
 
-	var heartbeat <-chan time.Time
-	if lock != nil {
-		t := time.NewTicker(c.stale / 3)
-		defer t.Stop()
-		heartbeat = t.C
+// start runs argv in the job. Windows passes no lock to the gateway: a
+// LockFileEx lock is the process's own (see startGatewayWindows).
+func (t *gatewayTree) start(argv, env []string, _ uintptr, _ bool) (int, error) {
+	p, err := startGatewayWindows(argv, env, t.job)
+	if err != nil {
+		return 0, err
 	}
-	restarts := 0
-	for {
-		if err := checkPort(c, log); err != nil {
-			return exitCode(err), err
-		}
-		p, err := startGatewayWindows(c.command, lockPath, lock != nil, job)
-		if err != nil {
-			return exitCode(err), err
-		}
-		if testHookGatewayStart != nil {
-			testHookGatewayStart("resumed", p.Pid)
-		}
-		started := time.Now()
-		log.info("child-start", "pid", p.Pid, "command", c.command[0])
-		if lock != nil {
-			_ = lock.setChild(p.Pid)
-		}
-		exited := make(chan *os.ProcessState, 1)
-		gone := make(chan struct{})
-		go func() { st, _ := p.Wait(); close(gone); exited <- st }()
-		ready := make(chan time.Duration, 1)
-		if c.port > 0 {
-			go func() {
-				if waited, ok := waitForPort(c.host, c.port, 24*time.Hour, c.poll, gone); ok {
-					ready <- waited
-				}
-			}()
-		}
-		var (
-			stopTimer <-chan time.Time
-			stopping  bool
-			lost      bool
-			state     *os.ProcessState
-		)
-		stop := func() {
-			_ = windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, uint32(p.Pid))
-			if stopTimer == nil {
-				stopTimer = time.After(c.stopTimeout)
-			}
-		}
-	wait:
-		for {
-			select {
-			case <-sigs:
-				stopping = true
-				stop()
-			case <-stopTimer:
-				_ = p.Kill()
-			case <-heartbeat:
-				if ok, _ := lock.check(); !ok && !lost {
-					lost, stopping = true, true
-					lock.markLost()
-					log.error("lock-lost", "lock", lockPath, "reason", "path no longer names our lock file")
-					stop()
-				}
-			case waited := <-ready:
-				log.info("gateway-ready", "port", c.port, "waited_ms", ms(waited))
-			case state = <-exited:
-				break wait
-			}
-		}
-		code := 1
-		if state != nil {
-			code = state.ExitCode()
-		}
-		uptime := time.Since(started)
-		log.info("child-exit", "pid", p.Pid, "code", code, "signal", 0, "uptime_ms", ms(uptime))
-		if lost {
-			return exitFailure, errLockLost
-		}
-		if stopping || !shouldRestart(c.restart, code) {
-			return code, nil
-		}
-		var delay time.Duration
-		delay, restarts = restartDelay(restarts, uptime)
-		log.warn("restart", "attempt", restarts, "backoff_ms", ms(delay), "reason", "exit code "+strconv.Itoa(code))
-		select {
-		case <-time.After(delay):
-		case <-sigs:
-			return code, nil // stopped during the backoff: no gateway runs
+	if testHookGatewayStart != nil {
+		testHookGatewayStart("resumed", p.Pid)
+	}
+	t.pid = p.Pid
+	go t.wait(p)
+	return p.Pid, nil
+}
+
+// wait reports the main process's exit, and whether the job holds others
+// (a daemon it started); if so, it reports again when the job is empty.
+func (t *gatewayTree) wait(p *os.Process) {
+	code := exitFailure
+	if st, err := p.Wait(); err == nil {
+		code = st.ExitCode()
+	}
+	empty := t.active() == 0
+	t.exits <- childExit{pid: p.Pid, code: code, treeKnown: true, treeEmpty: empty}
+	for !empty {
+		time.Sleep(jobPoll)
+		if empty = t.active() == 0; empty {
+			t.exits <- childExit{treeKnown: true, treeEmpty: true}
 		}
 	}
 }
+
+// jobPoll is how often a job with no main process left is asked whether it
+// is empty: Windows has no exit event for a process that is not our child.
+const jobPoll = 50 * time.Millisecond
+
+// jobAccounting is JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, which x/sys lacks.
+type jobAccounting struct {
+	totalUser, totalKernel, periodUser, periodKernel int64
+	pageFaults, totalProcesses, ActiveProcesses      uint32
+	terminatedProcesses                              uint32
+}
+
+// active counts the job's live processes (0 if the job cannot say).
+func (t *gatewayTree) active() uint32 {
+	var info jobAccounting
+	if err := windows.QueryInformationJobObject(t.job, windows.JobObjectBasicAccountingInformation,
+		uintptr(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info)), nil); err != nil {
+		return 0
+	}
+	return info.ActiveProcesses
+}
+
+// signal: CTRL_BREAK_EVENT to the gateway's console process group.
+func (t *gatewayTree) signal(os.Signal, []int) {
+	if t.pid > 0 {
+		_ = windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, uint32(t.pid))
+	}
+}
+
+// kill ends every process in the job.
+func (t *gatewayTree) kill([]int) { _ = windows.TerminateJobObject(t.job, uint32(exitFailure)) }
+
+func (t *gatewayTree) forward(int, os.Signal) {}
+
+func (t *gatewayTree) children() []int { return nil }
+
+func (t *gatewayTree) ended() { t.pid = 0 }
+
+func (t *gatewayTree) close() { windows.CloseHandle(t.job) }
+
+func sdNotify(string) {}
 
 // startGatewayWindows runs argv directly (no shell) in a new process group,
 // with the environment plus GWLOCK_LOCK_PATH, inside job (issue 9, item 8):
@@ -144,35 +135,15 @@ func supervise(c *config, lock *heldLock, lockPath string, log *telemetry, sigs 
 // by the operating system"), so an inherited handle would keep the file open
 // without keeping the lock. On Windows the job object, not a descriptor,
 // ties the gateway's life to the holder's.
-func startGatewayWindows(argv []string, lockPath string, locked bool, job windows.Handle) (*os.Process, error) {
-	path, err := exec.LookPath(argv[0])
+func startGatewayWindows(argv, env []string, job windows.Handle) (*os.Process, error) {
+	path, err := lookGateway(argv[0])
 	if err != nil {
-		code := exitNotExecutable
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-			code = exitNotFound
-		}
-		return nil, &commandError{code: code, err: &fs.PathError{Op: "start gateway", Path: argv[0], Err: errors.Unwrap(err)}}
+		return nil, err
 	}
 	startErr := func(err error) error {
 		return &commandError{code: exitNotExecutable, err: &fs.PathError{Op: "start gateway", Path: path, Err: err}}
 	}
-	app, err := windows.UTF16PtrFromString(path)
-	if err != nil {
-		return nil, startErr(err)
-	}
-	cmdLine, err := windows.UTF16PtrFromString(windows.ComposeCommandLine(argv))
-	if err != nil {
-		return nil, startErr(err)
-	}
-	env := os.Environ()
-	if locked {
-		env = gatewayEnv(env, map[string]string{"GWLOCK_LOCK_PATH": lockPath})
-	}
-	block, err := envBlock(env)
-	if err != nil {
-		return nil, startErr(err)
-	}
-	pi, err := createSuspended(app, cmdLine, block)
+	pi, err := createGateway(path, argv, env)
 	if err != nil {
 		return nil, startErr(err)
 	}
@@ -202,6 +173,23 @@ func startGatewayWindows(argv []string, lockPath string, locked bool, job window
 		return nil, startErr(err)
 	}
 	return p, nil
+}
+
+// createGateway creates the gateway's process, suspended.
+func createGateway(path string, argv, env []string) (*windows.ProcessInformation, error) {
+	app, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return nil, err
+	}
+	cmdLine, err := windows.UTF16PtrFromString(windows.ComposeCommandLine(argv))
+	if err != nil {
+		return nil, err
+	}
+	block, err := envBlock(env)
+	if err != nil {
+		return nil, err
+	}
+	return createSuspended(app, cmdLine, block)
 }
 
 // createSuspended is CreateProcess with only the three standard handles

@@ -135,11 +135,8 @@ func (r *report) describeOwner(facts hostFacts, in *inspection) {
 	}
 }
 
-func cmdStatus(c *config, stdout, stderr io.Writer) int {
-	t, err := c.target()
-	if err != nil {
-		return fail(stderr, err)
-	}
+// statusOf prints the report on the lock t and returns the LSB code.
+func statusOf(c *config, t lockTarget, stdout, stderr io.Writer, asJSON bool) int {
 	r, _, err := inspectLock(c, &t)
 	t.d.close()
 	code := map[string]int{"running": statusRunning, "orphaned": statusRunning, "dead": statusDeadFile, "not-running": statusNotRunning}[r.State]
@@ -149,7 +146,7 @@ func cmdStatus(c *config, stdout, stderr io.Writer) int {
 	} else if r.State == "unknown" {
 		code = statusUnknown
 	}
-	if c.json {
+	if asJSON {
 		b, _ := json.Marshal(r)
 		fmt.Fprintf(stdout, "%s\n", b)
 		return code
@@ -196,15 +193,11 @@ func aliveWord(alive bool) string {
 	return "dead"
 }
 
-// cmdUnlock removes a lock file whose owner is provably gone. The judgement
+// unlockOf removes a lock file whose owner is provably gone. The judgement
 // is made without holding the file's kernel lock (it may probe a port); the
 // removal then takes the kernel lock again and goes ahead only if the file
 // and its payload are exactly what was judged.
-func cmdUnlock(c *config, log *telemetry, stderr io.Writer) int {
-	t, err := c.target()
-	if err != nil {
-		return fail(stderr, err)
-	}
+func unlockOf(c *config, t lockTarget, log *telemetry, stderr io.Writer) int {
 	r, in, err := inspectLock(c, &t)
 	defer t.d.close()
 	if err != nil {

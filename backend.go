@@ -1,0 +1,159 @@
+package main
+
+import (
+	"io"
+	"time"
+)
+
+// The seam between a lock and a supervised gateway. A lockBackend is where
+// locks live: the file lock on this host is the first; the supervisor, status
+// and unlock know nothing else of it. A holder is one lock held: it says when
+// it is lost, what the gateway must be told, and lets go.
+type lockBackend interface {
+	// acquire takes the lock as req says, emitting the acquire-* events. A
+	// live owner when the time is up (or at once, with StopIfAlive) is a
+	// *busyError; a stop signal while waiting is errCanceled.
+	acquire(req acquireRequest) (holder, error)
+	// status prints who holds the lock and returns the LSB code.
+	status(stdout, stderr io.Writer, asJSON bool) int
+	// unlock removes a lock whose owner is provably gone, never a live one.
+	unlock(log *telemetry, stderr io.Writer) int
+	// where names the lock for people: a path, a key.
+	where() string
+}
+
+// acquireRequest is how long and how to wait for a lock.
+type acquireRequest struct {
+	Timeout time.Duration // 0: try once
+	Log     *telemetry
+	// Cancel is closed by a stop signal; CancelReady once Cancel can fire.
+	Cancel, CancelReady <-chan struct{}
+	// StopIfAlive returns the busy result as soon as a live owner is
+	// established (--if-running ok), instead of waiting out Timeout.
+	StopIfAlive bool
+}
+
+// holder is a lock held, as the supervisor sees it.
+type holder interface {
+	// lost delivers, once, why the lock was lost; the holder has already
+	// said so in one lock-lost line.
+	lost() <-chan string
+	// gatewayEnv is what the gateway is told about its lock.
+	gatewayEnv() map[string]string
+	// setGateway records the gateway's main process (0: none now).
+	setGateway(pid int)
+	// release lets go of the lock once the gateway is gone.
+	release(log *telemetry) error
+	// where names the lock for people: a path, a key.
+	where() string
+}
+
+// treeHolder is a holder whose gateway inherits the lock itself (the file
+// lock's descriptor, fd 3), so the gateway's descendants share it.
+type treeHolder interface {
+	holder
+	// inheritedFD is the descriptor the gateway inherits, where the OS
+	// passes the lock on (not Windows: a LockFileEx lock is the process's).
+	inheritedFD() (uintptr, bool)
+	// setDescendants records the gateway's other live processes.
+	setDescendants(pids []int)
+	// othersHold says whether other processes still share the lock; then
+	// waitAlone waits them out.
+	othersHold() (bool, error)
+	waitAlone() error
+	// sharers names the processes that share the lock, where the OS can tell.
+	sharers() []int
+}
+
+// fileBackend is the lock file named by --config or --lock.
+type fileBackend struct {
+	c *config
+	t lockTarget
+}
+
+func newFileBackend(c *config) (*fileBackend, error) {
+	t, err := c.target()
+	if err != nil {
+		return nil, err
+	}
+	return &fileBackend{c: c, t: t}, nil
+}
+
+func (b *fileBackend) acquire(req acquireRequest) (holder, error) {
+	d, err := openLockDir(b.t.dir, b.t.explicit, true, req.Log)
+	if err != nil {
+		return nil, err
+	}
+	c := b.c
+	l, err := acquire(lockOptions{Path: b.t.path, Dir: d, ConfigPath: b.t.name, Port: c.port, Host: c.host,
+		Timeout: req.Timeout, Poll: c.poll, Stale: c.stale, Log: req.Log, Cancel: req.Cancel,
+		CancelReady: req.CancelReady, StopIfAlive: req.StopIfAlive, facts: hostProbe{probeHost: c.host}})
+	if err != nil {
+		return nil, err
+	}
+	return newFileHold(l, c.stale/3, req.Log), nil
+}
+
+func (b *fileBackend) where() string { return b.t.path }
+
+func (b *fileBackend) status(stdout, stderr io.Writer, asJSON bool) int {
+	return statusOf(b.c, b.t, stdout, stderr, asJSON)
+}
+
+func (b *fileBackend) unlock(log *telemetry, stderr io.Writer) int {
+	return unlockOf(b.c, b.t, log, stderr)
+}
+
+// fileHold is a held lock file with its heartbeat: every --stale/3 it checks
+// that the path still names our file and refreshes its mtime; a loss is said
+// once and delivered on lost.
+type fileHold struct {
+	*heldLock
+	lostCh chan string
+	quit   chan struct{}
+}
+
+func newFileHold(l *heldLock, every time.Duration, log *telemetry) *fileHold {
+	h := &fileHold{heldLock: l, lostCh: make(chan string, 1), quit: make(chan struct{})}
+	go h.heartbeat(every, log)
+	return h
+}
+
+func (h *fileHold) heartbeat(every time.Duration, log *telemetry) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.quit:
+			return
+		case <-t.C:
+		}
+		if ok, _ := h.check(); !ok && h.reportLost(log) {
+			h.lostCh <- lostReason
+			return
+		}
+	}
+}
+
+func (h *fileHold) lost() <-chan string { return h.lostCh }
+
+func (h *fileHold) where() string { return h.path }
+
+func (h *fileHold) gatewayEnv() map[string]string {
+	return map[string]string{"GWLOCK_LOCK_PATH": h.path}
+}
+
+func (h *fileHold) setGateway(pid int) { _ = h.setChild(pid) }
+
+func (h *fileHold) setDescendants(pids []int) { _ = h.heldLock.setDescendants(pids) }
+
+func (h *fileHold) inheritedFD() (uintptr, bool) { return h.f.inheritable() }
+
+func (h *fileHold) release(log *telemetry) error {
+	select {
+	case <-h.quit:
+	default:
+		close(h.quit)
+	}
+	return h.heldLock.release(log)
+}
