@@ -703,13 +703,6 @@ func helperHolder(args []string) int {
 	return 0
 }
 
-// skipIfNot skips on platforms where a claim cannot be exercised, saying why.
-func requireLinux(t *testing.T) {
-	t.Helper()
-	if runtime.GOOS != "linux" {
-		t.Skipf("needs Linux (%s)", runtime.GOOS)
-	}
-}
 
 // withoutFlag is args with the first occurrence of flag removed.
 func withoutFlag(args []string, flag string) []string {
@@ -721,14 +714,3 @@ func withoutFlag(args []string, flag string) []string {
 	return args
 }
 
-// testSeed seeds a randomised test: GWLOCK_TEST_SEED replays a failure, and
-// the seed in use is always logged so that any run can be replayed.
-func testSeed(t testing.TB) int64 {
-	t.Helper()
-	seed := time.Now().UnixNano()
-	if v, err := strconv.ParseInt(os.Getenv("GWLOCK_TEST_SEED"), 10, 64); err == nil {
-		seed = v
-	}
-	t.Logf("random seed %d (GWLOCK_TEST_SEED=%d replays this run)", seed, seed)
-	return seed
-}

@@ -9,9 +9,11 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
 )
 
 var gatewaySignals = []os.Signal{syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGINT, syscall.SIGQUIT}
@@ -100,3 +102,32 @@ func startDaemon(args []string) error {
 }
 
 func closeInheritedLock() { _ = syscall.Close(3) }
+
+// skipIfNot skips on platforms where a claim cannot be exercised, saying why.
+func requireLinux(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skipf("needs Linux (%s)", runtime.GOOS)
+	}
+}
+
+// testSeed seeds a randomised test: GWLOCK_TEST_SEED replays a failure, and
+// the seed in use is always logged so that any run can be replayed.
+func testSeed(t testing.TB) int64 {
+	t.Helper()
+	seed := time.Now().UnixNano()
+	if v, err := strconv.ParseInt(os.Getenv("GWLOCK_TEST_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	t.Logf("random seed %d (GWLOCK_TEST_SEED=%d replays this run)", seed, seed)
+	return seed
+}
+
+// existingConfig is a config file for tests about something else: run
+// refuses a config that names no file (exit 66).
+func existingConfig(t *testing.T) string {
+	t.Helper()
+	cfg := filepath.Join(tempDir(t), "gw.json")
+	writeLockFile(t, cfg, []byte("{}"), 0)
+	return cfg
+}

@@ -434,14 +434,6 @@ func TestConfigNotAFile(t *testing.T) {
 	}
 }
 
-// existingConfig is a config file for tests about something else: run
-// refuses a config that names no file (exit 66).
-func existingConfig(t *testing.T) string {
-	t.Helper()
-	cfg := filepath.Join(tempDir(t), "gw.json")
-	writeLockFile(t, cfg, []byte("{}"), 0)
-	return cfg
-}
 
 // identityOf is the name a config path gives its lock, existing or not:
 // temp dirs sit behind symlinks on some systems (macOS /var -> /private/var).

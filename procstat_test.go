@@ -65,3 +65,25 @@ func TestOwnStartTime(t *testing.T) {
 		t.Error("a start time for pid 0")
 	}
 }
+
+func TestParseProcStateGroup(t *testing.T) {
+	for _, tc := range []struct {
+		line        string
+		state       byte
+		group       int
+		ok, stateOK bool
+	}{
+		{"42 (gate way) S 1 42 42 0 -1", 'S', 42, true, true},
+		{"43 (a) (b)) Z 42 7 7 0", 'Z', 7, true, true},
+		{"44 (x) R", 'R', 0, false, true},
+		{"garbage", 0, 0, false, false},
+	} {
+		st, group, ok := parseProcStateGroup([]byte(tc.line))
+		if ok != tc.ok || (ok && (st != tc.state || group != tc.group)) {
+			t.Errorf("parseProcStateGroup(%q) = %c, %d, %t; want %c, %d, %t", tc.line, st, group, ok, tc.state, tc.group, tc.ok)
+		}
+		if st, ok := parseProcState([]byte(tc.line)); ok != tc.stateOK || (ok && st != tc.state) {
+			t.Errorf("parseProcState(%q) = %c, %t; want %c, %t", tc.line, st, ok, tc.state, tc.stateOK)
+		}
+	}
+}

@@ -5,8 +5,6 @@ package main
 // Off Linux gwlock cannot list a process's children or a lock's holders
 // without privileged interfaces: reports say the pids are unknown, and the
 // lock itself (the inherited descriptor, the kernel lock) still decides.
-func childPIDs() []int { return nil }
-
 func flockHolders(fileID, string) []int { return nil }
 
 func flockCreator(fileID) (int, bool) { return 0, false }
