@@ -121,6 +121,14 @@ func runCmd(t testing.TB, cmd *exec.Cmd) result {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	for try := 1; try < 4 && wineCreateFailed(err); try++ {
+		// Wine's CreateProcess fails now and then with "Internal error" on a
+		// loaded machine, before anything ran: the test, not gwlock, retries.
+		time.Sleep(time.Duration(try) * 100 * time.Millisecond)
+		again := exec.CommandContext(context.Background(), cmd.Path, cmd.Args[1:]...)
+		again.Env, again.Dir, again.Stdin, again.Stdout, again.Stderr = cmd.Env, cmd.Dir, cmd.Stdin, &out, &errb
+		cmd, err = again, again.Run()
+	}
 	code := 0
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -129,6 +137,11 @@ func runCmd(t testing.TB, cmd *exec.Cmd) result {
 		t.Fatalf("%v: %v", cmd.Args, err)
 	}
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// wineCreateFailed recognises Wine's spurious CreateProcess failure.
+func wineCreateFailed(err error) bool {
+	return runtime.GOOS == "windows" && err != nil && strings.Contains(err.Error(), "Internal error")
 }
 
 // mustRecover checks that a run succeeded by reclaiming a stale lock for reason.
