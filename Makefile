@@ -21,7 +21,7 @@ GOBUILD := CGO_ENABLED=0 GOARM=7 $(GO) build -trimpath -buildvcs=false -ldflags 
 DIST    ?= dist
 FUZZTIME ?= 30s
 
-.PHONY: build static-check test check fmt-check vet cross dist dist-check offline-check mod-check man bench fuzz chaos wine-test clean
+.PHONY: build static-check test check fmt-check vet cross dist dist-check offline-check mod-check man bench fuzz chaos wine-test clean ci
 
 build:
 	$(GOBUILD) -o gwlock .
@@ -46,6 +46,12 @@ cross:
 		GOOS=$${t%/*} GOARCH=$${t#*/} $(GOBUILD) -o /dev/null . || exit 1; done
 
 check: test cross static-check
+
+# ci is exactly what .ci/run runs once the packages are installed: every gate
+# of check, the offline and reproducibility proofs, the Windows suite under
+# Wine, and the README's test command.
+ci: offline-check mod-check fmt-check vet cross static-check dist-check wine-test
+	$(GO) test -race ./...
 
 # Release binaries gwlock-<version>-<os>-<arch>[.exe] and their SHA256SUMS.
 dist:
