@@ -91,6 +91,32 @@ func (e *unsafeError) Error() string {
 	return fmt.Sprintf("%s %s: %s", e.What, e.Path, e.Why)
 }
 
+// Refusals. Each kind of refusal has one constructor here, and so one hint
+// (what to do instead), whichever OS file meets it.
+
+// whyDirNotFile is the refusal of a directory at the lock path.
+const whyDirNotFile = "is a directory, not a regular file"
+
+// notRegularLockPath refuses a lock path that is not a regular file.
+func notRegularLockPath(path, why string) error {
+	return &unsafeError{What: "lock path", Path: path, Why: why, Hint: "remove it or choose another --lock"}
+}
+
+// foreignLockFile refuses a lock file another user owns.
+func foreignLockFile(path, why string) error {
+	return &unsafeError{What: "lock file", Path: path, Why: why, Hint: "another user holds this path; use a lock dir of your own"}
+}
+
+// foreignLockDir refuses a lock dir owned by neither us nor the system.
+func foreignLockDir(path, why string) error {
+	return &unsafeError{What: "lock dir", Path: path, Why: why, Hint: "use a directory you own"}
+}
+
+// notDirLockDir refuses a lock dir that is not a directory.
+func notDirLockDir(path, why string) error {
+	return &unsafeError{What: "lock dir", Path: path, Why: why, Hint: "remove it or choose another --lock-dir"}
+}
+
 // busyError is the result of an acquisition that ran out of time while a live
 // (or not provably dead) owner held the lock.
 type busyError struct {
@@ -830,6 +856,20 @@ func sweepTemps(dir *checkedDir, base string, stale time.Duration) {
 		f.close()
 	}
 }
+
+// tempSuffix ends every temp file gwlock makes beside a lock.
+const tempSuffix = ".tmp"
+
+// tempName is the one format of a temp file beside the lock base:
+// .<base>.<tag>.<unique>.tmp, which sweepTemps matches. An acquisition's own
+// file is tagged with its creator's pid (ownTempName), which tempCreatorGone
+// reads back; a file renamed out of the way is tagged with why.
+func tempName(base, tag string) string {
+	return "." + base + "." + tag + "." + uniqueSuffix() + tempSuffix
+}
+
+// ownTempName names this process's new lock file before it is published.
+func ownTempName(base string) string { return tempName(base, strconv.Itoa(os.Getpid())) }
 
 // uniqueSuffix names temp files. It needs to be unlikely to collide, not
 // secret (O_EXCL refuses a collision): crypto/rand would add half a megabyte.

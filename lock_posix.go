@@ -90,7 +90,7 @@ func createOwnerFileOnce(d *checkedDir, base string) (*lockFile, error) {
 		}
 	}
 	if f.fd < 0 {
-		f.tmpName, f.dir = "."+base+"."+strconv.Itoa(os.Getpid())+"."+uniqueSuffix()+tempSuffix, d
+		f.tmpName, f.dir = ownTempName(base), d
 		fd, err := openatRetry(d.fd, f.tmpName, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			f.tmpName = ""
@@ -125,8 +125,6 @@ func createOwnerFileOnce(d *checkedDir, base string) (*lockFile, error) {
 	}
 	return f, nil
 }
-
-const tempSuffix = ".tmp"
 
 // writePayload replaces the file's contents. The payload is complete before
 // the file is published, and later updates keep its length (see encode).
@@ -195,12 +193,11 @@ func openExisting(d *checkedDir, name string) (*lockFile, error) {
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		f.close()
-		return nil, &unsafeError{What: "lock path", Path: path, Why: "is a " + fileKind(uint32(st.Mode)) + ", not a regular file",
-			Hint: "remove it or choose another --lock"}
+		return nil, notRegularLockPath(path, "is a "+fileKind(uint32(st.Mode))+", not a regular file")
 	}
 	if int(st.Uid) != os.Geteuid() {
 		f.close()
-		return nil, foreignLockFile(path, st.Uid)
+		return nil, foreignLockFile(path, foreignUID(st.Uid))
 	}
 	f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
 	return f, nil
@@ -214,22 +211,21 @@ func classifyOpenError(d *checkedDir, name string, err error) error {
 	case unix.ELOOP, unix.EMLINK: // EMLINK: FreeBSD's answer to O_NOFOLLOW on a symlink
 		return &unsafeError{What: "lock path", Path: path, Why: "is a symlink; gwlock never follows one", Hint: "remove the symlink or point --lock at the real file"}
 	case unix.EISDIR:
-		return &unsafeError{What: "lock path", Path: path, Why: "is a directory, not a regular file", Hint: "remove it or choose another --lock"}
+		return notRegularLockPath(path, whyDirNotFile)
 	case unix.ENXIO, unix.EOPNOTSUPP:
-		return &unsafeError{What: "lock path", Path: path, Why: "is a socket or device, not a regular file", Hint: "remove it or choose another --lock"}
+		return notRegularLockPath(path, "is a socket or device, not a regular file")
 	case unix.EACCES, unix.EPERM:
 		var st unix.Stat_t
 		if unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && int(st.Uid) != os.Geteuid() {
-			return foreignLockFile(path, st.Uid)
+			return foreignLockFile(path, foreignUID(st.Uid))
 		}
 	}
 	return &fs.PathError{Op: "open lock file", Path: path, Err: err}
 }
 
-// foreignLockFile is the refusal of a lock file another user owns.
-func foreignLockFile(path string, uid uint32) error {
-	return &unsafeError{What: "lock file", Path: path, Why: fmt.Sprintf("is owned by uid %d, not by us (uid %d)", uid, os.Geteuid()),
-		Hint: "another user holds this path; use a lock dir of your own"}
+// foreignUID says why a lock file owned by uid is not ours.
+func foreignUID(uid uint32) string {
+	return fmt.Sprintf("is owned by uid %d, not by us (uid %d)", uid, os.Geteuid())
 }
 
 func fileKind(mode uint32) string {
@@ -390,7 +386,7 @@ func removeLockPath(d *checkedDir, name string) error {
 // risk: if yet another starter published between our rename and our link, the
 // successor we displaced keeps running until its heartbeat reports lock-lost.
 func reclaimWithoutKernelLock(cur *lockFile, d *checkedDir, base string) (bool, error) {
-	private := "." + base + ".reclaim." + uniqueSuffix() + tempSuffix
+	private := tempName(base, "reclaim")
 	if err := unix.Renameat(d.fd, base, d.fd, private); err != nil {
 		if err == unix.ENOENT {
 			return false, nil
@@ -431,7 +427,7 @@ func openLockDir(path string, explicit, prepare bool, log *telemetry) (*checkedD
 	perm := uint32(st.Mode) & 0o7777
 	if int(st.Uid) != me && st.Uid != 0 {
 		d.close()
-		return nil, &unsafeError{What: "lock dir", Path: path, Why: fmt.Sprintf("is owned by uid %d, neither us (uid %d) nor root", st.Uid, me), Hint: "use a directory you own"}
+		return nil, foreignLockDir(path, fmt.Sprintf("is owned by uid %d, neither us (uid %d) nor root", st.Uid, me))
 	}
 	if perm&0o022 != 0 && perm&unix.S_ISVTX == 0 {
 		d.close()
@@ -571,7 +567,7 @@ func resolveDir(path string) (int, error) {
 			if filepath.Clean(here) != filepath.Clean(path) {
 				what = "goes through " + here + ", which is a " + fileKind(uint32(st.Mode))
 			}
-			return -1, &unsafeError{What: "lock dir", Path: path, Why: what + ", not a directory", Hint: "remove it or choose another --lock-dir"}
+			return -1, notDirLockDir(path, what+", not a directory")
 		}
 		var next int
 		if err == nil {

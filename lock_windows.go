@@ -14,10 +14,7 @@ import (
 
 // Windows byte-range locks are mandatory: a lock over the payload would stop
 // readers. The lock covers one byte far past any payload instead.
-const (
-	lockRangeOffset = 1 << 40
-	tempSuffix      = ".tmp"
-)
+const lockRangeOffset = 1 << 40
 
 // checkedDir is a checked lock directory. Windows has no *at calls that
 // Go's x/sys exposes for this, so it carries the path; a directory cannot be
@@ -49,7 +46,7 @@ const shareAll = windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FI
 
 func createOwnerFile(d *checkedDir, base string) (*lockFile, error) {
 	dir := d.path
-	name := filepath.Join(dir, "."+base+"."+strconv.Itoa(os.Getpid())+"."+uniqueSuffix()+tempSuffix)
+	name := filepath.Join(dir, ownTempName(base))
 	h, err := createFile(name, windows.CREATE_NEW)
 	if err != nil {
 		return nil, &fs.PathError{Op: "create lock file in", Path: dir, Err: err}
@@ -176,7 +173,7 @@ func openExisting(d *checkedDir, name string) (*lockFile, error) {
 			return nil, &fs.PathError{Op: "open lock file", Path: path, Err: inUse(err, "it was deleted but another program still has it open")}
 		}
 		if attrs&windows.FILE_ATTRIBUTE_DIRECTORY != 0 {
-			return nil, &unsafeError{What: "lock path", Path: path, Why: "is a directory, not a regular file", Hint: "remove it or choose another --lock"}
+			return nil, notRegularLockPath(path, whyDirNotFile)
 		}
 		return nil, &fs.PathError{Op: "open lock file", Path: path, Err: err}
 	default:
@@ -194,16 +191,16 @@ func openExisting(d *checkedDir, name string) (*lockFile, error) {
 	}
 	if info.FileAttributes&windows.FILE_ATTRIBUTE_DIRECTORY != 0 {
 		f.close()
-		return nil, &unsafeError{What: "lock path", Path: path, Why: "is a directory, not a regular file", Hint: "remove it or choose another --lock"}
+		return nil, notRegularLockPath(path, whyDirNotFile)
 	}
 	if t, _ := windows.GetFileType(h); t != windows.FILE_TYPE_DISK {
 		f.close()
-		return nil, &unsafeError{What: "lock path", Path: path, Why: "is not a regular file", Hint: "remove it or choose another --lock"}
+		return nil, notRegularLockPath(path, "is not a regular file")
 	}
 	if sd, err := windows.GetSecurityInfo(h, windows.SE_FILE_OBJECT, windows.OWNER_SECURITY_INFORMATION); err == nil {
 		if why := foreignOwner(sd); why != "" {
 			f.close()
-			return nil, &unsafeError{What: "lock file", Path: path, Why: why, Hint: "another user holds this path; use a lock dir of your own"}
+			return nil, foreignLockFile(path, why)
 		}
 	}
 	f.vol, f.idx = info.VolumeSerialNumber, uint64(info.FileIndexHigh)<<32|uint64(info.FileIndexLow)
@@ -319,7 +316,7 @@ func removeLockPath(d *checkedDir, name string) error {
 		return err
 	}
 	dir, base := filepath.Split(path)
-	private := filepath.Join(dir, "."+base+".gone."+uniqueSuffix()+tempSuffix)
+	private := filepath.Join(dir, tempName(base, "gone"))
 	q, _ := windows.UTF16PtrFromString(private)
 	switch err = windows.MoveFileEx(p, q, 0); err {
 	case nil:
@@ -376,14 +373,14 @@ func openLockDir(dir string, explicit, prepare bool, log *telemetry) (*checkedDi
 		return nil, &unsafeError{What: "lock dir", Path: dir, Why: "is a symlink or junction; gwlock never follows one", Hint: "name the real directory with --lock-dir"}
 	}
 	if !fi.IsDir() {
-		return nil, &unsafeError{What: "lock dir", Path: dir, Why: "is not a directory", Hint: "remove it or choose another --lock-dir"}
+		return nil, notDirLockDir(dir, "is not a directory")
 	}
 	sd, err := windows.GetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT, windows.OWNER_SECURITY_INFORMATION)
 	if err != nil {
 		return nil, &fs.PathError{Op: "read owner of lock dir", Path: dir, Err: err}
 	}
 	if why := foreignOwner(sd); why != "" {
-		return nil, &unsafeError{What: "lock dir", Path: dir, Why: why, Hint: "use a directory you own"}
+		return nil, foreignLockDir(dir, why)
 	}
 	return &checkedDir{path: dir}, nil
 }
