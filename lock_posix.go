@@ -231,13 +231,13 @@ func foreignUID(uid uint32) string {
 func fileKind(mode uint32) string {
 	switch mode & unix.S_IFMT {
 	case unix.S_IFDIR:
-		return "directory"
+		return kindDir
 	case unix.S_IFIFO:
 		return "FIFO"
 	case unix.S_IFSOCK:
 		return "socket"
 	case unix.S_IFLNK:
-		return "symlink"
+		return kindSymlink
 	case unix.S_IFCHR, unix.S_IFBLK:
 		return "device"
 	}
@@ -418,101 +418,120 @@ func openLockDir(path string, explicit, prepare bool, log *telemetry) (*checkedD
 		return nil, err
 	}
 	d := &checkedDir{path: path, fd: fd}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		d.close()
-		return nil, &fs.PathError{Op: "stat lock dir", Path: path, Err: err}
+	found, err := d.stat()
+	if err == nil {
+		err = explicitDirRefusal(path, found, os.Geteuid())
 	}
-	me := os.Geteuid()
-	perm := uint32(st.Mode) & 0o7777
-	if int(st.Uid) != me && st.Uid != 0 {
+	if err != nil {
 		d.close()
-		return nil, foreignLockDir(path, fmt.Sprintf("is owned by uid %d, neither us (uid %d) nor root", st.Uid, me))
-	}
-	if perm&0o022 != 0 && perm&unix.S_ISVTX == 0 {
-		d.close()
-		return nil, &unsafeError{What: "lock dir", Path: path, Why: fmt.Sprintf("is writable by others (mode %04o) without the sticky bit", perm),
-			Hint: "chmod go-w or chmod +t it, or choose another --lock-dir"}
+		return nil, err
 	}
 	return d, nil
 }
 
-// openDefaultDir creates (prepare) and checks the default dir, which must be a
-// real directory of ours: its parent, /tmp, is anybody's to write, so anything
-// else there was put there by someone else.
+// openDefaultDir creates (prepare) and checks the default dir by the rule in
+// defaultDirRefusal, before it opens it and again on what it opened.
 func openDefaultDir(path string, prepare bool, log *telemetry) (*checkedDir, error) {
-	parent, name := filepath.Dir(path), filepath.Base(path)
-	pfd, err := resolveDir(parent)
+	pfd, err := resolveDir(filepath.Dir(path))
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(pfd)
+	name, me := filepath.Base(path), os.Geteuid()
 	if prepare {
 		if err := unix.Mkdirat(pfd, name, 0o700); err != nil && err != unix.EEXIST {
 			return nil, &fs.PathError{Op: "create lock dir", Path: path, Err: err}
 		}
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		if err == unix.ENOENT {
-			return nil, &fs.PathError{Op: "open lock dir", Path: path, Err: noDirError{}}
-		}
+	found, err := statEntry(pfd, filepath.Dir(path), name)
+	if err == unix.ENOENT {
+		return nil, &fs.PathError{Op: "open lock dir", Path: path, Err: noDirError{}}
+	}
+	if err != nil {
 		return nil, &fs.PathError{Op: "stat lock dir", Path: path, Err: err}
 	}
-	me := os.Geteuid()
-	squatted := func(why string) error {
-		return &unsafeError{What: "lock dir", Path: path, Why: why,
-			Hint: "remove it, or pass --lock-dir naming a directory of your own"}
-	}
-	switch {
-	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
-		target, _ := readLink(pfd, name)
-		return nil, squatted(fmt.Sprintf("is a symlink to %s owned by uid %d; the default lock dir must be a real directory", target, st.Uid))
-	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-		return nil, squatted(fmt.Sprintf("is a %s owned by uid %d, not a directory", fileKind(uint32(st.Mode)), st.Uid))
-	case int(st.Uid) != me:
-		return nil, squatted(fmt.Sprintf("is owned by uid %d, not by us (uid %d): another user created it", st.Uid, me))
+	if err := defaultDirRefusal(path, found, me); err != nil {
+		return nil, err
 	}
 	fd, err := openatRetry(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		// Replaced since the fstatat: by its owner, us, or (in /tmp) anyone.
-		return nil, squatted(fmt.Sprintf("changed while being checked (%v)", err))
+		return nil, squattedDir(path, fmt.Sprintf("changed while being checked (%v)", err))
 	}
 	d := &checkedDir{path: path, fd: fd}
-	if err := unix.Fstat(fd, &st); err != nil {
+	if err := d.checkDefault(prepare, me, log); err != nil {
 		d.close()
-		return nil, &fs.PathError{Op: "stat lock dir", Path: path, Err: err}
-	}
-	if int(st.Uid) != me {
-		d.close()
-		return nil, squatted(fmt.Sprintf("is owned by uid %d, not by us (uid %d): another user created it", st.Uid, me))
-	}
-	if perm := uint32(st.Mode) & 0o7777; prepare && perm != 0o700 {
-		if err := unix.Fchmod(fd, 0o700); err != nil {
-			d.close()
-			return nil, &fs.PathError{Op: "chmod lock dir", Path: path, Err: err}
-		}
-		if perm&0o077 != 0 {
-			log.warn("dir-tightened", "dir", path, "from_mode", fmt.Sprintf("%04o", perm))
-		}
+		return nil, err
 	}
 	return d, nil
+}
+
+// checkDefault judges the default dir we opened, and when preparing
+// tightens it to 0700.
+func (d *checkedDir) checkDefault(prepare bool, me int, log *telemetry) error {
+	opened, err := d.stat()
+	if err != nil {
+		return err
+	}
+	if err := defaultDirRefusal(d.path, opened, me); err != nil {
+		return err
+	}
+	if !prepare || opened.mode == 0o700 {
+		return nil
+	}
+	if err := unix.Fchmod(d.fd, 0o700); err != nil {
+		return &fs.PathError{Op: "chmod lock dir", Path: d.path, Err: err}
+	}
+	if opened.mode&0o077 != 0 {
+		log.warn("dir-tightened", "dir", d.path, "from_mode", fmt.Sprintf("%04o", opened.mode))
+	}
+	return nil
+}
+
+// stat describes the open directory itself.
+func (d *checkedDir) stat() (dirEntry, error) {
+	found, err := fstatEntry(d.fd, d.path)
+	if err != nil {
+		return dirEntry{}, &fs.PathError{Op: "stat lock dir", Path: d.path, Err: err}
+	}
+	return found, nil
+}
+
+// fstatEntry describes the open file fd, named path.
+func fstatEntry(fd int, path string) (dirEntry, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return dirEntry{}, err
+	}
+	return entryOf(path, &st), nil
+}
+
+// statEntry describes name in the directory dirfd (at) without following
+// it; a symlink's target is read, for the rules and their messages.
+func statEntry(dirfd int, at, name string) (dirEntry, error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return dirEntry{}, err
+	}
+	e := entryOf(filepath.Join(at, name), &st)
+	if e.kind == kindSymlink {
+		e.target, e.targetRead = readLink(dirfd, name)
+	}
+	return e, nil
+}
+
+func entryOf(path string, st *unix.Stat_t) dirEntry {
+	return dirEntry{path: path, kind: fileKind(uint32(st.Mode)), uid: st.Uid, mode: uint32(st.Mode) & 0o7777}
 }
 
 // openNoSymlinks opens a directory in one step, refusing any symlink on the
 // way (Linux openat2 RESOLVE_NO_SYMLINKS); nil where the OS has no such call.
 var openNoSymlinks func(path string) (int, error)
 
-// maxSymlinks bounds the links followed in one path, as the kernel does (40).
-const maxSymlinks = 40
-
-// resolveDir opens the directory at path. A symlink on the way is followed
-// only if nobody but root or us can have made or changed it: it is owned by
-// root or us and sits in a directory owned by root or us that nobody else can
-// write (/var/run -> /run, macOS /tmp -> /private/tmp). Any other symlink is
-// refused with where it points. The walk goes component by component, each
-// step relative to the directory opened before it, so nothing it checked can
-// be swapped behind it.
+// resolveDir opens the directory at path, following only the symlinks
+// linkRefusal trusts. The walk goes component by component, each step
+// relative to the directory opened before it, so nothing it checked can be
+// swapped behind it.
 func resolveDir(path string) (int, error) {
 	if openNoSymlinks != nil {
 		if fd, err := openNoSymlinks(path); err == nil {
@@ -521,104 +540,120 @@ func resolveDir(path string) (int, error) {
 		// A symlink on the way, an old kernel (ENOSYS) or a missing
 		// component: the walk tells which, and follows trusted links.
 	}
+	w := &dirWalk{path: path, fd: -1, todo: strings.Split(path, "/")}
+	err := w.fromRoot()
+	for err == nil && len(w.todo) > 0 {
+		err = w.step()
+	}
+	if err != nil {
+		w.close()
+		return -1, err
+	}
+	return w.hold()
+}
+
+// dirWalk is resolveDir's state: the directory open so far (fd, named at),
+// the components still to walk, and how many symlinks it followed.
+type dirWalk struct {
+	path     string
+	fd       int
+	at       string
+	todo     []string
+	followed int
+}
+
+// fromRoot starts (again) at /, for the path or an absolute symlink target.
+func (w *dirWalk) fromRoot() error {
+	w.close()
 	fd, err := openatRetry(unix.AT_FDCWD, "/", dirOpenFlags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, &fs.PathError{Op: "open lock dir", Path: path, Err: err}
+		return &fs.PathError{Op: "open lock dir", Path: w.path, Err: err}
 	}
-	at, todo, links := "/", strings.Split(path, "/"), 0
-	for len(todo) > 0 {
-		name := todo[0]
-		todo = todo[1:]
-		if name == "" || name == "." {
-			continue
-		}
-		here := filepath.Join(at, name)
-		var st unix.Stat_t
-		err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			target, why := trustedLink(fd, name, at, &st)
-			if why == "" && links >= maxSymlinks {
-				why = fmt.Sprintf("more than %d symlinks", maxSymlinks)
-			}
-			if why != "" {
-				unix.Close(fd)
-				what := "is"
-				if filepath.Clean(here) != filepath.Clean(path) {
-					what = "goes through " + here + ", which is"
-				}
-				return -1, &unsafeError{What: "lock dir", Path: path,
-					Why:  fmt.Sprintf("%s a symlink to %s owned by uid %d; %s", what, target, st.Uid, why),
-					Hint: "name the real directory with --lock-dir or --lock"}
-			}
-			links++
-			if filepath.IsAbs(target) {
-				unix.Close(fd)
-				if fd, err = openatRetry(unix.AT_FDCWD, "/", dirOpenFlags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-					return -1, &fs.PathError{Op: "open lock dir", Path: path, Err: err}
-				}
-				at = "/"
-			}
-			todo = append(strings.Split(target, "/"), todo...)
-			continue
-		}
-		if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			unix.Close(fd)
-			what := "is a " + fileKind(uint32(st.Mode))
-			if filepath.Clean(here) != filepath.Clean(path) {
-				what = "goes through " + here + ", which is a " + fileKind(uint32(st.Mode))
-			}
-			return -1, notDirLockDir(path, what+", not a directory")
-		}
-		var next int
-		if err == nil {
-			next, err = openatRetry(fd, name, dirOpenFlags|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		}
-		unix.Close(fd)
-		switch {
-		case err == unix.ENOENT:
-			return -1, &fs.PathError{Op: "open lock dir", Path: path, Err: noDirError{}}
-		case err == unix.ELOOP || err == unix.EMLINK || err == unix.ENOTDIR:
-			// It was a directory at the fstatat: someone swapped it since.
-			return -1, &unsafeError{What: "lock dir", Path: path, Why: here + " was replaced while being checked", Hint: "name the real directory with --lock-dir or --lock"}
-		case err != nil:
-			return -1, &fs.PathError{Op: "open lock dir", Path: here, Err: err}
-		}
-		fd = next
-		if name == ".." {
-			at = filepath.Dir(at)
-		} else {
-			at = here
-		}
+	w.fd, w.at = fd, "/"
+	return nil
+}
+
+// step walks one component: a directory is entered, a trusted symlink
+// followed, anything else refused.
+func (w *dirWalk) step() error {
+	name := w.todo[0]
+	w.todo = w.todo[1:]
+	if name == "" || name == "." {
+		return nil
 	}
-	// Held for reading, whatever the walk used (Linux O_PATH): the same
-	// access on every OS, and what the temp-file sweep needs.
-	dirfd, err := openatRetry(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	unix.Close(fd)
+	here := filepath.Join(w.at, name)
+	found, err := statEntry(w.fd, w.at, name)
+	switch {
+	case err != nil:
+		return walkError(w.path, here, err)
+	case found.kind == kindSymlink:
+		return w.follow(found)
+	case found.kind != kindDir:
+		return notDirLockDir(w.path, whereIs(w.path, here)+" a "+found.kind+", not a directory")
+	}
+	return w.enter(name, here)
+}
+
+// enter opens the directory name (here) and moves the walk into it.
+func (w *dirWalk) enter(name, here string) error {
+	next, err := openatRetry(w.fd, name, dirOpenFlags|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, &fs.PathError{Op: "open lock dir", Path: path, Err: err}
+		return walkError(w.path, here, err)
+	}
+	w.close()
+	w.fd, w.at = next, here
+	if name == ".." {
+		w.at = filepath.Dir(w.at)
+	}
+	return nil
+}
+
+// follow continues the walk at a symlink's target, if linkRefusal trusts it.
+func (w *dirWalk) follow(link dirEntry) error {
+	var dir *dirEntry
+	if found, err := fstatEntry(w.fd, w.at); err == nil {
+		dir = &found
+	}
+	if err := linkRefusal(w.path, link, dir, w.followed, os.Geteuid()); err != nil {
+		return err
+	}
+	w.followed++
+	w.todo = append(strings.Split(link.target, "/"), w.todo...)
+	if filepath.IsAbs(link.target) {
+		return w.fromRoot()
+	}
+	return nil
+}
+
+// hold reopens where the walk ended for reading, whatever the walk used
+// (Linux O_PATH): the same access on every OS, and what the temp-file sweep
+// needs.
+func (w *dirWalk) hold() (int, error) {
+	dirfd, err := openatRetry(w.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	w.close()
+	if err != nil {
+		return -1, &fs.PathError{Op: "open lock dir", Path: w.path, Err: err}
 	}
 	return dirfd, nil
 }
 
-// trustedLink reads the symlink name in the directory dirfd (at) and says
-// why it may not be followed, or "" if it may.
-func trustedLink(dirfd int, name, at string, link *unix.Stat_t) (target, why string) {
-	target, readable := readLink(dirfd, name)
-	me := uint32(os.Geteuid())
-	var dir unix.Stat_t
-	switch {
-	case !readable:
-		return target, "its target cannot be read"
-	case link.Uid != 0 && link.Uid != me:
-		return target, "gwlock follows only symlinks owned by root or us"
-	case unix.Fstat(dirfd, &dir) != nil:
-		return target, "its directory cannot be checked"
-	case dir.Uid != 0 && dir.Uid != me:
-		return target, fmt.Sprintf("its directory %s is owned by uid %d, who could change it", at, dir.Uid)
-	case dir.Mode&0o022 != 0:
-		return target, fmt.Sprintf("its directory %s can be written by others (mode %04o), who could replace it", at, dir.Mode&0o7777)
+func (w *dirWalk) close() {
+	if w.fd >= 0 {
+		unix.Close(w.fd)
+		w.fd = -1
 	}
-	return target, ""
+}
+
+// walkError says why the walk of path could not stat or open here.
+func walkError(path, here string, err error) error {
+	switch err {
+	case unix.ENOENT:
+		return &fs.PathError{Op: "open lock dir", Path: path, Err: noDirError{}}
+	case unix.ELOOP, unix.EMLINK, unix.ENOTDIR:
+		// It was a directory at the fstatat: someone swapped it since.
+		return realDirRefusal(path, here+" was replaced while being checked")
+	}
+	return &fs.PathError{Op: "open lock dir", Path: here, Err: err}
 }
 
 func readLink(dirfd int, name string) (string, bool) {
