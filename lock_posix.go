@@ -83,47 +83,66 @@ func createOwnerFile(d *checkedDir, base string) (*lockFile, error) {
 var errSweptMeanwhile = errors.New("a sweep held our new temp file")
 
 func createOwnerFileOnce(d *checkedDir, base string) (*lockFile, error) {
-	f := &lockFile{fd: -1}
+	f, err := openNewFile(d, base)
+	if err != nil {
+		return nil, err
+	}
+	if err = f.identifyNew(d); err == nil {
+		err = f.lockNew(d)
+	}
+	if err != nil {
+		f.discard()
+		return nil, err
+	}
+	return f, nil
+}
+
+// openNewFile creates our file in d: anonymous where the OS can, else under
+// a temp name.
+func openNewFile(d *checkedDir, base string) (*lockFile, error) {
 	if openAnonymous != nil {
 		if fd, err := openAnonymous(d.fd); err == nil {
-			f.fd = fd
+			return &lockFile{fd: fd}, nil
 		}
 	}
-	if f.fd < 0 {
-		f.tmpName, f.dir = ownTempName(base), d
-		fd, err := openatRetry(d.fd, f.tmpName, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		if err != nil {
-			f.tmpName = ""
-			return nil, &fs.PathError{Op: "create lock file in", Path: d.path, Err: err}
-		}
-		f.fd = fd
+	name := ownTempName(base)
+	fd, err := openatRetry(d.fd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, &fs.PathError{Op: "create lock file in", Path: d.path, Err: err}
 	}
+	return &lockFile{fd: fd, tmpName: name, dir: d}, nil
+}
+
+// identifyNew records the new file's identity and makes its mode 0600: the
+// umask may have taken bits we need; never more than 0600 either way.
+func (f *lockFile) identifyNew(d *checkedDir) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(f.fd, &st); err != nil {
-		f.discard()
-		return nil, &fs.PathError{Op: "stat new lock file in", Path: d.path, Err: err}
+		return &fs.PathError{Op: "stat new lock file in", Path: d.path, Err: err}
 	}
 	f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
-	// The umask may have taken bits we need; never more than 0600 either way.
-	if st.Mode&0o777 != 0o600 {
-		if err := unix.Fchmod(f.fd, 0o600); err != nil {
-			f.discard()
-			return nil, &fs.PathError{Op: "chmod new lock file in", Path: d.path, Err: err}
-		}
+	if st.Mode&0o777 == 0o600 {
+		return nil
 	}
+	if err := unix.Fchmod(f.fd, 0o600); err != nil {
+		return &fs.PathError{Op: "chmod new lock file in", Path: d.path, Err: err}
+	}
+	return nil
+}
+
+// lockNew takes the new file's kernel lock, where the filesystem has one.
+func (f *lockFile) lockNew(d *checkedDir) error {
 	switch err := flockRetry(f.fd, unix.LOCK_EX|unix.LOCK_NB); {
 	case err == nil:
 		f.kernel = true
 	case err == unix.EWOULDBLOCK:
-		f.discard()
-		return nil, errSweptMeanwhile
+		return errSweptMeanwhile
 	case noKernelLocks(err):
 		f.kernel = false
 	default:
-		f.discard()
-		return nil, &fs.PathError{Op: "flock new lock file in", Path: d.path, Err: err}
+		return &fs.PathError{Op: "flock new lock file in", Path: d.path, Err: err}
 	}
-	return f, nil
+	return nil
 }
 
 // writePayload replaces the file's contents. The payload is complete before
@@ -272,47 +291,59 @@ func (f *lockFile) waitLock(deadline time.Time, cancel <-chan struct{}) (bool, e
 		f.close()
 		return false, nil
 	}
-	type result struct{ err error }
-	var (
-		mu        sync.Mutex
-		abandoned bool
-		done      = make(chan result, 1)
-		fd        = f.fd
-	)
-	go func() {
-		err := flockRetry(fd, unix.LOCK_EX)
-		mu.Lock()
-		defer mu.Unlock()
-		if abandoned {
-			unix.Close(fd)
-			return
-		}
-		done <- result{err}
-	}()
+	w := startFlock(f.fd)
 	timer := time.NewTimer(left)
 	defer timer.Stop()
 	select {
-	case r := <-done:
-		if r.err != nil {
-			return false, &fs.PathError{Op: "flock (wait)", Path: "lock file", Err: r.err}
+	case err := <-w.done:
+		if err != nil {
+			return false, &fs.PathError{Op: "flock (wait)", Path: "lock file", Err: err}
 		}
 		return true, nil
 	case <-cancel:
 	case <-timer.C:
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	select {
-	case r := <-done:
-		if r.err == nil {
-			return true, nil
-		}
-	default:
-		// The goroutine owns the descriptor from now on.
-		abandoned = true
-		f.fd = -1
+	got, abandoned := w.giveUp()
+	if abandoned {
+		f.fd = -1 // the goroutine owns the descriptor from now on
 	}
-	return false, nil
+	return got, nil
+}
+
+// blockingFlock is a flock(LOCK_EX) running in its own goroutine.
+type blockingFlock struct {
+	done      chan error
+	mu        sync.Mutex
+	abandoned bool
+}
+
+func startFlock(fd int) *blockingFlock {
+	w := &blockingFlock{done: make(chan error, 1)}
+	go func() {
+		err := flockRetry(fd, unix.LOCK_EX)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.abandoned {
+			unix.Close(fd)
+			return
+		}
+		w.done <- err
+	}()
+	return w
+}
+
+// giveUp stops waiting: got if the flock succeeded meanwhile, abandoned if
+// it still blocks, when the goroutine closes the descriptor once it returns.
+func (w *blockingFlock) giveUp() (got, abandoned bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	select {
+	case err := <-w.done:
+		return err == nil, false
+	default:
+		w.abandoned = true
+		return false, true
+	}
 }
 
 func (f *lockFile) readPayload() ([]byte, time.Time, error) {
