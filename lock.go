@@ -43,9 +43,15 @@ import (
 //	(*lockFile).writePayload(b []byte) error
 //	(*lockFile).publish(d *checkedDir, base string) error
 //	    places the file at base atomically; fs.ErrExist if a file is there.
-//	openExisting(d *checkedDir, name string) (*lockFile, error)
-//	    opens the file name without following a symlink and without
-//	    blocking; an *unsafeError if it is not a regular file we own.
+//	openLockPath(d *checkedDir, name string) (*lockFile, error)
+//	    opens the file name for openExisting, without following a symlink
+//	    and without blocking; the OS's error as it is.
+//	classifyOpenError(d *checkedDir, name string, err error) error
+//	    says what openLockPath's error means: fs.ErrNotExist, a refusal, a
+//	    third party's handle (errFileInUse), or a failure.
+//	(*lockFile).checkExisting(path string) error
+//	    an *unsafeError if the opened file is not a regular file we own;
+//	    records its identity.
 //	(*lockFile).tryLock() (bool, error)
 //	    false with f.kernel cleared where the filesystem has no kernel locks
 //	    (NFS without lockd): the lock then rests on the payload and a heartbeat.
@@ -91,42 +97,27 @@ func (e *unsafeError) Error() string {
 	return fmt.Sprintf("%s %s: %s", e.What, e.Path, e.Why)
 }
 
-// Refusals. Each kind of refusal has one constructor here, and so one hint
-// (what to do instead), whichever OS file meets it.
+// refusal is one kind of refusal (exit 77): what is refused, and the hint
+// that says what to do instead. Each kind is declared once, below or (where
+// only one OS meets it) in its OS file, and every refusal is made by of.
+type refusal struct{ what, hint string }
+
+func (r refusal) of(path, why string) error {
+	return &unsafeError{What: r.what, Path: path, Why: why, Hint: r.hint}
+}
+
+var (
+	notRegularLockPath = refusal{"lock path", "remove it or choose another --lock"}
+	foreignLockFile    = refusal{"lock file", "another user holds this path; use a lock dir of your own"}
+	foreignLockDir     = refusal{"lock dir", "use a directory you own"}
+	notDirLockDir      = refusal{"lock dir", "remove it or choose another --lock-dir"}
+	looseLockDir       = refusal{"lock dir", "chmod go-w or chmod +t it, or choose another --lock-dir"}
+	unrealLockDir      = refusal{"lock dir", "name the real directory with --lock-dir or --lock"} // reached through a link not followed
+	squattedLockDir    = refusal{"lock dir", "remove it, or pass --lock-dir naming a directory of your own"}
+)
 
 // whyDirNotFile is the refusal of a directory at the lock path.
 const whyDirNotFile = "is a directory, not a regular file"
-
-// notRegularLockPath refuses a lock path that is not a regular file.
-func notRegularLockPath(path, why string) error {
-	return &unsafeError{What: "lock path", Path: path, Why: why, Hint: "remove it or choose another --lock"}
-}
-
-// foreignLockFile refuses a lock file another user owns.
-func foreignLockFile(path, why string) error {
-	return &unsafeError{What: "lock file", Path: path, Why: why, Hint: "another user holds this path; use a lock dir of your own"}
-}
-
-// foreignLockDir refuses a lock dir owned by neither us nor the system.
-func foreignLockDir(path, why string) error {
-	return &unsafeError{What: "lock dir", Path: path, Why: why, Hint: "use a directory you own"}
-}
-
-// notDirLockDir refuses a lock dir that is not a directory.
-func notDirLockDir(path, why string) error {
-	return &unsafeError{What: "lock dir", Path: path, Why: why, Hint: "remove it or choose another --lock-dir"}
-}
-
-// realDirRefusal refuses a lock dir reached through something gwlock does
-// not follow.
-func realDirRefusal(path, why string) error {
-	return &unsafeError{What: "lock dir", Path: path, Why: why, Hint: "name the real directory with --lock-dir or --lock"}
-}
-
-// squattedDir refuses a default lock dir that someone else put in place.
-func squattedDir(path, why string) error {
-	return &unsafeError{What: "lock dir", Path: path, Why: why, Hint: "remove it, or pass --lock-dir naming a directory of your own"}
-}
 
 // The lock dir rules. The OS files describe what they find as a dirEntry
 // and never judge it themselves. These rules hold on POSIX; Windows, which
@@ -157,11 +148,10 @@ const maxSymlinks = 40
 // nobody else may write to it unless it is sticky (/tmp).
 func explicitDirRefusal(path string, dir dirEntry, me int) error {
 	if int(dir.uid) != me && dir.uid != 0 {
-		return foreignLockDir(path, fmt.Sprintf("is owned by uid %d, neither us (uid %d) nor root", dir.uid, me))
+		return foreignLockDir.of(path, fmt.Sprintf("is owned by uid %d, neither us (uid %d) nor root", dir.uid, me))
 	}
 	if dir.mode&0o022 != 0 && dir.mode&modeSticky == 0 {
-		return &unsafeError{What: "lock dir", Path: path, Why: fmt.Sprintf("is writable by others (mode %04o) without the sticky bit", dir.mode),
-			Hint: "chmod go-w or chmod +t it, or choose another --lock-dir"}
+		return looseLockDir.of(path, fmt.Sprintf("is writable by others (mode %04o) without the sticky bit", dir.mode))
 	}
 	return nil
 }
@@ -172,11 +162,11 @@ func explicitDirRefusal(path string, dir dirEntry, me int) error {
 func defaultDirRefusal(path string, found dirEntry, me int) error {
 	switch {
 	case found.kind == kindSymlink:
-		return squattedDir(path, fmt.Sprintf("is a symlink to %s owned by uid %d; the default lock dir must be a real directory", found.target, found.uid))
+		return squattedLockDir.of(path, fmt.Sprintf("is a symlink to %s owned by uid %d; the default lock dir must be a real directory", found.target, found.uid))
 	case found.kind != kindDir:
-		return squattedDir(path, fmt.Sprintf("is a %s owned by uid %d, not a directory", found.kind, found.uid))
+		return squattedLockDir.of(path, fmt.Sprintf("is a %s owned by uid %d, not a directory", found.kind, found.uid))
 	case int(found.uid) != me:
-		return squattedDir(path, fmt.Sprintf("is owned by uid %d, not by us (uid %d): another user created it", found.uid, me))
+		return squattedLockDir.of(path, fmt.Sprintf("is owned by uid %d, not by us (uid %d): another user created it", found.uid, me))
 	}
 	return nil
 }
@@ -205,7 +195,7 @@ func linkRefusal(path string, link dirEntry, dir *dirEntry, followed, me int) er
 	default:
 		return nil
 	}
-	return realDirRefusal(path, fmt.Sprintf("%s a symlink to %s owned by uid %d; %s", whereIs(path, link.path), link.target, link.uid, why))
+	return unrealLockDir.of(path, fmt.Sprintf("%s a symlink to %s owned by uid %d; %s", whereIs(path, link.path), link.target, link.uid, why))
 }
 
 // whereIs starts a refusal met at here on the way to path: path itself
@@ -877,6 +867,21 @@ func judgeFile(cur *lockFile, got bool, stale time.Duration, facts hostFacts) (v
 		return describeHolder(raw, cur.id(), facts), nil
 	}
 	return judgeOwner(raw, time.Since(mtime), stale, got, facts), nil
+}
+
+// openExisting opens the file name in d without following a symlink and
+// without blocking: fs.ErrNotExist if there is none, an *unsafeError if it
+// is not a regular file we own.
+func openExisting(d *checkedDir, name string) (*lockFile, error) {
+	f, err := openLockPath(d, name)
+	if err != nil {
+		return nil, classifyOpenError(d, name, err)
+	}
+	if err := f.checkExisting(d.join(name)); err != nil {
+		f.close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // errTempGone: publishing found our own temp file gone.

@@ -193,33 +193,35 @@ func (f *lockFile) discard() {
 	f.close()
 }
 
-func openExisting(d *checkedDir, name string) (*lockFile, error) {
-	// O_NONBLOCK: a FIFO at the path must not hang us. O_NOFOLLOW: a symlink
-	// is refused, never followed. O_RDWR: NFSv4 wants it for exclusive locks.
+// openLockPath opens name in d for openExisting. O_NONBLOCK: a FIFO at the
+// path must not hang us. O_NOFOLLOW: a symlink is refused, never followed.
+// O_RDWR: NFSv4 wants it for exclusive locks.
+func openLockPath(d *checkedDir, name string) (*lockFile, error) {
 	fd, err := openatRetry(d.fd, name, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err == unix.EROFS || err == unix.EACCES {
 		fd, err = openatRetry(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	}
-	path := d.join(name)
 	if err != nil {
-		return nil, classifyOpenError(d, name, err)
+		return nil, err
 	}
-	f := &lockFile{fd: fd, kernel: true}
+	return &lockFile{fd: fd, kernel: true}, nil
+}
+
+// checkExisting refuses an opened file that is not a regular file of ours,
+// and records its identity.
+func (f *lockFile) checkExisting(path string) error {
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		f.close()
-		return nil, &fs.PathError{Op: "stat lock file", Path: path, Err: err}
+	if err := unix.Fstat(f.fd, &st); err != nil {
+		return &fs.PathError{Op: "stat lock file", Path: path, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		f.close()
-		return nil, notRegularLockPath(path, "is a "+fileKind(uint32(st.Mode))+", not a regular file")
+		return notRegularLockPath.of(path, "is a "+fileKind(uint32(st.Mode))+", not a regular file")
 	}
 	if int(st.Uid) != os.Geteuid() {
-		f.close()
-		return nil, foreignLockFile(path, foreignUID(st.Uid))
+		return foreignLockFile.of(path, foreignUID(st.Uid))
 	}
 	f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
-	return f, nil
+	return nil
 }
 
 func classifyOpenError(d *checkedDir, name string, err error) error {
@@ -228,19 +230,23 @@ func classifyOpenError(d *checkedDir, name string, err error) error {
 	case unix.ENOENT:
 		return fs.ErrNotExist
 	case unix.ELOOP, unix.EMLINK: // EMLINK: FreeBSD's answer to O_NOFOLLOW on a symlink
-		return &unsafeError{What: "lock path", Path: path, Why: "is a symlink; gwlock never follows one", Hint: "remove the symlink or point --lock at the real file"}
+		return symlinkLockPath.of(path, "is a symlink; gwlock never follows one")
 	case unix.EISDIR:
-		return notRegularLockPath(path, whyDirNotFile)
+		return notRegularLockPath.of(path, whyDirNotFile)
 	case unix.ENXIO, unix.EOPNOTSUPP:
-		return notRegularLockPath(path, "is a socket or device, not a regular file")
+		return notRegularLockPath.of(path, "is a socket or device, not a regular file")
 	case unix.EACCES, unix.EPERM:
 		var st unix.Stat_t
 		if unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && int(st.Uid) != os.Geteuid() {
-			return foreignLockFile(path, foreignUID(st.Uid))
+			return foreignLockFile.of(path, foreignUID(st.Uid))
 		}
 	}
 	return &fs.PathError{Op: "open lock file", Path: path, Err: err}
 }
+
+// symlinkLockPath refuses a symlink at the lock path. Its hint is the
+// POSIX one; lock_windows.go has its own (see there).
+var symlinkLockPath = refusal{"lock path", "remove the symlink or point --lock at the real file"}
 
 // foreignUID says why a lock file owned by uid is not ours.
 func foreignUID(uid uint32) string {
@@ -487,7 +493,7 @@ func openDefaultDir(path string, prepare bool, log *telemetry) (*checkedDir, err
 	fd, err := openatRetry(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		// Replaced since the fstatat: by its owner, us, or (in /tmp) anyone.
-		return nil, squattedDir(path, fmt.Sprintf("changed while being checked (%v)", err))
+		return nil, squattedLockDir.of(path, fmt.Sprintf("changed while being checked (%v)", err))
 	}
 	d := &checkedDir{path: path, fd: fd}
 	if err := d.checkDefault(prepare, me, log); err != nil {
@@ -620,7 +626,7 @@ func (w *dirWalk) step() error {
 	case found.kind == kindSymlink:
 		return w.follow(found)
 	case found.kind != kindDir:
-		return notDirLockDir(w.path, whereIs(w.path, here)+" a "+found.kind+", not a directory")
+		return notDirLockDir.of(w.path, whereIs(w.path, here)+" a "+found.kind+", not a directory")
 	}
 	return w.enter(name, here)
 }
@@ -682,7 +688,7 @@ func walkError(path, here string, err error) error {
 		return &fs.PathError{Op: "open lock dir", Path: path, Err: noDirError{}}
 	case unix.ELOOP, unix.EMLINK, unix.ENOTDIR:
 		// It was a directory at the fstatat: someone swapped it since.
-		return realDirRefusal(path, here+" was replaced while being checked")
+		return unrealLockDir.of(path, here+" was replaced while being checked")
 	}
 	return &fs.PathError{Op: "open lock dir", Path: here, Err: err}
 }

@@ -81,7 +81,7 @@ func (f *lockFile) identify() error {
 	if err := windows.GetFileInformationByHandle(f.h, &info); err != nil {
 		return &fs.PathError{Op: "stat lock file", Path: f.tmpName, Err: err}
 	}
-	f.vol, f.idx = info.VolumeSerialNumber, uint64(info.FileIndexHigh)<<32|uint64(info.FileIndexLow)
+	f.setID(&info)
 	return nil
 }
 
@@ -147,64 +147,92 @@ func (f *lockFile) discard() {
 	}
 }
 
-func openExisting(d *checkedDir, name string) (*lockFile, error) {
+// openLockPath opens name in d for openExisting.
+func openLockPath(d *checkedDir, name string) (*lockFile, error) {
 	path := d.join(name)
 	if testHookFileOp != nil {
 		testHookFileOp("open", path)
 	}
 	h, err := createFile(path, windows.OPEN_EXISTING)
+	if err != nil {
+		return nil, err
+	}
+	return &lockFile{h: h, kernel: true}, nil
+}
+
+func classifyOpenError(d *checkedDir, name string, err error) error {
+	path := d.join(name)
 	switch err {
-	case nil:
 	case windows.ERROR_FILE_NOT_FOUND, windows.ERROR_PATH_NOT_FOUND:
-		return nil, fs.ErrNotExist
+		return fs.ErrNotExist
 	case windows.ERROR_SHARING_VIOLATION:
-		return nil, &fs.PathError{Op: "open lock file", Path: path, Err: inUse(err, "another program (an antivirus scanner, an indexer?) has it open without sharing")}
+		return &fs.PathError{Op: "open lock file", Path: path, Err: inUse(err, "another program (an antivirus scanner, an indexer?) has it open without sharing")}
 	case windows.ERROR_ACCESS_DENIED:
-		// A directory, or a file pending deletion: tell them apart by
-		// attributes. A file pending deletion refuses every open, even the
-		// attribute query (STATUS_DELETE_PENDING), until its last handle
-		// closes and the name is free: that is a wait, not a failure.
-		p, _ := windows.UTF16PtrFromString(path)
-		attrs, aerr := windows.GetFileAttributes(p)
-		if aerr == windows.ERROR_FILE_NOT_FOUND || aerr == windows.ERROR_PATH_NOT_FOUND {
-			return nil, fs.ErrNotExist
-		}
-		if aerr != nil {
-			return nil, &fs.PathError{Op: "open lock file", Path: path, Err: inUse(err, "it was deleted but another program still has it open")}
-		}
-		if attrs&windows.FILE_ATTRIBUTE_DIRECTORY != 0 {
-			return nil, notRegularLockPath(path, whyDirNotFile)
-		}
-		return nil, &fs.PathError{Op: "open lock file", Path: path, Err: err}
-	default:
-		return nil, &fs.PathError{Op: "open lock file", Path: path, Err: err}
+		return classifyDenied(path, err)
 	}
-	f := &lockFile{h: h, kernel: true}
+	return &fs.PathError{Op: "open lock file", Path: path, Err: err}
+}
+
+// classifyDenied tells apart by attributes what refuses an open: a
+// directory, or a file pending deletion. A file pending deletion refuses
+// every open, even the attribute query (STATUS_DELETE_PENDING), until its
+// last handle closes and the name is free: that is a wait, not a failure.
+func classifyDenied(path string, err error) error {
+	p, _ := windows.UTF16PtrFromString(path)
+	attrs, aerr := windows.GetFileAttributes(p)
+	switch {
+	case aerr == windows.ERROR_FILE_NOT_FOUND || aerr == windows.ERROR_PATH_NOT_FOUND:
+		return fs.ErrNotExist
+	case aerr != nil:
+		return &fs.PathError{Op: "open lock file", Path: path, Err: inUse(err, "it was deleted but another program still has it open")}
+	case attrs&windows.FILE_ATTRIBUTE_DIRECTORY != 0:
+		return notRegularLockPath.of(path, whyDirNotFile)
+	}
+	return &fs.PathError{Op: "open lock file", Path: path, Err: err}
+}
+
+// checkExisting refuses an opened file that is not a regular file of ours,
+// and records its identity.
+func (f *lockFile) checkExisting(path string) error {
 	var info windows.ByHandleFileInformation
-	if err := windows.GetFileInformationByHandle(h, &info); err != nil {
-		f.close()
-		return nil, &fs.PathError{Op: "stat lock file", Path: path, Err: err}
+	if err := windows.GetFileInformationByHandle(f.h, &info); err != nil {
+		return &fs.PathError{Op: "stat lock file", Path: path, Err: err}
 	}
-	if info.FileAttributes&windows.FILE_ATTRIBUTE_REPARSE_POINT != 0 {
-		f.close()
-		return nil, &unsafeError{What: "lock path", Path: path, Why: "is a symlink or junction; gwlock never follows one", Hint: "remove it or point --lock at the real file"}
+	switch {
+	case info.FileAttributes&windows.FILE_ATTRIBUTE_REPARSE_POINT != 0:
+		return symlinkLockPath.of(path, whyReparsePoint)
+	case info.FileAttributes&windows.FILE_ATTRIBUTE_DIRECTORY != 0:
+		return notRegularLockPath.of(path, whyDirNotFile)
+	case !onDisk(f.h):
+		return notRegularLockPath.of(path, "is not a regular file")
 	}
-	if info.FileAttributes&windows.FILE_ATTRIBUTE_DIRECTORY != 0 {
-		f.close()
-		return nil, notRegularLockPath(path, whyDirNotFile)
-	}
-	if t, _ := windows.GetFileType(h); t != windows.FILE_TYPE_DISK {
-		f.close()
-		return nil, notRegularLockPath(path, "is not a regular file")
-	}
-	if sd, err := windows.GetSecurityInfo(h, windows.SE_FILE_OBJECT, windows.OWNER_SECURITY_INFORMATION); err == nil {
+	if sd, err := windows.GetSecurityInfo(f.h, windows.SE_FILE_OBJECT, windows.OWNER_SECURITY_INFORMATION); err == nil {
 		if why := foreignOwner(sd); why != "" {
-			f.close()
-			return nil, foreignLockFile(path, why)
+			return foreignLockFile.of(path, why)
 		}
 	}
+	f.setID(&info)
+	return nil
+}
+
+// The Windows refusals of a reparse point (a symlink or junction). Their
+// hints differ from the POSIX ones (unrealLockDir, lock_posix.go's
+// symlinkLockPath) in wording only; they are kept as they were.
+var (
+	symlinkLockPath = refusal{"lock path", "remove it or point --lock at the real file"}
+	reparseLockDir  = refusal{"lock dir", "name the real directory with --lock-dir"}
+)
+
+const whyReparsePoint = "is a symlink or junction; gwlock never follows one"
+
+func onDisk(h windows.Handle) bool {
+	t, _ := windows.GetFileType(h)
+	return t == windows.FILE_TYPE_DISK
+}
+
+// setID records the file's identity, (volume serial, file index).
+func (f *lockFile) setID(info *windows.ByHandleFileInformation) {
 	f.vol, f.idx = info.VolumeSerialNumber, uint64(info.FileIndexHigh)<<32|uint64(info.FileIndexLow)
-	return f, nil
 }
 
 func (f *lockFile) tryLock() (bool, error) {
@@ -283,7 +311,9 @@ func (f *lockFile) namedBy(d *checkedDir, name string) (bool, error) {
 	if err := windows.GetFileInformationByHandle(h, &info); err != nil {
 		return false, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
-	return info.VolumeSerialNumber == f.vol && (uint64(info.FileIndexHigh)<<32|uint64(info.FileIndexLow)) == f.idx, nil
+	var named lockFile
+	named.setID(&info)
+	return named.id() == f.id(), nil
 }
 
 func (f *lockFile) touch() error {
@@ -370,17 +400,17 @@ func openLockDir(dir string, explicit, prepare bool, log *telemetry) (*checkedDi
 		return nil, &fs.PathError{Op: "stat lock dir", Path: dir, Err: err}
 	}
 	if fi.Mode()&os.ModeSymlink != 0 {
-		return nil, &unsafeError{What: "lock dir", Path: dir, Why: "is a symlink or junction; gwlock never follows one", Hint: "name the real directory with --lock-dir"}
+		return nil, reparseLockDir.of(dir, whyReparsePoint)
 	}
 	if !fi.IsDir() {
-		return nil, notDirLockDir(dir, "is not a directory")
+		return nil, notDirLockDir.of(dir, "is not a directory")
 	}
 	sd, err := windows.GetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT, windows.OWNER_SECURITY_INFORMATION)
 	if err != nil {
 		return nil, &fs.PathError{Op: "read owner of lock dir", Path: dir, Err: err}
 	}
 	if why := foreignOwner(sd); why != "" {
-		return nil, foreignLockDir(dir, why)
+		return nil, foreignLockDir.of(dir, why)
 	}
 	return &checkedDir{path: dir}, nil
 }
