@@ -58,7 +58,8 @@ import (
 //	(*lockFile).waitLock(deadline time.Time, cancel <-chan struct{}) (bool, error)
 //	    blocks until the kernel lock is ours, the deadline passes or cancel is
 //	    closed; the file must not be used again by the caller when it returns false.
-//	(*lockFile).readPayload() ([]byte, time.Time, error)  at most maxPayloadRead bytes
+//	(*lockFile).stat() (size int64, mtime time.Time, err error)
+//	(*lockFile).readAt(b []byte, off int64) (int, error)   0, nil at the end
 //	(*lockFile).namedBy(d *checkedDir, name string) (bool, error)
 //	    whether name still names this file (dev, inode); false on ENOENT.
 //	(*lockFile).touch() error                 refresh the mtime (heartbeat)
@@ -882,6 +883,28 @@ func openExisting(d *checkedDir, name string) (*lockFile, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// readPayload reads the lock file's contents, at most maxPayloadRead bytes,
+// and its mtime.
+func (f *lockFile) readPayload() ([]byte, time.Time, error) {
+	size, mtime, err := f.stat()
+	if err != nil {
+		return nil, time.Time{}, &fs.PathError{Op: "stat lock file", Path: "lock file", Err: err}
+	}
+	buf := make([]byte, min(size, maxPayloadRead))
+	n := 0
+	for n < len(buf) {
+		m, err := f.readAt(buf[n:], int64(n))
+		if err != nil {
+			return nil, time.Time{}, &fs.PathError{Op: "read lock file", Path: "lock file", Err: err}
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return buf[:n], mtime, nil
 }
 
 // errTempGone: publishing found our own temp file gone.

@@ -352,31 +352,21 @@ func (w *blockingFlock) giveUp() (got, abandoned bool) {
 	}
 }
 
-func (f *lockFile) readPayload() ([]byte, time.Time, error) {
+func (f *lockFile) stat() (int64, time.Time, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(f.fd, &st); err != nil {
-		return nil, time.Time{}, &fs.PathError{Op: "stat lock file", Path: "lock file", Err: err}
+		return 0, time.Time{}, err
 	}
-	size := st.Size
-	if size > maxPayloadRead {
-		size = maxPayloadRead
+	return st.Size, time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)), nil
+}
+
+func (f *lockFile) readAt(b []byte, off int64) (int, error) {
+	for {
+		n, err := unix.Pread(f.fd, b, off)
+		if err != unix.EINTR {
+			return n, err
+		}
 	}
-	buf := make([]byte, size)
-	n := 0
-	for n < len(buf) {
-		m, err := unix.Pread(f.fd, buf[n:], int64(n))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, time.Time{}, &fs.PathError{Op: "read lock file", Path: "lock file", Err: err}
-		}
-		if m == 0 {
-			break
-		}
-		n += m
-	}
-	return buf[:n], time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)), nil
 }
 
 func (f *lockFile) namedBy(d *checkedDir, name string) (bool, error) {

@@ -262,35 +262,30 @@ func (f *lockFile) waitLock(deadline time.Time, cancel <-chan struct{}) (bool, e
 	return false, nil
 }
 
-func (f *lockFile) readPayload() ([]byte, time.Time, error) {
+func (f *lockFile) stat() (int64, time.Time, error) {
 	var info windows.ByHandleFileInformation
 	if err := windows.GetFileInformationByHandle(f.h, &info); err != nil {
-		return nil, time.Time{}, &fs.PathError{Op: "stat lock file", Path: "lock file", Err: err}
+		return 0, time.Time{}, err
 	}
 	size := int64(info.FileSizeHigh)<<32 | int64(info.FileSizeLow)
-	if size > maxPayloadRead {
-		size = maxPayloadRead
+	return size, time.Unix(0, info.LastWriteTime.Nanoseconds()), nil
+}
+
+func (f *lockFile) readAt(b []byte, off int64) (int, error) {
+	ol := windows.Overlapped{Offset: uint32(off)}
+	var got uint32
+	switch err := windows.ReadFile(f.h, b, &got, &ol); err {
+	case nil:
+		return int(got), nil
+	case windows.ERROR_HANDLE_EOF:
+		return 0, nil
+	case windows.ERROR_LOCK_VIOLATION:
+		// Another program locked the payload's bytes (a backup tool):
+		// they are readable again once it unlocks them.
+		return 0, inUse(err, "another program has locked the payload")
+	default:
+		return 0, err
 	}
-	buf := make([]byte, size)
-	n := 0
-	for n < len(buf) {
-		ol := windows.Overlapped{Offset: uint32(n)}
-		var got uint32
-		err := windows.ReadFile(f.h, buf[n:], &got, &ol)
-		if err == windows.ERROR_HANDLE_EOF || (err == nil && got == 0) {
-			break
-		}
-		if err == windows.ERROR_LOCK_VIOLATION {
-			// Another program locked the payload's bytes (a backup tool):
-			// they are readable again once it unlocks them.
-			err = inUse(err, "another program has locked the payload")
-		}
-		if err != nil {
-			return nil, time.Time{}, &fs.PathError{Op: "read lock file", Path: "lock file", Err: err}
-		}
-		n += int(got)
-	}
-	return buf[:n], time.Unix(0, info.LastWriteTime.Nanoseconds()), nil
 }
 
 func (f *lockFile) namedBy(d *checkedDir, name string) (bool, error) {
