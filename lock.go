@@ -120,10 +120,11 @@ var (
 // whyDirNotFile is the refusal of a directory at the lock path.
 const whyDirNotFile = "is a directory, not a regular file"
 
-// The lock dir rules. The OS files describe what they find as a dirEntry
-// and never judge it themselves. These rules hold on POSIX; Windows, which
-// follows no reparse point and keeps its default dir in the user's profile,
-// judges a lock dir by its owner alone (foreignOwner).
+// The lock dir rules. lock_posix.go describes what it finds as a dirEntry
+// and never judges it itself; the rules are pure, and tested on every OS.
+// Windows applies none of them: it follows no reparse point at all, keeps
+// its default dir in the user's profile rather than a shared /tmp, and
+// judges a lock dir's owner by foreignOwner (us, Administrators or SYSTEM).
 
 // dirEntry is what the lock dir rules know about one file: what it is, who
 // owns it, its permission bits and, for a symlink, its target.
