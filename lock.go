@@ -35,6 +35,7 @@ import (
 //	    checks the directory (Invariant 7) and returns it open. prepare (run)
 //	    creates a missing default dir and tightens a loose one of ours; without
 //	    it (status, unlock) nothing changes and a missing dir is fs.ErrNotExist.
+//	    POSIX judges what it finds by the lock dir rules below.
 //	(*checkedDir).names() ([]string, error)
 //	(*checkedDir).close() error
 //	createOwnerFile(d *checkedDir, base string) (*lockFile, error)
