@@ -35,6 +35,7 @@ import (
 //	    checks the directory (Invariant 7) and returns it open. prepare (run)
 //	    creates a missing default dir and tightens a loose one of ours; without
 //	    it (status, unlock) nothing changes and a missing dir is fs.ErrNotExist.
+//	    POSIX judges what it finds by the lock dir rules below.
 //	(*checkedDir).names() ([]string, error)
 //	(*checkedDir).close() error
 //	createOwnerFile(d *checkedDir, base string) (*lockFile, error)
@@ -43,16 +44,23 @@ import (
 //	(*lockFile).writePayload(b []byte) error
 //	(*lockFile).publish(d *checkedDir, base string) error
 //	    places the file at base atomically; fs.ErrExist if a file is there.
-//	openExisting(d *checkedDir, name string) (*lockFile, error)
-//	    opens the file name without following a symlink and without
-//	    blocking; an *unsafeError if it is not a regular file we own.
+//	openLockPath(d *checkedDir, name string) (*lockFile, error)
+//	    opens the file name for openExisting, without following a symlink
+//	    and without blocking; the OS's error as it is.
+//	classifyOpenError(d *checkedDir, name string, err error) error
+//	    says what openLockPath's error means: fs.ErrNotExist, a refusal, a
+//	    third party's handle (errFileInUse), or a failure.
+//	(*lockFile).checkExisting(path string) error
+//	    an *unsafeError if the opened file is not a regular file we own;
+//	    records its identity.
 //	(*lockFile).tryLock() (bool, error)
 //	    false with f.kernel cleared where the filesystem has no kernel locks
 //	    (NFS without lockd): the lock then rests on the payload and a heartbeat.
 //	(*lockFile).waitLock(deadline time.Time, cancel <-chan struct{}) (bool, error)
 //	    blocks until the kernel lock is ours, the deadline passes or cancel is
 //	    closed; the file must not be used again by the caller when it returns false.
-//	(*lockFile).readPayload() ([]byte, time.Time, error)  at most maxPayloadRead bytes
+//	(*lockFile).stat() (size int64, mtime time.Time, err error)
+//	(*lockFile).readAt(b []byte, off int64) (int, error)   0, nil at the end
 //	(*lockFile).namedBy(d *checkedDir, name string) (bool, error)
 //	    whether name still names this file (dev, inode); false on ENOENT.
 //	(*lockFile).touch() error                 refresh the mtime (heartbeat)
@@ -89,6 +97,117 @@ type unsafeError struct {
 
 func (e *unsafeError) Error() string {
 	return fmt.Sprintf("%s %s: %s", e.What, e.Path, e.Why)
+}
+
+// refusal is one kind of refusal (exit 77): what is refused, and the hint
+// that says what to do instead. Each kind is declared once, below or (where
+// only one OS meets it) in its OS file, and every refusal is made by of.
+type refusal struct{ what, hint string }
+
+func (r refusal) of(path, why string) error {
+	return &unsafeError{What: r.what, Path: path, Why: why, Hint: r.hint}
+}
+
+var (
+	notRegularLockPath = refusal{"lock path", "remove it or choose another --lock"}
+	foreignLockFile    = refusal{"lock file", "another user holds this path; use a lock dir of your own"}
+	foreignLockDir     = refusal{"lock dir", "use a directory you own"}
+	notDirLockDir      = refusal{"lock dir", "remove it or choose another --lock-dir"}
+	looseLockDir       = refusal{"lock dir", "chmod go-w or chmod +t it, or choose another --lock-dir"}
+	unrealLockDir      = refusal{"lock dir", "name the real directory with --lock-dir or --lock"} // reached through a link not followed
+	squattedLockDir    = refusal{"lock dir", "remove it, or pass --lock-dir naming a directory of your own"}
+)
+
+// whyDirNotFile is the refusal of a directory at the lock path.
+const whyDirNotFile = "is a directory, not a regular file"
+
+// The lock dir rules. lock_posix.go describes what it finds as a dirEntry
+// and never judges it itself; the rules are pure, and tested on every OS.
+// Windows applies none of them: it follows no reparse point at all, keeps
+// its default dir in the user's profile rather than a shared /tmp, and
+// judges a lock dir's owner by foreignOwner (us, Administrators or SYSTEM).
+
+// dirEntry is what the lock dir rules know about one file: what it is, who
+// owns it, its permission bits and, for a symlink, its target.
+type dirEntry struct {
+	path       string // for messages
+	kind       string // as in "is a FIFO": kindDir, kindSymlink, "FIFO", "socket", "device", "special file"
+	uid        uint32
+	mode       uint32 // permission bits (0o7777)
+	target     string // a symlink's target, or "(unreadable)"
+	targetRead bool
+}
+
+const (
+	kindDir     = "directory"
+	kindSymlink = "symlink"
+	modeSticky  = 0o1000 // S_ISVTX: only a file's owner may remove or rename it
+)
+
+// maxSymlinks bounds the links followed in one path, as the kernel does (40).
+const maxSymlinks = 40
+
+// explicitDirRefusal: a lock dir the user named must be ours or root's, and
+// nobody else may write to it unless it is sticky (/tmp).
+func explicitDirRefusal(path string, dir dirEntry, me int) error {
+	if int(dir.uid) != me && dir.uid != 0 {
+		return foreignLockDir.of(path, fmt.Sprintf("is owned by uid %d, neither us (uid %d) nor root", dir.uid, me))
+	}
+	if dir.mode&0o022 != 0 && dir.mode&modeSticky == 0 {
+		return looseLockDir.of(path, fmt.Sprintf("is writable by others (mode %04o) without the sticky bit", dir.mode))
+	}
+	return nil
+}
+
+// defaultDirRefusal: the default dir must be a real directory of ours. Its
+// parent, /tmp, is anybody's to write, so anything else there was put there
+// by someone else.
+func defaultDirRefusal(path string, found dirEntry, me int) error {
+	switch {
+	case found.kind == kindSymlink:
+		return squattedLockDir.of(path, fmt.Sprintf("is a symlink to %s owned by uid %d; the default lock dir must be a real directory", found.target, found.uid))
+	case found.kind != kindDir:
+		return squattedLockDir.of(path, fmt.Sprintf("is a %s owned by uid %d, not a directory", found.kind, found.uid))
+	case int(found.uid) != me:
+		return squattedLockDir.of(path, fmt.Sprintf("is owned by uid %d, not by us (uid %d): another user created it", found.uid, me))
+	}
+	return nil
+}
+
+// linkRefusal says why the walk to the lock dir path may not follow link,
+// found in dir (nil: dir could not be checked) after followed other links,
+// or nil if it may. A symlink is followed only if nobody but root or us can
+// have made or changed it: it is owned by root or us and sits in a directory
+// owned by root or us that nobody else can write (/var/run -> /run, macOS
+// /tmp -> /private/tmp). The refusal says where it points.
+func linkRefusal(path string, link dirEntry, dir *dirEntry, followed, me int) error {
+	why := ""
+	switch {
+	case !link.targetRead:
+		why = "its target cannot be read"
+	case link.uid != 0 && int(link.uid) != me:
+		why = "gwlock follows only symlinks owned by root or us"
+	case dir == nil:
+		why = "its directory cannot be checked"
+	case dir.uid != 0 && int(dir.uid) != me:
+		why = fmt.Sprintf("its directory %s is owned by uid %d, who could change it", dir.path, dir.uid)
+	case dir.mode&0o022 != 0:
+		why = fmt.Sprintf("its directory %s can be written by others (mode %04o), who could replace it", dir.path, dir.mode)
+	case followed >= maxSymlinks:
+		why = fmt.Sprintf("more than %d symlinks", maxSymlinks)
+	default:
+		return nil
+	}
+	return unrealLockDir.of(path, fmt.Sprintf("%s a symlink to %s owned by uid %d; %s", whereIs(path, link.path), link.target, link.uid, why))
+}
+
+// whereIs starts a refusal met at here on the way to path: path itself
+// "is", or it "goes through here, which is".
+func whereIs(path, here string) string {
+	if filepath.Clean(here) != filepath.Clean(path) {
+		return "goes through " + here + ", which is"
+	}
+	return "is"
 }
 
 // busyError is the result of an acquisition that ran out of time while a live
@@ -753,6 +872,43 @@ func judgeFile(cur *lockFile, got bool, stale time.Duration, facts hostFacts) (v
 	return judgeOwner(raw, time.Since(mtime), stale, got, facts), nil
 }
 
+// openExisting opens the file name in d without following a symlink and
+// without blocking: fs.ErrNotExist if there is none, an *unsafeError if it
+// is not a regular file we own.
+func openExisting(d *checkedDir, name string) (*lockFile, error) {
+	f, err := openLockPath(d, name)
+	if err != nil {
+		return nil, classifyOpenError(d, name, err)
+	}
+	if err := f.checkExisting(d.join(name)); err != nil {
+		f.close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// readPayload reads the lock file's contents, at most maxPayloadRead bytes,
+// and its mtime.
+func (f *lockFile) readPayload() ([]byte, time.Time, error) {
+	size, mtime, err := f.stat()
+	if err != nil {
+		return nil, time.Time{}, &fs.PathError{Op: "stat lock file", Path: "lock file", Err: err}
+	}
+	buf := make([]byte, min(size, maxPayloadRead))
+	n := 0
+	for n < len(buf) {
+		m, err := f.readAt(buf[n:], int64(n))
+		if err != nil {
+			return nil, time.Time{}, &fs.PathError{Op: "read lock file", Path: "lock file", Err: err}
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return buf[:n], mtime, nil
+}
+
 // errTempGone: publishing found our own temp file gone.
 var errTempGone = errors.New("temp lock file vanished before it was published")
 
@@ -830,6 +986,20 @@ func sweepTemps(dir *checkedDir, base string, stale time.Duration) {
 		f.close()
 	}
 }
+
+// tempSuffix ends every temp file gwlock makes beside a lock.
+const tempSuffix = ".tmp"
+
+// tempName is the one format of a temp file beside the lock base:
+// .<base>.<tag>.<unique>.tmp, which sweepTemps matches. An acquisition's own
+// file is tagged with its creator's pid (ownTempName), which tempCreatorGone
+// reads back; a file renamed out of the way is tagged with why.
+func tempName(base, tag string) string {
+	return "." + base + "." + tag + "." + uniqueSuffix() + tempSuffix
+}
+
+// ownTempName names this process's new lock file before it is published.
+func ownTempName(base string) string { return tempName(base, strconv.Itoa(os.Getpid())) }
 
 // uniqueSuffix names temp files. It needs to be unlikely to collide, not
 // secret (O_EXCL refuses a collision): crypto/rand would add half a megabyte.

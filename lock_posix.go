@@ -83,50 +83,67 @@ func createOwnerFile(d *checkedDir, base string) (*lockFile, error) {
 var errSweptMeanwhile = errors.New("a sweep held our new temp file")
 
 func createOwnerFileOnce(d *checkedDir, base string) (*lockFile, error) {
-	f := &lockFile{fd: -1}
-	if openAnonymous != nil {
-		if fd, err := openAnonymous(d.fd); err == nil {
-			f.fd = fd
-		}
+	f, err := openNewFile(d, base)
+	if err != nil {
+		return nil, err
 	}
-	if f.fd < 0 {
-		f.tmpName, f.dir = "."+base+"."+strconv.Itoa(os.Getpid())+"."+uniqueSuffix()+tempSuffix, d
-		fd, err := openatRetry(d.fd, f.tmpName, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		if err != nil {
-			f.tmpName = ""
-			return nil, &fs.PathError{Op: "create lock file in", Path: d.path, Err: err}
-		}
-		f.fd = fd
+	if err = f.identifyNew(d); err == nil {
+		err = f.lockNew(d)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(f.fd, &st); err != nil {
+	if err != nil {
 		f.discard()
-		return nil, &fs.PathError{Op: "stat new lock file in", Path: d.path, Err: err}
-	}
-	f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
-	// The umask may have taken bits we need; never more than 0600 either way.
-	if st.Mode&0o777 != 0o600 {
-		if err := unix.Fchmod(f.fd, 0o600); err != nil {
-			f.discard()
-			return nil, &fs.PathError{Op: "chmod new lock file in", Path: d.path, Err: err}
-		}
-	}
-	switch err := flockRetry(f.fd, unix.LOCK_EX|unix.LOCK_NB); {
-	case err == nil:
-		f.kernel = true
-	case err == unix.EWOULDBLOCK:
-		f.discard()
-		return nil, errSweptMeanwhile
-	case noKernelLocks(err):
-		f.kernel = false
-	default:
-		f.discard()
-		return nil, &fs.PathError{Op: "flock new lock file in", Path: d.path, Err: err}
+		return nil, err
 	}
 	return f, nil
 }
 
-const tempSuffix = ".tmp"
+// openNewFile creates our file in d: anonymous where the OS can, else under
+// a temp name.
+func openNewFile(d *checkedDir, base string) (*lockFile, error) {
+	if openAnonymous != nil {
+		if fd, err := openAnonymous(d.fd); err == nil {
+			return &lockFile{fd: fd}, nil
+		}
+	}
+	name := ownTempName(base)
+	fd, err := openatRetry(d.fd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, &fs.PathError{Op: "create lock file in", Path: d.path, Err: err}
+	}
+	return &lockFile{fd: fd, tmpName: name, dir: d}, nil
+}
+
+// identifyNew records the new file's identity and makes its mode 0600: the
+// umask may have taken bits we need; never more than 0600 either way.
+func (f *lockFile) identifyNew(d *checkedDir) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(f.fd, &st); err != nil {
+		return &fs.PathError{Op: "stat new lock file in", Path: d.path, Err: err}
+	}
+	f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
+	if st.Mode&0o777 == 0o600 {
+		return nil
+	}
+	if err := unix.Fchmod(f.fd, 0o600); err != nil {
+		return &fs.PathError{Op: "chmod new lock file in", Path: d.path, Err: err}
+	}
+	return nil
+}
+
+// lockNew takes the new file's kernel lock, where the filesystem has one.
+func (f *lockFile) lockNew(d *checkedDir) error {
+	switch err := flockRetry(f.fd, unix.LOCK_EX|unix.LOCK_NB); {
+	case err == nil:
+		f.kernel = true
+	case err == unix.EWOULDBLOCK:
+		return errSweptMeanwhile
+	case noKernelLocks(err):
+		f.kernel = false
+	default:
+		return &fs.PathError{Op: "flock new lock file in", Path: d.path, Err: err}
+	}
+	return nil
+}
 
 // writePayload replaces the file's contents. The payload is complete before
 // the file is published, and later updates keep its length (see encode).
@@ -176,34 +193,35 @@ func (f *lockFile) discard() {
 	f.close()
 }
 
-func openExisting(d *checkedDir, name string) (*lockFile, error) {
-	// O_NONBLOCK: a FIFO at the path must not hang us. O_NOFOLLOW: a symlink
-	// is refused, never followed. O_RDWR: NFSv4 wants it for exclusive locks.
+// openLockPath opens name in d for openExisting. O_NONBLOCK: a FIFO at the
+// path must not hang us. O_NOFOLLOW: a symlink is refused, never followed.
+// O_RDWR: NFSv4 wants it for exclusive locks.
+func openLockPath(d *checkedDir, name string) (*lockFile, error) {
 	fd, err := openatRetry(d.fd, name, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err == unix.EROFS || err == unix.EACCES {
 		fd, err = openatRetry(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	}
-	path := d.join(name)
 	if err != nil {
-		return nil, classifyOpenError(d, name, err)
+		return nil, err
 	}
-	f := &lockFile{fd: fd, kernel: true}
+	return &lockFile{fd: fd, kernel: true}, nil
+}
+
+// checkExisting refuses an opened file that is not a regular file of ours,
+// and records its identity.
+func (f *lockFile) checkExisting(path string) error {
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		f.close()
-		return nil, &fs.PathError{Op: "stat lock file", Path: path, Err: err}
+	if err := unix.Fstat(f.fd, &st); err != nil {
+		return &fs.PathError{Op: "stat lock file", Path: path, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		f.close()
-		return nil, &unsafeError{What: "lock path", Path: path, Why: "is a " + fileKind(uint32(st.Mode)) + ", not a regular file",
-			Hint: "remove it or choose another --lock"}
+		return notRegularLockPath.of(path, "is a "+fileKind(uint32(st.Mode))+", not a regular file")
 	}
 	if int(st.Uid) != os.Geteuid() {
-		f.close()
-		return nil, foreignLockFile(path, st.Uid)
+		return foreignLockFile.of(path, foreignUID(st.Uid))
 	}
 	f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
-	return f, nil
+	return nil
 }
 
 func classifyOpenError(d *checkedDir, name string, err error) error {
@@ -212,36 +230,39 @@ func classifyOpenError(d *checkedDir, name string, err error) error {
 	case unix.ENOENT:
 		return fs.ErrNotExist
 	case unix.ELOOP, unix.EMLINK: // EMLINK: FreeBSD's answer to O_NOFOLLOW on a symlink
-		return &unsafeError{What: "lock path", Path: path, Why: "is a symlink; gwlock never follows one", Hint: "remove the symlink or point --lock at the real file"}
+		return symlinkLockPath.of(path, "is a symlink; gwlock never follows one")
 	case unix.EISDIR:
-		return &unsafeError{What: "lock path", Path: path, Why: "is a directory, not a regular file", Hint: "remove it or choose another --lock"}
+		return notRegularLockPath.of(path, whyDirNotFile)
 	case unix.ENXIO, unix.EOPNOTSUPP:
-		return &unsafeError{What: "lock path", Path: path, Why: "is a socket or device, not a regular file", Hint: "remove it or choose another --lock"}
+		return notRegularLockPath.of(path, "is a socket or device, not a regular file")
 	case unix.EACCES, unix.EPERM:
 		var st unix.Stat_t
 		if unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && int(st.Uid) != os.Geteuid() {
-			return foreignLockFile(path, st.Uid)
+			return foreignLockFile.of(path, foreignUID(st.Uid))
 		}
 	}
 	return &fs.PathError{Op: "open lock file", Path: path, Err: err}
 }
 
-// foreignLockFile is the refusal of a lock file another user owns.
-func foreignLockFile(path string, uid uint32) error {
-	return &unsafeError{What: "lock file", Path: path, Why: fmt.Sprintf("is owned by uid %d, not by us (uid %d)", uid, os.Geteuid()),
-		Hint: "another user holds this path; use a lock dir of your own"}
+// symlinkLockPath refuses a symlink at the lock path. Its hint is the
+// POSIX one; lock_windows.go has its own (see there).
+var symlinkLockPath = refusal{"lock path", "remove the symlink or point --lock at the real file"}
+
+// foreignUID says why a lock file owned by uid is not ours.
+func foreignUID(uid uint32) string {
+	return fmt.Sprintf("is owned by uid %d, not by us (uid %d)", uid, os.Geteuid())
 }
 
 func fileKind(mode uint32) string {
 	switch mode & unix.S_IFMT {
 	case unix.S_IFDIR:
-		return "directory"
+		return kindDir
 	case unix.S_IFIFO:
 		return "FIFO"
 	case unix.S_IFSOCK:
 		return "socket"
 	case unix.S_IFLNK:
-		return "symlink"
+		return kindSymlink
 	case unix.S_IFCHR, unix.S_IFBLK:
 		return "device"
 	}
@@ -276,74 +297,76 @@ func (f *lockFile) waitLock(deadline time.Time, cancel <-chan struct{}) (bool, e
 		f.close()
 		return false, nil
 	}
-	type result struct{ err error }
-	var (
-		mu        sync.Mutex
-		abandoned bool
-		done      = make(chan result, 1)
-		fd        = f.fd
-	)
-	go func() {
-		err := flockRetry(fd, unix.LOCK_EX)
-		mu.Lock()
-		defer mu.Unlock()
-		if abandoned {
-			unix.Close(fd)
-			return
-		}
-		done <- result{err}
-	}()
+	w := startFlock(f.fd)
 	timer := time.NewTimer(left)
 	defer timer.Stop()
 	select {
-	case r := <-done:
-		if r.err != nil {
-			return false, &fs.PathError{Op: "flock (wait)", Path: "lock file", Err: r.err}
+	case err := <-w.done:
+		if err != nil {
+			return false, &fs.PathError{Op: "flock (wait)", Path: "lock file", Err: err}
 		}
 		return true, nil
 	case <-cancel:
 	case <-timer.C:
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	select {
-	case r := <-done:
-		if r.err == nil {
-			return true, nil
-		}
-	default:
-		// The goroutine owns the descriptor from now on.
-		abandoned = true
-		f.fd = -1
+	got, abandoned := w.giveUp()
+	if abandoned {
+		f.fd = -1 // the goroutine owns the descriptor from now on
 	}
-	return false, nil
+	return got, nil
 }
 
-func (f *lockFile) readPayload() ([]byte, time.Time, error) {
+// blockingFlock is a flock(LOCK_EX) running in its own goroutine.
+type blockingFlock struct {
+	done      chan error
+	mu        sync.Mutex
+	abandoned bool
+}
+
+func startFlock(fd int) *blockingFlock {
+	w := &blockingFlock{done: make(chan error, 1)}
+	go func() {
+		err := flockRetry(fd, unix.LOCK_EX)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.abandoned {
+			unix.Close(fd)
+			return
+		}
+		w.done <- err
+	}()
+	return w
+}
+
+// giveUp stops waiting: got if the flock succeeded meanwhile, abandoned if
+// it still blocks, when the goroutine closes the descriptor once it returns.
+func (w *blockingFlock) giveUp() (got, abandoned bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	select {
+	case err := <-w.done:
+		return err == nil, false
+	default:
+		w.abandoned = true
+		return false, true
+	}
+}
+
+func (f *lockFile) stat() (int64, time.Time, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(f.fd, &st); err != nil {
-		return nil, time.Time{}, &fs.PathError{Op: "stat lock file", Path: "lock file", Err: err}
+		return 0, time.Time{}, err
 	}
-	size := st.Size
-	if size > maxPayloadRead {
-		size = maxPayloadRead
+	return st.Size, time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)), nil
+}
+
+func (f *lockFile) readAt(b []byte, off int64) (int, error) {
+	for {
+		n, err := unix.Pread(f.fd, b, off)
+		if err != unix.EINTR {
+			return n, err
+		}
 	}
-	buf := make([]byte, size)
-	n := 0
-	for n < len(buf) {
-		m, err := unix.Pread(f.fd, buf[n:], int64(n))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, time.Time{}, &fs.PathError{Op: "read lock file", Path: "lock file", Err: err}
-		}
-		if m == 0 {
-			break
-		}
-		n += m
-	}
-	return buf[:n], time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)), nil
 }
 
 func (f *lockFile) namedBy(d *checkedDir, name string) (bool, error) {
@@ -390,7 +413,7 @@ func removeLockPath(d *checkedDir, name string) error {
 // risk: if yet another starter published between our rename and our link, the
 // successor we displaced keeps running until its heartbeat reports lock-lost.
 func reclaimWithoutKernelLock(cur *lockFile, d *checkedDir, base string) (bool, error) {
-	private := "." + base + ".reclaim." + uniqueSuffix() + tempSuffix
+	private := tempName(base, "reclaim")
 	if err := unix.Renameat(d.fd, base, d.fd, private); err != nil {
 		if err == unix.ENOENT {
 			return false, nil
@@ -422,101 +445,120 @@ func openLockDir(path string, explicit, prepare bool, log *telemetry) (*checkedD
 		return nil, err
 	}
 	d := &checkedDir{path: path, fd: fd}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		d.close()
-		return nil, &fs.PathError{Op: "stat lock dir", Path: path, Err: err}
+	found, err := d.stat()
+	if err == nil {
+		err = explicitDirRefusal(path, found, os.Geteuid())
 	}
-	me := os.Geteuid()
-	perm := uint32(st.Mode) & 0o7777
-	if int(st.Uid) != me && st.Uid != 0 {
+	if err != nil {
 		d.close()
-		return nil, &unsafeError{What: "lock dir", Path: path, Why: fmt.Sprintf("is owned by uid %d, neither us (uid %d) nor root", st.Uid, me), Hint: "use a directory you own"}
-	}
-	if perm&0o022 != 0 && perm&unix.S_ISVTX == 0 {
-		d.close()
-		return nil, &unsafeError{What: "lock dir", Path: path, Why: fmt.Sprintf("is writable by others (mode %04o) without the sticky bit", perm),
-			Hint: "chmod go-w or chmod +t it, or choose another --lock-dir"}
+		return nil, err
 	}
 	return d, nil
 }
 
-// openDefaultDir creates (prepare) and checks the default dir, which must be a
-// real directory of ours: its parent, /tmp, is anybody's to write, so anything
-// else there was put there by someone else.
+// openDefaultDir creates (prepare) and checks the default dir by the rule in
+// defaultDirRefusal, before it opens it and again on what it opened.
 func openDefaultDir(path string, prepare bool, log *telemetry) (*checkedDir, error) {
-	parent, name := filepath.Dir(path), filepath.Base(path)
-	pfd, err := resolveDir(parent)
+	pfd, err := resolveDir(filepath.Dir(path))
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(pfd)
+	name, me := filepath.Base(path), os.Geteuid()
 	if prepare {
 		if err := unix.Mkdirat(pfd, name, 0o700); err != nil && err != unix.EEXIST {
 			return nil, &fs.PathError{Op: "create lock dir", Path: path, Err: err}
 		}
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		if err == unix.ENOENT {
-			return nil, &fs.PathError{Op: "open lock dir", Path: path, Err: noDirError{}}
-		}
+	found, err := statEntry(pfd, filepath.Dir(path), name)
+	if err == unix.ENOENT {
+		return nil, &fs.PathError{Op: "open lock dir", Path: path, Err: noDirError{}}
+	}
+	if err != nil {
 		return nil, &fs.PathError{Op: "stat lock dir", Path: path, Err: err}
 	}
-	me := os.Geteuid()
-	squatted := func(why string) error {
-		return &unsafeError{What: "lock dir", Path: path, Why: why,
-			Hint: "remove it, or pass --lock-dir naming a directory of your own"}
-	}
-	switch {
-	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
-		target, _ := readLink(pfd, name)
-		return nil, squatted(fmt.Sprintf("is a symlink to %s owned by uid %d; the default lock dir must be a real directory", target, st.Uid))
-	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-		return nil, squatted(fmt.Sprintf("is a %s owned by uid %d, not a directory", fileKind(uint32(st.Mode)), st.Uid))
-	case int(st.Uid) != me:
-		return nil, squatted(fmt.Sprintf("is owned by uid %d, not by us (uid %d): another user created it", st.Uid, me))
+	if err := defaultDirRefusal(path, found, me); err != nil {
+		return nil, err
 	}
 	fd, err := openatRetry(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		// Replaced since the fstatat: by its owner, us, or (in /tmp) anyone.
-		return nil, squatted(fmt.Sprintf("changed while being checked (%v)", err))
+		return nil, squattedLockDir.of(path, fmt.Sprintf("changed while being checked (%v)", err))
 	}
 	d := &checkedDir{path: path, fd: fd}
-	if err := unix.Fstat(fd, &st); err != nil {
+	if err := d.checkDefault(prepare, me, log); err != nil {
 		d.close()
-		return nil, &fs.PathError{Op: "stat lock dir", Path: path, Err: err}
-	}
-	if int(st.Uid) != me {
-		d.close()
-		return nil, squatted(fmt.Sprintf("is owned by uid %d, not by us (uid %d): another user created it", st.Uid, me))
-	}
-	if perm := uint32(st.Mode) & 0o7777; prepare && perm != 0o700 {
-		if err := unix.Fchmod(fd, 0o700); err != nil {
-			d.close()
-			return nil, &fs.PathError{Op: "chmod lock dir", Path: path, Err: err}
-		}
-		if perm&0o077 != 0 {
-			log.warn("dir-tightened", "dir", path, "from_mode", fmt.Sprintf("%04o", perm))
-		}
+		return nil, err
 	}
 	return d, nil
+}
+
+// checkDefault judges the default dir we opened, and when preparing
+// tightens it to 0700.
+func (d *checkedDir) checkDefault(prepare bool, me int, log *telemetry) error {
+	opened, err := d.stat()
+	if err != nil {
+		return err
+	}
+	if err := defaultDirRefusal(d.path, opened, me); err != nil {
+		return err
+	}
+	if !prepare || opened.mode == 0o700 {
+		return nil
+	}
+	if err := unix.Fchmod(d.fd, 0o700); err != nil {
+		return &fs.PathError{Op: "chmod lock dir", Path: d.path, Err: err}
+	}
+	if opened.mode&0o077 != 0 {
+		log.warn("dir-tightened", "dir", d.path, "from_mode", fmt.Sprintf("%04o", opened.mode))
+	}
+	return nil
+}
+
+// stat describes the open directory itself.
+func (d *checkedDir) stat() (dirEntry, error) {
+	found, err := fstatEntry(d.fd, d.path)
+	if err != nil {
+		return dirEntry{}, &fs.PathError{Op: "stat lock dir", Path: d.path, Err: err}
+	}
+	return found, nil
+}
+
+// fstatEntry describes the open file fd, named path.
+func fstatEntry(fd int, path string) (dirEntry, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return dirEntry{}, err
+	}
+	return entryOf(path, &st), nil
+}
+
+// statEntry describes name in the directory dirfd (at) without following
+// it; a symlink's target is read, for the rules and their messages.
+func statEntry(dirfd int, at, name string) (dirEntry, error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return dirEntry{}, err
+	}
+	e := entryOf(filepath.Join(at, name), &st)
+	if e.kind == kindSymlink {
+		e.target, e.targetRead = readLink(dirfd, name)
+	}
+	return e, nil
+}
+
+func entryOf(path string, st *unix.Stat_t) dirEntry {
+	return dirEntry{path: path, kind: fileKind(uint32(st.Mode)), uid: st.Uid, mode: uint32(st.Mode) & 0o7777}
 }
 
 // openNoSymlinks opens a directory in one step, refusing any symlink on the
 // way (Linux openat2 RESOLVE_NO_SYMLINKS); nil where the OS has no such call.
 var openNoSymlinks func(path string) (int, error)
 
-// maxSymlinks bounds the links followed in one path, as the kernel does (40).
-const maxSymlinks = 40
-
-// resolveDir opens the directory at path. A symlink on the way is followed
-// only if nobody but root or us can have made or changed it: it is owned by
-// root or us and sits in a directory owned by root or us that nobody else can
-// write (/var/run -> /run, macOS /tmp -> /private/tmp). Any other symlink is
-// refused with where it points. The walk goes component by component, each
-// step relative to the directory opened before it, so nothing it checked can
-// be swapped behind it.
+// resolveDir opens the directory at path, following only the symlinks
+// linkRefusal trusts. The walk goes component by component, each step
+// relative to the directory opened before it, so nothing it checked can be
+// swapped behind it.
 func resolveDir(path string) (int, error) {
 	if openNoSymlinks != nil {
 		if fd, err := openNoSymlinks(path); err == nil {
@@ -525,104 +567,120 @@ func resolveDir(path string) (int, error) {
 		// A symlink on the way, an old kernel (ENOSYS) or a missing
 		// component: the walk tells which, and follows trusted links.
 	}
+	w := &dirWalk{path: path, fd: -1, todo: strings.Split(path, "/")}
+	err := w.fromRoot()
+	for err == nil && len(w.todo) > 0 {
+		err = w.step()
+	}
+	if err != nil {
+		w.close()
+		return -1, err
+	}
+	return w.hold()
+}
+
+// dirWalk is resolveDir's state: the directory open so far (fd, named at),
+// the components still to walk, and how many symlinks it followed.
+type dirWalk struct {
+	path     string
+	fd       int
+	at       string
+	todo     []string
+	followed int
+}
+
+// fromRoot starts (again) at /, for the path or an absolute symlink target.
+func (w *dirWalk) fromRoot() error {
+	w.close()
 	fd, err := openatRetry(unix.AT_FDCWD, "/", dirOpenFlags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, &fs.PathError{Op: "open lock dir", Path: path, Err: err}
+		return &fs.PathError{Op: "open lock dir", Path: w.path, Err: err}
 	}
-	at, todo, links := "/", strings.Split(path, "/"), 0
-	for len(todo) > 0 {
-		name := todo[0]
-		todo = todo[1:]
-		if name == "" || name == "." {
-			continue
-		}
-		here := filepath.Join(at, name)
-		var st unix.Stat_t
-		err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			target, why := trustedLink(fd, name, at, &st)
-			if why == "" && links >= maxSymlinks {
-				why = fmt.Sprintf("more than %d symlinks", maxSymlinks)
-			}
-			if why != "" {
-				unix.Close(fd)
-				what := "is"
-				if filepath.Clean(here) != filepath.Clean(path) {
-					what = "goes through " + here + ", which is"
-				}
-				return -1, &unsafeError{What: "lock dir", Path: path,
-					Why:  fmt.Sprintf("%s a symlink to %s owned by uid %d; %s", what, target, st.Uid, why),
-					Hint: "name the real directory with --lock-dir or --lock"}
-			}
-			links++
-			if filepath.IsAbs(target) {
-				unix.Close(fd)
-				if fd, err = openatRetry(unix.AT_FDCWD, "/", dirOpenFlags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-					return -1, &fs.PathError{Op: "open lock dir", Path: path, Err: err}
-				}
-				at = "/"
-			}
-			todo = append(strings.Split(target, "/"), todo...)
-			continue
-		}
-		if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			unix.Close(fd)
-			what := "is a " + fileKind(uint32(st.Mode))
-			if filepath.Clean(here) != filepath.Clean(path) {
-				what = "goes through " + here + ", which is a " + fileKind(uint32(st.Mode))
-			}
-			return -1, &unsafeError{What: "lock dir", Path: path, Why: what + ", not a directory", Hint: "remove it or choose another --lock-dir"}
-		}
-		var next int
-		if err == nil {
-			next, err = openatRetry(fd, name, dirOpenFlags|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		}
-		unix.Close(fd)
-		switch {
-		case err == unix.ENOENT:
-			return -1, &fs.PathError{Op: "open lock dir", Path: path, Err: noDirError{}}
-		case err == unix.ELOOP || err == unix.EMLINK || err == unix.ENOTDIR:
-			// It was a directory at the fstatat: someone swapped it since.
-			return -1, &unsafeError{What: "lock dir", Path: path, Why: here + " was replaced while being checked", Hint: "name the real directory with --lock-dir or --lock"}
-		case err != nil:
-			return -1, &fs.PathError{Op: "open lock dir", Path: here, Err: err}
-		}
-		fd = next
-		if name == ".." {
-			at = filepath.Dir(at)
-		} else {
-			at = here
-		}
+	w.fd, w.at = fd, "/"
+	return nil
+}
+
+// step walks one component: a directory is entered, a trusted symlink
+// followed, anything else refused.
+func (w *dirWalk) step() error {
+	name := w.todo[0]
+	w.todo = w.todo[1:]
+	if name == "" || name == "." {
+		return nil
 	}
-	// Held for reading, whatever the walk used (Linux O_PATH): the same
-	// access on every OS, and what the temp-file sweep needs.
-	dirfd, err := openatRetry(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	unix.Close(fd)
+	here := filepath.Join(w.at, name)
+	found, err := statEntry(w.fd, w.at, name)
+	switch {
+	case err != nil:
+		return walkError(w.path, here, err)
+	case found.kind == kindSymlink:
+		return w.follow(found)
+	case found.kind != kindDir:
+		return notDirLockDir.of(w.path, whereIs(w.path, here)+" a "+found.kind+", not a directory")
+	}
+	return w.enter(name, here)
+}
+
+// enter opens the directory name (here) and moves the walk into it.
+func (w *dirWalk) enter(name, here string) error {
+	next, err := openatRetry(w.fd, name, dirOpenFlags|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, &fs.PathError{Op: "open lock dir", Path: path, Err: err}
+		return walkError(w.path, here, err)
+	}
+	w.close()
+	w.fd, w.at = next, here
+	if name == ".." {
+		w.at = filepath.Dir(w.at)
+	}
+	return nil
+}
+
+// follow continues the walk at a symlink's target, if linkRefusal trusts it.
+func (w *dirWalk) follow(link dirEntry) error {
+	var dir *dirEntry
+	if found, err := fstatEntry(w.fd, w.at); err == nil {
+		dir = &found
+	}
+	if err := linkRefusal(w.path, link, dir, w.followed, os.Geteuid()); err != nil {
+		return err
+	}
+	w.followed++
+	w.todo = append(strings.Split(link.target, "/"), w.todo...)
+	if filepath.IsAbs(link.target) {
+		return w.fromRoot()
+	}
+	return nil
+}
+
+// hold reopens where the walk ended for reading, whatever the walk used
+// (Linux O_PATH): the same access on every OS, and what the temp-file sweep
+// needs.
+func (w *dirWalk) hold() (int, error) {
+	dirfd, err := openatRetry(w.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	w.close()
+	if err != nil {
+		return -1, &fs.PathError{Op: "open lock dir", Path: w.path, Err: err}
 	}
 	return dirfd, nil
 }
 
-// trustedLink reads the symlink name in the directory dirfd (at) and says
-// why it may not be followed, or "" if it may.
-func trustedLink(dirfd int, name, at string, link *unix.Stat_t) (target, why string) {
-	target, readable := readLink(dirfd, name)
-	me := uint32(os.Geteuid())
-	var dir unix.Stat_t
-	switch {
-	case !readable:
-		return target, "its target cannot be read"
-	case link.Uid != 0 && link.Uid != me:
-		return target, "gwlock follows only symlinks owned by root or us"
-	case unix.Fstat(dirfd, &dir) != nil:
-		return target, "its directory cannot be checked"
-	case dir.Uid != 0 && dir.Uid != me:
-		return target, fmt.Sprintf("its directory %s is owned by uid %d, who could change it", at, dir.Uid)
-	case dir.Mode&0o022 != 0:
-		return target, fmt.Sprintf("its directory %s can be written by others (mode %04o), who could replace it", at, dir.Mode&0o7777)
+func (w *dirWalk) close() {
+	if w.fd >= 0 {
+		unix.Close(w.fd)
+		w.fd = -1
 	}
-	return target, ""
+}
+
+// walkError says why the walk of path could not stat or open here.
+func walkError(path, here string, err error) error {
+	switch err {
+	case unix.ENOENT:
+		return &fs.PathError{Op: "open lock dir", Path: path, Err: noDirError{}}
+	case unix.ELOOP, unix.EMLINK, unix.ENOTDIR:
+		// It was a directory at the fstatat: someone swapped it since.
+		return unrealLockDir.of(path, here+" was replaced while being checked")
+	}
+	return &fs.PathError{Op: "open lock dir", Path: here, Err: err}
 }
 
 func readLink(dirfd int, name string) (string, bool) {

@@ -14,10 +14,7 @@ import (
 
 // Windows byte-range locks are mandatory: a lock over the payload would stop
 // readers. The lock covers one byte far past any payload instead.
-const (
-	lockRangeOffset = 1 << 40
-	tempSuffix      = ".tmp"
-)
+const lockRangeOffset = 1 << 40
 
 // checkedDir is a checked lock directory. Windows has no *at calls that
 // Go's x/sys exposes for this, so it carries the path; a directory cannot be
@@ -49,7 +46,7 @@ const shareAll = windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FI
 
 func createOwnerFile(d *checkedDir, base string) (*lockFile, error) {
 	dir := d.path
-	name := filepath.Join(dir, "."+base+"."+strconv.Itoa(os.Getpid())+"."+uniqueSuffix()+tempSuffix)
+	name := filepath.Join(dir, ownTempName(base))
 	h, err := createFile(name, windows.CREATE_NEW)
 	if err != nil {
 		return nil, &fs.PathError{Op: "create lock file in", Path: dir, Err: err}
@@ -84,7 +81,7 @@ func (f *lockFile) identify() error {
 	if err := windows.GetFileInformationByHandle(f.h, &info); err != nil {
 		return &fs.PathError{Op: "stat lock file", Path: f.tmpName, Err: err}
 	}
-	f.vol, f.idx = info.VolumeSerialNumber, uint64(info.FileIndexHigh)<<32|uint64(info.FileIndexLow)
+	f.setID(&info)
 	return nil
 }
 
@@ -150,64 +147,92 @@ func (f *lockFile) discard() {
 	}
 }
 
-func openExisting(d *checkedDir, name string) (*lockFile, error) {
+// openLockPath opens name in d for openExisting.
+func openLockPath(d *checkedDir, name string) (*lockFile, error) {
 	path := d.join(name)
 	if testHookFileOp != nil {
 		testHookFileOp("open", path)
 	}
 	h, err := createFile(path, windows.OPEN_EXISTING)
+	if err != nil {
+		return nil, err
+	}
+	return &lockFile{h: h, kernel: true}, nil
+}
+
+func classifyOpenError(d *checkedDir, name string, err error) error {
+	path := d.join(name)
 	switch err {
-	case nil:
 	case windows.ERROR_FILE_NOT_FOUND, windows.ERROR_PATH_NOT_FOUND:
-		return nil, fs.ErrNotExist
+		return fs.ErrNotExist
 	case windows.ERROR_SHARING_VIOLATION:
-		return nil, &fs.PathError{Op: "open lock file", Path: path, Err: inUse(err, "another program (an antivirus scanner, an indexer?) has it open without sharing")}
+		return &fs.PathError{Op: "open lock file", Path: path, Err: inUse(err, "another program (an antivirus scanner, an indexer?) has it open without sharing")}
 	case windows.ERROR_ACCESS_DENIED:
-		// A directory, or a file pending deletion: tell them apart by
-		// attributes. A file pending deletion refuses every open, even the
-		// attribute query (STATUS_DELETE_PENDING), until its last handle
-		// closes and the name is free: that is a wait, not a failure.
-		p, _ := windows.UTF16PtrFromString(path)
-		attrs, aerr := windows.GetFileAttributes(p)
-		if aerr == windows.ERROR_FILE_NOT_FOUND || aerr == windows.ERROR_PATH_NOT_FOUND {
-			return nil, fs.ErrNotExist
-		}
-		if aerr != nil {
-			return nil, &fs.PathError{Op: "open lock file", Path: path, Err: inUse(err, "it was deleted but another program still has it open")}
-		}
-		if attrs&windows.FILE_ATTRIBUTE_DIRECTORY != 0 {
-			return nil, &unsafeError{What: "lock path", Path: path, Why: "is a directory, not a regular file", Hint: "remove it or choose another --lock"}
-		}
-		return nil, &fs.PathError{Op: "open lock file", Path: path, Err: err}
-	default:
-		return nil, &fs.PathError{Op: "open lock file", Path: path, Err: err}
+		return classifyDenied(path, err)
 	}
-	f := &lockFile{h: h, kernel: true}
+	return &fs.PathError{Op: "open lock file", Path: path, Err: err}
+}
+
+// classifyDenied tells apart by attributes what refuses an open: a
+// directory, or a file pending deletion. A file pending deletion refuses
+// every open, even the attribute query (STATUS_DELETE_PENDING), until its
+// last handle closes and the name is free: that is a wait, not a failure.
+func classifyDenied(path string, err error) error {
+	p, _ := windows.UTF16PtrFromString(path)
+	attrs, aerr := windows.GetFileAttributes(p)
+	switch {
+	case aerr == windows.ERROR_FILE_NOT_FOUND || aerr == windows.ERROR_PATH_NOT_FOUND:
+		return fs.ErrNotExist
+	case aerr != nil:
+		return &fs.PathError{Op: "open lock file", Path: path, Err: inUse(err, "it was deleted but another program still has it open")}
+	case attrs&windows.FILE_ATTRIBUTE_DIRECTORY != 0:
+		return notRegularLockPath.of(path, whyDirNotFile)
+	}
+	return &fs.PathError{Op: "open lock file", Path: path, Err: err}
+}
+
+// checkExisting refuses an opened file that is not a regular file of ours,
+// and records its identity.
+func (f *lockFile) checkExisting(path string) error {
 	var info windows.ByHandleFileInformation
-	if err := windows.GetFileInformationByHandle(h, &info); err != nil {
-		f.close()
-		return nil, &fs.PathError{Op: "stat lock file", Path: path, Err: err}
+	if err := windows.GetFileInformationByHandle(f.h, &info); err != nil {
+		return &fs.PathError{Op: "stat lock file", Path: path, Err: err}
 	}
-	if info.FileAttributes&windows.FILE_ATTRIBUTE_REPARSE_POINT != 0 {
-		f.close()
-		return nil, &unsafeError{What: "lock path", Path: path, Why: "is a symlink or junction; gwlock never follows one", Hint: "remove it or point --lock at the real file"}
+	switch {
+	case info.FileAttributes&windows.FILE_ATTRIBUTE_REPARSE_POINT != 0:
+		return symlinkLockPath.of(path, whyReparsePoint)
+	case info.FileAttributes&windows.FILE_ATTRIBUTE_DIRECTORY != 0:
+		return notRegularLockPath.of(path, whyDirNotFile)
+	case !onDisk(f.h):
+		return notRegularLockPath.of(path, "is not a regular file")
 	}
-	if info.FileAttributes&windows.FILE_ATTRIBUTE_DIRECTORY != 0 {
-		f.close()
-		return nil, &unsafeError{What: "lock path", Path: path, Why: "is a directory, not a regular file", Hint: "remove it or choose another --lock"}
-	}
-	if t, _ := windows.GetFileType(h); t != windows.FILE_TYPE_DISK {
-		f.close()
-		return nil, &unsafeError{What: "lock path", Path: path, Why: "is not a regular file", Hint: "remove it or choose another --lock"}
-	}
-	if sd, err := windows.GetSecurityInfo(h, windows.SE_FILE_OBJECT, windows.OWNER_SECURITY_INFORMATION); err == nil {
+	if sd, err := windows.GetSecurityInfo(f.h, windows.SE_FILE_OBJECT, windows.OWNER_SECURITY_INFORMATION); err == nil {
 		if why := foreignOwner(sd); why != "" {
-			f.close()
-			return nil, &unsafeError{What: "lock file", Path: path, Why: why, Hint: "another user holds this path; use a lock dir of your own"}
+			return foreignLockFile.of(path, why)
 		}
 	}
+	f.setID(&info)
+	return nil
+}
+
+// The Windows refusals of a reparse point (a symlink or junction). Their
+// hints differ from the POSIX ones (unrealLockDir, lock_posix.go's
+// symlinkLockPath) in wording only; they are kept as they were.
+var (
+	symlinkLockPath = refusal{"lock path", "remove it or point --lock at the real file"}
+	reparseLockDir  = refusal{"lock dir", "name the real directory with --lock-dir"}
+)
+
+const whyReparsePoint = "is a symlink or junction; gwlock never follows one"
+
+func onDisk(h windows.Handle) bool {
+	t, _ := windows.GetFileType(h)
+	return t == windows.FILE_TYPE_DISK
+}
+
+// setID records the file's identity, (volume serial, file index).
+func (f *lockFile) setID(info *windows.ByHandleFileInformation) {
 	f.vol, f.idx = info.VolumeSerialNumber, uint64(info.FileIndexHigh)<<32|uint64(info.FileIndexLow)
-	return f, nil
 }
 
 func (f *lockFile) tryLock() (bool, error) {
@@ -237,35 +262,30 @@ func (f *lockFile) waitLock(deadline time.Time, cancel <-chan struct{}) (bool, e
 	return false, nil
 }
 
-func (f *lockFile) readPayload() ([]byte, time.Time, error) {
+func (f *lockFile) stat() (int64, time.Time, error) {
 	var info windows.ByHandleFileInformation
 	if err := windows.GetFileInformationByHandle(f.h, &info); err != nil {
-		return nil, time.Time{}, &fs.PathError{Op: "stat lock file", Path: "lock file", Err: err}
+		return 0, time.Time{}, err
 	}
 	size := int64(info.FileSizeHigh)<<32 | int64(info.FileSizeLow)
-	if size > maxPayloadRead {
-		size = maxPayloadRead
+	return size, time.Unix(0, info.LastWriteTime.Nanoseconds()), nil
+}
+
+func (f *lockFile) readAt(b []byte, off int64) (int, error) {
+	ol := windows.Overlapped{Offset: uint32(off)}
+	var got uint32
+	switch err := windows.ReadFile(f.h, b, &got, &ol); err {
+	case nil:
+		return int(got), nil
+	case windows.ERROR_HANDLE_EOF:
+		return 0, nil
+	case windows.ERROR_LOCK_VIOLATION:
+		// Another program locked the payload's bytes (a backup tool):
+		// they are readable again once it unlocks them.
+		return 0, inUse(err, "another program has locked the payload")
+	default:
+		return 0, err
 	}
-	buf := make([]byte, size)
-	n := 0
-	for n < len(buf) {
-		ol := windows.Overlapped{Offset: uint32(n)}
-		var got uint32
-		err := windows.ReadFile(f.h, buf[n:], &got, &ol)
-		if err == windows.ERROR_HANDLE_EOF || (err == nil && got == 0) {
-			break
-		}
-		if err == windows.ERROR_LOCK_VIOLATION {
-			// Another program locked the payload's bytes (a backup tool):
-			// they are readable again once it unlocks them.
-			err = inUse(err, "another program has locked the payload")
-		}
-		if err != nil {
-			return nil, time.Time{}, &fs.PathError{Op: "read lock file", Path: "lock file", Err: err}
-		}
-		n += int(got)
-	}
-	return buf[:n], time.Unix(0, info.LastWriteTime.Nanoseconds()), nil
 }
 
 func (f *lockFile) namedBy(d *checkedDir, name string) (bool, error) {
@@ -286,7 +306,9 @@ func (f *lockFile) namedBy(d *checkedDir, name string) (bool, error) {
 	if err := windows.GetFileInformationByHandle(h, &info); err != nil {
 		return false, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
-	return info.VolumeSerialNumber == f.vol && (uint64(info.FileIndexHigh)<<32|uint64(info.FileIndexLow)) == f.idx, nil
+	var named lockFile
+	named.setID(&info)
+	return named.id() == f.id(), nil
 }
 
 func (f *lockFile) touch() error {
@@ -319,7 +341,7 @@ func removeLockPath(d *checkedDir, name string) error {
 		return err
 	}
 	dir, base := filepath.Split(path)
-	private := filepath.Join(dir, "."+base+".gone."+uniqueSuffix()+tempSuffix)
+	private := filepath.Join(dir, tempName(base, "gone"))
 	q, _ := windows.UTF16PtrFromString(private)
 	switch err = windows.MoveFileEx(p, q, 0); err {
 	case nil:
@@ -373,17 +395,17 @@ func openLockDir(dir string, explicit, prepare bool, log *telemetry) (*checkedDi
 		return nil, &fs.PathError{Op: "stat lock dir", Path: dir, Err: err}
 	}
 	if fi.Mode()&os.ModeSymlink != 0 {
-		return nil, &unsafeError{What: "lock dir", Path: dir, Why: "is a symlink or junction; gwlock never follows one", Hint: "name the real directory with --lock-dir"}
+		return nil, reparseLockDir.of(dir, whyReparsePoint)
 	}
 	if !fi.IsDir() {
-		return nil, &unsafeError{What: "lock dir", Path: dir, Why: "is not a directory", Hint: "remove it or choose another --lock-dir"}
+		return nil, notDirLockDir.of(dir, "is not a directory")
 	}
 	sd, err := windows.GetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT, windows.OWNER_SECURITY_INFORMATION)
 	if err != nil {
 		return nil, &fs.PathError{Op: "read owner of lock dir", Path: dir, Err: err}
 	}
 	if why := foreignOwner(sd); why != "" {
-		return nil, &unsafeError{What: "lock dir", Path: dir, Why: why, Hint: "use a directory you own"}
+		return nil, foreignLockDir.of(dir, why)
 	}
 	return &checkedDir{path: dir}, nil
 }
