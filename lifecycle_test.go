@@ -616,3 +616,68 @@ type creatorFacts struct {
 }
 
 func (c *creatorFacts) lockCreator(fileID) (int, bool) { return c.creator, true }
+
+// TestGroupOfAnotherSessionIsNotTheGateway (second review, A1): once the
+// gateway's process group emptied, its number may lead another user's group
+// (pid reuse); only a group member in the launcher's recorded session keeps
+// a dead launcher's lock. Here process A leads a group in a session of its
+// own, leaves a child B in it and exits: the group lives on without its
+// leader, in session A.
+func TestGroupOfAnotherSessionIsNotTheGateway(t *testing.T) {
+	dir := lockDir(t)
+	childPids := filepath.Join(dir, "child")
+	a := helperCmd(t, "gateway", "-child-pidfile", childPids)
+	a.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	leader := a.Process.Pid
+	waitFile(t, childPids)
+	member := readPIDs(t, childPids)[0]
+	t.Cleanup(func() { _ = syscall.Kill(member, syscall.SIGKILL) })
+	start, ok := processStartTime(leader) // unreaped, so still readable
+	if !ok {
+		t.Fatal("no start time for the group leader")
+	}
+	_ = a.Wait()
+	self := selfFacts()
+	payload := func(session int) []byte {
+		return mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true, "hostname": self.hostname,
+			"childPid": leader, "childStartTime": start, "sessionId": session})
+	}
+	if v := judgeOwner(payload(leader), 0, time.Minute, true, localFacts); v.status != ownerOrphaned {
+		t.Errorf("group %d alive in the recorded session: %s, want orphaned", leader, v.status)
+	}
+	if v := judgeOwner(payload(self.sessionID), 0, time.Minute, true, localFacts); v.reason != reasonOwnerDead {
+		t.Errorf("group %d alive only in another session: %+v, want owner-dead", leader, v)
+	}
+}
+
+// TestLiveMainUntrackedWorker (second review, A3): the gateway's main
+// process stays, its worker leaves the group (setsid) and closes the lock
+// descriptor. gwlock records the worker within seconds of the start, so a
+// launcher SIGKILLed later leaves an owner that is orphaned, not dead.
+func TestLiveMainUntrackedWorker(t *testing.T) {
+	dir := lockDir(t)
+	g := startRun(t, dir, []string{"--stale", "60s"}, "-spawn-daemon", "-close-lock", "-sleep", "60s")
+	waitLines(t, g.pidfile, 2)
+	pids := readPIDs(t, g.pidfile)
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	deadline := time.Now().Add(eventWait)
+	for {
+		if _, rep := statusReport(t, g.lock); rep.Owner != nil && len(rep.Owner.Descendants) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker was never recorded in the lock")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = g.cmd.Process.Kill()
+	waitGone(t, g.cmd.Process.Pid)
+	contendMustWait(t, dir, g.lock)
+}

@@ -260,11 +260,14 @@ type ownerPayload struct {
 	ChildPID   int             `json:"childPid,omitempty"`
 	// ChildStartTime tells the recorded gateway from a process that reused its PID.
 	ChildStartTime json.RawMessage `json:"childStartTime,omitempty"`
-	// Descendants are processes of the gateway's tree that outlived its main
-	// process and left its process group (daemons), as gwlock last saw them.
+	// Descendants are the other live processes of the gateway's tree (its
+	// workers, a daemon that left its group), as gwlock last saw them.
 	Descendants []procRef `json:"descendants,omitempty"`
-	Flock       bool      `json:"flock"`
-	Version     string    `json:"version,omitempty"`
+	// SessionID is the launcher's session, where the gateway's process group
+	// lives: a group of the gateway's number in another session is not it.
+	SessionID int    `json:"sessionId,omitempty"`
+	Flock     bool   `json:"flock"`
+	Version   string `json:"version,omitempty"`
 }
 
 // parsePayload decodes a lock file's contents. Any type mismatch, trailing data
@@ -399,8 +402,8 @@ type hostFacts interface {
 	probe(pid int) pidState
 	startTime(pid int) (string, bool)
 	listening(port int) bool
-	// groupAlive says a live process is in process group pgid.
-	groupAlive(pgid int) bool
+	// groupAlive says a live process of session sid is in process group pgid.
+	groupAlive(pgid, sid int) bool
 	// lockCreator names the process that took the kernel lock now held on
 	// file (inherited descriptors keep the creator's pid); false where the
 	// OS cannot tell.
@@ -522,7 +525,7 @@ func gatewayAlive(p *ownerPayload, h hostFacts) (int, bool) {
 			// The number was reused, which the kernel does only once the
 			// recorded process and any group it led are gone.
 		case pidAbsent:
-			if h.groupAlive(r.PID) {
+			if h.groupAlive(r.PID, p.SessionID) {
 				return r.PID, true
 			}
 		}
@@ -1067,6 +1070,7 @@ func newPayload(opts lockOptions) ownerPayload {
 		Hostname:   self.hostname,
 		Port:       opts.Port,
 		Version:    version,
+		SessionID:  self.sessionID,
 	}
 }
 
@@ -1258,6 +1262,7 @@ func derivedLockName(configPath string) string {
 // selfFacts are this process's own identity, computed once.
 type self struct {
 	pid           int
+	sessionID     int
 	hostname      string
 	bootID        string
 	startTime     string
@@ -1265,7 +1270,7 @@ type self struct {
 }
 
 var selfOnce = sync.OnceValue(func() self {
-	s := self{pid: os.Getpid()}
+	s := self{pid: os.Getpid(), sessionID: sessionID()}
 	s.hostname, _ = os.Hostname()
 	s.bootID = bootID()
 	if st, ok := processStartTime(s.pid); ok {
@@ -1288,7 +1293,7 @@ func (hostProbe) selfPID() int                        { return selfFacts().pid }
 func (hostProbe) selfStartTime() string               { return selfFacts().startTime }
 func (hostProbe) probe(pid int) pidState              { return processProbe(pid) }
 func (hostProbe) startTime(pid int) (string, bool)    { return processStartTime(pid) }
-func (hostProbe) groupAlive(pgid int) bool            { return processGroupAlive(pgid) }
+func (hostProbe) groupAlive(pgid, sid int) bool       { return processGroupAlive(pgid, sid) }
 func (hostProbe) lockCreator(file fileID) (int, bool) { return flockCreator(file) }
 func (h hostProbe) listening(port int) bool {
 	return portListening(h.probeHost, port, probeTimeout)

@@ -765,3 +765,13 @@ func (f *lockFile) id() fileID { return fileID{f.dev, f.ino} }
 // inheritable is the descriptor a gateway inherits to share the lock: a flock
 // belongs to the open file, so every process that has it holds the lock.
 func (f *lockFile) inheritable() (uintptr, bool) { return uintptr(f.fd), true }
+
+// sessionID is this process's session: the gateway's process group is made
+// in it, and no other user's process can make a group there.
+func sessionID() int {
+	sid, err := unix.Getsid(0)
+	if err != nil {
+		return 0
+	}
+	return sid
+}

@@ -556,7 +556,7 @@ type fakeFacts struct {
 	groups map[int]bool // process groups with a live member
 }
 
-func (f *fakeFacts) groupAlive(pgid int) bool       { return f.groups[pgid] }
+func (f *fakeFacts) groupAlive(pgid, sid int) bool  { return sid == 9 && f.groups[pgid] }
 func (f *fakeFacts) lockCreator(fileID) (int, bool) { return 0, false }
 
 type fakeProcess struct {
@@ -626,7 +626,7 @@ func TestJudgeOwner(t *testing.T) {
 			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerDead, reasonOwnerDead},
 		// Issue 9: a wrapper's child left in the gateway's process group,
 		// and a daemon recorded as a descendant, keep the tree alive.
-		{"launcher and gateway dead, its group lives", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`, 0, true,
+		{"launcher and gateway dead, its group lives", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","sessionId":9}`, 0, true,
 			func(f *fakeFacts) {
 				f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}}
 				f.groups = map[int]bool{6: true}

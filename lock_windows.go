@@ -532,7 +532,10 @@ func (f *lockFile) id() fileID { return fileID{uint64(f.vol), f.idx} }
 
 // processGroupAlive: Windows process groups are console groups that die with
 // their processes; the job object, not the group, outlives nothing.
-func processGroupAlive(int) bool { return false }
+func processGroupAlive(int, int) bool { return false }
+
+// sessionID: Windows has no POSIX sessions.
+func sessionID() int { return 0 }
 
 // inheritable: none. A LockFileEx lock belongs to the process that took it and
 // ends when that process closes its handle, so an inherited handle would keep

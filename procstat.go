@@ -37,19 +37,33 @@ func parseProcState(b []byte) (byte, bool) {
 	return b[i+2], true
 }
 
-// parseProcStateGroup finds the state (field 3) and process group (field 5)
-// of a /proc/<pid>/stat line.
-func parseProcStateGroup(b []byte) (byte, int, bool) {
+// procStatus is what the process table says of a process beyond its start
+// time: fields 3 to 6 of /proc/<pid>/stat.
+type procStatus struct {
+	state                byte
+	ppid, group, session int
+}
+
+// parseProcStatus reads the state, parent, process group and session of a
+// /proc/<pid>/stat line.
+func parseProcStatus(b []byte) (procStatus, bool) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, false
+		return procStatus{}, false
 	}
 	f := bytes.Fields(b[i+1:])
-	if len(f) < 3 || len(f[0]) != 1 {
-		return 0, 0, false
+	if len(f) < 4 || len(f[0]) != 1 {
+		return procStatus{}, false
 	}
-	pgid, err := strconv.Atoi(string(f[2]))
-	return f[0][0], pgid, err == nil
+	var n [3]int
+	for k := range n {
+		v, err := strconv.Atoi(string(f[k+1]))
+		if err != nil {
+			return procStatus{}, false
+		}
+		n[k] = v
+	}
+	return procStatus{state: f[0][0], ppid: n[0], group: n[1], session: n[2]}, true
 }
 
 // Offsets into FreeBSD's struct kinfo_proc (sys/user.h) on 64-bit platforms:

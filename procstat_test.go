@@ -66,24 +66,24 @@ func TestOwnStartTime(t *testing.T) {
 	}
 }
 
-func TestParseProcStateGroup(t *testing.T) {
+func TestParseProcStatus(t *testing.T) {
 	for _, tc := range []struct {
-		line        string
-		state       byte
-		group       int
-		ok, stateOK bool
+		line    string
+		want    procStatus
+		ok      bool
+		stateOK bool
 	}{
-		{"42 (gate way) S 1 42 42 0 -1", 'S', 42, true, true},
-		{"43 (a) (b)) Z 42 7 7 0", 'Z', 7, true, true},
-		{"44 (x) R", 'R', 0, false, true},
-		{"garbage", 0, 0, false, false},
+		{"42 (gate way) S 1 42 40 0 -1", procStatus{'S', 1, 42, 40}, true, true},
+		{"43 (a) (b)) Z 42 7 7 0", procStatus{'Z', 42, 7, 7}, true, true},
+		{"44 (x) R 1 2", procStatus{}, false, true},
+		{"garbage", procStatus{}, false, false},
 	} {
-		st, group, ok := parseProcStateGroup([]byte(tc.line))
-		if ok != tc.ok || (ok && (st != tc.state || group != tc.group)) {
-			t.Errorf("parseProcStateGroup(%q) = %c, %d, %t; want %c, %d, %t", tc.line, st, group, ok, tc.state, tc.group, tc.ok)
+		got, ok := parseProcStatus([]byte(tc.line))
+		if ok != tc.ok || (ok && got != tc.want) {
+			t.Errorf("parseProcStatus(%q) = %+v, %t; want %+v, %t", tc.line, got, ok, tc.want, tc.ok)
 		}
-		if st, ok := parseProcState([]byte(tc.line)); ok != tc.stateOK || (ok && st != tc.state) {
-			t.Errorf("parseProcState(%q) = %c, %t; want %c, %t", tc.line, st, ok, tc.state, tc.stateOK)
+		if st, ok := parseProcState([]byte(tc.line)); ok != tc.stateOK || (ok && st != tc.want.state && tc.ok) {
+			t.Errorf("parseProcState(%q) = %c, %t", tc.line, st, ok)
 		}
 	}
 }

@@ -8,27 +8,34 @@ import (
 	"strings"
 )
 
-// childPIDs lists this process's children from /proc/self/task/*/children.
-// With gwlock a subreaper, they are every process of the gateway's tree whose
-// own parent is gone: a daemon that forked and let its parent exit is here.
-func childPIDs() []int {
-	tasks, err := os.ReadDir("/proc/self/task")
+// descendantPIDs lists every descendant of this process, from the parent
+// links in /proc/<pid>/stat: the gateway's whole tree, a worker that left its
+// process group (setsid) and closed its descriptors included. It reads the
+// whole process table (about a millisecond for a hundred processes), so the
+// supervisor calls it on a schedule, never in a hot path.
+func descendantPIDs() []int {
+	procs, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
-	var pids []int
-	for _, t := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+	children := map[int][]int{}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
 		if err != nil {
 			continue
 		}
-		for _, f := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
+		if b, err := os.ReadFile("/proc/" + p.Name() + "/stat"); err == nil {
+			if st, ok := parseProcStatus(b); ok && st.state != 'Z' && st.state != 'X' {
+				children[st.ppid] = append(children[st.ppid], pid)
 			}
 		}
 	}
-	return uniquePIDs(pids)
+	var out []int
+	for queue := children[os.Getpid()]; len(queue) > 0; queue = queue[1:] {
+		out = append(out, queue[0])
+		queue = append(queue, children[queue[0]]...)
+	}
+	return out
 }
 
 // flockHolders lists the processes other than us with a descriptor that
@@ -103,21 +110,25 @@ func flockCreator(file fileID) (int, bool) {
 	return 0, true // no flock at all: nobody holds it now
 }
 
-// processGroupAlive says a live (not zombie) process is in group pgid.
-func processGroupAlive(pgid int) bool {
-	if pgid <= 0 || unix.Kill(-pgid, 0) == unix.ESRCH {
+// processGroupAlive says a live (not zombie) process of session sid is in
+// group pgid. The session is what makes the answer the gateway's: once the
+// group emptied, anyone who got the pid number can lead a group of that
+// number, but only in a session of their own (setsid), never in the
+// launcher's, where the gateway's group was made.
+func processGroupAlive(pgid, sid int) bool {
+	if pgid <= 0 || sid <= 0 || unix.Kill(-pgid, 0) == unix.ESRCH {
 		return false
 	}
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
-		return true // the group exists; its members cannot be told from zombies
+		return false
 	}
 	for _, p := range procs {
 		b, err := os.ReadFile("/proc/" + p.Name() + "/stat")
 		if err != nil {
 			continue
 		}
-		if st, group, ok := parseProcStateGroup(b); ok && group == pgid && st != 'Z' && st != 'X' {
+		if st, ok := parseProcStatus(b); ok && st.group == pgid && st.session == sid && st.state != 'Z' && st.state != 'X' {
 			return true
 		}
 	}

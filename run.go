@@ -322,6 +322,27 @@ type supervisor struct {
 	ready      chan time.Duration
 	childGone  chan struct{}
 	lockAlone  chan error // the lock's other sharers are gone (no subreaper)
+	treeTimer  <-chan time.Time
+	treeStep   int
+}
+
+// treeRecordAt is when, after each start, the gateway's tree is recorded in
+// the lock, besides every --stale/3: workers and daemons are mostly started
+// in a gateway's first seconds, and a process of the tree that closed its
+// lock descriptor is protected from a launcher's SIGKILL only once recorded.
+var treeRecordAt = []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, time.Second, 3 * time.Second}
+
+// scheduleTreeRecord arms the next recording of treeRecordAt.
+func (s *supervisor) scheduleTreeRecord() {
+	s.treeTimer = nil
+	if s.treeStep < len(treeRecordAt) {
+		prev := time.Duration(0)
+		if s.treeStep > 0 {
+			prev = treeRecordAt[s.treeStep-1]
+		}
+		s.treeTimer = time.After(treeRecordAt[s.treeStep] - prev)
+		s.treeStep++
+	}
 }
 
 // supervise runs the gateway under hold (nil: no lock) until it is gone for
@@ -369,9 +390,10 @@ func (s *supervisor) next(sigs <-chan os.Signal, lost <-chan string, tick <-chan
 	case <-lost:
 		return s.lockLost()
 	case <-tick:
-		if s.remnants {
-			s.recordTree() // what a daemon's own children left is ours now
-		}
+		s.recordTree()
+	case <-s.treeTimer:
+		s.recordTree()
+		s.scheduleTreeRecord()
 	case waited := <-s.ready:
 		s.log.info("gateway-ready", "port", s.c.port, "waited_ms", ms(waited))
 		sdNotify("READY=1\nMAINPID=" + strconv.Itoa(os.Getpid()))
@@ -411,7 +433,8 @@ func (s *supervisor) start() error {
 	if err != nil {
 		return err
 	}
-	s.child, s.started = pid, time.Now()
+	s.child, s.started, s.treeStep = pid, time.Now(), 0
+	s.scheduleTreeRecord()
 	s.log.info("child-start", "pid", pid, "command", s.c.command[0])
 	if s.hold != nil {
 		s.hold.setGateway(pid)
@@ -533,6 +556,7 @@ func (s *supervisor) reaped(e childExit) (bool, int, error) {
 	if e.pid == s.child && s.child != 0 {
 		s.log.info("child-exit", "pid", s.child, "code", e.code, "signal", e.signal, "uptime_ms", ms(time.Since(s.started)))
 		s.child, s.lastCode, s.mainCode = 0, e.code, e.code
+		s.procs.mainExited()
 		if s.treeLives(e) {
 			return false, 0, nil
 		}

@@ -60,8 +60,11 @@ func (w fdWriter) Write(p []byte) (int, error) {
 type gatewayTree struct {
 	reapAll bool // PID 1 or subreaper: every orphan of the tree comes to us
 	group   int  // the gateway's process group, 0 once the tree is gone
-	exits   chan childExit
-	kick    chan struct{} // a gateway was started: reapEverything may wait again
+	// leaderGone: the group's leader, the gateway's main process, was
+	// reaped, so its number is free for anyone once the group empties.
+	leaderGone bool
+	exits      chan childExit
+	kick       chan struct{} // a gateway was started: reapEverything may wait again
 }
 
 // stopSignal is what the supervisor sends to stop the gateway.
@@ -86,7 +89,7 @@ func (t *gatewayTree) start(argv, env []string, fd uintptr, inherit bool) (int, 
 	if err != nil {
 		return 0, err
 	}
-	t.group = pid
+	t.group, t.leaderGone = pid, false
 	if !t.reapAll {
 		go t.waitChild(pid)
 		return pid, nil
@@ -101,7 +104,10 @@ func (t *gatewayTree) start(argv, env []string, fd uintptr, inherit bool) (int, 
 // signal sends sig to the gateway's process group and to others, the
 // processes of the tree that left it (a daemon's setsid).
 func (t *gatewayTree) signal(sig os.Signal, others []int) {
-	if t.group > 0 {
+	// Once its leader was reaped, the group's number is signalled only while
+	// a member in our session is left: an emptied group's number may lead
+	// another user's group by now.
+	if t.group > 0 && (!t.leaderGone || processGroupAlive(t.group, sessionID())) {
 		_ = unix.Kill(-t.group, sig.(syscall.Signal))
 	}
 	for _, pid := range others {
@@ -115,7 +121,11 @@ func (t *gatewayTree) kill(others []int) { t.signal(unix.SIGKILL, others) }
 func (t *gatewayTree) forward(pid int, sig os.Signal) { _ = unix.Kill(pid, sig.(syscall.Signal)) }
 
 // children are our children: the gateway and, once adopted, its orphans.
-func (t *gatewayTree) children() []int { return childPIDs() }
+// children are the gateway's whole tree below gwlock, where the OS can list it.
+func (t *gatewayTree) children() []int { return descendantPIDs() }
+
+// mainExited: the gateway's main process, its group's leader, was reaped.
+func (t *gatewayTree) mainExited() { t.leaderGone = true }
 
 // ended: the tree is gone; its group id may be anyone's now.
 func (t *gatewayTree) ended() { t.group = 0 }

@@ -108,6 +108,8 @@ func (t *gatewayTree) forward(int, os.Signal) {}
 
 func (t *gatewayTree) children() []int { return nil }
 
+func (t *gatewayTree) mainExited() {}
+
 func (t *gatewayTree) ended() { t.pid = 0 }
 
 func (t *gatewayTree) close() { windows.CloseHandle(t.job) }
