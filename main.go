@@ -91,7 +91,7 @@ run flags:
   --subreaper          adopt orphaned descendants and reap them (Linux)
 status flags:
   --json               print the report as JSON
-`
+` + etcdUsageText
 
 // init starts run's background preparation before main, so that it overlaps
 // even the runtime's and flag parsing's work (about 3% of `run -- true`).
@@ -124,6 +124,7 @@ type config struct {
 	restart, ifRunning, logFormat string
 	quiet, json, subreaper        bool
 	command                       []string
+	etcd                          etcdConfig // --backend and the etcd flags (etcd_flags.go)
 }
 
 // cli runs one gwlock command and returns its exit code.
@@ -156,8 +157,15 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	log := newTelemetry(stderr, c.logFormat, c.quiet)
 	switch cmd {
 	case "run":
+		if c.etcd.Backend == "etcd" {
+			// Wired by the backend seam (issue 11): file lock, then etcdBackend.
+			return fail(stderr, errors.New("run --backend etcd: not wired into the supervisor yet (issue 11)"))
+		}
 		return cmdRun(c, log, stderr)
 	case "status":
+		if c.etcd.Backend == "etcd" {
+			return etcdStatus(c.etcd, stdout, c.json)
+		}
 		return cmdStatus(c, stdout, stderr)
 	case "probe":
 		return cmdProbe(c, stderr)
@@ -194,6 +202,10 @@ func parseFlags(cmd string, args []string) (*config, error) {
 	}
 	set.Var((*portFlag)(&c.port), "port", "")
 	envOf["port"] = "GWLOCK_PORT"
+	c.etcd.Backend = "file"
+	if cmd == "run" || cmd == "status" {
+		addEtcdFlags(set, envOf, &c.etcd)
+	}
 	str(&c.host, "host", "GWLOCK_HOST")
 	switch cmd {
 	case "run":
@@ -225,6 +237,9 @@ func parseFlags(cmd string, args []string) (*config, error) {
 		return nil, usagef("unexpected argument %q", set.Arg(0))
 	}
 	c.command = command
+	if err := c.etcd.finish(cmd, set, c); err != nil {
+		return nil, err
+	}
 	return c, c.validate(cmd, sawDashes)
 }
 
@@ -270,7 +285,7 @@ func (c *config) validate(cmd string, sawDashes bool) error {
 	if c.configPath != "" && c.lockPath != "" {
 		return usagef("--config and --lock both given: name the lock one way")
 	}
-	if c.configPath == "" && c.lockPath == "" {
+	if c.configPath == "" && c.lockPath == "" && c.etcd.LockName == "" {
 		return usagef("%s needs --config PATH or --lock FILE", cmd)
 	}
 	if c.poll <= 0 {
