@@ -303,6 +303,7 @@ func (c *etcdClient) call(ctx context.Context, op, path string, req, resp any) e
 			code = ee.Code
 			if ee.authExpired() && c.user != "" && !reauthed {
 				reauthed = true
+				c.reportError(op, ep, code, err)
 				if aerr := c.authenticate(ctx); aerr == nil {
 					continue
 				}
@@ -932,12 +933,13 @@ type etcdHold struct {
 	fence    int64
 	acquired time.Time
 
-	mu       sync.Mutex
-	goodSend time.Time // send time of the last good keepalive
-	stopAt   time.Time // goodSend + TTL - B (monotonic)
-	gateway  int
-	isLost   bool
-	released bool
+	mu          sync.Mutex
+	goodSend    time.Time // send time of the last good keepalive
+	stopAt      time.Time // goodSend + TTL - B (monotonic)
+	gateway     int
+	compactions int // watches that found their start revision compacted
+	isLost      bool
+	released    bool
 
 	lostCh   chan string
 	lostOnce sync.Once
@@ -1101,6 +1103,9 @@ func (h *etcdHold) watchLoop() {
 			return
 		}
 		if compacted {
+			h.mu.Lock()
+			h.compactions++
+			h.mu.Unlock()
 			// The history is gone: the key as it is now decides.
 			rctx, rcancel := h.reqCtx()
 			kv, cur, gerr := h.b.client.get(rctx, h.b.key)
