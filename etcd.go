@@ -673,6 +673,10 @@ type etcdBackend struct {
 	cfg    etcdConfig
 	key    string
 	client *etcdClient
+	// Notify, if set, tells the service manager (sdNotify on systemd) that a
+	// standby is up and waiting, once per holder change: a Type=notify unit
+	// would otherwise be killed by TimeoutStartSec while it waits.
+	Notify func(state string)
 }
 
 func newEtcdBackend(cfg etcdConfig, log *telemetry) (*etcdBackend, error) {
@@ -800,6 +804,9 @@ func (b *etcdBackend) acquire(req acquireRequest) (heldLock2, error) {
 		if holder.CreateRevision != lastHolder {
 			lastHolder = holder.CreateRevision
 			log.info("acquire-contention", "key", b.key, "holder_host", v.Hostname, "holder_pid", v.PID, "holder_fence", holder.CreateRevision)
+			if b.Notify != nil && !req.StopIfAlive && req.Timeout > 0 {
+				b.Notify(fmt.Sprintf("READY=1\nSTATUS=standby key=%s holder=%s pid=%d fence=%d", b.key, v.Hostname, v.PID, holder.CreateRevision))
+			}
 		}
 		if req.StopIfAlive || req.Timeout == 0 || time.Now().After(deadline) {
 			waited := time.Since(start)
@@ -949,6 +956,11 @@ type etcdHold struct {
 }
 
 func (h *etcdHold) lost() <-chan string { return h.lostCh }
+
+// activeStatus is the systemd STATUS= text once the gateway is ready.
+func (h *etcdHold) activeStatus() string {
+	return "STATUS=active key=" + h.b.key + " fence=" + strconv.FormatInt(h.fence, 10)
+}
 
 func (h *etcdHold) gatewayEnv() []string {
 	return []string{"GWLOCK_FENCE=" + strconv.FormatInt(h.fence, 10), "GWLOCK_BACKEND=etcd", "GWLOCK_LOCK_KEY=" + h.b.key}

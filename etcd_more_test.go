@@ -12,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -232,7 +233,42 @@ func TestEtcdMutualTLS(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Fence != h.fence || rep.PID != int64(os.Getpid()) || rep.TTLLeftS <= 0 {
 		t.Fatalf("status --json = %s (%v), want fence %d, our pid, a TTL left", out.String(), err, h.fence)
 	}
+	// A standby over HTTP/2 tells systemd it is up, then sees the release.
+	standby := mustBackend(t, cfg)
+	notes := make(chan string, 4)
+	standby.Notify = func(s string) { notes <- s }
+	won := make(chan heldLock2, 1)
+	go func() {
+		h2, err := standby.acquire(acquireRequest{Timeout: scaled(10 * time.Second)})
+		if err != nil {
+			t.Error(err)
+		}
+		won <- h2
+	}()
+	select {
+	case n := <-notes:
+		if want := fmt.Sprintf("READY=1\nSTATUS=standby key=%s", h.b.key); !strings.HasPrefix(n, want) {
+			t.Fatalf("standby notification = %q, want prefix %q", n, want)
+		}
+	case <-time.After(scaled(5 * time.Second)):
+		t.Fatal("the standby sent no READY=1")
+	}
 	if err := h.release(nil); err != nil {
+		t.Fatal(err)
+	}
+	var h2 heldLock2
+	select {
+	case h2 = <-won:
+	case <-time.After(scaled(10 * time.Second)):
+		t.Fatal("standby not in after the release")
+	}
+	if h2 == nil {
+		t.FailNow()
+	}
+	if got := h2.(*etcdHold).fence; got <= h.fence {
+		t.Fatalf("fence after handoff = %d, want > %d", got, h.fence)
+	}
+	if err := h2.release(nil); err != nil {
 		t.Fatal(err)
 	}
 	out.Reset()
