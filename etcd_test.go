@@ -134,6 +134,8 @@ func helperEtcdGateway(args []string) int {
 	marker := set.String("marker", "", "exclusive marker")
 	ignoreTerm := set.Bool("ignore-term", false, "ignore SIGTERM")
 	life := set.Duration("life", helperDeadline, "exit after this long")
+	pidFile := set.String("pidfile", "", "append our pid here")
+	label := set.String("label", "", "the fence column when GWLOCK_FENCE is unset (etcdctl lock)")
 	if set.Parse(args) != nil {
 		return 2
 	}
@@ -146,6 +148,12 @@ func helperEtcdGateway(args []string) int {
 		return 3
 	}
 	fence, pid := os.Getenv("GWLOCK_FENCE"), strconv.Itoa(os.Getpid())
+	if fence == "" {
+		fence = *label
+	}
+	if *pidFile != "" {
+		appendLine(*pidFile, pid)
+	}
 	say := func(word string) {
 		appendLine(*logPath, fmt.Sprintf("%d %s %s %s", time.Now().UnixNano(), fence, pid, word))
 	}
