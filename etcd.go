@@ -758,6 +758,7 @@ func (b *etcdBackend) acquire(req acquireRequest) (heldLock2, error) {
 		holderValue *etcdValue
 		sawHolder   bool
 		deleted     *etcdKV // the predecessor as the DELETE event showed it
+		seenRev     int64   // the revision at which we last saw a holder
 	)
 	for {
 		if ctx.Err() != nil {
@@ -791,6 +792,11 @@ func (b *etcdBackend) acquire(req acquireRequest) (heldLock2, error) {
 			won, rev = true, holder.CreateRevision
 		}
 		if won {
+			if sawHolder && deleted == nil {
+				// The holder went between two watch streams: its last
+				// words (released:true or not) are still in the history.
+				deleted = b.predecessor(ctx, seenRev+1, rev)
+			}
 			return b.won(ctx, req, &lease, rev, start, sawHolder, deleted, holderValue)
 		}
 		if holder == nil {
@@ -800,7 +806,7 @@ func (b *etcdBackend) acquire(req acquireRequest) (heldLock2, error) {
 		if v == nil {
 			v = &etcdValue{}
 		}
-		sawHolder, holderValue = true, v
+		sawHolder, holderValue, seenRev, deleted = true, v, rev, nil
 		if holder.CreateRevision != lastHolder {
 			lastHolder = holder.CreateRevision
 			log.info("acquire-contention", "key", b.key, "holder_host", v.Hostname, "holder_pid", v.PID, "holder_fence", holder.CreateRevision)
@@ -855,6 +861,30 @@ func (b *etcdBackend) waitForDelete(ctx context.Context, lease *etcdLease, rev i
 	if err != nil && wctx.Err() == nil {
 		sleepCtx(wctx, 200*time.Millisecond)
 	}
+	return gone
+}
+
+// predecessor reads the key's history from rev up to our own creation at
+// fence and returns the kv its DELETE removed (nil if the history is gone or
+// unreachable: the caller then assumes the worst and delays).
+func (b *etcdBackend) predecessor(ctx context.Context, rev, fence int64) *etcdKV {
+	hctx, cancel := context.WithTimeout(ctx, b.client.attempt)
+	defer cancel()
+	var gone *etcdKV
+	_ = b.client.watch(hctx, b.key, rev, func(r etcdWatchResp) bool {
+		if r.Canceled || r.CompactRevision != 0 {
+			return false
+		}
+		for _, ev := range r.Events {
+			if ev.Type == "DELETE" && ev.PrevKV != nil {
+				gone = ev.PrevKV
+			}
+			if ev.KV.ModRevision >= fence {
+				return false
+			}
+		}
+		return true
+	})
 	return gone
 }
 

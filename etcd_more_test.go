@@ -410,3 +410,44 @@ func TestEtcdMemberLoss(t *testing.T) {
 		t.Fatalf("a gateway started at %s, before quorum returned at %s", runs[1].first, restored)
 	}
 }
+
+// TestEtcdPredecessorFromHistory: a standby that won without having watched
+// the DELETE (it fell between two watch streams) reads the predecessor's last
+// value from the history, so a released handoff costs no takeover delay and
+// an unreleased one still does.
+func TestEtcdPredecessorFromHistory(t *testing.T) {
+	c := startEtcd(t, 1, "http")
+	b := mustBackend(t, testEtcdConfig("history", c.endpoints()...))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, released := range []bool{true, false} {
+		var lease etcdLease
+		if err := b.refreshLease(ctx, &lease); err != nil {
+			t.Fatal(err)
+		}
+		_, seen, err := b.client.get(ctx, "/nothing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var x struct{}
+		if err := b.client.call(ctx, "put", "/v3/kv/put", map[string]any{"key": []byte(b.key), "value": b.value(&lease, 0, released)}, &x); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.client.call(ctx, "delete", "/v3/kv/deleterange", map[string]any{"key": []byte(b.key)}, &x); err != nil {
+			t.Fatal(err)
+		}
+		won, _, fence, err := b.client.createIfAbsent(ctx, b.key, b.value(&lease, 0, false), lease.id)
+		if err != nil || !won {
+			t.Fatalf("createIfAbsent = %v, %v", won, err)
+		}
+		prev := b.predecessor(ctx, seen+1, fence)
+		if prev == nil {
+			t.Fatalf("released=%v: no predecessor found in the history", released)
+		}
+		v, err := parseEtcdValue(prev.Value)
+		if err != nil || v.Released != released {
+			t.Fatalf("predecessor = %s (%v), want released=%v", prev.Value, err, released)
+		}
+		_ = b.client.revoke(ctx, lease.id)
+	}
+}

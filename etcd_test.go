@@ -135,7 +135,7 @@ func helperEtcdGateway(args []string) int {
 	ignoreTerm := set.Bool("ignore-term", false, "ignore SIGTERM")
 	life := set.Duration("life", helperDeadline, "exit after this long")
 	pidFile := set.String("pidfile", "", "append our pid here")
-	label := set.String("label", "", "the fence column when GWLOCK_FENCE is unset (etcdctl lock)")
+	label := set.String("label", "", "the fence column instead of GWLOCK_FENCE (benchmarks, etcdctl lock)")
 	if set.Parse(args) != nil {
 		return 2
 	}
@@ -148,7 +148,7 @@ func helperEtcdGateway(args []string) int {
 		return 3
 	}
 	fence, pid := os.Getenv("GWLOCK_FENCE"), strconv.Itoa(os.Getpid())
-	if fence == "" {
+	if *label != "" {
 		fence = *label
 	}
 	if *pidFile != "" {
