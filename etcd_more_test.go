@@ -12,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -449,5 +450,45 @@ func TestEtcdPredecessorFromHistory(t *testing.T) {
 			t.Fatalf("predecessor = %s (%v), want released=%v", prev.Value, err, released)
 		}
 		_ = b.client.revoke(ctx, lease.id)
+	}
+}
+
+// TestEtcdAcquireResults: a live holder is a *busyError (exit 75) at once
+// with --timeout 0 or --if-running ok, and after the timeout otherwise; a
+// stop signal while waiting is errCanceled, promptly.
+func TestEtcdAcquireResults(t *testing.T) {
+	c := startEtcd(t, 1, "http")
+	cfg := testEtcdConfig("results", c.endpoints()...)
+	h := mustAcquire(t, mustBackend(t, cfg), nil)
+	contender := mustBackend(t, cfg)
+	for _, req := range []acquireRequest{{Timeout: 0}, {Timeout: time.Hour, StopIfAlive: true}, {Timeout: 500 * time.Millisecond}} {
+		start := time.Now()
+		_, err := contender.acquire(req)
+		var busy *busyError
+		if !errors.As(err, &busy) || exitCode(err) != exitBusy || busy.OwnerPID != int64(os.Getpid()) {
+			t.Fatalf("acquire(%+v) = %v, want a busyError naming pid %d (exit %d)", req, err, os.Getpid(), exitBusy)
+		}
+		if took := time.Since(start); took > req.Timeout%time.Hour+scaled(time.Second) {
+			t.Errorf("acquire(%+v) took %s", req, took)
+		}
+	}
+	cancel := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := contender.acquire(acquireRequest{Timeout: time.Hour, Cancel: cancel})
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	close(cancel)
+	select {
+	case err := <-done:
+		if !errors.Is(err, errCanceled) {
+			t.Fatalf("acquire after cancel = %v, want errCanceled", err)
+		}
+	case <-time.After(scaled(2 * time.Second)):
+		t.Fatal("acquire did not return within 2 s of the cancel")
+	}
+	if err := h.release(nil); err != nil {
+		t.Fatal(err)
 	}
 }
