@@ -227,10 +227,15 @@ func newEtcdClient(cfg etcdConfig, log *telemetry) (*etcdClient, error) {
 		c.attempt = cfg.requestTimeoutOverride
 	}
 	dialer := &net.Dialer{Timeout: c.attempt, KeepAlive: 5 * time.Second}
+	// HTTP/1.1 only: a request that times out closes its own connection, so
+	// the next one dials afresh. Over HTTP/2 every request shares one
+	// connection, and a black-holed one stays in the pool, failing request
+	// after request until TCP gives up minutes later; its errors also hide
+	// the TLS alert ("certificate required") behind a generic message.
 	tr := &http.Transport{
 		DialContext:         dialer.DialContext,
 		TLSClientConfig:     tlsConf,
-		ForceAttemptHTTP2:   true,
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
 		TLSHandshakeTimeout: c.attempt,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     30 * time.Second,
@@ -939,7 +944,15 @@ func (b *etcdBackend) abandon(l *etcdLease, err error) error {
 }
 
 func (b *etcdBackend) acquireFailed(req acquireRequest, err error) error {
-	return fmt.Errorf("etcd lock %s: %w (hint: check --etcd-endpoints and that a quorum of members is up)", b.key, err)
+	hint := "check --etcd-endpoints and that a quorum of members is up"
+	var ee *etcdError
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") || strings.Contains(msg, "certificate"):
+		hint = "check --etcd-cacert, --etcd-cert and --etcd-key against the server's CA and --client-cert-auth"
+	case errors.As(err, &ee) && (ee.authExpired() || strings.Contains(ee.Message, "authentication failed") || strings.Contains(ee.Message, "permission denied")):
+		hint = "check --etcd-user, --etcd-password-file and the user's role on the key prefix"
+	}
+	return fmt.Errorf("etcd lock %s: %w (hint: %s)", b.key, err, hint)
 }
 
 // opCtx bounds one operation of the acquisition: the attempt bound, and the
