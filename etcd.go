@@ -805,6 +805,9 @@ func (b *etcdBackend) acquire(req acquireRequest) (heldLock2, error) {
 			return b.won(ctx, req, &lease, rev, start, sawHolder, deleted, holderValue)
 		}
 		if holder == nil {
+			// A failed compare with no holder in the reply: not a shape etcd
+			// sends, so pace the retry instead of spinning on it.
+			sleepCtx(ctx, 100*time.Millisecond)
 			continue
 		}
 		v, _ := parseEtcdValue(holder.Value)

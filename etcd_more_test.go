@@ -495,3 +495,42 @@ func TestEtcdAcquireResults(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEtcdEndpointRotation: with a black-holed member listed first, every
+// request still ends within its own bound and moves to the next endpoint
+// (backend-endpoint), so acquisition, hold and release work.
+func TestEtcdEndpointRotation(t *testing.T) {
+	c := startEtcd(t, 1, "http")
+	dead := startProxy(t, strings.TrimPrefix(c.endpoints()[0], "http://"))
+	dead.set(proxyBlackHole)
+	var logBuf lockedBuffer
+	log := newTelemetry(&logBuf, "text", false)
+	cfg := testEtcdConfig("rotation", dead.url(), c.endpoints()[0])
+	b, err := newEtcdBackend(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	h := mustAcquire(t, b, log)
+	if took, bound := time.Since(start), b.client.attempt+scaled(time.Second); took > bound {
+		t.Errorf("acquire past a black-holed endpoint took %s, want under one attempt bound + 1 s = %s", took, bound)
+	}
+	var moved []string // the http:// warnings carry tls=false; the moves do not
+	for _, ev := range findEvents(parseLogfmt(logBuf.String()), "backend-endpoint") {
+		if _, warning := ev["tls"]; !warning {
+			moved = append(moved, ev["endpoint"])
+		}
+	}
+	if len(moved) == 0 || moved[0] != c.endpoints()[0] {
+		t.Fatalf("backend-endpoint moves = %v, want first %s", moved, c.endpoints()[0])
+	}
+	mustEvent(t, parseLogfmt(logBuf.String()), "backend-error", "op", "endpoint", "code", "err")
+	select {
+	case reason := <-h.lost():
+		t.Fatalf("lock lost: %s", reason)
+	case <-time.After(etcdTestTTL):
+	}
+	if err := h.release(log); err != nil {
+		t.Fatal(err)
+	}
+}
