@@ -782,6 +782,10 @@ func (b *etcdBackend) acquire(req acquireRequest) (heldLock2, error) {
 			}
 		}
 		won, holder, rev, err := b.client.createIfAbsent(b.opCtx(ctx, deadline), b.key, b.value(&lease, 0, false), lease.id)
+		var ee *etcdError
+		if errors.As(err, &ee) && strings.Contains(ee.Message, "lease not found") {
+			lease = etcdLease{} // revoked or expired under us (a paused host): grant a new one
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, b.abandon(&lease, errCanceled)

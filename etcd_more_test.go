@@ -494,6 +494,21 @@ func TestEtcdAcquireResults(t *testing.T) {
 	if err := h.release(nil); err != nil {
 		t.Fatal(err)
 	}
+	// The words acquire matches to drop a lease that died under it.
+	ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	var dead etcdLease
+	if err := contender.refreshLease(ctx, &dead); err != nil {
+		t.Fatal(err)
+	}
+	if err := contender.client.revoke(ctx, dead.id); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err := contender.client.createIfAbsent(ctx, contender.key, []byte("{}"), dead.id)
+	var ee *etcdError
+	if !errors.As(err, &ee) || !strings.Contains(ee.Message, "lease not found") {
+		t.Fatalf("txn on a revoked lease = %v, want an etcdError saying lease not found", err)
+	}
 }
 
 // TestEtcdEndpointRotation: with a black-holed member listed first, every
