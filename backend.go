@@ -157,3 +157,96 @@ func (h *fileHold) release(log *telemetry) error {
 	}
 	return h.heldLock.release(log)
 }
+
+// stackedBackend takes the local file lock first, so one host has one
+// contender for a key, then the remote lock (etcd). Status is the remote
+// lock's; unlock removes only a dead local owner's file.
+type stackedBackend struct {
+	local  *fileBackend
+	remote *etcdBackend
+}
+
+func (b *stackedBackend) acquire(req acquireRequest) (holder, error) {
+	start := time.Now()
+	quiet := req
+	quiet.Log = req.Log.warnOnly() // the acquire-* lines are the remote lock's
+	local, err := b.local.acquire(quiet)
+	if err != nil {
+		return nil, err
+	}
+	if req.Timeout -= time.Since(start); req.Timeout < 0 {
+		req.Timeout = 0
+	}
+	remote, err := b.remote.acquire(req)
+	if err != nil {
+		_ = local.release(nil)
+		return nil, err
+	}
+	return newStackedHold(local.(*fileHold), remote), nil
+}
+
+func (b *stackedBackend) status(stdout, stderr io.Writer, asJSON bool) int {
+	return b.remote.status(stdout, stderr, asJSON)
+}
+
+func (b *stackedBackend) unlock(log *telemetry, stderr io.Writer) int {
+	return b.local.unlock(log, stderr)
+}
+
+func (b *stackedBackend) where() string { return b.remote.where() }
+
+// stackedHold is both locks held: the gateway inherits the local one (its
+// tree keeps it), and is told about the remote one. Losing either is losing.
+type stackedHold struct {
+	*fileHold
+	remote holder
+	lostCh chan string
+}
+
+func newStackedHold(local *fileHold, remote holder) *stackedHold {
+	h := &stackedHold{fileHold: local, remote: remote, lostCh: make(chan string, 1)}
+	go func() {
+		select {
+		case why := <-local.lost():
+			h.lostCh <- why
+		case why := <-remote.lost():
+			h.lostCh <- why
+		}
+	}()
+	return h
+}
+
+func (h *stackedHold) lost() <-chan string { return h.lostCh }
+
+func (h *stackedHold) where() string { return h.remote.where() }
+
+func (h *stackedHold) gatewayEnv() map[string]string {
+	env := h.fileHold.gatewayEnv()
+	for k, v := range h.remote.gatewayEnv() {
+		env[k] = v
+	}
+	return env
+}
+
+func (h *stackedHold) setGateway(pid int) {
+	h.fileHold.setGateway(pid)
+	h.remote.setGateway(pid)
+}
+
+// activeStatus passes on the remote lock's systemd status line, if any.
+func (h *stackedHold) activeStatus() string {
+	if a, ok := h.remote.(interface{ activeStatus() string }); ok {
+		return a.activeStatus()
+	}
+	return ""
+}
+
+// release lets the remote lock go first, then the local one: a contender on
+// this host that gets the local lock then finds the remote one free.
+func (h *stackedHold) release(log *telemetry) error {
+	rerr := h.remote.release(log)
+	if err := h.fileHold.release(log); err != nil {
+		return err
+	}
+	return rerr
+}

@@ -941,12 +941,16 @@ func reclaim(cur *lockFile, dir *checkedDir, base string) (bool, error) {
 	if testHookBeforeReclaim != nil {
 		testHookBeforeReclaim()
 	}
-	if !cur.kernel {
-		return reclaimWithoutKernelLock(cur, dir, base)
-	}
+	// Whatever the filesystem, the path must still name the judged file: the
+	// judgement took time, and the owner may have released and a successor
+	// published meanwhile. Without a kernel lock this check narrows, but
+	// cannot close, the window before the rename (see reclaimWithoutKernelLock).
 	same, err := cur.namedBy(dir, base)
 	if err != nil || !same {
 		return false, err
+	}
+	if !cur.kernel {
+		return reclaimWithoutKernelLock(cur, dir, base)
 	}
 	if err := removeLockPath(dir, base); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, &fs.PathError{Op: "remove stale lock", Path: dir.join(base), Err: err}

@@ -94,7 +94,7 @@ run flags:
   --subreaper          adopt orphaned descendants and reap them (Linux)
 status flags:
   --json               print the report as JSON
-`
+` + etcdUsageText
 
 // init starts run's background preparation before main, so that it overlaps
 // even the runtime's and flag parsing's work (about 3% of `run -- true`).
@@ -129,6 +129,7 @@ type config struct {
 	command                       []string
 	cmd                           string
 	from                          map[string]string // flag name: "--name" or the variable that set it
+	etcd                          etcdConfig        // --backend and the etcd flags (etcd_flags.go)
 }
 
 // cli runs one gwlock command and returns its exit code. Everything it says
@@ -174,7 +175,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	case "probe":
 		return cmdProbe(c, stderr)
 	}
-	b, err := backendFor(c)
+	b, err := backendFor(c, log)
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -184,9 +185,19 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	return b.unlock(log, stderr)
 }
 
-// backendFor is the backend the command line names.
-func backendFor(c *config) (lockBackend, error) {
-	return newFileBackend(c)
+// backendFor is the backend the command line names. The etcd backend stands
+// on the local file lock: one contender per host for one key.
+func backendFor(c *config, log *telemetry) (lockBackend, error) {
+	local, err := newFileBackend(c)
+	if err != nil || c.etcd.Backend != "etcd" {
+		return local, err
+	}
+	remote, err := newEtcdBackend(c.etcd, log)
+	if err != nil {
+		return nil, err
+	}
+	remote.Notify = sdNotify
+	return &stackedBackend{local: local, remote: remote}, nil
 }
 
 func parseFlags(cmd string, args []string) (*config, error) {
@@ -218,6 +229,10 @@ func parseFlags(cmd string, args []string) (*config, error) {
 	}
 	set.Var((*portFlag)(&c.port), "port", "")
 	envOf["port"] = "GWLOCK_PORT"
+	c.etcd.Backend = "file"
+	if cmd == "run" || cmd == "status" {
+		addEtcdFlags(set, envOf, &c.etcd)
+	}
 	str(&c.host, "host", "GWLOCK_HOST")
 	switch cmd {
 	case "run":
@@ -263,6 +278,9 @@ func parseFlags(cmd string, args []string) (*config, error) {
 		return nil, usagef("unexpected argument %q", set.Arg(0))
 	}
 	c.command = command
+	if err := c.etcd.finish(cmd, set, c); err != nil {
+		return nil, err
+	}
 	return c, c.validate(cmd, sawDashes)
 }
 
@@ -311,7 +329,7 @@ func (c *config) validate(cmd string, sawDashes bool) error {
 		}
 		return usagef("GWLOCK_CONFIG and GWLOCK_LOCK both set: name the lock one way (hint: unset one, or give --config or --lock, which wins)")
 	}
-	if c.configPath == "" && c.lockPath == "" {
+	if c.configPath == "" && c.lockPath == "" && c.etcd.LockName == "" {
 		return usagef("%s needs --config PATH or --lock FILE", cmd)
 	}
 	// Below a millisecond, polling burns a core and the heartbeat (--stale/3)
@@ -353,6 +371,10 @@ func (c *config) target() (lockTarget, error) {
 		}
 		return lockTarget{path: p, dir: filepath.Dir(p), name: p, explicit: true}, nil
 	}
+	if c.configPath == "" && c.etcd.LockName != "" {
+		// --backend etcd --lock-name N: the local lock is named after N.
+		return c.derivedTarget("lock-name:" + c.etcd.LockName)
+	}
 	cfg, err := configIdentity(c.configPath)
 	// status still reports on the lock a missing config names, so a gateway
 	// whose config was removed stays visible; run and unlock refuse (66).
@@ -363,15 +385,21 @@ func (c *config) target() (lockTarget, error) {
 		}
 		return lockTarget{}, err
 	}
+	return c.derivedTarget(cfg)
+}
+
+// derivedTarget is the lock named name in --lock-dir or the default dir.
+func (c *config) derivedTarget(name string) (lockTarget, error) {
 	dir, explicit := c.lockDir, c.lockDir != ""
 	if explicit {
+		var err error
 		if dir, err = filepath.Abs(dir); err != nil {
 			return lockTarget{}, &fs.PathError{Op: "resolve --lock-dir", Path: c.lockDir, Err: err}
 		}
 	} else {
 		dir = defaultLockDir()
 	}
-	return lockTarget{path: filepath.Join(dir, derivedLockName(cfg)), dir: dir, name: cfg, explicit: explicit}, nil
+	return lockTarget{path: filepath.Join(dir, derivedLockName(name)), dir: dir, name: name, explicit: explicit}, nil
 }
 
 // configIdentity is the name of a config that names its lock: the absolute

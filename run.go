@@ -58,7 +58,7 @@ func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
 		}
 		return code
 	}
-	b, err := backendFor(c)
+	b, err := backendFor(c, log)
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -396,7 +396,7 @@ func (s *supervisor) next(sigs <-chan os.Signal, lost <-chan string, tick <-chan
 		s.scheduleTreeRecord()
 	case waited := <-s.ready:
 		s.log.info("gateway-ready", "port", s.c.port, "waited_ms", ms(waited))
-		sdNotify("READY=1\nMAINPID=" + strconv.Itoa(os.Getpid()))
+		s.notifyReady()
 	case <-s.backoff:
 		s.backoff = nil
 		if err := s.start(); err != nil {
@@ -404,6 +404,16 @@ func (s *supervisor) next(sigs <-chan os.Signal, lost <-chan string, tick <-chan
 		}
 	}
 	return false, 0, nil
+}
+
+// notifyReady tells systemd the unit is up, and with a backend that has
+// more to say (etcd: active, with its fence) its status line.
+func (s *supervisor) notifyReady() {
+	state := "READY=1\nMAINPID=" + strconv.Itoa(os.Getpid())
+	if a, ok := s.hold.(interface{ activeStatus() string }); ok && a.activeStatus() != "" {
+		state += "\n" + a.activeStatus()
+	}
+	sdNotify(state)
 }
 
 func (s *supervisor) running() bool { return s.child != 0 || s.remnants }
@@ -441,7 +451,7 @@ func (s *supervisor) start() error {
 	}
 	s.childGone, s.ready = make(chan struct{}), make(chan time.Duration, 1)
 	if s.c.port == 0 {
-		sdNotify("READY=1\nMAINPID=" + strconv.Itoa(os.Getpid()))
+		s.notifyReady()
 		return nil
 	}
 	go func(c *config, gone <-chan struct{}, ready chan<- time.Duration) {

@@ -15,6 +15,7 @@ import (
 // --log-format json. A nil *telemetry discards everything (benchmarks, library use).
 type telemetry struct {
 	logger *slog.Logger
+	min    slog.Level // events below it are not written (warnOnly)
 }
 
 func newTelemetry(w io.Writer, format string, quiet bool) *telemetry {
@@ -30,7 +31,16 @@ func newTelemetry(w io.Writer, format string, quiet bool) *telemetry {
 	} else {
 		h = slog.NewTextHandler(out, opts)
 	}
-	return &telemetry{logger: slog.New(h)}
+	return &telemetry{logger: slog.New(h), min: slog.LevelDebug}
+}
+
+// warnOnly is the same telemetry with its info events left out: a lock that
+// guards another (etcd's local file lock) says only what went wrong.
+func (t *telemetry) warnOnly() *telemetry {
+	if t == nil {
+		return nil
+	}
+	return &telemetry{logger: t.logger, min: slog.LevelWarn}
 }
 
 // renameAttrs makes every line carry event=<name> and a UTC millisecond time.
@@ -48,7 +58,7 @@ func renameAttrs(groups []string, a slog.Attr) slog.Attr {
 }
 
 func (t *telemetry) emit(level slog.Level, event string, kv []any) {
-	if t == nil || !t.logger.Enabled(context.Background(), level) {
+	if t == nil || level < t.min || !t.logger.Enabled(context.Background(), level) {
 		return
 	}
 	t.logger.Log(context.Background(), level, event, kv...)

@@ -1,0 +1,223 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestEtcdChaos runs three supervisors (each restarted when it exits, as
+// systemd would) on a 3-member cluster, each through its own proxies, and
+// injects faults at random moments for GWLOCK_ETCD_CHAOS (e.g. 5m; `make
+// chaos-etcd`): holder SIGKILL, holder SIGTERM, a black hole or resets
+// between a supervisor and etcd, a member lost, quorum lost, the key
+// deleted. The gateways' log must never interleave, and outside quorum loss
+// a gateway must run again within TTL + B + 1 s of each fault.
+func TestEtcdChaos(t *testing.T) {
+	length, err := time.ParseDuration(os.Getenv("GWLOCK_ETCD_CHAOS"))
+	if err != nil {
+		t.Skip("set GWLOCK_ETCD_CHAOS=5m (make chaos-etcd)")
+	}
+	rng := rand.New(rand.NewSource(testSeed(t)))
+	c := startEtcd(t, 3, "http")
+	dir := tempDir(t)
+	const n = 3
+	var proxies [n][]*faultProxy
+	sups := make([]*chaosSupervisor, n)
+	for i := 0; i < n; i++ {
+		var eps []string
+		for _, ep := range c.endpoints() {
+			p := startProxy(t, strings.TrimPrefix(ep, "http://"))
+			proxies[i] = append(proxies[i], p)
+			eps = append(eps, p.url())
+		}
+		sups[i] = startChaosSupervisor(t, dir, i, eps)
+	}
+	budget := etcdTestStopTimeout + stopReserve + etcdTestMargin
+	bound := etcdTestTTL + budget + scaled(time.Second)
+	type window struct{ from, to time.Time }
+	var quorumLoss []window
+	faults := map[string]int{}
+	end := time.Now().Add(length)
+	time.Sleep(etcdTestTTL)
+	for time.Now().Before(end) {
+		holder := chaosHolder(t, dir, sups)
+		kind := []string{"kill", "term", "black-hole", "reset", "member", "quorum", "delete"}[rng.Intn(7)]
+		hold := time.Duration(rng.Int63n(int64(2 * etcdTestTTL)))
+		faults[kind]++
+		t.Logf("%s fault %s (holder supervisor %d), %s", time.Now().Format("15:04:05.000"), kind, holder, hold)
+		switch kind {
+		case "kill", "term":
+			if holder >= 0 {
+				sig := syscall.SIGKILL
+				if kind == "term" {
+					sig = syscall.SIGTERM
+				}
+				sups[holder].signal(sig)
+			}
+		case "black-hole", "reset":
+			victim := holder
+			if victim < 0 || rng.Intn(4) == 0 {
+				victim = rng.Intn(n)
+			}
+			mode := proxyBlackHole
+			if kind == "reset" {
+				mode = proxyReset
+			}
+			for _, p := range proxies[victim] {
+				p.set(mode)
+			}
+			time.Sleep(hold)
+			for _, p := range proxies[victim] {
+				p.set(proxyPass)
+			}
+		case "member":
+			m := rng.Intn(3)
+			c.kill(m)
+			time.Sleep(hold)
+			c.start(m)
+		case "quorum":
+			from := time.Now()
+			m := rng.Intn(3)
+			c.kill(m)
+			c.kill((m + 1) % 3)
+			time.Sleep(hold + etcdTestTTL)
+			c.start(m)
+			c.start((m + 1) % 3)
+			// The old lease lives on for up to a TTL after a new leader.
+			quorumLoss = append(quorumLoss, window{from, time.Now().Add(2*etcdTestTTL + budget + scaled(2*time.Second))})
+		case "delete":
+			cmd := exec.Command("etcdctl", "--endpoints", strings.Join(c.endpoints(), ","), "--command-timeout", "3s", "del", "/gwlock-test/v1/chaos")
+			cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
+			_ = cmd.Run()
+		}
+		time.Sleep(bound + time.Duration(rng.Int63n(int64(etcdTestTTL))))
+	}
+	for _, s := range sups {
+		s.stop()
+	}
+	runs := checkGatewayLog(t, dir)
+	t.Logf("faults %v; %d gateway runs, fences %d..%d", faults, len(runs), runs[0].fence, runs[len(runs)-1].fence)
+	var worst time.Duration
+	for i := 1; i < len(runs); i++ {
+		gap := runs[i].first.Sub(runs[i-1].last)
+		inQuorumLoss := false
+		for _, w := range quorumLoss {
+			if runs[i-1].last.Before(w.to) && runs[i].first.After(w.from) {
+				inQuorumLoss = true
+			}
+		}
+		if inQuorumLoss {
+			continue
+		}
+		if gap > worst {
+			worst = gap
+		}
+		if gap > bound+scaled(time.Second) {
+			t.Errorf("no gateway for %s between fence %d (until %s) and %d, want at most TTL + B + 1 s = %s (plus a second for starting the gateway)",
+				gap, runs[i-1].fence, runs[i-1].last.Format("15:04:05.000"), runs[i].fence, bound)
+		}
+	}
+	t.Logf("longest gap without a gateway outside quorum loss: %s (bound %s)", worst, bound)
+}
+
+// chaosSupervisor is one host: etcd-run, restarted whenever it exits.
+type chaosSupervisor struct {
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	quit chan struct{}
+	done chan struct{}
+}
+
+func startChaosSupervisor(t *testing.T, dir string, i int, endpoints []string) *chaosSupervisor {
+	s := &chaosSupervisor{quit: make(chan struct{}), done: make(chan struct{})}
+	stderr, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("sup%d.log", i)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := testBinary(t)
+	gw := fmt.Sprintf("-life 1h -log %s -marker %s -pidfile %s", filepath.Join(dir, "gateway.log"), filepath.Join(dir, "marker"),
+		filepath.Join(dir, fmt.Sprintf("gw%d.pid", i)))
+	go func() {
+		defer close(s.done)
+		defer stderr.Close()
+		for {
+			cmd := exec.Command(exe, "helper:etcd-run", "-endpoints", strings.Join(endpoints, ","), "-name", "chaos",
+				"-ttl", etcdTestTTL.String(), "-stop-timeout", etcdTestStopTimeout.String(), "-margin", etcdTestMargin.String(),
+				"-timeout", "1h", "-gateway", gw)
+			cmd.Env = cleanEnv()
+			cmd.Stderr = stderr
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			if cmd.Start() != nil {
+				return
+			}
+			s.mu.Lock()
+			s.cmd = cmd
+			s.mu.Unlock()
+			_ = cmd.Wait()
+			select {
+			case <-s.quit:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *chaosSupervisor) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(sig)
+	}
+}
+
+func (s *chaosSupervisor) stop() {
+	select {
+	case <-s.quit:
+		return
+	default:
+	}
+	close(s.quit)
+	s.signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.signal(syscall.SIGKILL)
+		<-s.done
+	}
+}
+
+// chaosHolder is the supervisor whose gateway wrote the log's last line
+// (-1 when none is known): its gateway pid file names it.
+func chaosHolder(t *testing.T, dir string, sups []*chaosSupervisor) int {
+	b, err := os.ReadFile(filepath.Join(dir, "gateway.log"))
+	if err != nil {
+		return -1
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	f := strings.Fields(lines[len(lines)-1])
+	if len(f) != 4 {
+		return -1
+	}
+	for i := range sups {
+		pids, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("gw%d.pid", i)))
+		for _, p := range strings.Fields(string(pids)) {
+			if p == f[2] {
+				return i
+			}
+		}
+	}
+	return -1
+}

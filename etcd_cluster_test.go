@@ -1,0 +1,220 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Timing for the etcd tests, scaled by GWLOCK_TEST_TIME_FACTOR on slow machines.
+var (
+	etcdTestTTL         = 3 * time.Second // with the stop timeout and margin below, 3B = 3 s fits
+	etcdTestStopTimeout = 200 * time.Millisecond
+	etcdTestMargin      = 300 * time.Millisecond
+	etcdStartWait       = 15 * time.Second
+)
+
+func timeFactor() float64 {
+	if f, err := strconv.ParseFloat(os.Getenv("GWLOCK_TEST_TIME_FACTOR"), 64); err == nil && f >= 1 {
+		return f
+	}
+	return 1
+}
+
+func scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * timeFactor()) }
+
+// requireEtcd skips without etcd, except in CI, where its absence is a failure.
+func requireEtcd(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("etcd"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("etcd not installed but CI=true (hint: apt-get install etcd-server etcd-client): %v", err)
+		}
+		t.Skip("etcd not installed (apt-get install etcd-server etcd-client)")
+	}
+}
+
+type etcdMember struct {
+	name, clientURL, peerURL, dir string
+	scheme                        string
+	cmd                           *exec.Cmd
+	done                          chan struct{}
+	log                           *lockedBuffer
+}
+
+type etcdCluster struct {
+	t       testing.TB
+	members []*etcdMember
+	extra   []string // more flags for every member (TLS, auth token TTL)
+	initial string
+}
+
+// startEtcd starts an n-member cluster on free loopback ports, stopped when the test ends.
+func startEtcd(t testing.TB, n int, scheme string, extra ...string) *etcdCluster {
+	t.Helper()
+	requireEtcd(t)
+	c := &etcdCluster{t: t, extra: extra}
+	var initial []string
+	for i := 0; i < n; i++ {
+		m := &etcdMember{name: fmt.Sprintf("m%d", i), scheme: scheme,
+			clientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, freePort(t)),
+			peerURL:   fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+			dir:       filepath.Join(tempDir(t), "data")}
+		c.members = append(c.members, m)
+		initial = append(initial, m.name+"="+m.peerURL)
+	}
+	c.initial = strings.Join(initial, ",")
+	for i := range c.members {
+		c.start(i)
+	}
+	t.Cleanup(func() {
+		for i := range c.members {
+			c.kill(i)
+		}
+	})
+	c.waitHealthy(c.members...)
+	return c
+}
+
+func (c *etcdCluster) start(i int) {
+	c.t.Helper()
+	m := c.members[i]
+	args := []string{"--name", m.name, "--data-dir", m.dir,
+		"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
+		"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
+		"--initial-cluster", c.initial, "--initial-cluster-state", "new", "--initial-cluster-token", "gwlock-test",
+		"--heartbeat-interval", "50", "--election-timeout", "500", "--unsafe-no-fsync",
+		"--logger", "zap", "--log-level", "error", "--listen-metrics-urls", ""}
+	args = append(args, c.extra...)
+	m.cmd = exec.Command("etcd", args...)
+	m.log = &lockedBuffer{}
+	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
+	m.cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH="+etcdArch())
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := m.cmd.Start(); err != nil {
+		c.t.Fatalf("start etcd %s: %v", m.name, err)
+	}
+	m.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(m.cmd, m.done)
+}
+
+func etcdArch() string {
+	out, _ := exec.Command("go", "env", "GOARCH").Output()
+	return strings.TrimSpace(string(out))
+}
+
+// kill stops member i at once (SIGKILL: a crashed host), and waits for it.
+func (c *etcdCluster) kill(i int) {
+	m := c.members[i]
+	if m.cmd == nil || m.cmd.Process == nil {
+		return
+	}
+	_ = m.cmd.Process.Kill()
+	select {
+	case <-m.done:
+	case <-time.After(10 * time.Second):
+	}
+	m.cmd = nil
+}
+
+func (c *etcdCluster) endpoints() []string {
+	var out []string
+	for _, m := range c.members {
+		out = append(out, m.clientURL)
+	}
+	return out
+}
+
+// waitHealthy waits until each member answers /health with a leader.
+func (c *etcdCluster) waitHealthy(ms ...*etcdMember) {
+	c.t.Helper()
+	deadline := time.Now().Add(scaled(etcdStartWait))
+	for _, m := range ms {
+		for {
+			if m.scheme == "http" && healthy(m.clientURL) {
+				break
+			}
+			if m.scheme == "https" && portOpen(m.clientURL) {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("etcd %s not healthy within %s; its log:\n%s", m.name, etcdStartWait, m.log.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+func healthy(url string) bool {
+	cl := http.Client{Timeout: time.Second}
+	r, err := cl.Get(url + "/health")
+	if err != nil {
+		return false
+	}
+	defer r.Body.Close()
+	var h struct {
+		Health string `json:"health"`
+	}
+	return json.NewDecoder(r.Body).Decode(&h) == nil && h.Health == "true"
+}
+
+func portOpen(url string) bool {
+	host := strings.TrimPrefix(strings.TrimPrefix(url, "https://"), "http://")
+	c, err := net.DialTimeout("tcp", host, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// leader returns the index of the member that leads now (-1 if none is known).
+func (c *etcdCluster) leader() int {
+	for i, m := range c.members {
+		if m.cmd == nil {
+			continue
+		}
+		cl := http.Client{Timeout: time.Second}
+		r, err := cl.Post(m.clientURL+"/v3/maintenance/status", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			continue
+		}
+		var st struct {
+			Header struct {
+				MemberID string `json:"member_id"`
+			} `json:"header"`
+			Leader string `json:"leader"`
+		}
+		err = json.NewDecoder(r.Body).Decode(&st)
+		r.Body.Close()
+		if err == nil && st.Leader != "" && st.Leader == st.Header.MemberID {
+			return i
+		}
+	}
+	return -1
+}
+
+// etcdctl runs etcdctl against the cluster and returns its output.
+func (c *etcdCluster) etcdctl(args ...string) string {
+	c.t.Helper()
+	cmd := exec.Command("etcdctl", append([]string{"--endpoints", strings.Join(c.endpoints(), ","), "--dial-timeout", "3s", "--command-timeout", "5s"}, args...)...)
+	cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		c.t.Fatalf("etcdctl %v: %v\n%s", args, err, out.String())
+	}
+	return out.String()
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"flag"
+	"time"
+)
+
+// etcdUsageText is the etcd part of the usage text (DESIGN-etcd.md "Flags").
+const etcdUsageText = `etcd backend flags (run, status):
+  --backend B          file or etcd (file)                                [GWLOCK_BACKEND]
+  --etcd-endpoints U   comma-separated https://host:2379,...              [GWLOCK_ETCD_ENDPOINTS]
+  --etcd-prefix P      key prefix (/gwlock)                               [GWLOCK_ETCD_PREFIX]
+  --etcd-cacert FILE, --etcd-cert FILE, --etcd-key FILE   TLS and mutual TLS
+  --etcd-user NAME, --etcd-password-file FILE             RBAC (never a password on argv)
+  --lock-name NAME     the key's last part (default: hash of the config)  [GWLOCK_LOCK_NAME]
+  --lease-ttl D        lease TTL, whole seconds (20s)
+  --lease-margin D     pause margin in the stop arithmetic (1s)
+`
+
+// addEtcdFlags registers the etcd backend's flags on set, with their
+// environment variables in envOf, and fills c with their defaults.
+func addEtcdFlags(set *flag.FlagSet, envOf map[string]string, c *etcdConfig) {
+	c.Backend, c.Prefix = "file", "/gwlock"
+	c.LeaseTTL, c.LeaseMargin = 20*time.Second, time.Second
+	str := func(p *string, name, env string) {
+		set.StringVar(p, name, *p, "")
+		if env != "" {
+			envOf[name] = env
+		}
+	}
+	str(&c.Backend, "backend", "GWLOCK_BACKEND")
+	str(&c.endpointsText, "etcd-endpoints", "GWLOCK_ETCD_ENDPOINTS")
+	str(&c.Prefix, "etcd-prefix", "GWLOCK_ETCD_PREFIX")
+	str(&c.CACert, "etcd-cacert", "")
+	str(&c.Cert, "etcd-cert", "")
+	str(&c.Key, "etcd-key", "")
+	str(&c.User, "etcd-user", "")
+	str(&c.PasswordFile, "etcd-password-file", "")
+	str(&c.LockName, "lock-name", "GWLOCK_LOCK_NAME")
+	set.Var((*durationFlag)(&c.LeaseTTL), "lease-ttl", "")
+	set.Var((*durationFlag)(&c.LeaseMargin), "lease-margin", "")
+}
+
+// etcdDefaultStopTimeout replaces run's 10 s default under --backend etcd:
+// with the default 20 s lease, B = 5 s + 0.5 s + 1 s = 6.5 s and 3B fits.
+const etcdDefaultStopTimeout = 5 * time.Second
+
+// finish completes the etcd config from the common flags and validates it.
+func (c *etcdConfig) finish(cmd string, set *flag.FlagSet, common *config) error {
+	if c.Backend == "etcd" && cmd == "run" {
+		given := false
+		set.Visit(func(f *flag.Flag) { given = given || f.Name == "stop-timeout" })
+		if !given {
+			common.stopTimeout = etcdDefaultStopTimeout
+		}
+	}
+	c.StopTimeout, c.ConfigPath, c.Port = common.stopTimeout, common.configPath, common.port
+	c.requestTimeoutOverride = etcdRequestTimeoutForTests
+	return c.validate(cmd)
+}
+
+// etcdRequestTimeoutForTests, when set by a test process, bounds each etcd
+// request more tightly than the lease arithmetic would.
+var etcdRequestTimeoutForTests time.Duration
