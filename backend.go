@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"io/fs"
 	"time"
 )
 
@@ -42,6 +44,13 @@ type holder interface {
 	gatewayEnv() map[string]string
 	// setGateway records the gateway's main process (0: none now).
 	setGateway(pid int)
+	// setRestarting records that no gateway runs until at, after one that
+	// exited with lastExit: status then says restarting, not running.
+	setRestarting(at time.Time, lastExit int)
+	// runtimeSocket is where a socket named after the lock (suffix) may be
+	// bound, at most max bytes long, with any leftover of an earlier holder
+	// removed; remove deletes it again.
+	runtimeSocket(suffix string, max int) (path string, remove func(), err error)
 	// release lets go of the lock once the gateway is gone.
 	release(log *telemetry) error
 	// where names the lock for people: a path, a key.
@@ -146,6 +155,25 @@ func (h *fileHold) gatewayEnv() map[string]string {
 func (h *fileHold) setGateway(pid int) { _ = h.setChild(pid) }
 
 func (h *fileHold) setDescendants(pids []int) { _ = h.heldLock.setDescendants(pids) }
+
+func (h *fileHold) setRestarting(at time.Time, lastExit int) {
+	_ = h.heldLock.setRestarting(at, lastExit)
+}
+
+// runtimeSocket: the lock's directory is ours and checked, and holding the
+// lock makes a leftover socket of the same name an earlier holder's.
+func (h *fileHold) runtimeSocket(suffix string, max int) (string, func(), error) {
+	name := h.base + suffix
+	path := h.dir.join(name)
+	if len(path) > max {
+		return "", nil, &fs.PathError{Op: "bind notify socket", Path: path,
+			Err: fmt.Errorf("longer than the %d bytes a socket address holds (hint: a shorter --lock-dir)", max)}
+	}
+	if err := clearSocket(h.dir, name); err != nil {
+		return "", nil, &fs.PathError{Op: "remove old notify socket", Path: path, Err: err}
+	}
+	return path, func() { _ = clearSocket(h.dir, name) }, nil
+}
 
 func (h *fileHold) inheritedFD() (uintptr, bool) { return h.f.inheritable() }
 

@@ -703,7 +703,6 @@ func helperHolder(args []string) int {
 	return 0
 }
 
-
 // withoutFlag is args with the first occurrence of flag removed.
 func withoutFlag(args []string, flag string) []string {
 	for i, a := range args {
@@ -713,4 +712,3 @@ func withoutFlag(args []string, flag string) []string {
 	}
 	return args
 }
-

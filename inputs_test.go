@@ -434,7 +434,6 @@ func TestConfigNotAFile(t *testing.T) {
 	}
 }
 
-
 // identityOf is the name a config path gives its lock, existing or not:
 // temp dirs sit behind symlinks on some systems (macOS /var -> /private/var).
 func identityOf(t *testing.T, path string) string {

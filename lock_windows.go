@@ -517,3 +517,6 @@ func processGroupAlive(int) bool { return false }
 // the file open without keeping the lock; the job object ties the gateway to
 // the holder instead.
 func (f *lockFile) inheritable() (uintptr, bool) { return 0, false }
+
+// clearSocket: run binds no socket on Windows (no datagram sockets).
+func clearSocket(*checkedDir, string) error { return errors.ErrUnsupported }

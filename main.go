@@ -129,6 +129,19 @@ type config struct {
 	command                       []string
 	cmd                           string
 	from                          map[string]string // flag name: "--name" or the variable that set it
+
+	// Readiness (issue 12): an HTTP probe instead of the TCP one, the
+	// gateway's own READY=1, and how long to wait for them (0: forever).
+	readyURL     string
+	readyNotify  bool
+	readyTimeout time.Duration
+	// stopSignal is what stops the gateway (systemd KillSignal=, Docker
+	// STOPSIGNAL); stopSignalName as given, for the usage check.
+	stopSignal     os.Signal
+	stopSignalName string
+	// Exit codes that are never, and always, restarted (systemd's
+	// RestartPreventExitStatus= and RestartForceExitStatus=).
+	preventExit, forceExit exitCodes
 }
 
 // cli runs one gwlock command and returns its exit code. Everything it says
@@ -189,22 +202,55 @@ func backendFor(c *config) (lockBackend, error) {
 	return newFileBackend(c)
 }
 
+// exitEXConfig is EX_CONFIG (sysexits.h): a gateway that says its
+// configuration is wrong; restarting it cannot help (issue 12).
+const exitEXConfig = 78
+
+// flagSet is one command's flags and the variable each also reads.
+type flagSet struct {
+	*flag.FlagSet
+	envOf map[string]string
+}
+
+func (f flagSet) str(p *string, name, env string) {
+	f.StringVar(p, name, *p, "")
+	f.envOf[name] = env
+}
+
+func (f flagSet) dur(p *time.Duration, name, env string) {
+	f.Var((*durationFlag)(p), name, "")
+	f.envOf[name] = env
+}
+
 func parseFlags(cmd string, args []string) (*config, error) {
 	c := &config{host: "127.0.0.1", timeout: 5 * time.Second, poll: 100 * time.Millisecond,
-		stale: 30 * time.Second, stopTimeout: 10 * time.Second, restart: "no", ifRunning: "fail", logFormat: "text"}
+		stale: 30 * time.Second, stopTimeout: 10 * time.Second, restart: "no", ifRunning: "fail", logFormat: "text",
+		stopSignal: stopSignal, stopSignalName: signalName(stopSignal), preventExit: exitCodes{exitEXConfig}}
 	c.cmd = cmd
-	set := flag.NewFlagSet("gwlock "+cmd, flag.ContinueOnError)
+	set := c.flags(cmd)
+	flagArgs, command, sawDashes := splitCommand(args)
+	if err := set.Parse(flagArgs); err != nil {
+		return nil, usagef("%v (hint: gwlock help)", err)
+	}
+	if err := c.applyEnv(set); err != nil {
+		return nil, err
+	}
+	if set.NArg() > 0 {
+		if cmd == "run" {
+			return nil, usagef("unexpected argument %q: put the gateway command after -- (gwlock run [flags] -- COMMAND)", set.Arg(0))
+		}
+		return nil, usagef("unexpected argument %q", set.Arg(0))
+	}
+	c.command = command
+	return c, c.validate(cmd, sawDashes)
+}
+
+// flags declares cmd's flags on c.
+func (c *config) flags(cmd string) flagSet {
+	set := flagSet{flag.NewFlagSet("gwlock "+cmd, flag.ContinueOnError), map[string]string{}}
 	set.SetOutput(io.Discard)
 	set.Usage = func() {}
-	envOf := map[string]string{}
-	str := func(p *string, name, env string) {
-		set.StringVar(p, name, *p, "")
-		envOf[name] = env
-	}
-	dur := func(p *time.Duration, name, env string) {
-		set.Var((*durationFlag)(p), name, "")
-		envOf[name] = env
-	}
+	str, dur := set.str, set.dur
 	if cmd != "probe" {
 		str(&c.configPath, "config", "GWLOCK_CONFIG")
 		str(&c.lockPath, "lock", "GWLOCK_LOCK")
@@ -217,7 +263,7 @@ func parseFlags(cmd string, args []string) (*config, error) {
 		set.BoolVar(&c.quiet, "quiet", false, "")
 	}
 	set.Var((*portFlag)(&c.port), "port", "")
-	envOf["port"] = "GWLOCK_PORT"
+	set.envOf["port"] = "GWLOCK_PORT"
 	str(&c.host, "host", "GWLOCK_HOST")
 	switch cmd {
 	case "run":
@@ -225,15 +271,23 @@ func parseFlags(cmd string, args []string) (*config, error) {
 		str(&c.restart, "restart", "")
 		str(&c.ifRunning, "if-running", "")
 		set.BoolVar(&c.subreaper, "subreaper", false, "")
+		str(&c.readyURL, "ready-url", "")
+		set.BoolVar(&c.readyNotify, "ready-notify", false, "")
+		dur(&c.readyTimeout, "ready-timeout", "")
+		str(&c.stopSignalName, "stop-signal", "")
+		set.Var(&c.preventExit, "restart-prevent-exit-status", "")
+		set.Var(&c.forceExit, "restart-force-exit-status", "")
 	case "status":
 		set.BoolVar(&c.json, "json", false, "")
 	case "probe":
 		dur(&c.wait, "wait", "")
 	}
-	flagArgs, command, sawDashes := splitCommand(args)
-	if err := set.Parse(flagArgs); err != nil {
-		return nil, usagef("%v (hint: gwlock help)", err)
-	}
+	return set
+}
+
+// applyEnv records which flags were given and fills the others from their
+// variables.
+func (c *config) applyEnv(set flagSet) error {
 	c.from = map[string]string{}
 	set.Visit(func(f *flag.Flag) { c.from[f.Name] = "--" + f.Name })
 	// A lock named on the command line, in either mode, beats one named in
@@ -245,25 +299,18 @@ func parseFlags(cmd string, args []string) (*config, error) {
 	}
 	// A variable only fills what no flag gave, so a flag wins even over a
 	// malformed variable.
-	for name, env := range envOf {
+	for name, env := range set.envOf {
 		if _, ok := c.from[name]; ok || env == "" {
 			continue
 		}
 		if v, ok := os.LookupEnv(env); ok && v != "" {
 			if err := set.Set(name, v); err != nil {
-				return nil, usagef("bad %s=%q: %v", env, v, err)
+				return usagef("bad %s=%q: %v", env, v, err)
 			}
 			c.from[name] = env
 		}
 	}
-	if set.NArg() > 0 {
-		if cmd == "run" {
-			return nil, usagef("unexpected argument %q: put the gateway command after -- (gwlock run [flags] -- COMMAND)", set.Arg(0))
-		}
-		return nil, usagef("unexpected argument %q", set.Arg(0))
-	}
-	c.command = command
-	return c, c.validate(cmd, sawDashes)
+	return nil
 }
 
 // splitCommand separates gwlock's flags from the gateway command at the first "--".
@@ -300,6 +347,9 @@ func (c *config) validate(cmd string, sawDashes bool) error {
 		if c.ifRunning != "fail" && c.ifRunning != "ok" {
 			return usagef("bad --if-running %q: want fail or ok", c.ifRunning)
 		}
+		if err := c.validateRun(); err != nil {
+			return err
+		}
 	default:
 		if sawDashes {
 			return usagef("%s takes no command after --", cmd)
@@ -323,6 +373,60 @@ func (c *config) validate(cmd string, sawDashes bool) error {
 		return usagef("bad %s %s: under the 1ms minimum", c.source("stale"), c.stale)
 	}
 	return nil
+}
+
+// validateRun checks run's readiness, stop and restart flags.
+func (c *config) validateRun() error {
+	if c.readyURL != "" {
+		if err := checkReadyURL(c.readyURL); err != nil {
+			return usagef("bad --ready-url %q: %v", c.readyURL, err)
+		}
+	}
+	sig, err := parseStopSignal(c.stopSignalName)
+	if err != nil {
+		return usagef("bad --stop-signal %q: %v", c.stopSignalName, err)
+	}
+	c.stopSignal = sig
+	for _, code := range c.forceExit {
+		if c.preventExit.has(code) {
+			return usagef("exit code %d is in both --restart-prevent-exit-status and --restart-force-exit-status: give it one meaning", code)
+		}
+	}
+	return nil
+}
+
+// exitCodes is a list of exit codes, 0..255, given as "78" or "75,78" or
+// "75 78" (systemd's lists are space separated); "" clears the list.
+type exitCodes []int
+
+func (e *exitCodes) String() string {
+	parts := make([]string, len(*e))
+	for i, code := range *e {
+		parts[i] = strconv.Itoa(code)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (e *exitCodes) Set(s string) error {
+	var codes exitCodes
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 || n > 255 {
+			return fmt.Errorf("%q is not an exit code (want 0..255, separated by commas)", f)
+		}
+		codes = append(codes, n)
+	}
+	*e = codes
+	return nil
+}
+
+func (e exitCodes) has(code int) bool {
+	for _, c := range e {
+		if c == code {
+			return true
+		}
+	}
+	return false
 }
 
 // source names where a flag's value came from, for error lines.
