@@ -22,11 +22,12 @@
 // GWLOCK_LOCK_DIR, GWLOCK_PORT, GWLOCK_HOST, GWLOCK_TIMEOUT, GWLOCK_STALE,
 // GWLOCK_LOG_FORMAT); the flag wins. GWLOCK_ALLOW_MULTI=1 skips the lock.
 //
-// Exit codes: the gateway's own code (128+N if signal N killed it), 0
-// success, 1 launcher failure, 2 usage error, 66 --config names no file, 69
-// port already served by another process, 75 a live owner holds the lock
-// after --timeout, 77 unsafe lock directory or path, 126/127 COMMAND not
-// executable / not found.
+// Exit codes: the gateway's own code (128+N if signal N killed it; 78 is
+// never restarted by default), 0 success, 1 launcher failure, 2 usage error,
+// 66 --config names no file, 69 port already served by another process, 75 a
+// live owner holds the lock after --timeout, 77 unsafe lock directory or
+// path, 124 not ready within --ready-timeout, 126/127 COMMAND not executable
+// / not found.
 //
 // See README.md for the protocol, the telemetry events and the payload.
 package main
@@ -88,8 +89,14 @@ lock flags (run, status, unlock):
   --log-format F       text or json (text)                                [GWLOCK_LOG_FORMAT]
   -q, --quiet          only warnings and errors
 run flags:
+  --ready-url URL      ready when GET http://HOST:PORT/PATH answers 2xx, not on a TCP accept
+  --ready-notify       ready also needs the gateway's READY=1 on its NOTIFY_SOCKET
+  --ready-timeout D    not ready after D: stop it, code 124, restart policy applies (0 = wait)
+  --stop-signal SIG    the gateway's graceful stop signal (SIGTERM)
   --stop-timeout D     grace between the stop signal and SIGKILL (10s)
   --restart P          no, on-failure or always (no)
+  --restart-prevent-exit-status CODES   never restarted (78)
+  --restart-force-exit-status CODES     always restarted
   --if-running A       fail (exit 75) or ok (exit 0) when a live owner holds the lock
   --subreaper          adopt orphaned descendants and reap them (Linux)
 status flags:
@@ -341,12 +348,6 @@ func (c *config) validate(cmd string, sawDashes bool) error {
 		if !sawDashes || len(c.command) == 0 {
 			return usagef("run needs a command after -- (gwlock run [flags] -- COMMAND [ARG...])")
 		}
-		if c.restart != "no" && c.restart != "on-failure" && c.restart != "always" {
-			return usagef("bad --restart %q: want no, on-failure or always", c.restart)
-		}
-		if c.ifRunning != "fail" && c.ifRunning != "ok" {
-			return usagef("bad --if-running %q: want fail or ok", c.ifRunning)
-		}
 		if err := c.validateRun(); err != nil {
 			return err
 		}
@@ -375,8 +376,14 @@ func (c *config) validate(cmd string, sawDashes bool) error {
 	return nil
 }
 
-// validateRun checks run's readiness, stop and restart flags.
+// validateRun checks run's own flags.
 func (c *config) validateRun() error {
+	if c.restart != "no" && c.restart != "on-failure" && c.restart != "always" {
+		return usagef("bad --restart %q: want no, on-failure or always", c.restart)
+	}
+	if c.ifRunning != "fail" && c.ifRunning != "ok" {
+		return usagef("bad --if-running %q: want fail or ok", c.ifRunning)
+	}
 	if c.readyURL != "" {
 		if err := checkReadyURL(c.readyURL); err != nil {
 			return usagef("bad --ready-url %q: %v", c.readyURL, err)

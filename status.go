@@ -95,20 +95,23 @@ func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
 		l := portListening(c.host, port, probeTimeout)
 		r.PortListening = &l
 	}
-	r.Reason = in.v.reason
-	switch {
-	case in.v.status == ownerAlive && r.Owner != nil && r.Owner.RestartAt != "":
-		r.State = "restarting" // a backoff: no gateway runs until restartAt
-	case in.v.status == ownerAlive:
-		r.State = "running"
-	case in.v.status == ownerOrphaned:
-		r.State = "orphaned"
-	case in.v.reason != "":
-		r.State = "dead"
-	default:
-		r.State = "unknown"
-	}
+	r.Reason, r.State = in.v.reason, stateOf(in.v, r.Owner)
 	return r, in, nil
+}
+
+// stateOf names a judged owner's state for status.
+func stateOf(v verdict, owner *ownerPayload) string {
+	switch {
+	case v.status == ownerAlive && owner != nil && owner.RestartAt != "":
+		return "restarting" // a backoff: no gateway runs until restartAt
+	case v.status == ownerAlive:
+		return "running"
+	case v.status == ownerOrphaned:
+		return "orphaned"
+	case v.reason != "":
+		return "dead"
+	}
+	return "unknown"
 }
 
 // describeOwner fills in who the launcher and the gateway are and whether

@@ -74,7 +74,7 @@ export INVOCATION_ID=0123456789abcdef0123456789abcdef JOURNAL_STREAM=8:4242 SYST
 gwlock_run() { # config log
 	OPENCLAW_CONFIG_PATH=$1 "$scratch/gwlock" run --config "$1" --port "$port" \
 		--ready-url "http://127.0.0.1:$port/startupz" --ready-timeout 180s \
-		--stop-timeout 90s --restart on-failure \
+		--stop-timeout 335s --restart on-failure \
 		-- openclaw gateway run --port "$port" --bind loopback 2>"$2" &
 	gw=$!
 }
@@ -122,16 +122,17 @@ echo "ok: the gateway's environment has no INVOCATION_ID, JOURNAL_STREAM, SYSTEM
 
 say "2. respawn request (SIGUSR2) under a systemd-like environment"
 lines=$(wc -l <"$scratch/run.err")
+loglines=$(cat "$scratch/openclaw.log" 2>/dev/null | wc -l)
 kill -USR2 "$gw"
 restarted=""
 for ((i = 0; i < 1800; i++)); do
-	if grep -q 'restart mode' "$scratch/openclaw.log" 2>/dev/null; then restarted=1; fi
+	if tail -n +"$((loglines + 1))" "$scratch/openclaw.log" | grep -q 'restart mode'; then restarted=1; fi
 	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port/startupz" || true)
 	[ -n "$restarted" ] && [ "$code" = 200 ] && break
 	kill -0 "$gw" 2>/dev/null || { cat "$scratch/run.err"; fail "gwlock ended after the respawn request"; }
 	sleep 0.1
 done
-grep -o 'restart mode[^"]*' "$scratch/openclaw.log" | tail -1 || true
+tail -n +"$((loglines + 1))" "$scratch/openclaw.log" | grep -o 'restart mode[^"]*' | tail -1 || true
 tail -n +"$((lines + 1))" "$scratch/run.err" | grep 'event=' || true
 [ -n "$restarted" ] || fail "openclaw did not restart"
 [ "$code" = 200 ] || fail "/startupz not started again after the restart"
