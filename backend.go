@@ -47,10 +47,10 @@ type holder interface {
 	// setRestarting records that no gateway runs until at, after one that
 	// exited with lastExit: status then says restarting, not running.
 	setRestarting(at time.Time, lastExit int)
-	// runtimeSocket is where a socket named after the lock (suffix) may be
-	// bound, at most max bytes long, with any leftover of an earlier holder
-	// removed; remove deletes it again.
-	runtimeSocket(suffix string, max int) (path string, remove func(), err error)
+	// runtimeSocket is a socket name beside the lock (suffix): path for
+	// others to send to, at most max bytes long, and bindPath to bind it
+	// by, with any leftover of an earlier holder removed; remove deletes it.
+	runtimeSocket(suffix string, max int) (path, bindPath string, remove func(), err error)
 	// release lets go of the lock once the gateway is gone.
 	release(log *telemetry) error
 	// where names the lock for people: a path, a key.
@@ -162,17 +162,17 @@ func (h *fileHold) setRestarting(at time.Time, lastExit int) {
 
 // runtimeSocket: the lock's directory is ours and checked, and holding the
 // lock makes a leftover socket of the same name an earlier holder's.
-func (h *fileHold) runtimeSocket(suffix string, max int) (string, func(), error) {
+func (h *fileHold) runtimeSocket(suffix string, max int) (string, string, func(), error) {
 	name := h.base + suffix
 	path := h.dir.join(name)
 	if len(path) > max {
-		return "", nil, &fs.PathError{Op: "bind notify socket", Path: path,
+		return "", "", nil, &fs.PathError{Op: "bind notify socket", Path: path,
 			Err: fmt.Errorf("longer than the %d bytes a socket address holds (hint: a shorter --lock-dir)", max)}
 	}
 	if err := clearSocket(h.dir, name); err != nil {
-		return "", nil, &fs.PathError{Op: "remove old notify socket", Path: path, Err: err}
+		return "", "", nil, &fs.PathError{Op: "remove old notify socket", Path: path, Err: err}
 	}
-	return path, func() { _ = clearSocket(h.dir, name) }, nil
+	return path, socketBindPath(h.dir, name), func() { _ = clearSocket(h.dir, name) }, nil
 }
 
 func (h *fileHold) inheritedFD() (uintptr, bool) { return h.f.inheritable() }

@@ -35,11 +35,11 @@ func openNotifyRelay(h holder) (*notifyRelay, error) {
 	if h == nil || runtime.GOOS == "windows" {
 		return nil, nil
 	}
-	path, remove, err := h.runtimeSocket(notifySuffix, maxSocketPath)
+	path, bindPath, remove, err := h.runtimeSocket(notifySuffix, maxSocketPath)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: bindPath, Net: "unixgram"})
 	if err != nil {
 		remove()
 		return nil, err
