@@ -646,7 +646,7 @@ func (s *supervisor) onSignal(sig os.Signal) (bool, int, error) {
 		if !s.running() {
 			// Stopped during a backoff: the exit says what stopped gwlock,
 			// not how the gateway before the backoff ended.
-			s.log.info("stop", "pid", 0, "signal", "", "reason", "signal", "by", signalName(sig), "timeout_ms", 0)
+			s.log.info("stop", "pid", 0, "signal", "none", "reason", "signal", "by", signalName(sig), "timeout_ms", 0)
 			return true, 128 + int(sig.(syscall.Signal)), nil
 		}
 		s.stop(s.gatewayStopSignal(sig), "signal", signalName(sig))
