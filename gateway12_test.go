@@ -38,6 +38,8 @@ func helperReadyGateway(args []string) int {
 	never := set.Bool("never-ready", false, "answer 503 forever")
 	startedFile := set.String("startedfile", "", "written just before /startupz and READY=1 say started")
 	notify := set.Bool("notify", false, "send STATUS=, then READY=1 to $NOTIFY_SOCKET once started")
+	notifyAfter := set.Duration("notify-after", 0, "with -notify: wait this long after /startupz says started")
+	notifiedFile := set.String("notifiedfile", "", "written just before READY=1 is sent")
 	drain := set.Duration("drain", 0, "on the stop signal, drain this long, then exit 0")
 	stopSig := set.Int("stop-sig", int(syscall.SIGTERM), "the signal that stops us")
 	sigFile := set.String("sigfile", "", "append each signal received here")
@@ -79,8 +81,12 @@ func helperReadyGateway(args []string) int {
 			}
 			started.Store(true)
 			if *notify {
+				time.Sleep(*notifyAfter)
+				if *notifiedFile != "" {
+					appendLine(*notifiedFile, "READY=1")
+				}
 				sendNotify("STATUS=warming up")
-				sendNotify("READY=1\nSTATUS=serving\nMAINPID=1")
+				sendNotify("READY=1\nMAINPID=1\nSTATUS=serving")
 			}
 		}()
 	}
@@ -231,6 +237,26 @@ func TestReadyNotifyRelay(t *testing.T) {
 	if _, err := os.Lstat(relay); !os.IsNotExist(err) {
 		t.Fatalf("relay socket %s left after the run: %v", relay, err)
 	}
+}
+
+// TestReadyNeedsEveryCheck: with --ready-url and --ready-notify, a 2xx
+// alone is not ready: gateway-ready waits for the READY=1 that comes later.
+// Fails if readiness is the first check to pass instead of all of them.
+func TestReadyNeedsEveryCheck(t *testing.T) {
+	dir := lockDir(t)
+	port, notified := freePort(t), filepath.Join(dir, "notified")
+	g := startHelper(t, "gwlock", nil, "run", "--lock", filepath.Join(dir, "a.lock"), "--port", strconv.Itoa(port),
+		"--ready-url", "http://127.0.0.1:"+strconv.Itoa(port)+"/startupz", "--ready-notify",
+		"--", testBinary(t), "helper:readygw", "-http", strconv.Itoa(port), "-notify", "-notify-after", "300ms", "-notifiedfile", notified)
+	ev := g.waitEvent(t, "gateway-ready")
+	if ev["by"] != "http+notify" {
+		t.Errorf("gateway-ready by = %q, want http+notify", ev["by"])
+	}
+	if _, err := os.Stat(notified); err != nil {
+		t.Fatalf("gateway-ready (%v) on the HTTP probe alone, before the gateway's READY=1", ev)
+	}
+	g.signal(t, syscall.SIGTERM)
+	g.wait(t)
 }
 
 // TestReadyTimeout: a gateway that never gets ready within --ready-timeout
