@@ -351,12 +351,15 @@ func TestDeathSignalFollowsStopSignal(t *testing.T) {
 	ev := g.waitEvent(t, "child-start")
 	waitFile(t, started)
 	pid, _ := strconv.Atoi(ev["pid"])
+	// A gateway that got the wrong signal lives on, holding our stderr pipe:
+	// it is killed at the end, and nothing here waits for the pipe.
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
 	_ = g.cmd.Process.Kill()
-	g.wait(t)
-	waitGone(t, pid)
+	waitLines(t, sigFile, 1)
 	if b, _ := os.ReadFile(sigFile); string(b) != "SIGUSR2\n" {
 		t.Fatalf("the orphaned gateway received %q, want SIGUSR2", b)
 	}
+	waitGone(t, pid)
 }
 
 // TestRestartByExitCode: an exit 78 is never restarted (logged, gwlock exits
