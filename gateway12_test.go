@@ -530,3 +530,19 @@ func TestRunFlagChecks(t *testing.T) {
 		t.Fatalf("--stop-signal int: %v, %v; want SIGINT and the default prevent list 78", c.stopSignal, err)
 	}
 }
+
+// TestReadyNotifyNeedsRelay: without a lock dir (GWLOCK_ALLOW_MULTI) there
+// is no socket to give the gateway, so --ready-notify could never be met:
+// a usage error, not a gateway that never gets ready.
+func TestReadyNotifyNeedsRelay(t *testing.T) {
+	dir := lockDir(t)
+	pids := filepath.Join(dir, "pids")
+	r := runGwlock(t, []string{"GWLOCK_ALLOW_MULTI=1"}, "run", "--lock", filepath.Join(dir, "m.lock"), "--ready-notify",
+		"--", testBinary(t), "helper:gateway", "-pidfile", pids)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--ready-notify") {
+		t.Fatalf("exit %d, want %d\n%s", r.code, exitUsage, r.stderr)
+	}
+	if _, err := os.Stat(pids); !os.IsNotExist(err) {
+		t.Fatal("the gateway started anyway")
+	}
+}

@@ -395,6 +395,10 @@ func supervise(c *config, hold holder, log *telemetry, st *startup) (int, error)
 		log.warn("notify-relay-unavailable", "error", err.Error())
 	}
 	defer s.relay.close()
+	if c.readyNotify && s.relay == nil && err == nil {
+		// Windows, or GWLOCK_ALLOW_MULTI (no lock dir): READY=1 could never come.
+		return exitUsage, usagef("--ready-notify: no NOTIFY_SOCKET can be given to the gateway here (hint: drop --ready-notify on Windows and with GWLOCK_ALLOW_MULTI=1)")
+	}
 	if err := s.start(); err != nil {
 		return exitCode(err), err
 	}
