@@ -63,7 +63,7 @@ var manualPages = []manualPage{
 			}},
 			{title: "OPTIONS", paras: []string{durationNote}, items: append(append([]manualItem{}, lockFlagItems...),
 				manualItem{"--ready-url URL", "http://HOST:PORT/PATH: the gateway is ready when a GET answers 2xx (like a Kubernetes httpGet probe; each try bounded to 1s), instead of when --port accepts a connection. Plain HTTP only."},
-				manualItem{"--ready-notify", "The gateway reports readiness itself: wait also for READY=1 on the NOTIFY_SOCKET run gives it."},
+				manualItem{"--ready-notify", "The gateway reports readiness itself: wait also for READY=1 on the NOTIFY_SOCKET run gives it. POSIX only, and not with GWLOCK_ALLOW_MULTI=1 (exit 2)."},
 				manualItem{"--ready-timeout D", "If the gateway is not ready within D of its start, log ready-timeout and stop it; that life ends with code 124, to which the restart policy applies (with --restart no, run exits 124). Default 0: wait forever."},
 				manualItem{"--stop-signal SIG", "The signal that stops the gateway gracefully, as systemd's KillSignal= or Docker's STOPSIGNAL: SIGTERM (default), TERM or 15. Also its parent-death signal. Windows: CTRL_BREAK_EVENT only."},
 				manualItem{"--stop-timeout D", "The grace between the stop signal and SIGKILL (default 10s). Size it to the gateway's whole drain, and keep systemd's TimeoutStopSec= (or docker stop's timeout) above it."},
