@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"io/fs"
 	"time"
 )
 
@@ -42,6 +44,13 @@ type holder interface {
 	gatewayEnv() map[string]string
 	// setGateway records the gateway's main process (0: none now).
 	setGateway(pid int)
+	// setRestarting records that no gateway runs until at, after one that
+	// exited with lastExit: status then says restarting, not running.
+	setRestarting(at time.Time, lastExit int)
+	// runtimeSocket is a socket name beside the lock (suffix): path for
+	// others to send to, at most max bytes long, and bindPath to bind it
+	// by, with any leftover of an earlier holder removed; remove deletes it.
+	runtimeSocket(suffix string, max int) (path, bindPath string, remove func(), err error)
 	// release lets go of the lock once the gateway is gone.
 	release(log *telemetry) error
 	// where names the lock for people: a path, a key.
@@ -147,6 +156,25 @@ func (h *fileHold) setGateway(pid int) { _ = h.setChild(pid) }
 
 func (h *fileHold) setDescendants(pids []int) { _ = h.heldLock.setDescendants(pids) }
 
+func (h *fileHold) setRestarting(at time.Time, lastExit int) {
+	_ = h.heldLock.setRestarting(at, lastExit)
+}
+
+// runtimeSocket: the lock's directory is ours and checked, and holding the
+// lock makes a leftover socket of the same name an earlier holder's.
+func (h *fileHold) runtimeSocket(suffix string, max int) (string, string, func(), error) {
+	name := h.base + suffix
+	path := h.dir.join(name)
+	if len(path) > max {
+		return "", "", nil, &fs.PathError{Op: "bind notify socket", Path: path,
+			Err: fmt.Errorf("longer than the %d bytes a socket address holds (hint: a shorter --lock-dir)", max)}
+	}
+	if err := clearSocket(h.dir, name); err != nil {
+		return "", "", nil, &fs.PathError{Op: "remove old notify socket", Path: path, Err: err}
+	}
+	return path, socketBindPath(h.dir, name), func() { _ = clearSocket(h.dir, name) }, nil
+}
+
 func (h *fileHold) inheritedFD() (uintptr, bool) { return h.f.inheritable() }
 
 func (h *fileHold) release(log *telemetry) error {
@@ -197,6 +225,8 @@ func (b *stackedBackend) where() string { return b.remote.where() }
 
 // stackedHold is both locks held: the gateway inherits the local one (its
 // tree keeps it), and is told about the remote one. Losing either is losing.
+// The local lock's payload tells status about a restart backoff and its
+// directory holds the notify socket (setRestarting, runtimeSocket).
 type stackedHold struct {
 	*fileHold
 	remote holder

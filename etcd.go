@@ -995,6 +995,16 @@ func (h *etcdHold) gatewayEnv() map[string]string {
 
 func (h *etcdHold) where() string { return h.b.key }
 
+// setRestarting: the etcd value says who holds the key; a restart keeps the
+// lease and the key, so there is nothing to record there.
+func (h *etcdHold) setRestarting(time.Time, int) {}
+
+// runtimeSocket: the etcd lock has no directory of its own; under run it is
+// always stacked on the local file lock, whose directory holds the socket.
+func (h *etcdHold) runtimeSocket(string, int) (string, string, func(), error) {
+	return "", "", nil, errors.New("the etcd lock has no local directory for a socket")
+}
+
 func (b *etcdBackend) where() string { return b.key }
 
 func (b *etcdBackend) status(stdout, _ io.Writer, asJSON bool) int {

@@ -8,7 +8,7 @@ import "syscall"
 // gateway whose launcher is SIGKILLed lives on there, keeping the lock
 // through its inherited descriptor (fd 3) until it exits; status reports it
 // as orphaned.
-func gatewayProcAttr() *syscall.SysProcAttr {
+func gatewayProcAttr(syscall.Signal) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
 

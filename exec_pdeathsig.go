@@ -7,11 +7,12 @@ import (
 	"syscall"
 )
 
-// gatewayProcAttr: the gateway gets its own process group and the stop
-// signal when its launcher dies (SIGKILL, OOM), so it never lives on
+// gatewayProcAttr: the gateway gets its own process group and its stop
+// signal (--stop-signal: a dying launcher asks for the same graceful stop as
+// a live one) when its launcher dies (SIGKILL, OOM), so it never lives on
 // unsupervised.
-func gatewayProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+func gatewayProcAttr(stop syscall.Signal) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: stop}
 }
 
 // forkGateway forks on a thread that lives as long as the launcher: Linux

@@ -268,6 +268,11 @@ type ownerPayload struct {
 	SessionID int    `json:"sessionId,omitempty"`
 	Flock     bool   `json:"flock"`
 	Version   string `json:"version,omitempty"`
+	// RestartAt is when the next gateway starts, set only while a restart
+	// backoff runs (RFC 3339 UTC, milliseconds); LastExit is the code the
+	// last gateway exited with.
+	RestartAt string `json:"restartAt,omitempty"`
+	LastExit  *int   `json:"lastExit,omitempty"`
 }
 
 // parsePayload decodes a lock file's contents. Any type mismatch, trailing data
@@ -1067,7 +1072,7 @@ func newPayload(opts lockOptions) ownerPayload {
 	self := selfFacts()
 	return ownerPayload{
 		PID:        int64(os.Getpid()),
-		CreatedAt:  time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+		CreatedAt:  time.Now().UTC().Format(payloadTime),
 		ConfigPath: opts.ConfigPath,
 		StartTime:  self.startTimeJSON,
 		BootID:     self.bootID,
@@ -1217,6 +1222,19 @@ func (l *heldLock) setChild(pid int) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.payload.ChildPID, l.payload.ChildStartTime, l.payload.Descendants = pid, startTimeOf(pid), nil
+	l.payload.RestartAt = ""
+	return l.rewrite()
+}
+
+// payloadTime is the payload's time format: RFC 3339, milliseconds.
+const payloadTime = "2006-01-02T15:04:05.000Z07:00"
+
+// setRestarting records a restart backoff: no gateway until at.
+func (l *heldLock) setRestarting(at time.Time, lastExit int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.payload.ChildPID, l.payload.ChildStartTime, l.payload.Descendants = 0, nil, nil
+	l.payload.RestartAt, l.payload.LastExit = at.UTC().Format(payloadTime), &lastExit
 	return l.rewrite()
 }
 

@@ -92,3 +92,12 @@ func bootID() string {
 func setSubreaper() error {
 	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 }
+
+// socketBindPath names the socket name in d through d's descriptor: bind(2)
+// has no *at form, and the path of the directory, walked again, could have
+// been swapped for a symlink since d was checked (Invariant 4).
+// /proc/self/fd/N is the directory gwlock holds open, whatever its path
+// names now.
+func socketBindPath(d *checkedDir, name string) string {
+	return "/proc/self/fd/" + strconv.Itoa(d.fd) + "/" + name
+}

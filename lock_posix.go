@@ -775,3 +775,21 @@ func sessionID() int {
 	}
 	return sid
 }
+
+// clearSocket removes the socket name in d, if there is one; anything else
+// by that name (a file, a symlink) is refused and left alone.
+func clearSocket(d *checkedDir, name string) error {
+	var st unix.Stat_t
+	switch err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); {
+	case err == unix.ENOENT:
+		return nil
+	case err != nil:
+		return err
+	case st.Mode&unix.S_IFMT != unix.S_IFSOCK:
+		return errors.New("not a socket: left in place")
+	}
+	if err := unix.Unlinkat(d.fd, name, 0); err != nil && err != unix.ENOENT {
+		return err
+	}
+	return nil
+}

@@ -542,3 +542,6 @@ func sessionID() int { return 0 }
 // the file open without keeping the lock; the job object ties the gateway to
 // the holder instead.
 func (f *lockFile) inheritable() (uintptr, bool) { return 0, false }
+
+// clearSocket: run binds no socket on Windows (no datagram sockets).
+func clearSocket(*checkedDir, string) error { return errors.ErrUnsupported }

@@ -22,11 +22,12 @@
 // GWLOCK_LOCK_DIR, GWLOCK_PORT, GWLOCK_HOST, GWLOCK_TIMEOUT, GWLOCK_STALE,
 // GWLOCK_LOG_FORMAT); the flag wins. GWLOCK_ALLOW_MULTI=1 skips the lock.
 //
-// Exit codes: the gateway's own code (128+N if signal N killed it), 0
-// success, 1 launcher failure, 2 usage error, 66 --config names no file, 69
-// port already served by another process, 75 a live owner holds the lock
-// after --timeout, 77 unsafe lock directory or path, 126/127 COMMAND not
-// executable / not found.
+// Exit codes: the gateway's own code (128+N if signal N killed it; 78 is
+// never restarted by default), 0 success, 1 launcher failure, 2 usage error,
+// 66 --config names no file, 69 port already served by another process, 75 a
+// live owner holds the lock after --timeout, 77 unsafe lock directory or
+// path, 124 not ready within --ready-timeout, 126/127 COMMAND not executable
+// / not found.
 //
 // See README.md for the protocol, the telemetry events and the payload.
 package main
@@ -88,8 +89,14 @@ lock flags (run, status, unlock):
   --log-format F       text or json (text)                                [GWLOCK_LOG_FORMAT]
   -q, --quiet          only warnings and errors
 run flags:
+  --ready-url URL      ready when GET http://HOST:PORT/PATH answers 2xx, not on a TCP accept
+  --ready-notify       ready also needs the gateway's READY=1 on its NOTIFY_SOCKET
+  --ready-timeout D    not ready after D: stop it, code 124, restart policy applies (0 = wait)
+  --stop-signal SIG    the gateway's graceful stop signal (SIGTERM)
   --stop-timeout D     grace between the stop signal and SIGKILL (10s)
   --restart P          no, on-failure or always (no)
+  --restart-prevent-exit-status CODES   never restarted (78)
+  --restart-force-exit-status CODES     always restarted
   --if-running A       fail (exit 75) or ok (exit 0) when a live owner holds the lock
   --subreaper          adopt orphaned descendants and reap them (Linux)
 status flags:
@@ -130,6 +137,19 @@ type config struct {
 	cmd                           string
 	from                          map[string]string // flag name: "--name" or the variable that set it
 	etcd                          etcdConfig        // --backend and the etcd flags (etcd_flags.go)
+
+	// Readiness (issue 12): an HTTP probe instead of the TCP one, the
+	// gateway's own READY=1, and how long to wait for them (0: forever).
+	readyURL     string
+	readyNotify  bool
+	readyTimeout time.Duration
+	// stopSignal is what stops the gateway (systemd KillSignal=, Docker
+	// STOPSIGNAL); stopSignalName as given, for the usage check.
+	stopSignal     os.Signal
+	stopSignalName string
+	// Exit codes that are never, and always, restarted (systemd's
+	// RestartPreventExitStatus= and RestartForceExitStatus=).
+	preventExit, forceExit exitCodes
 }
 
 // cli runs one gwlock command and returns its exit code. Everything it says
@@ -200,22 +220,58 @@ func backendFor(c *config, log *telemetry) (lockBackend, error) {
 	return &stackedBackend{local: local, remote: remote}, nil
 }
 
+// exitEXConfig is EX_CONFIG (sysexits.h): a gateway that says its
+// configuration is wrong; restarting it cannot help (issue 12).
+const exitEXConfig = 78
+
+// flagSet is one command's flags and the variable each also reads.
+type flagSet struct {
+	*flag.FlagSet
+	envOf map[string]string
+}
+
+func (f flagSet) str(p *string, name, env string) {
+	f.StringVar(p, name, *p, "")
+	f.envOf[name] = env
+}
+
+func (f flagSet) dur(p *time.Duration, name, env string) {
+	f.Var((*durationFlag)(p), name, "")
+	f.envOf[name] = env
+}
+
 func parseFlags(cmd string, args []string) (*config, error) {
 	c := &config{host: "127.0.0.1", timeout: 5 * time.Second, poll: 100 * time.Millisecond,
-		stale: 30 * time.Second, stopTimeout: 10 * time.Second, restart: "no", ifRunning: "fail", logFormat: "text"}
+		stale: 30 * time.Second, stopTimeout: 10 * time.Second, restart: "no", ifRunning: "fail", logFormat: "text",
+		stopSignal: stopSignal, stopSignalName: signalName(stopSignal), preventExit: exitCodes{exitEXConfig}}
 	c.cmd = cmd
-	set := flag.NewFlagSet("gwlock "+cmd, flag.ContinueOnError)
+	set := c.flags(cmd)
+	flagArgs, command, sawDashes := splitCommand(args)
+	if err := set.Parse(flagArgs); err != nil {
+		return nil, usagef("%v (hint: gwlock help)", err)
+	}
+	if err := c.applyEnv(set); err != nil {
+		return nil, err
+	}
+	if set.NArg() > 0 {
+		if cmd == "run" {
+			return nil, usagef("unexpected argument %q: put the gateway command after -- (gwlock run [flags] -- COMMAND)", set.Arg(0))
+		}
+		return nil, usagef("unexpected argument %q", set.Arg(0))
+	}
+	c.command = command
+	if err := c.etcd.finish(cmd, set.FlagSet, c); err != nil {
+		return nil, err
+	}
+	return c, c.validate(cmd, sawDashes)
+}
+
+// flags declares cmd's flags on c.
+func (c *config) flags(cmd string) flagSet {
+	set := flagSet{flag.NewFlagSet("gwlock "+cmd, flag.ContinueOnError), map[string]string{}}
 	set.SetOutput(io.Discard)
 	set.Usage = func() {}
-	envOf := map[string]string{}
-	str := func(p *string, name, env string) {
-		set.StringVar(p, name, *p, "")
-		envOf[name] = env
-	}
-	dur := func(p *time.Duration, name, env string) {
-		set.Var((*durationFlag)(p), name, "")
-		envOf[name] = env
-	}
+	str, dur := set.str, set.dur
 	if cmd != "probe" {
 		str(&c.configPath, "config", "GWLOCK_CONFIG")
 		str(&c.lockPath, "lock", "GWLOCK_LOCK")
@@ -228,10 +284,10 @@ func parseFlags(cmd string, args []string) (*config, error) {
 		set.BoolVar(&c.quiet, "quiet", false, "")
 	}
 	set.Var((*portFlag)(&c.port), "port", "")
-	envOf["port"] = "GWLOCK_PORT"
+	set.envOf["port"] = "GWLOCK_PORT"
 	c.etcd.Backend = "file"
 	if cmd == "run" || cmd == "status" {
-		addEtcdFlags(set, envOf, &c.etcd)
+		addEtcdFlags(set.FlagSet, set.envOf, &c.etcd)
 	}
 	str(&c.host, "host", "GWLOCK_HOST")
 	switch cmd {
@@ -240,15 +296,23 @@ func parseFlags(cmd string, args []string) (*config, error) {
 		str(&c.restart, "restart", "")
 		str(&c.ifRunning, "if-running", "")
 		set.BoolVar(&c.subreaper, "subreaper", false, "")
+		str(&c.readyURL, "ready-url", "")
+		set.BoolVar(&c.readyNotify, "ready-notify", false, "")
+		dur(&c.readyTimeout, "ready-timeout", "")
+		str(&c.stopSignalName, "stop-signal", "")
+		set.Var(&c.preventExit, "restart-prevent-exit-status", "")
+		set.Var(&c.forceExit, "restart-force-exit-status", "")
 	case "status":
 		set.BoolVar(&c.json, "json", false, "")
 	case "probe":
 		dur(&c.wait, "wait", "")
 	}
-	flagArgs, command, sawDashes := splitCommand(args)
-	if err := set.Parse(flagArgs); err != nil {
-		return nil, usagef("%v (hint: gwlock help)", err)
-	}
+	return set
+}
+
+// applyEnv records which flags were given and fills the others from their
+// variables.
+func (c *config) applyEnv(set flagSet) error {
 	c.from = map[string]string{}
 	set.Visit(func(f *flag.Flag) { c.from[f.Name] = "--" + f.Name })
 	// A lock named on the command line, in either mode, beats one named in
@@ -260,28 +324,18 @@ func parseFlags(cmd string, args []string) (*config, error) {
 	}
 	// A variable only fills what no flag gave, so a flag wins even over a
 	// malformed variable.
-	for name, env := range envOf {
+	for name, env := range set.envOf {
 		if _, ok := c.from[name]; ok || env == "" {
 			continue
 		}
 		if v, ok := os.LookupEnv(env); ok && v != "" {
 			if err := set.Set(name, v); err != nil {
-				return nil, usagef("bad %s=%q: %v", env, v, err)
+				return usagef("bad %s=%q: %v", env, v, err)
 			}
 			c.from[name] = env
 		}
 	}
-	if set.NArg() > 0 {
-		if cmd == "run" {
-			return nil, usagef("unexpected argument %q: put the gateway command after -- (gwlock run [flags] -- COMMAND)", set.Arg(0))
-		}
-		return nil, usagef("unexpected argument %q", set.Arg(0))
-	}
-	c.command = command
-	if err := c.etcd.finish(cmd, set, c); err != nil {
-		return nil, err
-	}
-	return c, c.validate(cmd, sawDashes)
+	return nil
 }
 
 // splitCommand separates gwlock's flags from the gateway command at the first "--".
@@ -312,11 +366,8 @@ func (c *config) validate(cmd string, sawDashes bool) error {
 		if !sawDashes || len(c.command) == 0 {
 			return usagef("run needs a command after -- (gwlock run [flags] -- COMMAND [ARG...])")
 		}
-		if c.restart != "no" && c.restart != "on-failure" && c.restart != "always" {
-			return usagef("bad --restart %q: want no, on-failure or always", c.restart)
-		}
-		if c.ifRunning != "fail" && c.ifRunning != "ok" {
-			return usagef("bad --if-running %q: want fail or ok", c.ifRunning)
+		if err := c.validateRun(); err != nil {
+			return err
 		}
 	default:
 		if sawDashes {
@@ -341,6 +392,66 @@ func (c *config) validate(cmd string, sawDashes bool) error {
 		return usagef("bad %s %s: under the 1ms minimum", c.source("stale"), c.stale)
 	}
 	return nil
+}
+
+// validateRun checks run's own flags.
+func (c *config) validateRun() error {
+	if c.restart != "no" && c.restart != "on-failure" && c.restart != "always" {
+		return usagef("bad --restart %q: want no, on-failure or always", c.restart)
+	}
+	if c.ifRunning != "fail" && c.ifRunning != "ok" {
+		return usagef("bad --if-running %q: want fail or ok", c.ifRunning)
+	}
+	if c.readyURL != "" {
+		if err := checkReadyURL(c.readyURL); err != nil {
+			return usagef("bad --ready-url %q: %v", c.readyURL, err)
+		}
+	}
+	sig, err := parseStopSignal(c.stopSignalName)
+	if err != nil {
+		return usagef("bad --stop-signal %q: %v", c.stopSignalName, err)
+	}
+	c.stopSignal = sig
+	for _, code := range c.forceExit {
+		if c.preventExit.has(code) {
+			return usagef("exit code %d is in both --restart-prevent-exit-status and --restart-force-exit-status: give it one meaning", code)
+		}
+	}
+	return nil
+}
+
+// exitCodes is a list of exit codes, 0..255, given as "78" or "75,78" or
+// "75 78" (systemd's lists are space separated); "" clears the list.
+type exitCodes []int
+
+func (e *exitCodes) String() string {
+	parts := make([]string, len(*e))
+	for i, code := range *e {
+		parts[i] = strconv.Itoa(code)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (e *exitCodes) Set(s string) error {
+	var codes exitCodes
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 || n > 255 {
+			return fmt.Errorf("%q is not an exit code (want 0..255, separated by commas)", f)
+		}
+		codes = append(codes, n)
+	}
+	*e = codes
+	return nil
+}
+
+func (e exitCodes) has(code int) bool {
+	for _, c := range e {
+		if c == code {
+			return true
+		}
+	}
+	return false
 }
 
 // source names where a flag's value came from, for error lines.

@@ -168,11 +168,27 @@ func lookGateway(name string) (string, error) {
 // checkPort refuses to start a gateway whose port another process serves:
 // it could not bind and would only crash-loop.
 func checkPort(c *config, log *telemetry) error {
-	if c.port == 0 || !portListening(c.host, c.port, probeTimeout) {
+	if c.port == 0 {
 		return nil
 	}
-	log.error("port-conflict", "port", c.port, "host", c.host)
-	return &portConflictError{host: c.host, port: c.port}
+	for _, host := range conflictHosts(c.host) {
+		if portListening(host, c.port, probeTimeout) {
+			log.error("port-conflict", "port", c.port, "host", host)
+			return &portConflictError{host: host, port: c.port}
+		}
+	}
+	return nil
+}
+
+// conflictHosts are the addresses checked for a squatter on the port. A
+// gateway bound to loopback (openclaw's --bind loopback) listens on both
+// 127.0.0.1 and ::1: a squatter on [::1]:port leaves it serving IPv4 alone,
+// or failing, so the IPv4 loopback is not checked alone (issue 12).
+func conflictHosts(host string) []string {
+	if host == "127.0.0.1" || host == "localhost" {
+		return []string{"127.0.0.1", "::1"}
+	}
+	return []string{host}
 }
 
 // restartDelay is the pause before restart number n (0-based) of a gateway
@@ -191,8 +207,22 @@ func restartDelay(n int, uptime time.Duration) (time.Duration, int) {
 	return d, n + 1
 }
 
-// shouldRestart applies --restart to an exit code.
-func shouldRestart(policy string, code int) bool {
+// restartFor applies the restart policy to an exit code, in systemd's
+// terms: a code in force is restarted and one in prevent is not, whatever
+// --restart says (RestartForceExitStatus=, RestartPreventExitStatus=).
+// byCode says that a list, not the policy, decided.
+func restartFor(policy string, code int, prevent, force exitCodes) (restart, byCode bool) {
+	switch {
+	case force.has(code):
+		return true, true
+	case prevent.has(code):
+		return false, true
+	}
+	return shouldRestartPolicy(policy, code), false
+}
+
+// shouldRestartPolicy applies --restart alone to an exit code.
+func shouldRestartPolicy(policy string, code int) bool {
 	switch policy {
 	case "always":
 		return true
@@ -227,13 +257,28 @@ func pidList(pids []int) string {
 	return strings.Join(parts, ",")
 }
 
-// gatewayEnv is base with every variable in set replaced, not appended: with
-// duplicates, Go's os.Getenv and most C runtimes return the first entry, so a
-// GWLOCK_LOCK_PATH inherited from an outer gwlock would win over ours.
+// unitEnv are the variables systemd gives the unit's main process, gwlock,
+// that are false or harmful in the gateway, a supervised child (issue 12):
+// NOTIFY_SOCKET, WATCHDOG_* and LISTEN_* name gwlock's pid or its channel to
+// systemd (gwlock gives the gateway its own NOTIFY_SOCKET); INVOCATION_ID,
+// SYSTEMD_EXEC_PID, JOURNAL_STREAM and MANAGERPID make a gateway such as
+// openclaw conclude that systemd restarts it directly, so on a respawn
+// request it exits 0 expecting a restart that --restart on-failure never
+// gives. The gateway's stderr still reaches the journal: it is gwlock's.
+var unitEnv = map[string]string{
+	"NOTIFY_SOCKET": "", "WATCHDOG_PID": "", "WATCHDOG_USEC": "",
+	"LISTEN_PID": "", "LISTEN_FDS": "", "LISTEN_FDNAMES": "",
+	"INVOCATION_ID": "", "SYSTEMD_EXEC_PID": "", "JOURNAL_STREAM": "", "MANAGERPID": "",
+}
+
+// gatewayEnv is base without unitEnv, with every variable in set replaced,
+// not appended: with duplicates, Go's os.Getenv and most C runtimes return
+// the first entry, so a GWLOCK_LOCK_PATH inherited from an outer gwlock
+// would win over ours.
 func gatewayEnv(base []string, set map[string]string) []string {
 	env := make([]string, 0, len(base)+len(set))
 	for _, kv := range base {
-		if !envSets(set, envName(kv)) {
+		if name := envName(kv); !envSets(set, name) && !envSets(unitEnv, name) {
 			env = append(env, kv)
 		}
 	}
@@ -305,6 +350,7 @@ type supervisor struct {
 	tree  treeHolder // hold, when the gateway shares it through a descriptor
 	log   *telemetry
 	procs *gatewayTree
+	relay *notifyRelay // the gateway's NOTIFY_SOCKET; nil: none
 
 	child      int // the gateway's main process, 0 once it exited
 	mainCode   int // its exit code
@@ -315,13 +361,20 @@ type supervisor struct {
 	restarting bool // SIGHUP: start again as soon as the gateway is gone
 	lost       bool
 	killing    bool // the stop reached SIGKILL: whatever of the tree remains gets it
+	unready    bool // --ready-timeout ended this life
 	started    time.Time
 	remnantsAt time.Time
 	stopTimer  <-chan time.Time
+	stopAt     time.Time
+	stopReason string
+	stopSig    os.Signal
 	backoff    <-chan time.Time
+	rd         readiness
 	ready      chan time.Duration
+	readyTimer <-chan time.Time
 	childGone  chan struct{}
 	lockAlone  chan error // the lock's other sharers are gone (no subreaper)
+	status     string     // the gateway's last STATUS=
 	treeTimer  <-chan time.Time
 	treeStep   int
 }
@@ -356,6 +409,17 @@ func supervise(c *config, hold holder, log *telemetry, st *startup) (int, error)
 	defer procs.close()
 	s := &supervisor{c: c, hold: hold, log: log, procs: procs, lockAlone: make(chan error, 1)}
 	s.tree, _ = hold.(treeHolder)
+	if s.relay, err = openNotifyRelay(hold); err != nil {
+		if c.readyNotify {
+			return exitFailure, err
+		}
+		log.warn("notify-relay-unavailable", "error", err.Error())
+	}
+	defer s.relay.close()
+	if c.readyNotify && s.relay == nil && err == nil {
+		// Windows, or GWLOCK_ALLOW_MULTI (no lock dir): READY=1 could never come.
+		return exitUsage, usagef("--ready-notify: no NOTIFY_SOCKET can be given to the gateway here (hint: drop --ready-notify on Windows and with GWLOCK_ALLOW_MULTI=1)")
+	}
 	if err := s.start(); err != nil {
 		return exitCode(err), err
 	}
@@ -363,10 +427,14 @@ func supervise(c *config, hold holder, log *telemetry, st *startup) (int, error)
 	if hold != nil {
 		lost = hold.lost()
 	}
+	var notes <-chan string
+	if s.relay != nil {
+		notes = s.relay.notes
+	}
 	tick := time.NewTicker(c.stale / 3)
 	defer tick.Stop()
 	for {
-		done, code, err := s.next(st.sigs, lost, tick.C)
+		done, code, err := s.next(st.sigs, lost, notes, tick.C)
 		if done {
 			return code, err
 		}
@@ -374,7 +442,7 @@ func supervise(c *config, hold holder, log *telemetry, st *startup) (int, error)
 }
 
 // next waits for one event and handles it.
-func (s *supervisor) next(sigs <-chan os.Signal, lost <-chan string, tick <-chan time.Time) (bool, int, error) {
+func (s *supervisor) next(sigs <-chan os.Signal, lost <-chan string, notes <-chan string, tick <-chan time.Time) (bool, int, error) {
 	select {
 	case e := <-s.procs.exits:
 		return s.reaped(e)
@@ -394,9 +462,13 @@ func (s *supervisor) next(sigs <-chan os.Signal, lost <-chan string, tick <-chan
 	case <-s.treeTimer:
 		s.recordTree()
 		s.scheduleTreeRecord()
-	case waited := <-s.ready:
-		s.log.info("gateway-ready", "port", s.c.port, "waited_ms", ms(waited))
-		s.notifyReady()
+	case <-s.ready:
+		s.rd.probed = true
+		s.checkReady()
+	case note := <-notes:
+		s.onNote(note)
+	case <-s.readyTimer:
+		s.readyExpired()
 	case <-s.backoff:
 		s.backoff = nil
 		if err := s.start(); err != nil {
@@ -430,16 +502,20 @@ func (s *supervisor) start() error {
 	if err := checkPort(s.c, s.log); err != nil {
 		return err
 	}
-	env := os.Environ()
+	set := map[string]string{}
+	if s.hold != nil {
+		set = s.hold.gatewayEnv()
+	}
+	if s.relay != nil {
+		set["NOTIFY_SOCKET"] = s.relay.path
+	}
+	env := gatewayEnv(os.Environ(), set)
 	var fd uintptr
 	var inherit bool
-	if s.hold != nil {
-		env = gatewayEnv(env, s.hold.gatewayEnv())
-	}
 	if s.tree != nil {
 		fd, inherit = s.tree.inheritedFD()
 	}
-	pid, err := s.procs.start(s.c.command, env, fd, inherit)
+	pid, err := s.procs.start(s.c.command, env, fd, inherit, s.c.stopSignal)
 	if err != nil {
 		return err
 	}
@@ -449,32 +525,80 @@ func (s *supervisor) start() error {
 	if s.hold != nil {
 		s.hold.setGateway(pid)
 	}
-	s.childGone, s.ready = make(chan struct{}), make(chan time.Duration, 1)
-	if s.c.port == 0 {
-		s.notifyReady()
-		return nil
+	s.childGone, s.ready, s.unready = make(chan struct{}), make(chan time.Duration, 1), false
+	s.rd = newReadiness(s.c)
+	if s.rd.probe != "" {
+		go probeReady(s.c, s.rd.probe, s.childGone, s.ready)
 	}
-	go func(c *config, gone <-chan struct{}, ready chan<- time.Duration) {
-		if waited, ok := waitForPort(c.host, c.port, 24*time.Hour, c.poll, gone); ok {
-			ready <- waited
-		}
-	}(s.c, s.childGone, s.ready)
+	if s.c.readyTimeout > 0 && !s.rd.complete() {
+		s.readyTimer = time.After(s.c.readyTimeout)
+	}
+	if s.rd.probe == "" && !s.rd.notify {
+		// Nothing to wait for: started is ready, as systemd's Type=simple.
+		s.rd.done = true
+		s.notifyReady()
+	}
 	return nil
 }
 
-// stop signals the gateway's tree and arms the SIGKILL timer.
-func (s *supervisor) stop(sig os.Signal) {
+// checkReady fires gateway-ready, once per life, when every configured
+// check has passed.
+func (s *supervisor) checkReady() {
+	if s.rd.done || !s.rd.complete() || !s.running() {
+		return
+	}
+	s.rd.done, s.readyTimer = true, nil
+	s.log.info("gateway-ready", "port", s.c.port, "by", s.rd.by(), "waited_ms", ms(time.Since(s.started)))
+	s.notifyReady()
+}
+
+// onNote handles one line the gateway sent to its NOTIFY_SOCKET.
+func (s *supervisor) onNote(note string) {
+	switch relayedNote(note) {
+	case "ready":
+		if s.rd.notify {
+			s.rd.told = true
+			s.checkReady()
+		}
+	case "relay":
+		sdNotify(note)
+		if status, ok := strings.CutPrefix(note, "STATUS="); ok && status != s.status {
+			s.status = status
+			s.log.info("gateway-status", "status", status)
+		}
+	}
+}
+
+// readyExpired is the end of --ready-timeout: the gateway is stopped and its
+// life ends with exitReadyTimeout, to which the restart policy applies.
+func (s *supervisor) readyExpired() {
+	s.readyTimer = nil
+	if s.rd.done || !s.running() {
+		return
+	}
+	s.log.warn("ready-timeout", "pid", s.child, "timeout_ms", ms(s.c.readyTimeout), "by", s.rd.by())
+	s.unready = true
+	s.stop(s.c.stopSignal, "ready-timeout", "")
+}
+
+// stop signals the gateway's tree and arms the SIGKILL timer. The first
+// call of a stop says so in one line; later ones (descendants left behind)
+// pass the same stop on.
+func (s *supervisor) stop(sig os.Signal, reason, by string) {
 	if !s.running() {
 		return
 	}
 	if s.killing {
 		s.procs.kill(s.others())
-	} else {
-		s.procs.signal(sig, s.others())
+		return
 	}
 	if s.stopTimer == nil {
+		s.stopAt, s.stopReason, s.stopSig = time.Now(), reason, sig
+		s.log.info("stop", "pid", s.child, "signal", signalName(sig), "reason", reason, "by", by,
+			"timeout_ms", ms(s.c.stopTimeout))
 		s.stopTimer = time.After(s.c.stopTimeout)
 	}
+	s.procs.signal(sig, s.others())
 }
 
 // escalate is the end of --stop-timeout: SIGKILL to the whole tree. Processes
@@ -484,6 +608,10 @@ func (s *supervisor) escalate() {
 	s.stopTimer = nil
 	if !s.running() {
 		return
+	}
+	if !s.killing {
+		s.log.warn("stop-escalated", "pid", s.child, "signal", "SIGKILL", "reason", s.stopReason,
+			"after_ms", ms(time.Since(s.stopAt)))
 	}
 	s.killing = true
 	s.procs.kill(s.others())
@@ -521,12 +649,26 @@ func (s *supervisor) recordTree() []int {
 	return pids
 }
 
+// gatewayStopSignal is what the gateway gets when sig asks gwlock to stop.
+// SIGINT (Ctrl-C) passes as it is where signals exist, so an interactive gateway behaves as in a
+// terminal. SIGTERM and SIGQUIT become --stop-signal: they are a service
+// manager's or an operator's request to stop, and the gateway's graceful
+// stop is the one it names; SIGQUIT passed on kills a Node gateway at once
+// (exit 131) in the middle of its drain. SIGQUIT the gateway's pid itself
+// for a core dump.
+func (s *supervisor) gatewayStopSignal(sig os.Signal) os.Signal {
+	if sig == os.Interrupt && interruptPassesThrough {
+		return sig
+	}
+	return s.c.stopSignal
+}
+
 func (s *supervisor) onSignal(sig os.Signal) (bool, int, error) {
 	switch signalRole(sig) {
 	case roleRestart:
 		if s.running() {
 			s.restarting = true
-			s.stop(stopSignal)
+			s.stop(s.c.stopSignal, "restart", signalName(sig))
 			return false, 0, nil
 		}
 		if s.backoff != nil {
@@ -539,9 +681,12 @@ func (s *supervisor) onSignal(sig os.Signal) (bool, int, error) {
 		s.stopping = true
 		sdNotify("STOPPING=1")
 		if !s.running() {
-			return true, s.lastCode, nil
+			// Stopped during a backoff: the exit says what stopped gwlock,
+			// not how the gateway before the backoff ended.
+			s.log.info("stop", "pid", 0, "signal", "none", "reason", "signal", "by", signalName(sig), "timeout_ms", 0)
+			return true, 128 + int(sig.(syscall.Signal)), nil
 		}
-		s.stop(sig)
+		s.stop(s.gatewayStopSignal(sig), "signal", signalName(sig))
 	default:
 		if s.child != 0 {
 			s.procs.forward(s.child, sig)
@@ -556,7 +701,7 @@ func (s *supervisor) lockLost() (bool, int, error) {
 	if !s.running() {
 		return true, exitFailure, errLockLost
 	}
-	s.stop(stopSignal)
+	s.stop(s.c.stopSignal, "lock-lost", "")
 	return false, 0, nil
 }
 
@@ -610,8 +755,8 @@ func (s *supervisor) treeLives(e childExit) bool {
 	pids := s.recordTree()
 	s.log.warn("gateway-descendants", "pids", pidList(pids), "lock", s.where(),
 		"action", "waiting for them before releasing the lock, restarting or exiting")
-	if s.stopping || s.restarting || s.lost {
-		s.stop(stopSignal)
+	if s.stopTimer != nil || s.killing {
+		s.stop(s.stopSig, s.stopReason, "")
 	}
 	return true
 }
@@ -623,7 +768,10 @@ func (s *supervisor) treeGone() (bool, int, error) {
 	}
 	close(s.childGone)
 	code, uptime := s.lastCode, time.Since(s.started)
-	s.remnants, s.stopTimer, s.killing = false, nil, false
+	if s.unready {
+		code = exitReadyTimeout
+	}
+	s.remnants, s.stopTimer, s.killing, s.readyTimer = false, nil, false, nil
 	s.procs.ended()
 	switch {
 	case s.lost:
@@ -638,12 +786,30 @@ func (s *supervisor) treeGone() (bool, int, error) {
 			return true, exitCode(err), err
 		}
 		return false, 0, nil
-	case !shouldRestart(s.c.restart, code):
+	case !s.shouldRestart(code):
 		return true, code, nil
 	}
 	delay, next := restartDelay(s.restarts, uptime)
-	s.restarts = next
-	s.log.warn("restart", "attempt", s.restarts, "backoff_ms", ms(delay), "reason", "exit code "+strconv.Itoa(code))
+	s.restarts, s.lastCode = next, code
+	reason := "exit code " + strconv.Itoa(code)
+	if s.unready {
+		reason = "ready-timeout"
+	}
+	s.log.warn("restart", "attempt", s.restarts, "backoff_ms", ms(delay), "reason", reason, "last_exit", code)
+	if s.hold != nil {
+		s.hold.setRestarting(time.Now().Add(delay), code)
+	}
 	s.backoff = time.After(delay)
 	return false, 0, nil
+}
+
+// shouldRestart applies the restart policy to a life that ended with code,
+// and says so when an exit code overrides --restart.
+func (s *supervisor) shouldRestart(code int) bool {
+	restart, byCode := restartFor(s.c.restart, code, s.c.preventExit, s.c.forceExit)
+	if byCode && !restart && shouldRestartPolicy(s.c.restart, code) {
+		s.log.warn("restart-prevented", "code", code, "policy", s.c.restart,
+			"reason", "exit code in --restart-prevent-exit-status")
+	}
+	return restart
 }

@@ -3,10 +3,12 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -67,8 +69,38 @@ type gatewayTree struct {
 	kick       chan struct{} // a gateway was started: reapEverything may wait again
 }
 
-// stopSignal is what the supervisor sends to stop the gateway.
+// stopSignal is the default of --stop-signal.
 var stopSignal os.Signal = unix.SIGTERM
+
+// interruptPassesThrough: a SIGINT to gwlock reaches the gateway as SIGINT.
+const interruptPassesThrough = true
+
+// parseStopSignal reads --stop-signal as systemd's KillSignal= and Docker's
+// STOPSIGNAL do: SIGTERM, TERM or 15.
+func parseStopSignal(name string) (os.Signal, error) {
+	if n, err := strconv.Atoi(name); err == nil {
+		if unix.SignalName(syscall.Signal(n)) == "" {
+			return nil, errors.New("no such signal")
+		}
+		return syscall.Signal(n), nil
+	}
+	up := strings.ToUpper(name)
+	if !strings.HasPrefix(up, "SIG") {
+		up = "SIG" + up
+	}
+	if n := unix.SignalNum(up); n != 0 {
+		return n, nil
+	}
+	return nil, errors.New("no such signal (want e.g. SIGTERM, SIGINT, 15)")
+}
+
+// signalName is a signal as telemetry writes it: SIGTERM.
+func signalName(s os.Signal) string {
+	if n, ok := s.(syscall.Signal); ok && unix.SignalName(n) != "" {
+		return unix.SignalName(n)
+	}
+	return s.String()
+}
 
 func openGatewayTree(mustReap bool) (*gatewayTree, error) {
 	t := &gatewayTree{reapAll: os.Getpid() == 1, exits: make(chan childExit, 64), kick: make(chan struct{}, 1)}
@@ -83,9 +115,10 @@ func openGatewayTree(mustReap bool) (*gatewayTree, error) {
 	return t, nil
 }
 
-// start runs argv as the gateway, with fd, if inherit, as its fd 3.
-func (t *gatewayTree) start(argv, env []string, fd uintptr, inherit bool) (int, error) {
-	pid, err := startGateway(argv, env, fd, inherit)
+// start runs argv as the gateway, with fd, if inherit, as its fd 3, and
+// deathSig as its parent-death signal where the OS has one.
+func (t *gatewayTree) start(argv, env []string, fd uintptr, inherit bool, deathSig os.Signal) (int, error) {
+	pid, err := startGateway(argv, env, fd, inherit, deathSig)
 	if err != nil {
 		return 0, err
 	}
@@ -198,7 +231,7 @@ func exitOf(pid int, ws unix.WaitStatus) childExit {
 
 // startGateway runs argv directly (no shell) in its own process group, with
 // env, and fd as its fd 3 if inherit: the lock, shared by inheritance.
-func startGateway(argv, env []string, fd uintptr, inherit bool) (int, error) {
+func startGateway(argv, env []string, fd uintptr, inherit bool, deathSig os.Signal) (int, error) {
 	path, err := lookGateway(argv[0])
 	if err != nil {
 		return 0, err
@@ -207,7 +240,7 @@ func startGateway(argv, env []string, fd uintptr, inherit bool) (int, error) {
 	if inherit {
 		files = append(files, fd)
 	}
-	pid, err := forkGateway(path, argv, &syscall.ProcAttr{Env: env, Files: files, Sys: gatewayProcAttr()})
+	pid, err := forkGateway(path, argv, &syscall.ProcAttr{Env: env, Files: files, Sys: gatewayProcAttr(deathSig.(syscall.Signal))})
 	if err != nil {
 		code := exitNotExecutable
 		if err == syscall.ENOENT {

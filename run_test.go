@@ -192,8 +192,8 @@ func TestRestartKeepsLock(t *testing.T) {
 	}
 	g.signal(t, syscall.SIGTERM)
 	code, _ := g.wait(t)
-	if code != 1 {
-		t.Fatalf("stopped during backoff: exit %d, want the last code 1", code)
+	if code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("stopped during backoff: exit %d, want 143 for the SIGTERM that stopped it, not the last crash's 1", code)
 	}
 	if n := len(readPIDs(t, pidfile)); n != 2 {
 		t.Fatalf("gateway ran %d times, want 2", n)
@@ -470,8 +470,8 @@ func TestShouldRestart(t *testing.T) {
 		{"on-failure", 0, false}, {"on-failure", 1, true}, {"on-failure", 137, true},
 		{"always", 0, true}, {"always", 3, true},
 	} {
-		if got := shouldRestart(tc.policy, tc.code); got != tc.want {
-			t.Errorf("shouldRestart(%s, %d) = %v, want %v", tc.policy, tc.code, got, tc.want)
+		if got := shouldRestartPolicy(tc.policy, tc.code); got != tc.want {
+			t.Errorf("shouldRestartPolicy(%s, %d) = %v, want %v", tc.policy, tc.code, got, tc.want)
 		}
 	}
 }

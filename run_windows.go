@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -16,8 +17,39 @@ var runSignals = []os.Signal{os.Interrupt, syscall.SIGTERM}
 
 func signalRole(os.Signal) sigRole { return roleStop }
 
-// stopSignal: Windows stops a gateway with CTRL_BREAK_EVENT whatever asked.
-var stopSignal os.Signal = os.Interrupt
+// stopSignal: Windows stops a gateway with CTRL_BREAK_EVENT whatever asked,
+// so a Ctrl-C to gwlock does not pass through as it is.
+var stopSignal os.Signal = consoleBreak{}
+
+const interruptPassesThrough = false
+
+// consoleBreak is CTRL_BREAK_EVENT, the one stop a console process can
+// handle that gwlock can send to the gateway's process group alone.
+type consoleBreak struct{}
+
+func (consoleBreak) String() string { return "CTRL_BREAK_EVENT" }
+func (consoleBreak) Signal()        {}
+
+// parseStopSignal accepts only the default: a console process can be sent
+// CTRL_BREAK_EVENT and nothing else that it could handle.
+func parseStopSignal(name string) (os.Signal, error) {
+	if name == signalName(stopSignal) {
+		return stopSignal, nil
+	}
+	return nil, errors.New("on Windows the gateway is stopped with CTRL_BREAK_EVENT only (hint: leave --stop-signal out)")
+}
+
+// signalName names the console events gwlock receives as their POSIX
+// counterparts, and the one it sends as itself.
+func signalName(s os.Signal) string {
+	switch s {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
+}
 
 // gatewayTree is the gateway's process tree as Windows lets gwlock hold it:
 // a job object that every process of the tree is in from its first
@@ -43,7 +75,7 @@ func openGatewayTree(mustReap bool) (*gatewayTree, error) {
 
 // start runs argv in the job. Windows passes no lock to the gateway: a
 // LockFileEx lock is the process's own (see startGatewayWindows).
-func (t *gatewayTree) start(argv, env []string, _ uintptr, _ bool) (int, error) {
+func (t *gatewayTree) start(argv, env []string, _ uintptr, _ bool, _ os.Signal) (int, error) {
 	p, err := startGatewayWindows(argv, env, t.job)
 	if err != nil {
 		return 0, err

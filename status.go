@@ -15,7 +15,7 @@ import (
 // report is what status says about a lock.
 type report struct {
 	Lock  string `json:"lock"`
-	State string `json:"state"` // running, orphaned, dead, not-running, unknown
+	State string `json:"state"` // running, restarting, orphaned, dead, not-running, unknown
 	// Reason is why a dead owner's file may be reclaimed.
 	Reason       string `json:"reason,omitempty"`
 	KernelLocked bool   `json:"kernelLocked"`
@@ -95,18 +95,23 @@ func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
 		l := portListening(c.host, port, probeTimeout)
 		r.PortListening = &l
 	}
-	r.Reason = in.v.reason
-	switch {
-	case in.v.status == ownerAlive:
-		r.State = "running"
-	case in.v.status == ownerOrphaned:
-		r.State = "orphaned"
-	case in.v.reason != "":
-		r.State = "dead"
-	default:
-		r.State = "unknown"
-	}
+	r.Reason, r.State = in.v.reason, stateOf(in.v, r.Owner)
 	return r, in, nil
+}
+
+// stateOf names a judged owner's state for status.
+func stateOf(v verdict, owner *ownerPayload) string {
+	switch {
+	case v.status == ownerAlive && owner != nil && owner.RestartAt != "":
+		return "restarting" // a backoff: no gateway runs until restartAt
+	case v.status == ownerAlive:
+		return "running"
+	case v.status == ownerOrphaned:
+		return "orphaned"
+	case v.reason != "":
+		return "dead"
+	}
+	return "unknown"
 }
 
 // describeOwner fills in who the launcher and the gateway are and whether
@@ -139,7 +144,8 @@ func (r *report) describeOwner(facts hostFacts, in *inspection) {
 func statusOf(c *config, t lockTarget, stdout, stderr io.Writer, asJSON bool) int {
 	r, _, err := inspectLock(c, &t)
 	t.d.close()
-	code := map[string]int{"running": statusRunning, "orphaned": statusRunning, "dead": statusDeadFile, "not-running": statusNotRunning}[r.State]
+	code := map[string]int{"running": statusRunning, "restarting": statusRunning, "orphaned": statusRunning,
+		"dead": statusDeadFile, "not-running": statusNotRunning}[r.State]
 	if err != nil {
 		r.State, r.Error, code = "unknown", err.Error(), statusUnknown
 		fail(stderr, err)
@@ -178,6 +184,12 @@ func (r *report) line() string {
 		}
 		if r.Owner.Port > 0 {
 			fmt.Fprintf(&b, " port=%d", r.Owner.Port)
+		}
+		if r.Owner.LastExit != nil {
+			fmt.Fprintf(&b, " last_exit=%d", *r.Owner.LastExit)
+		}
+		if r.Owner.RestartAt != "" {
+			b.WriteString(" restart_at=" + r.Owner.RestartAt)
 		}
 	}
 	if r.PortListening != nil {

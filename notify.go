@@ -1,0 +1,88 @@
+package main
+
+import (
+	"net"
+	"runtime"
+	"strings"
+)
+
+// The gateway's own NOTIFY_SOCKET (issue 12). systemd's socket belongs to
+// the unit's main process, gwlock: a gateway that wrote READY=1 to it would
+// be refused (NotifyAccess=main) or believed before gwlock knows the gateway
+// is up. So gwlock gives the gateway a socket of its own, in the lock
+// directory (gwlock writes nothing anywhere else), named after the lock,
+// relays READY=1 as gwlock's readiness and STATUS= and EXTEND_TIMEOUT_USEC=
+// as they are, and removes the socket when it exits.
+
+// notifySuffix names the relay socket: <lock file>.notify.
+const notifySuffix = ".notify"
+
+// maxSocketPath is the room in sockaddr_un's sun_path (108 bytes on Linux,
+// 104 on the BSDs), less the terminating NUL, on every unix gwlock builds for.
+const maxSocketPath = 103
+
+// notifyRelay is the gateway's NOTIFY_SOCKET, bound while gwlock runs.
+type notifyRelay struct {
+	path   string
+	conn   *net.UnixConn
+	remove func()
+	notes  chan string // one KEY=VALUE line each
+}
+
+// openNotifyRelay binds the relay socket beside the lock. Nil without an
+// error where there is nothing to do: Windows (no datagram sockets).
+func openNotifyRelay(h holder) (*notifyRelay, error) {
+	if h == nil || runtime.GOOS == "windows" {
+		return nil, nil
+	}
+	path, bindPath, remove, err := h.runtimeSocket(notifySuffix, maxSocketPath)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: bindPath, Net: "unixgram"})
+	if err != nil {
+		remove()
+		return nil, err
+	}
+	r := &notifyRelay{path: path, conn: conn, remove: remove, notes: make(chan string, 64)}
+	go r.read()
+	return r, nil
+}
+
+// read splits each datagram into its lines until the socket closes.
+func (r *notifyRelay) read() {
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.conn.Read(buf)
+		if err != nil {
+			return
+		}
+		for _, line := range strings.Split(string(buf[:n]), "\n") {
+			if line != "" {
+				r.notes <- line
+			}
+		}
+	}
+}
+
+func (r *notifyRelay) close() {
+	if r == nil {
+		return
+	}
+	r.conn.Close()
+	r.remove()
+}
+
+// relayedNote says what a line from the gateway is for gwlock: "ready",
+// "relay" (passed on to systemd as it is), or "" (dropped: MAINPID= would
+// name the gateway as the unit's main process, WATCHDOG= and the file
+// descriptor store are gwlock's to manage).
+func relayedNote(line string) string {
+	switch {
+	case line == "READY=1":
+		return "ready"
+	case strings.HasPrefix(line, "STATUS="), strings.HasPrefix(line, "EXTEND_TIMEOUT_USEC="):
+		return "relay"
+	}
+	return ""
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Readiness (issue 12). A TCP accept says only that a socket listens: a
+// gateway such as openclaw accepts connections seconds before it serves, and
+// says when it does on an HTTP endpoint (/startupz) or, for a gateway written
+// for systemd, with READY=1 on $NOTIFY_SOCKET. gateway-ready (and systemd's
+// READY=1) fire once every check configured for the gateway has passed.
+
+// readyTry bounds one HTTP readiness try, connect to status line, as a
+// Kubernetes httpGet probe's timeoutSeconds (1 s by default) does.
+const readyTry = time.Second
+
+// exitReadyTimeout is the code of a gateway life that --ready-timeout ended:
+// timeout(1)'s, whatever the stopped gateway itself exited with.
+const exitReadyTimeout = 124
+
+// checkReadyURL accepts what the probe can ask: plain http with a host and
+// an explicit or default port. (The probe speaks HTTP/1.1 itself: net/http
+// would add about 2 MiB to a binary whose budget is 3.)
+func checkReadyURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return errors.New("not a URL")
+	case u.Scheme != "http":
+		return errors.New("want http://HOST:PORT/PATH (https is not supported)")
+	case u.Hostname() == "":
+		return errors.New("no host")
+	case u.User != nil:
+		return errors.New("credentials in the URL are not supported")
+	}
+	return nil
+}
+
+// httpReady reports whether a GET of rawURL answers 2xx within timeout.
+func httpReady(rawURL string, timeout time.Duration) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	deadline := time.Now().Add(timeout)
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(u.Hostname(), port), timeout)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(deadline)
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gwlock/%s\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+		u.RequestURI(), u.Host, version); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return false
+	}
+	// "HTTP/1.1 200 OK"
+	f := strings.Fields(line)
+	if len(f) < 2 || !strings.HasPrefix(f[0], "HTTP/") {
+		return false
+	}
+	code, err := strconv.Atoi(f[1])
+	return err == nil && code >= 200 && code < 300
+}
+
+// waitForHTTP tries rawURL until it answers 2xx, backing off from 1 ms to
+// maxPause like waitForPort; stop, when closed, abandons the wait.
+func waitForHTTP(rawURL string, maxPause time.Duration, stop <-chan struct{}) (time.Duration, bool) {
+	start := time.Now()
+	pause := time.Millisecond
+	for {
+		if httpReady(rawURL, readyTry) {
+			return time.Since(start), true
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-stop:
+			t.Stop()
+			return time.Since(start), false
+		case <-t.C:
+		}
+		if pause *= 2; pause > maxPause {
+			pause = maxPause
+		}
+	}
+}
+
+// readiness is what one life of the gateway still owes before it is ready.
+type readiness struct {
+	probe  string // "tcp", "http" or "" when none is configured
+	notify bool   // --ready-notify: the gateway's own READY=1 is awaited
+	probed bool
+	told   bool // the gateway sent READY=1
+	done   bool
+}
+
+func newReadiness(c *config) readiness {
+	r := readiness{notify: c.readyNotify}
+	switch {
+	case c.readyURL != "":
+		r.probe = "http"
+	case c.port != 0:
+		r.probe = "tcp"
+	}
+	return r
+}
+
+// complete reports whether every configured check has passed.
+func (r *readiness) complete() bool {
+	return (r.probe == "" || r.probed) && (!r.notify || r.told)
+}
+
+// by names what made the gateway ready, for telemetry.
+func (r *readiness) by() string {
+	var parts []string
+	if r.probe != "" {
+		parts = append(parts, r.probe)
+	}
+	if r.notify {
+		parts = append(parts, "notify")
+	}
+	if len(parts) == 0 {
+		return "start"
+	}
+	return strings.Join(parts, "+")
+}
+
+// probeReady runs the configured probe for one life of the gateway and
+// delivers how long it took on ready; gone abandons it.
+func probeReady(c *config, probe string, gone <-chan struct{}, ready chan<- time.Duration) {
+	var waited time.Duration
+	var ok bool
+	switch probe {
+	case "http":
+		waited, ok = waitForHTTP(c.readyURL, c.poll, gone)
+	case "tcp":
+		waited, ok = waitForPort(c.host, c.port, maxDuration, c.poll, gone)
+	}
+	if ok {
+		ready <- waited
+	}
+}
