@@ -19,12 +19,12 @@ func renderMan() []byte {
 	b.WriteString(".TH GWLOCK 1 \"\" gwlock \"User Commands\"\n")
 	b.WriteString(".SH NAME\ngwlock \\- one gateway process per configuration: a crash\\-safe lock and a supervisor\n")
 	b.WriteString(".SH SYNOPSIS\n.nf\n")
-	for _, p := range manualPages {
+	for _, p := range manualPages() {
 		b.WriteString(manEscape(p.synopsis) + "\n")
 	}
 	b.WriteString("gwlock version\ngwlock help [COMMAND]\n.fi\n")
 	b.WriteString(".SH DESCRIPTION\n" + manEscape("gwlock makes sure exactly one gateway process runs per configuration on a host, starts and supervises it, and says in one line of telemetry on stderr what it decided and why. Each command is described below; gwlock help COMMAND prints the same text.") + "\n")
-	for _, p := range manualPages {
+	for _, p := range manualPages() {
 		b.WriteString(".SH \"GWLOCK " + strings.ToUpper(p.name) + "\"\n")
 		b.WriteString(manEscape(p.synopsis+": "+p.summary) + "\n")
 		for _, s := range p.sections {
@@ -94,7 +94,7 @@ func TestHelpPages(t *testing.T) {
 		if !strings.Contains(page, "usage: gwlock "+cmd) || !strings.Contains(page, "EXIT STATUS") {
 			t.Fatalf("help %s printed no reference page:\n%s", cmd, page)
 		}
-		for _, p := range manualPages {
+		for _, p := range manualPages() {
 			if p.name != cmd {
 				continue
 			}
