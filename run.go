@@ -409,7 +409,7 @@ func supervise(c *config, hold holder, log *telemetry, st *startup) (int, error)
 	defer procs.close()
 	s := &supervisor{c: c, hold: hold, log: log, procs: procs, lockAlone: make(chan error, 1)}
 	s.tree, _ = hold.(treeHolder)
-	if s.relay, err = openNotifyRelay(hold); err != nil {
+	if s.relay, err = openNotifyRelay(hold, c.readyNotify); err != nil {
 		if c.readyNotify {
 			return exitFailure, err
 		}
