@@ -57,14 +57,28 @@ func openNotifyRelay(h holder, wanted bool) (*notifyRelay, error) {
 func (r *notifyRelay) read() {
 	buf := make([]byte, 4096)
 	for {
-		n, err := r.conn.Read(buf)
+		n, _, flags, _, err := r.conn.ReadMsgUnix(buf, nil)
 		if err != nil {
 			return
+		}
+		if flags&msgTrunc != 0 {
+			continue // cut to fit: its lines are not what was sent (systemd drops them too)
 		}
 		for _, line := range strings.Split(string(buf[:n]), "\n") {
 			if line != "" {
 				r.notes <- line
 			}
+		}
+	}
+}
+
+// drain discards the lines read but not yet handled.
+func (r *notifyRelay) drain() {
+	for {
+		select {
+		case <-r.notes:
+		default:
+			return
 		}
 	}
 }

@@ -64,10 +64,13 @@ func httpReady(rawURL string, timeout time.Duration) bool {
 		u.RequestURI(), u.Host, version); err != nil {
 		return false
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	// The status line, at most 4 KiB of it: whoever answers on the port
+	// (the gateway, a squatter) must not make gwlock buffer without end.
+	raw, err := bufio.NewReaderSize(c, 4096).ReadSlice('\n')
 	if err != nil {
 		return false
 	}
+	line := string(raw)
 	// "HTTP/1.1 200 OK"
 	f := strings.Fields(line)
 	if len(f) < 2 || !strings.HasPrefix(f[0], "HTTP/") {

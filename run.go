@@ -443,6 +443,16 @@ func supervise(c *config, hold holder, log *telemetry, st *startup) (int, error)
 
 // next waits for one event and handles it.
 func (s *supervisor) next(sigs <-chan os.Signal, lost <-chan string, notes <-chan string, tick <-chan time.Time) (bool, int, error) {
+	// A lost lock and the end of a stop's grace come first: a gateway
+	// flooding its notify socket must not keep them waiting in the select.
+	select {
+	case <-lost:
+		return s.lockLost()
+	case <-s.stopTimer:
+		s.escalate()
+		return false, 0, nil
+	default:
+	}
 	select {
 	case e := <-s.procs.exits:
 		return s.reaped(e)
@@ -488,6 +498,18 @@ func (s *supervisor) notifyReady() {
 	sdNotify(state)
 }
 
+// deathSignal is what the kernel sends the gateway when its launcher dies.
+// On one host the stop signal: the gateway drains, and the lock it
+// inherited keeps a successor out until it is gone. Across hosts nothing
+// would keep one out: the lease expires and a standby starts, with no
+// launcher left to escalate to SIGKILL, so the gateway is killed at once.
+func (s *supervisor) deathSignal() os.Signal {
+	if s.c.etcd.Backend == "etcd" {
+		return killSignal
+	}
+	return s.c.stopSignal
+}
+
 func (s *supervisor) running() bool { return s.child != 0 || s.remnants }
 
 // where names the lock, for telemetry.
@@ -507,6 +529,9 @@ func (s *supervisor) start() error {
 		set = s.hold.gatewayEnv()
 	}
 	if s.relay != nil {
+		// A new life starts once the last one's tree is gone: whatever it
+		// said (a READY=1 from its stop handler) must not count for this one.
+		s.relay.drain()
 		set["NOTIFY_SOCKET"] = s.relay.path
 	}
 	env := gatewayEnv(os.Environ(), set)
@@ -515,7 +540,7 @@ func (s *supervisor) start() error {
 	if s.tree != nil {
 		fd, inherit = s.tree.inheritedFD()
 	}
-	pid, err := s.procs.start(s.c.command, env, fd, inherit, s.c.stopSignal)
+	pid, err := s.procs.start(s.c.command, env, fd, inherit, s.deathSignal())
 	if err != nil {
 		return err
 	}
@@ -544,7 +569,9 @@ func (s *supervisor) start() error {
 // checkReady fires gateway-ready, once per life, when every configured
 // check has passed.
 func (s *supervisor) checkReady() {
-	if s.rd.done || !s.rd.complete() || !s.running() {
+	// A gateway being stopped (a stop signal, a restart, a lost lock, its
+	// readiness deadline) is not ready, whatever it says on the way out.
+	if s.rd.done || !s.rd.complete() || !s.running() || s.stopTimer != nil || s.stopping || s.restarting || s.lost {
 		return
 	}
 	s.rd.done, s.readyTimer = true, nil

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -72,15 +73,36 @@ type gatewayTree struct {
 // stopSignal is the default of --stop-signal.
 var stopSignal os.Signal = unix.SIGTERM
 
+// killSignal ends a gateway that may not wait.
+var killSignal os.Signal = unix.SIGKILL
+
+// msgTrunc flags a datagram cut to fit the buffer (recvmsg(2)).
+const msgTrunc = unix.MSG_TRUNC
+
 // interruptPassesThrough: a SIGINT to gwlock reaches the gateway as SIGINT.
 const interruptPassesThrough = true
 
 // parseStopSignal reads --stop-signal as systemd's KillSignal= and Docker's
 // STOPSIGNAL do: SIGTERM, TERM or 15.
 func parseStopSignal(name string) (os.Signal, error) {
+	sig, err := signalByName(name)
+	if err != nil {
+		return nil, err
+	}
+	switch sig {
+	case unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGCONT, unix.SIGCHLD, unix.SIGWINCH, unix.SIGURG:
+		// Their default action is not to end the process: a gateway "stopped"
+		// with one, or sent one by the kernel when its launcher dies, would
+		// live on (frozen, or not at all stopped) beside a successor.
+		return nil, errors.New("does not end a process by default (want e.g. SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1)")
+	}
+	return sig, nil
+}
+
+func signalByName(name string) (syscall.Signal, error) {
 	if n, err := strconv.Atoi(name); err == nil {
 		if unix.SignalName(syscall.Signal(n)) == "" {
-			return nil, errors.New("no such signal")
+			return 0, errors.New("no such signal")
 		}
 		return syscall.Signal(n), nil
 	}
@@ -91,7 +113,7 @@ func parseStopSignal(name string) (os.Signal, error) {
 	if n := unix.SignalNum(up); n != 0 {
 		return n, nil
 	}
-	return nil, errors.New("no such signal (want e.g. SIGTERM, SIGINT, 15)")
+	return 0, errors.New("no such signal (want e.g. SIGTERM, SIGINT, 15)")
 }
 
 // signalName is a signal as telemetry writes it: SIGTERM.
@@ -259,11 +281,29 @@ func sdNotify(state string) {
 	if addr == "" || (!strings.HasPrefix(addr, "/") && !strings.HasPrefix(addr, "@")) {
 		return
 	}
-	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
-	if err != nil {
-		return
+	notifyOnce.Do(func() { go sendNotes(addr) })
+	select {
+	case notifyQueue <- state:
+	default: // a service manager that stopped reading loses lines, never the supervisor's time
 	}
-	defer conn.Close()
-	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = conn.Write([]byte(state))
+}
+
+// notifyQueue holds the states for systemd, sent in order by one goroutine:
+// a slow or stalled notify socket must not hold up the supervisor's loop (a
+// lost lock is acted on at once, whatever systemd does).
+var (
+	notifyQueue = make(chan string, 32)
+	notifyOnce  sync.Once
+)
+
+func sendNotes(addr string) {
+	for state := range notifyQueue {
+		conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+		if err != nil {
+			continue
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = conn.Write([]byte(state))
+		conn.Close()
+	}
 }

@@ -21,6 +21,12 @@ func signalRole(os.Signal) sigRole { return roleStop }
 // so a Ctrl-C to gwlock does not pass through as it is.
 var stopSignal os.Signal = consoleBreak{}
 
+// killSignal: the job object kills; the value only stands for it.
+var killSignal os.Signal = os.Kill
+
+// msgTrunc: Windows has no notify relay to read datagrams for.
+const msgTrunc = 0
+
 const interruptPassesThrough = false
 
 // consoleBreak is CTRL_BREAK_EVENT, the one stop a console process can
