@@ -41,19 +41,19 @@ const (
 
 // etcdConfig is the etcd backend's part of the command line.
 type etcdConfig struct {
-	Backend                 string // file or etcd
-	Endpoints               []string
-	Prefix                  string
-	CACert, Cert, Key       string
-	User, PasswordFile      string
-	LockName                string
-	ConfigPath              string // names the key when LockName is empty (its contents, not its path)
-	LeaseTTL, LeaseMargin   time.Duration
-	StopTimeout             time.Duration // the supervisor's grace between TERM and SIGKILL
-	Port                    int           // recorded in the value
-	endpointsText, password string
-	requestTimeoutOverride  time.Duration // tests: a shorter bound for one request
-	watchLifetimeOverride   time.Duration // tests: a shorter life for one watch stream
+	Backend                string // file or etcd
+	Endpoints              []string
+	Prefix                 string
+	CACert, Cert, Key      string
+	User, PasswordFile     string
+	LockName               string
+	ConfigPath             string // names the key when LockName is empty (its contents, not its path)
+	LeaseTTL, LeaseMargin  time.Duration
+	StopTimeout            time.Duration // the supervisor's grace between TERM and SIGKILL
+	Port                   int           // recorded in the value
+	endpointsText          string
+	requestTimeoutOverride time.Duration // tests: a shorter bound for one request
+	watchLifetimeOverride  time.Duration // tests: a shorter life for one watch stream
 }
 
 // stopReserve is the time between stopAt and the gateway's certain death
