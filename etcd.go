@@ -714,19 +714,12 @@ func (b *etcdBackend) value(l *etcdLease, gatewayPID int, released bool) []byte 
 // acquire implements lockBackend: grant, create-if-absent, else watch the
 // key for a DELETE and try again, until req.Timeout.
 func (b *etcdBackend) acquire(req acquireRequest) (holder, error) {
-	log := req.Log
 	start := time.Now()
-	log.info("acquire-start", "backend", "etcd", "key", b.key, "endpoints", strings.Join(b.cfg.Endpoints, ","), "ttl_s", int64(b.cfg.LeaseTTL/time.Second))
+	req.Log.info("acquire-start", "backend", "etcd", "key", b.key, "endpoints", strings.Join(b.cfg.Endpoints, ","), "ttl_s", int64(b.cfg.LeaseTTL/time.Second))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if req.Cancel != nil {
-		go func() {
-			select {
-			case <-req.Cancel:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		go cancelOn(ctx, cancel, req.Cancel)
 	}
 	deadline := start.Add(req.Timeout)
 	if b.client.user != "" {
@@ -734,84 +727,171 @@ func (b *etcdBackend) acquire(req acquireRequest) (holder, error) {
 			return nil, b.acquireFailed(req, err)
 		}
 	}
-	var (
-		lease       etcdLease
-		lastHolder  int64 // create_revision of the last holder we reported
-		holderValue *etcdValue
-		sawHolder   bool
-		deleted     *etcdKV // the predecessor as the DELETE event showed it
-		seenRev     int64   // the revision at which we last saw a holder
-	)
+	a := &etcdAttempt{b: b, req: req, ctx: ctx, start: start, deadline: deadline}
 	for {
-		if ctx.Err() != nil {
-			return nil, b.abandon(&lease, errCanceled)
+		if r := a.round(); r.next == attemptFinished {
+			return r.h, r.err
 		}
-		if time.Since(lease.goodSend) > lease.ttl/3 || lease.id == 0 {
-			if err := b.refreshLease(b.opCtx(ctx, deadline), &lease); err != nil {
-				if ctx.Err() != nil {
-					return nil, b.abandon(&lease, errCanceled)
-				}
-				if time.Now().After(deadline) {
-					return nil, b.abandon(&lease, b.acquireFailed(req, err))
-				}
-				sleepCtx(ctx, 200*time.Millisecond)
-				continue
-			}
-		}
-		won, holder, rev, err := b.client.createIfAbsent(b.opCtx(ctx, deadline), b.key, b.value(&lease, 0, false), lease.id)
-		var ee *etcdError
-		if errors.As(err, &ee) && strings.Contains(ee.Message, "lease not found") {
-			lease = etcdLease{} // revoked or expired under us (a paused host): grant a new one
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, b.abandon(&lease, errCanceled)
-			}
-			if time.Now().After(deadline) {
-				return nil, b.abandon(&lease, b.acquireFailed(req, err))
-			}
-			sleepCtx(ctx, 200*time.Millisecond)
-			continue
-		}
-		// A retried txn whose first try won finds our own lease on the key.
-		if !won && holder != nil && holder.Lease == lease.id {
-			won, rev = true, holder.CreateRevision
-		}
-		if won {
-			if sawHolder && deleted == nil {
-				// The holder went between two watch streams: its last
-				// words (released:true or not) are still in the history.
-				deleted = b.predecessor(ctx, seenRev+1, rev)
-			}
-			return b.won(ctx, req, &lease, rev, start, sawHolder, deleted, holderValue)
-		}
-		if holder == nil {
-			// A failed compare with no holder in the reply: not a shape etcd
-			// sends, so pace the retry instead of spinning on it.
-			sleepCtx(ctx, 100*time.Millisecond)
-			continue
-		}
-		v, _ := parseEtcdValue(holder.Value)
-		if v == nil {
-			v = &etcdValue{}
-		}
-		sawHolder, holderValue, seenRev, deleted = true, v, rev, nil
-		if holder.CreateRevision != lastHolder {
-			lastHolder = holder.CreateRevision
-			log.info("acquire-contention", "key", b.key, "holder_host", v.Hostname, "holder_pid", v.PID, "holder_fence", holder.CreateRevision)
-			if b.Notify != nil && !req.StopIfAlive && req.Timeout > 0 {
-				b.Notify(fmt.Sprintf("READY=1\nSTATUS=standby key=%s holder=%s pid=%d fence=%d", b.key, v.Hostname, v.PID, holder.CreateRevision))
-			}
-		}
-		if req.StopIfAlive || req.Timeout == 0 || time.Now().After(deadline) {
-			waited := time.Since(start)
-			if !req.StopIfAlive {
-				log.warn("acquire-timeout", "key", b.key, "holder_host", v.Hostname, "holder_pid", v.PID, "holder_fence", holder.CreateRevision, "waited_ms", ms(waited))
-			}
-			return nil, b.abandon(&lease, &busyError{Path: b.key, OwnerPID: v.PID, Status: ownerAlive, GatewayPID: v.ChildPID, Waited: waited})
-		}
-		deleted = b.waitForDelete(ctx, &lease, rev+1, deadline)
 	}
+}
+
+// cancelOn cancels ctx when stop closes (the caller gave up), and ends with ctx.
+func cancelOn(ctx context.Context, cancel context.CancelFunc, stop <-chan struct{}) {
+	select {
+	case <-stop:
+		cancel()
+	case <-ctx.Done():
+	}
+}
+
+// etcdAttempt is one acquire in progress: what it holds (the lease) and what
+// it has seen of the current holder.
+type etcdAttempt struct {
+	b        *etcdBackend
+	req      acquireRequest
+	ctx      context.Context
+	start    time.Time
+	deadline time.Time
+
+	lease       etcdLease
+	lastHolder  int64 // create_revision of the last holder we reported
+	holderValue *etcdValue
+	sawHolder   bool
+	deleted     *etcdKV // the predecessor as the DELETE event showed it
+	seenRev     int64   // the revision at which we last saw a holder
+}
+
+// attemptNext says where acquire goes after one step.
+type attemptNext int
+
+const (
+	attemptProceed  attemptNext = iota // this step is done: on to the next one in the round
+	attemptAgain                       // the round is over: start a new one
+	attemptFinished                    // acquire answers h, err
+)
+
+// attemptStep is one step's outcome.
+type attemptStep struct {
+	next attemptNext
+	h    holder
+	err  error
+}
+
+var (
+	stepProceed = attemptStep{next: attemptProceed}
+	stepAgain   = attemptStep{next: attemptAgain}
+)
+
+func stepFinish(h holder, err error) attemptStep {
+	return attemptStep{next: attemptFinished, h: h, err: err}
+}
+
+// round is one try: a live lease, create-if-absent, then won, or the holder
+// noted and either given up on or waited for.
+func (a *etcdAttempt) round() attemptStep {
+	if a.ctx.Err() != nil {
+		return stepFinish(nil, a.b.abandon(&a.lease, errCanceled))
+	}
+	if s := a.ensureLease(); s.next != attemptProceed {
+		return s
+	}
+	won, holder, rev, err := a.b.client.createIfAbsent(a.b.opCtx(a.ctx, a.deadline), a.b.key, a.b.value(&a.lease, 0, false), a.lease.id)
+	if leaseNotFound(err) {
+		a.lease = etcdLease{} // revoked or expired under us (a paused host): grant a new one
+	}
+	if err != nil {
+		return a.requestFailed(err)
+	}
+	// A retried txn whose first try won finds our own lease on the key.
+	if !won && holder != nil && holder.Lease == a.lease.id {
+		won, rev = true, holder.CreateRevision
+	}
+	if won {
+		return a.finishWon(rev)
+	}
+	if holder == nil {
+		// A failed compare with no holder in the reply: not a shape etcd
+		// sends, so pace the retry instead of spinning on it.
+		sleepCtx(a.ctx, 100*time.Millisecond)
+		return stepAgain
+	}
+	v := a.noteHolder(holder, rev)
+	return a.giveUpOrWait(holder, v, rev)
+}
+
+// leaseNotFound: the server no longer knows the lease we named.
+func leaseNotFound(err error) bool {
+	var ee *etcdError
+	return errors.As(err, &ee) && strings.Contains(ee.Message, "lease not found")
+}
+
+// ensureLease grants a lease, or refreshes ours once a third of its life is gone.
+func (a *etcdAttempt) ensureLease() attemptStep {
+	if time.Since(a.lease.goodSend) <= a.lease.ttl/3 && a.lease.id != 0 {
+		return stepProceed
+	}
+	if err := a.b.refreshLease(a.b.opCtx(a.ctx, a.deadline), &a.lease); err != nil {
+		return a.requestFailed(err)
+	}
+	return stepProceed
+}
+
+// requestFailed: canceled or past the deadline ends acquire; otherwise pause
+// and try again.
+func (a *etcdAttempt) requestFailed(err error) attemptStep {
+	if a.ctx.Err() != nil {
+		return stepFinish(nil, a.b.abandon(&a.lease, errCanceled))
+	}
+	if time.Now().After(a.deadline) {
+		return stepFinish(nil, a.b.abandon(&a.lease, a.b.acquireFailed(a.req, err)))
+	}
+	sleepCtx(a.ctx, 200*time.Millisecond)
+	return stepAgain
+}
+
+// finishWon hands over the hold, with the predecessor's last words when the
+// DELETE was not seen.
+func (a *etcdAttempt) finishWon(rev int64) attemptStep {
+	if a.sawHolder && a.deleted == nil {
+		// The holder went between two watch streams: its last
+		// words (released:true or not) are still in the history.
+		a.deleted = a.b.predecessor(a.ctx, a.seenRev+1, rev)
+	}
+	return stepFinish(a.b.won(a.ctx, a.req, &a.lease, rev, a.start, a.sawHolder, a.deleted, a.holderValue))
+}
+
+// noteHolder records the holder seen at rev, and tells (log, systemd status)
+// when it is a new one.
+func (a *etcdAttempt) noteHolder(holder *etcdKV, rev int64) *etcdValue {
+	v, _ := parseEtcdValue(holder.Value)
+	if v == nil {
+		v = &etcdValue{}
+	}
+	a.sawHolder, a.holderValue, a.seenRev, a.deleted = true, v, rev, nil
+	if holder.CreateRevision == a.lastHolder {
+		return v
+	}
+	a.lastHolder = holder.CreateRevision
+	a.req.Log.info("acquire-contention", "key", a.b.key, "holder_host", v.Hostname, "holder_pid", v.PID, "holder_fence", holder.CreateRevision)
+	if a.b.Notify != nil && !a.req.StopIfAlive && a.req.Timeout > 0 {
+		a.b.Notify(fmt.Sprintf("READY=1\nSTATUS=standby key=%s holder=%s pid=%d fence=%d", a.b.key, v.Hostname, v.PID, holder.CreateRevision))
+	}
+	return v
+}
+
+// giveUpOrWait: busy when the caller will not wait (or waited enough);
+// otherwise watch for the holder's DELETE, then start a new round.
+func (a *etcdAttempt) giveUpOrWait(holder *etcdKV, v *etcdValue, rev int64) attemptStep {
+	req := a.req
+	if req.StopIfAlive || req.Timeout == 0 || time.Now().After(a.deadline) {
+		waited := time.Since(a.start)
+		if !req.StopIfAlive {
+			req.Log.warn("acquire-timeout", "key", a.b.key, "holder_host", v.Hostname, "holder_pid", v.PID, "holder_fence", holder.CreateRevision, "waited_ms", ms(waited))
+		}
+		return stepFinish(nil, a.b.abandon(&a.lease, &busyError{Path: a.b.key, OwnerPID: v.PID, Status: ownerAlive, GatewayPID: v.ChildPID, Waited: waited}))
+	}
+	a.deleted = a.b.waitForDelete(a.ctx, &a.lease, rev+1, a.deadline)
+	return stepAgain
 }
 
 // waitForDelete watches the key from rev until a DELETE, the deadline, or a
