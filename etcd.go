@@ -581,44 +581,54 @@ func (c *etcdClient) watch(ctx context.Context, key string, rev int64, fn func(e
 		if e == nil {
 			e = &etcdError{Op: "watch", Endpoint: ep, HTTPStatus: r.StatusCode}
 		}
-		c.reportError("watch", ep, e.Code, e)
-		if e.authExpired() && c.user != "" {
-			_ = c.authenticate(ctx)
-		} else {
-			c.rotate(idx)
-		}
-		return e
+		return c.watchRefused(ctx, ep, idx, e)
 	}
 	dec := json.NewDecoder(bufio.NewReader(r.Body))
 	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			c.reportError("watch", ep, 0, err)
-			c.rotate(idx)
+		reply, err := c.nextWatchReply(ctx, ep, idx, dec)
+		if err != nil {
 			return err
 		}
-		if e := parseEtcdError("watch", ep, http.StatusOK, raw); e != nil {
-			c.reportError("watch", ep, e.Code, e)
-			if e.authExpired() && c.user != "" {
-				_ = c.authenticate(ctx)
-			} else {
-				c.rotate(idx)
-			}
-			return e
-		}
-		var wrapped struct {
-			Result etcdWatchResp `json:"result"`
-		}
-		if err := json.Unmarshal(raw, &wrapped); err != nil {
-			return fmt.Errorf("etcd watch at %s: bad reply: %w", ep, err)
-		}
-		if !fn(wrapped.Result) {
+		if !fn(reply) {
 			return nil
 		}
 	}
+}
+
+// watchRefused tells an error etcd answered a watch with, and readies the
+// next try: a fresh token if ours expired, else the next endpoint.
+func (c *etcdClient) watchRefused(ctx context.Context, ep string, idx int, e *etcdError) error {
+	c.reportError("watch", ep, e.Code, e)
+	if e.authExpired() && c.user != "" {
+		_ = c.authenticate(ctx)
+	} else {
+		c.rotate(idx)
+	}
+	return e
+}
+
+// nextWatchReply reads one reply off the watch stream: its result, or why the
+// stream is over.
+func (c *etcdClient) nextWatchReply(ctx context.Context, ep string, idx int, dec *json.Decoder) (etcdWatchResp, error) {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		if ctx.Err() != nil {
+			return etcdWatchResp{}, ctx.Err()
+		}
+		c.reportError("watch", ep, 0, err)
+		c.rotate(idx)
+		return etcdWatchResp{}, err
+	}
+	if e := parseEtcdError("watch", ep, http.StatusOK, raw); e != nil {
+		return etcdWatchResp{}, c.watchRefused(ctx, ep, idx, e)
+	}
+	var wrapped struct {
+		Result etcdWatchResp `json:"result"`
+	}
+	if err := json.Unmarshal(raw, &wrapped); err != nil {
+		return etcdWatchResp{}, fmt.Errorf("etcd watch at %s: bad reply: %w", ep, err)
+	}
+	return wrapped.Result, nil
 }
 
 // ---- the value ----
