@@ -1214,70 +1214,117 @@ func (h *etcdHold) deadlineLoop() {
 // (another endpoint) from the last revision seen.
 func (h *etcdHold) watchLoop() {
 	defer h.wg.Done()
-	rev := h.fence + 1
-	for attempt := 0; ; attempt++ {
-		if h.lostNow() || h.isDone() {
+	w := &holdWatch{h: h, rev: h.fence + 1}
+	for !h.lostNow() && !h.isDone() {
+		if w.once() == watchStop {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), h.lease.ttl)
-		go func() {
-			select {
-			case <-h.done:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		var verdict string
-		compacted := false
-		err := h.b.client.watch(ctx, h.b.key, rev, func(r etcdWatchResp) bool {
-			if r.Canceled || r.CompactRevision != 0 {
-				compacted = true
-				return false
-			}
-			for _, ev := range r.Events {
-				if ev.KV.ModRevision >= rev {
-					rev = ev.KV.ModRevision + 1
-				}
-				if ev.Type == "DELETE" || ev.KV.CreateRevision != h.fence {
-					verdict = lostKeyDeleted
-					return false
-				}
-			}
-			if r.Header.Revision >= rev && len(r.Events) == 0 && !r.Created {
-				rev = r.Header.Revision + 1
-			}
-			return true
-		})
-		cancel()
-		if verdict != "" {
-			if !h.isDone() {
-				h.lose(verdict)
-			}
-			return
+	}
+}
+
+// holdWatch is the hold's watch on its own key: rev is the next revision it
+// has not seen.
+type holdWatch struct {
+	h   *etcdHold
+	rev int64
+}
+
+// watchNext says whether watchLoop watches again.
+type watchNext int
+
+const (
+	watchAgain watchNext = iota // the stream ended and the key is still ours: watch again from rev
+	watchStop                   // the lock is lost or the hold is done
+)
+
+// streamEnd is how one watch stream ended.
+type streamEnd struct {
+	verdict   string // a lost reason: the key is someone else's now
+	compacted bool   // the history from rev is gone
+	err       error  // the stream broke
+}
+
+// once is one watch stream and what follows from how it ended.
+func (w *holdWatch) once() watchNext {
+	end := w.stream()
+	if end.verdict != "" {
+		if !w.h.isDone() {
+			w.h.lose(end.verdict)
 		}
-		if compacted {
-			h.mu.Lock()
-			h.compactions++
-			h.mu.Unlock()
-			// The history is gone: the key as it is now decides.
-			rctx, rcancel := h.reqCtx()
-			kv, cur, gerr := h.b.client.get(rctx, h.b.key)
-			rcancel()
-			if gerr == nil {
-				if (kv == nil || kv.CreateRevision != h.fence) && !h.isDone() {
-					h.lose(lostKeyDeleted)
-					return
-				}
-				rev = cur + 1
-			}
+		return watchStop
+	}
+	if end.compacted && w.judgeKeyNow() == watchStop {
+		return watchStop
+	}
+	return w.pauseAfter(end.err)
+}
+
+// stream watches from rev for at most a TTL (or until the hold is done).
+func (w *holdWatch) stream() streamEnd {
+	ctx, cancel := context.WithTimeout(context.Background(), w.h.lease.ttl)
+	go cancelOn(ctx, cancel, w.h.done)
+	var end streamEnd
+	end.err = w.h.b.client.watch(ctx, w.h.b.key, w.rev, func(r etcdWatchResp) bool {
+		return w.judge(r, &end)
+	})
+	cancel()
+	return end
+}
+
+// judge reads one watch reply: rev moves past what it shows; a DELETE or
+// another create_revision, or a compacted history, ends the stream.
+func (w *holdWatch) judge(r etcdWatchResp, end *streamEnd) bool {
+	if r.Canceled || r.CompactRevision != 0 {
+		end.compacted = true
+		return false
+	}
+	for _, ev := range r.Events {
+		if ev.KV.ModRevision >= w.rev {
+			w.rev = ev.KV.ModRevision + 1
 		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-			select {
-			case <-h.done:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
+		if ev.Type == "DELETE" || ev.KV.CreateRevision != w.h.fence {
+			end.verdict = lostKeyDeleted
+			return false
 		}
+	}
+	if r.Header.Revision >= w.rev && len(r.Events) == 0 && !r.Created {
+		w.rev = r.Header.Revision + 1
+	}
+	return true
+}
+
+// judgeKeyNow: the history is gone, so the key as it is now decides; a
+// failed read decides nothing and the watch goes on.
+func (w *holdWatch) judgeKeyNow() watchNext {
+	h := w.h
+	h.mu.Lock()
+	h.compactions++
+	h.mu.Unlock()
+	rctx, rcancel := h.reqCtx()
+	kv, cur, err := h.b.client.get(rctx, h.b.key)
+	rcancel()
+	if err != nil {
+		return watchAgain
+	}
+	if (kv == nil || kv.CreateRevision != h.fence) && !h.isDone() {
+		h.lose(lostKeyDeleted)
+		return watchStop
+	}
+	w.rev = cur + 1
+	return watchAgain
+}
+
+// pauseAfter paces a stream that broke (not one that merely lived out its
+// time) before the next one.
+func (w *holdWatch) pauseAfter(err error) watchNext {
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return watchAgain
+	}
+	select {
+	case <-w.h.done:
+		return watchStop
+	case <-time.After(200 * time.Millisecond):
+		return watchAgain
 	}
 }
 
