@@ -41,19 +41,19 @@ const (
 
 // etcdConfig is the etcd backend's part of the command line.
 type etcdConfig struct {
-	Backend                 string // file or etcd
-	Endpoints               []string
-	Prefix                  string
-	CACert, Cert, Key       string
-	User, PasswordFile      string
-	LockName                string
-	ConfigPath              string // names the key when LockName is empty (its contents, not its path)
-	LeaseTTL, LeaseMargin   time.Duration
-	StopTimeout             time.Duration // the supervisor's grace between TERM and SIGKILL
-	Port                    int           // recorded in the value
-	endpointsText, password string
-	requestTimeoutOverride  time.Duration // tests: a shorter bound for one request
-	watchLifetimeOverride   time.Duration // tests: a shorter life for one watch stream
+	Backend                string // file or etcd
+	Endpoints              []string
+	Prefix                 string
+	CACert, Cert, Key      string
+	User, PasswordFile     string
+	LockName               string
+	ConfigPath             string // names the key when LockName is empty (its contents, not its path)
+	LeaseTTL, LeaseMargin  time.Duration
+	StopTimeout            time.Duration // the supervisor's grace between TERM and SIGKILL
+	Port                   int           // recorded in the value
+	endpointsText          string
+	requestTimeoutOverride time.Duration // tests: a shorter bound for one request
+	watchLifetimeOverride  time.Duration // tests: a shorter life for one watch stream
 }
 
 // stopReserve is the time between stopAt and the gateway's certain death
@@ -581,44 +581,54 @@ func (c *etcdClient) watch(ctx context.Context, key string, rev int64, fn func(e
 		if e == nil {
 			e = &etcdError{Op: "watch", Endpoint: ep, HTTPStatus: r.StatusCode}
 		}
-		c.reportError("watch", ep, e.Code, e)
-		if e.authExpired() && c.user != "" {
-			_ = c.authenticate(ctx)
-		} else {
-			c.rotate(idx)
-		}
-		return e
+		return c.watchRefused(ctx, ep, idx, e)
 	}
 	dec := json.NewDecoder(bufio.NewReader(r.Body))
 	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			c.reportError("watch", ep, 0, err)
-			c.rotate(idx)
+		reply, err := c.nextWatchReply(ctx, ep, idx, dec)
+		if err != nil {
 			return err
 		}
-		if e := parseEtcdError("watch", ep, http.StatusOK, raw); e != nil {
-			c.reportError("watch", ep, e.Code, e)
-			if e.authExpired() && c.user != "" {
-				_ = c.authenticate(ctx)
-			} else {
-				c.rotate(idx)
-			}
-			return e
-		}
-		var wrapped struct {
-			Result etcdWatchResp `json:"result"`
-		}
-		if err := json.Unmarshal(raw, &wrapped); err != nil {
-			return fmt.Errorf("etcd watch at %s: bad reply: %w", ep, err)
-		}
-		if !fn(wrapped.Result) {
+		if !fn(reply) {
 			return nil
 		}
 	}
+}
+
+// watchRefused tells an error etcd answered a watch with, and readies the
+// next try: a fresh token if ours expired, else the next endpoint.
+func (c *etcdClient) watchRefused(ctx context.Context, ep string, idx int, e *etcdError) error {
+	c.reportError("watch", ep, e.Code, e)
+	if e.authExpired() && c.user != "" {
+		_ = c.authenticate(ctx)
+	} else {
+		c.rotate(idx)
+	}
+	return e
+}
+
+// nextWatchReply reads one reply off the watch stream: its result, or why the
+// stream is over.
+func (c *etcdClient) nextWatchReply(ctx context.Context, ep string, idx int, dec *json.Decoder) (etcdWatchResp, error) {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		if ctx.Err() != nil {
+			return etcdWatchResp{}, ctx.Err()
+		}
+		c.reportError("watch", ep, 0, err)
+		c.rotate(idx)
+		return etcdWatchResp{}, err
+	}
+	if e := parseEtcdError("watch", ep, http.StatusOK, raw); e != nil {
+		return etcdWatchResp{}, c.watchRefused(ctx, ep, idx, e)
+	}
+	var wrapped struct {
+		Result etcdWatchResp `json:"result"`
+	}
+	if err := json.Unmarshal(raw, &wrapped); err != nil {
+		return etcdWatchResp{}, fmt.Errorf("etcd watch at %s: bad reply: %w", ep, err)
+	}
+	return wrapped.Result, nil
 }
 
 // ---- the value ----
@@ -714,19 +724,12 @@ func (b *etcdBackend) value(l *etcdLease, gatewayPID int, released bool) []byte 
 // acquire implements lockBackend: grant, create-if-absent, else watch the
 // key for a DELETE and try again, until req.Timeout.
 func (b *etcdBackend) acquire(req acquireRequest) (holder, error) {
-	log := req.Log
 	start := time.Now()
-	log.info("acquire-start", "backend", "etcd", "key", b.key, "endpoints", strings.Join(b.cfg.Endpoints, ","), "ttl_s", int64(b.cfg.LeaseTTL/time.Second))
+	req.Log.info("acquire-start", "backend", "etcd", "key", b.key, "endpoints", strings.Join(b.cfg.Endpoints, ","), "ttl_s", int64(b.cfg.LeaseTTL/time.Second))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if req.Cancel != nil {
-		go func() {
-			select {
-			case <-req.Cancel:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		go cancelOn(ctx, cancel, req.Cancel)
 	}
 	deadline := start.Add(req.Timeout)
 	if b.client.user != "" {
@@ -734,84 +737,171 @@ func (b *etcdBackend) acquire(req acquireRequest) (holder, error) {
 			return nil, b.acquireFailed(req, err)
 		}
 	}
-	var (
-		lease       etcdLease
-		lastHolder  int64 // create_revision of the last holder we reported
-		holderValue *etcdValue
-		sawHolder   bool
-		deleted     *etcdKV // the predecessor as the DELETE event showed it
-		seenRev     int64   // the revision at which we last saw a holder
-	)
+	a := &etcdAttempt{b: b, req: req, ctx: ctx, start: start, deadline: deadline}
 	for {
-		if ctx.Err() != nil {
-			return nil, b.abandon(&lease, errCanceled)
+		if r := a.round(); r.next == attemptFinished {
+			return r.h, r.err
 		}
-		if time.Since(lease.goodSend) > lease.ttl/3 || lease.id == 0 {
-			if err := b.refreshLease(b.opCtx(ctx, deadline), &lease); err != nil {
-				if ctx.Err() != nil {
-					return nil, b.abandon(&lease, errCanceled)
-				}
-				if time.Now().After(deadline) {
-					return nil, b.abandon(&lease, b.acquireFailed(req, err))
-				}
-				sleepCtx(ctx, 200*time.Millisecond)
-				continue
-			}
-		}
-		won, holder, rev, err := b.client.createIfAbsent(b.opCtx(ctx, deadline), b.key, b.value(&lease, 0, false), lease.id)
-		var ee *etcdError
-		if errors.As(err, &ee) && strings.Contains(ee.Message, "lease not found") {
-			lease = etcdLease{} // revoked or expired under us (a paused host): grant a new one
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, b.abandon(&lease, errCanceled)
-			}
-			if time.Now().After(deadline) {
-				return nil, b.abandon(&lease, b.acquireFailed(req, err))
-			}
-			sleepCtx(ctx, 200*time.Millisecond)
-			continue
-		}
-		// A retried txn whose first try won finds our own lease on the key.
-		if !won && holder != nil && holder.Lease == lease.id {
-			won, rev = true, holder.CreateRevision
-		}
-		if won {
-			if sawHolder && deleted == nil {
-				// The holder went between two watch streams: its last
-				// words (released:true or not) are still in the history.
-				deleted = b.predecessor(ctx, seenRev+1, rev)
-			}
-			return b.won(ctx, req, &lease, rev, start, sawHolder, deleted, holderValue)
-		}
-		if holder == nil {
-			// A failed compare with no holder in the reply: not a shape etcd
-			// sends, so pace the retry instead of spinning on it.
-			sleepCtx(ctx, 100*time.Millisecond)
-			continue
-		}
-		v, _ := parseEtcdValue(holder.Value)
-		if v == nil {
-			v = &etcdValue{}
-		}
-		sawHolder, holderValue, seenRev, deleted = true, v, rev, nil
-		if holder.CreateRevision != lastHolder {
-			lastHolder = holder.CreateRevision
-			log.info("acquire-contention", "key", b.key, "holder_host", v.Hostname, "holder_pid", v.PID, "holder_fence", holder.CreateRevision)
-			if b.Notify != nil && !req.StopIfAlive && req.Timeout > 0 {
-				b.Notify(fmt.Sprintf("READY=1\nSTATUS=standby key=%s holder=%s pid=%d fence=%d", b.key, v.Hostname, v.PID, holder.CreateRevision))
-			}
-		}
-		if req.StopIfAlive || req.Timeout == 0 || time.Now().After(deadline) {
-			waited := time.Since(start)
-			if !req.StopIfAlive {
-				log.warn("acquire-timeout", "key", b.key, "holder_host", v.Hostname, "holder_pid", v.PID, "holder_fence", holder.CreateRevision, "waited_ms", ms(waited))
-			}
-			return nil, b.abandon(&lease, &busyError{Path: b.key, OwnerPID: v.PID, Status: ownerAlive, GatewayPID: v.ChildPID, Waited: waited})
-		}
-		deleted = b.waitForDelete(ctx, &lease, rev+1, deadline)
 	}
+}
+
+// cancelOn cancels ctx when stop closes (the caller gave up), and ends with ctx.
+func cancelOn(ctx context.Context, cancel context.CancelFunc, stop <-chan struct{}) {
+	select {
+	case <-stop:
+		cancel()
+	case <-ctx.Done():
+	}
+}
+
+// etcdAttempt is one acquire in progress: what it holds (the lease) and what
+// it has seen of the current holder.
+type etcdAttempt struct {
+	b        *etcdBackend
+	req      acquireRequest
+	ctx      context.Context
+	start    time.Time
+	deadline time.Time
+
+	lease       etcdLease
+	lastHolder  int64 // create_revision of the last holder we reported
+	holderValue *etcdValue
+	sawHolder   bool
+	deleted     *etcdKV // the predecessor as the DELETE event showed it
+	seenRev     int64   // the revision at which we last saw a holder
+}
+
+// attemptNext says where acquire goes after one step.
+type attemptNext int
+
+const (
+	attemptProceed  attemptNext = iota // this step is done: on to the next one in the round
+	attemptAgain                       // the round is over: start a new one
+	attemptFinished                    // acquire answers h, err
+)
+
+// attemptStep is one step's outcome.
+type attemptStep struct {
+	next attemptNext
+	h    holder
+	err  error
+}
+
+var (
+	stepProceed = attemptStep{next: attemptProceed}
+	stepAgain   = attemptStep{next: attemptAgain}
+)
+
+func stepFinish(h holder, err error) attemptStep {
+	return attemptStep{next: attemptFinished, h: h, err: err}
+}
+
+// round is one try: a live lease, create-if-absent, then won, or the holder
+// noted and either given up on or waited for.
+func (a *etcdAttempt) round() attemptStep {
+	if a.ctx.Err() != nil {
+		return stepFinish(nil, a.b.abandon(&a.lease, errCanceled))
+	}
+	if s := a.ensureLease(); s.next != attemptProceed {
+		return s
+	}
+	won, holder, rev, err := a.b.client.createIfAbsent(a.b.opCtx(a.ctx, a.deadline), a.b.key, a.b.value(&a.lease, 0, false), a.lease.id)
+	if leaseNotFound(err) {
+		a.lease = etcdLease{} // revoked or expired under us (a paused host): grant a new one
+	}
+	if err != nil {
+		return a.requestFailed(err)
+	}
+	// A retried txn whose first try won finds our own lease on the key.
+	if !won && holder != nil && holder.Lease == a.lease.id {
+		won, rev = true, holder.CreateRevision
+	}
+	if won {
+		return a.finishWon(rev)
+	}
+	if holder == nil {
+		// A failed compare with no holder in the reply: not a shape etcd
+		// sends, so pace the retry instead of spinning on it.
+		sleepCtx(a.ctx, 100*time.Millisecond)
+		return stepAgain
+	}
+	v := a.noteHolder(holder, rev)
+	return a.giveUpOrWait(holder, v, rev)
+}
+
+// leaseNotFound: the server no longer knows the lease we named.
+func leaseNotFound(err error) bool {
+	var ee *etcdError
+	return errors.As(err, &ee) && strings.Contains(ee.Message, "lease not found")
+}
+
+// ensureLease grants a lease, or refreshes ours once a third of its life is gone.
+func (a *etcdAttempt) ensureLease() attemptStep {
+	if time.Since(a.lease.goodSend) <= a.lease.ttl/3 && a.lease.id != 0 {
+		return stepProceed
+	}
+	if err := a.b.refreshLease(a.b.opCtx(a.ctx, a.deadline), &a.lease); err != nil {
+		return a.requestFailed(err)
+	}
+	return stepProceed
+}
+
+// requestFailed: canceled or past the deadline ends acquire; otherwise pause
+// and try again.
+func (a *etcdAttempt) requestFailed(err error) attemptStep {
+	if a.ctx.Err() != nil {
+		return stepFinish(nil, a.b.abandon(&a.lease, errCanceled))
+	}
+	if time.Now().After(a.deadline) {
+		return stepFinish(nil, a.b.abandon(&a.lease, a.b.acquireFailed(a.req, err)))
+	}
+	sleepCtx(a.ctx, 200*time.Millisecond)
+	return stepAgain
+}
+
+// finishWon hands over the hold, with the predecessor's last words when the
+// DELETE was not seen.
+func (a *etcdAttempt) finishWon(rev int64) attemptStep {
+	if a.sawHolder && a.deleted == nil {
+		// The holder went between two watch streams: its last
+		// words (released:true or not) are still in the history.
+		a.deleted = a.b.predecessor(a.ctx, a.seenRev+1, rev)
+	}
+	return stepFinish(a.b.won(a.ctx, a.req, &a.lease, rev, a.start, a.sawHolder, a.deleted, a.holderValue))
+}
+
+// noteHolder records the holder seen at rev, and tells (log, systemd status)
+// when it is a new one.
+func (a *etcdAttempt) noteHolder(holder *etcdKV, rev int64) *etcdValue {
+	v, _ := parseEtcdValue(holder.Value)
+	if v == nil {
+		v = &etcdValue{}
+	}
+	a.sawHolder, a.holderValue, a.seenRev, a.deleted = true, v, rev, nil
+	if holder.CreateRevision == a.lastHolder {
+		return v
+	}
+	a.lastHolder = holder.CreateRevision
+	a.req.Log.info("acquire-contention", "key", a.b.key, "holder_host", v.Hostname, "holder_pid", v.PID, "holder_fence", holder.CreateRevision)
+	if a.b.Notify != nil && !a.req.StopIfAlive && a.req.Timeout > 0 {
+		a.b.Notify(fmt.Sprintf("READY=1\nSTATUS=standby key=%s holder=%s pid=%d fence=%d", a.b.key, v.Hostname, v.PID, holder.CreateRevision))
+	}
+	return v
+}
+
+// giveUpOrWait: busy when the caller will not wait (or waited enough);
+// otherwise watch for the holder's DELETE, then start a new round.
+func (a *etcdAttempt) giveUpOrWait(holder *etcdKV, v *etcdValue, rev int64) attemptStep {
+	req := a.req
+	if req.StopIfAlive || req.Timeout == 0 || time.Now().After(a.deadline) {
+		waited := time.Since(a.start)
+		if !req.StopIfAlive {
+			req.Log.warn("acquire-timeout", "key", a.b.key, "holder_host", v.Hostname, "holder_pid", v.PID, "holder_fence", holder.CreateRevision, "waited_ms", ms(waited))
+		}
+		return stepFinish(nil, a.b.abandon(&a.lease, &busyError{Path: a.b.key, OwnerPID: v.PID, Status: ownerAlive, GatewayPID: v.ChildPID, Waited: waited}))
+	}
+	a.deleted = a.b.waitForDelete(a.ctx, &a.lease, rev+1, a.deadline)
+	return stepAgain
 }
 
 // waitForDelete watches the key from rev until a DELETE, the deadline, or a
@@ -1124,70 +1214,117 @@ func (h *etcdHold) deadlineLoop() {
 // (another endpoint) from the last revision seen.
 func (h *etcdHold) watchLoop() {
 	defer h.wg.Done()
-	rev := h.fence + 1
-	for attempt := 0; ; attempt++ {
-		if h.lostNow() || h.isDone() {
+	w := &holdWatch{h: h, rev: h.fence + 1}
+	for !h.lostNow() && !h.isDone() {
+		if w.once() == watchStop {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), h.lease.ttl)
-		go func() {
-			select {
-			case <-h.done:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		var verdict string
-		compacted := false
-		err := h.b.client.watch(ctx, h.b.key, rev, func(r etcdWatchResp) bool {
-			if r.Canceled || r.CompactRevision != 0 {
-				compacted = true
-				return false
-			}
-			for _, ev := range r.Events {
-				if ev.KV.ModRevision >= rev {
-					rev = ev.KV.ModRevision + 1
-				}
-				if ev.Type == "DELETE" || ev.KV.CreateRevision != h.fence {
-					verdict = lostKeyDeleted
-					return false
-				}
-			}
-			if r.Header.Revision >= rev && len(r.Events) == 0 && !r.Created {
-				rev = r.Header.Revision + 1
-			}
-			return true
-		})
-		cancel()
-		if verdict != "" {
-			if !h.isDone() {
-				h.lose(verdict)
-			}
-			return
+	}
+}
+
+// holdWatch is the hold's watch on its own key: rev is the next revision it
+// has not seen.
+type holdWatch struct {
+	h   *etcdHold
+	rev int64
+}
+
+// watchNext says whether watchLoop watches again.
+type watchNext int
+
+const (
+	watchAgain watchNext = iota // the stream ended and the key is still ours: watch again from rev
+	watchStop                   // the lock is lost or the hold is done
+)
+
+// streamEnd is how one watch stream ended.
+type streamEnd struct {
+	verdict   string // a lost reason: the key is someone else's now
+	compacted bool   // the history from rev is gone
+	err       error  // the stream broke
+}
+
+// once is one watch stream and what follows from how it ended.
+func (w *holdWatch) once() watchNext {
+	end := w.stream()
+	if end.verdict != "" {
+		if !w.h.isDone() {
+			w.h.lose(end.verdict)
 		}
-		if compacted {
-			h.mu.Lock()
-			h.compactions++
-			h.mu.Unlock()
-			// The history is gone: the key as it is now decides.
-			rctx, rcancel := h.reqCtx()
-			kv, cur, gerr := h.b.client.get(rctx, h.b.key)
-			rcancel()
-			if gerr == nil {
-				if (kv == nil || kv.CreateRevision != h.fence) && !h.isDone() {
-					h.lose(lostKeyDeleted)
-					return
-				}
-				rev = cur + 1
-			}
+		return watchStop
+	}
+	if end.compacted && w.judgeKeyNow() == watchStop {
+		return watchStop
+	}
+	return w.pauseAfter(end.err)
+}
+
+// stream watches from rev for at most a TTL (or until the hold is done).
+func (w *holdWatch) stream() streamEnd {
+	ctx, cancel := context.WithTimeout(context.Background(), w.h.lease.ttl)
+	go cancelOn(ctx, cancel, w.h.done)
+	var end streamEnd
+	end.err = w.h.b.client.watch(ctx, w.h.b.key, w.rev, func(r etcdWatchResp) bool {
+		return w.judge(r, &end)
+	})
+	cancel()
+	return end
+}
+
+// judge reads one watch reply: rev moves past what it shows; a DELETE or
+// another create_revision, or a compacted history, ends the stream.
+func (w *holdWatch) judge(r etcdWatchResp, end *streamEnd) bool {
+	if r.Canceled || r.CompactRevision != 0 {
+		end.compacted = true
+		return false
+	}
+	for _, ev := range r.Events {
+		if ev.KV.ModRevision >= w.rev {
+			w.rev = ev.KV.ModRevision + 1
 		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-			select {
-			case <-h.done:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
+		if ev.Type == "DELETE" || ev.KV.CreateRevision != w.h.fence {
+			end.verdict = lostKeyDeleted
+			return false
 		}
+	}
+	if r.Header.Revision >= w.rev && len(r.Events) == 0 && !r.Created {
+		w.rev = r.Header.Revision + 1
+	}
+	return true
+}
+
+// judgeKeyNow: the history is gone, so the key as it is now decides; a
+// failed read decides nothing and the watch goes on.
+func (w *holdWatch) judgeKeyNow() watchNext {
+	h := w.h
+	h.mu.Lock()
+	h.compactions++
+	h.mu.Unlock()
+	rctx, rcancel := h.reqCtx()
+	kv, cur, err := h.b.client.get(rctx, h.b.key)
+	rcancel()
+	if err != nil {
+		return watchAgain
+	}
+	if (kv == nil || kv.CreateRevision != h.fence) && !h.isDone() {
+		h.lose(lostKeyDeleted)
+		return watchStop
+	}
+	w.rev = cur + 1
+	return watchAgain
+}
+
+// pauseAfter paces a stream that broke (not one that merely lived out its
+// time) before the next one.
+func (w *holdWatch) pauseAfter(err error) watchNext {
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return watchAgain
+	}
+	select {
+	case <-w.h.done:
+		return watchStop
+	case <-time.After(200 * time.Millisecond):
+		return watchAgain
 	}
 }
 

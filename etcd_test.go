@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -216,15 +215,6 @@ func waitExit(t testing.TB, b *background, want int) string {
 	if code != want {
 		t.Fatalf("etcd-run exit = %d, want %d; stderr:\n%s", code, want, out)
 	}
-	return out
-}
-
-func sortedFences(runs []gatewayRun) []int64 {
-	var out []int64
-	for _, r := range runs {
-		out = append(out, r.fence)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
 
