@@ -280,8 +280,17 @@ func TestEtcdHandoffOnRelease(t *testing.T) {
 // standby wins within TTL + 1 s and starts after the predecessor's stop budget.
 func TestEtcdHolderKilled(t *testing.T) {
 	c := startEtcd(t, 1, "http")
-	r := newEtcdRunner(t, c.endpoints())
-	a := r.start(nil, "")
+	// A gateway that ignores SIGTERM too (third review, R3): with its
+	// launcher dead nothing could escalate, so across hosts the kernel's
+	// parent-death signal is SIGKILL, or it would run beside the standby's.
+	for _, tc := range []struct{ name, gw string }{{"term", ""}, {"ignore-term", "-ignore-term"}} {
+		t.Run(tc.name, func(t *testing.T) { etcdHolderKilled(t, c, tc.name, tc.gw) })
+	}
+}
+
+func etcdHolderKilled(t *testing.T, c *etcdCluster, name, gw string) {
+	r := newEtcdRunner(t, c.endpoints(), "-name", "killed-"+name)
+	a := r.start(nil, gw)
 	r.waitGateway(t, a.waitEvent(t, "acquire-success"))
 	b := r.start(nil, "")
 	b.waitEvent(t, "acquire-contention")

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -520,6 +521,10 @@ func TestRunFlagChecks(t *testing.T) {
 	for _, args := range [][]string{
 		{"--ready-url", "https://127.0.0.1:1/x"}, {"--ready-url", "127.0.0.1:1"}, {"--ready-url", "http:///x"},
 		{"--stop-signal", "SIGNOPE"}, {"--stop-signal", "999"}, {"--restart-prevent-exit-status", "300"},
+		// Signals that do not end a process by default (third review, R2):
+		// a gateway stopped with one, or sent one when its launcher dies, lives on.
+		{"--stop-signal", "SIGSTOP"}, {"--stop-signal", "CHLD"}, {"--stop-signal", "SIGCONT"},
+		{"--stop-signal", "WINCH"}, {"--stop-signal", "TSTP"}, {"--stop-signal", "19"},
 	} {
 		if _, err := parseFlags("run", append(append([]string{"--lock", "/tmp/x.lock"}, args...), "--", "true")); exitCode(err) != exitUsage {
 			t.Errorf("run %v: %v, want a usage error", args, err)
@@ -544,5 +549,42 @@ func TestReadyNotifyNeedsRelay(t *testing.T) {
 	}
 	if _, err := os.Stat(pids); !os.IsNotExist(err) {
 		t.Fatal("the gateway started anyway")
+	}
+}
+
+// TestReadyURLBoundedAnswer (third review, R4): whoever answers on the
+// readiness port cannot make gwlock buffer without end: a status line that
+// never ends is not ready, and is read 4 KiB at most.
+func TestReadyURLBoundedAnswer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	served := make(chan int64, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		var n int64
+		_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		for n < 64<<20 {
+			m, err := c.Write(chunk)
+			n += int64(m)
+			if err != nil {
+				break
+			}
+		}
+		served <- n
+	}()
+	url := "http://" + l.Addr().String() + "/startupz"
+	if httpReady(url, time.Second) {
+		t.Fatal("an endless status line counted as ready")
+	}
+	if n := <-served; n >= 64<<20 {
+		t.Fatalf("gwlock read %d bytes of one status line", n)
 	}
 }
