@@ -49,107 +49,118 @@ var durationNote = "Durations take Go syntax (250ms, 5s, 1m) or bare seconds. Ev
 // manualPages builds the pages when asked: as a package variable they were
 // built (appends and all) at every start of every command.
 func manualPages() []manualPage {
-	return []manualPage{
-		{
-			name:     "run",
-			synopsis: "gwlock run [flags] -- COMMAND [ARG...]",
-			summary:  "take the lock, run the gateway, hold the lock until it is gone",
-			sections: []manualSection{
-				{title: "DESCRIPTION", paras: []string{
-					"run takes the lock named by --config (or --lock), then starts COMMAND directly, with no shell, passing the environment through plus GWLOCK_LOCK_PATH, the lock file's path. The gateway inherits the lock's descriptor as fd 3. run holds the lock until the gateway and all its descendants are gone (a gateway that daemonizes keeps the lock through its daemon: on Linux and FreeBSD run is a subreaper and waits for the whole tree, elsewhere for every process that shares the lock), removes the lock file, and exits with the gateway's code.",
-					"A lock whose owner is dead is reclaimed at once; one whose owner cannot be judged (another host, no kernel lock) only after --stale. A live owner's lock is never taken: run waits up to --timeout, then exits 75; with --if-running ok it exits 0 as soon as a live owner is established.",
-					"With --port, run refuses to start when another process already serves the port (exit 69; on the default loopback host both 127.0.0.1 and ::1 are checked). gateway-ready is reported once every configured check has passed: the HTTP probe of --ready-url if given, else a TCP connect to --port; and with --ready-notify, the gateway's own READY=1. With NOTIFY_SOCKET set, run tells systemd READY=1 and MAINPID then, and STOPPING=1 on stop.",
-					"The gateway is a supervised child, not the unit's main process: run does not pass it NOTIFY_SOCKET, WATCHDOG_PID, WATCHDOG_USEC, LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES, INVOCATION_ID, SYSTEMD_EXEC_PID, JOURNAL_STREAM or MANAGERPID (they name gwlock, or make a gateway believe that systemd restarts it directly). Instead the gateway gets a NOTIFY_SOCKET of its own, <lock file>.notify in the lock dir (POSIX), removed when run exits: READY=1 there is gwlock's readiness (with --ready-notify), STATUS= and EXTEND_TIMEOUT_USEC= are passed on to systemd, anything else (MAINPID=, WATCHDOG=) is dropped.",
-					"SIGTERM and SIGQUIT stop the gateway with --stop-signal (SIGQUIT is not passed on: it kills a Node gateway at once, in the middle of its drain); SIGINT stops it with SIGINT. SIGUSR1, SIGUSR2 and SIGWINCH are forwarded to it; SIGHUP restarts it while the lock stays held. A stop sends the signal to the gateway's process group, logs stop (the signal, the reason: signal, restart, lock-lost or ready-timeout, and which signal asked), waits --stop-timeout, then sends SIGKILL and logs stop-escalated. If gwlock itself is killed, the gateway gets --stop-signal from the kernel (Linux and FreeBSD: a parent-death signal; SIGKILL under --backend etcd, where nothing else would keep a standby out; Windows: a job object kills it); a gateway that outlives its launcher anyway (macOS, or one that ignores the signal) keeps the lock through fd 3 until it exits, and status reports it as orphaned.",
-					"A stop signal during a restart backoff ends run at once with 128+N for that signal. While a backoff runs, status says restarting, with the last exit code and when the next start comes.",
-					"Every --stale/3, run checks that the lock path still names its file; if someone removed or replaced it, it reports lock-lost, stops the gateway and exits 1. As PID 1 (a container's entrypoint) run reaps every zombie re-parented to it.",
-				}},
-				{title: "OPTIONS", paras: []string{durationNote}, items: append(append([]manualItem{}, lockFlagItems...),
-					manualItem{"--ready-url URL", "http://HOST:PORT/PATH: the gateway is ready when a GET answers 2xx (like a Kubernetes httpGet probe; each try bounded to 1s), instead of when --port accepts a connection. Plain HTTP only."},
-					manualItem{"--ready-notify", "The gateway reports readiness itself: wait also for READY=1 on the NOTIFY_SOCKET run gives it. POSIX only, and not with GWLOCK_ALLOW_MULTI=1 (exit 2)."},
-					manualItem{"--ready-timeout D", "If the gateway is not ready within D of its start, log ready-timeout and stop it; that life ends with code 124, to which the restart policy applies (with --restart no, run exits 124). Default 0: wait forever."},
-					manualItem{"--stop-signal SIG", "The signal that stops the gateway gracefully, as systemd's KillSignal= or Docker's STOPSIGNAL: SIGTERM (default), TERM or 15; only a signal that ends a process by default (not SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT, SIGCHLD, SIGWINCH, SIGURG). Also its parent-death signal on one host. Windows: CTRL_BREAK_EVENT only."},
-					manualItem{"--stop-timeout D", "The grace between the stop signal and SIGKILL (default 10s). Size it to the gateway's whole drain, and keep systemd's TimeoutStopSec= (or docker stop's timeout) above it."},
-					manualItem{"--restart no|on-failure|always", "Restart the gateway when it exits (on-failure: with a non-zero code or a signal), after a backoff of 1s doubling to 30s that resets after 60s of uptime. The lock stays held across restarts (default no)."},
-					manualItem{"--restart-prevent-exit-status CODES", "Exit codes that are never restarted, whatever --restart says, as systemd's RestartPreventExitStatus= (default 78, EX_CONFIG: the gateway says its configuration is wrong). Logged as restart-prevented; run exits with the code. Comma-separated; empty clears the list."},
-					manualItem{"--restart-force-exit-status CODES", "Exit codes that are always restarted, even under --restart no, as systemd's RestartForceExitStatus= (default none)."},
-					manualItem{"--if-running fail|ok", "When a live owner holds the lock: wait up to --timeout, then exit 75 (fail, the default), or exit 0 at once (ok, for idempotent scripts). An owner that cannot be judged is no proof that a gateway runs: ok then waits and exits 75 like fail."},
-					manualItem{"--subreaper", "Kept for compatibility: run is a subreaper by default on Linux and FreeBSD; with this flag, failing to become one is fatal."},
-				)},
-				{title: "EXIT STATUS", items: []manualItem{
-					{"N", "The gateway exited by itself with code N; 128+N if signal N killed it; 128+N also when signal N stopped run during a restart backoff."},
-					{"78", "The gateway exited 78 (EX_CONFIG) under --restart on-failure or always: not restarted (--restart-prevent-exit-status)."},
-					{"124", "--ready-timeout passed before the gateway was ready, and the restart policy did not restart it."},
-					{"0", "Success; or --if-running ok and a live owner (alive or orphaned) holds the lock."},
-					{"1", "Launcher failure: an I/O error on the lock, the lock lost, the supervisor could not start."},
-					{"2", "Usage error: a bad flag, no -- COMMAND, both --config and --lock."},
-					{"69", "--port is already served by a process that does not hold the lock."},
-					{"75", "A live owner still holds the lock after --timeout."},
-					{"77", "Unsafe lock directory or lock file: another user's, writable by others, a symlink, not a regular file."},
-					{"126, 127", "COMMAND is not executable, or not found."},
-				}},
-				{title: "EXAMPLE", code: []string{
-					"gwlock run --config /etc/gateway/config.json --port 18789 -- \\",
-					"    gateway-server --port 18789",
-				}},
-			},
+	return []manualPage{runPage(), statusPage(), probePage(), unlockPage()}
+}
+
+func runPage() manualPage {
+	return manualPage{
+		name:     "run",
+		synopsis: "gwlock run [flags] -- COMMAND [ARG...]",
+		summary:  "take the lock, run the gateway, hold the lock until it is gone",
+		sections: []manualSection{
+			{title: "DESCRIPTION", paras: []string{
+				"run takes the lock named by --config (or --lock), then starts COMMAND directly, with no shell, passing the environment through plus GWLOCK_LOCK_PATH, the lock file's path. The gateway inherits the lock's descriptor as fd 3. run holds the lock until the gateway and all its descendants are gone (a gateway that daemonizes keeps the lock through its daemon: on Linux and FreeBSD run is a subreaper and waits for the whole tree, elsewhere for every process that shares the lock), removes the lock file, and exits with the gateway's code.",
+				"A lock whose owner is dead is reclaimed at once; one whose owner cannot be judged (another host, no kernel lock) only after --stale. A live owner's lock is never taken: run waits up to --timeout, then exits 75; with --if-running ok it exits 0 as soon as a live owner is established.",
+				"With --port, run refuses to start when another process already serves the port (exit 69; on the default loopback host both 127.0.0.1 and ::1 are checked). gateway-ready is reported once every configured check has passed: the HTTP probe of --ready-url if given, else a TCP connect to --port; and with --ready-notify, the gateway's own READY=1. With NOTIFY_SOCKET set, run tells systemd READY=1 and MAINPID then, and STOPPING=1 on stop.",
+				"The gateway is a supervised child, not the unit's main process: run does not pass it NOTIFY_SOCKET, WATCHDOG_PID, WATCHDOG_USEC, LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES, INVOCATION_ID, SYSTEMD_EXEC_PID, JOURNAL_STREAM or MANAGERPID (they name gwlock, or make a gateway believe that systemd restarts it directly). Instead the gateway gets a NOTIFY_SOCKET of its own, <lock file>.notify in the lock dir (POSIX), removed when run exits: READY=1 there is gwlock's readiness (with --ready-notify), STATUS= and EXTEND_TIMEOUT_USEC= are passed on to systemd, anything else (MAINPID=, WATCHDOG=) is dropped.",
+				"SIGTERM and SIGQUIT stop the gateway with --stop-signal (SIGQUIT is not passed on: it kills a Node gateway at once, in the middle of its drain); SIGINT stops it with SIGINT. SIGUSR1, SIGUSR2 and SIGWINCH are forwarded to it; SIGHUP restarts it while the lock stays held. A stop sends the signal to the gateway's process group, logs stop (the signal, the reason: signal, restart, lock-lost or ready-timeout, and which signal asked), waits --stop-timeout, then sends SIGKILL and logs stop-escalated. If gwlock itself is killed, the gateway gets --stop-signal from the kernel (Linux and FreeBSD: a parent-death signal; SIGKILL under --backend etcd, where nothing else would keep a standby out; Windows: a job object kills it); a gateway that outlives its launcher anyway (macOS, or one that ignores the signal) keeps the lock through fd 3 until it exits, and status reports it as orphaned.",
+				"A stop signal during a restart backoff ends run at once with 128+N for that signal. While a backoff runs, status says restarting, with the last exit code and when the next start comes.",
+				"Every --stale/3, run checks that the lock path still names its file; if someone removed or replaced it, it reports lock-lost, stops the gateway and exits 1. As PID 1 (a container's entrypoint) run reaps every zombie re-parented to it.",
+			}},
+			{title: "OPTIONS", paras: []string{durationNote}, items: append(append([]manualItem{}, lockFlagItems...),
+				manualItem{"--ready-url URL", "http://HOST:PORT/PATH: the gateway is ready when a GET answers 2xx (like a Kubernetes httpGet probe; each try bounded to 1s), instead of when --port accepts a connection. Plain HTTP only."},
+				manualItem{"--ready-notify", "The gateway reports readiness itself: wait also for READY=1 on the NOTIFY_SOCKET run gives it. POSIX only, and not with GWLOCK_ALLOW_MULTI=1 (exit 2)."},
+				manualItem{"--ready-timeout D", "If the gateway is not ready within D of its start, log ready-timeout and stop it; that life ends with code 124, to which the restart policy applies (with --restart no, run exits 124). Default 0: wait forever."},
+				manualItem{"--stop-signal SIG", "The signal that stops the gateway gracefully, as systemd's KillSignal= or Docker's STOPSIGNAL: SIGTERM (default), TERM or 15; only a signal that ends a process by default (not SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT, SIGCHLD, SIGWINCH, SIGURG). Also its parent-death signal on one host. Windows: CTRL_BREAK_EVENT only."},
+				manualItem{"--stop-timeout D", "The grace between the stop signal and SIGKILL (default 10s). Size it to the gateway's whole drain, and keep systemd's TimeoutStopSec= (or docker stop's timeout) above it."},
+				manualItem{"--restart no|on-failure|always", "Restart the gateway when it exits (on-failure: with a non-zero code or a signal), after a backoff of 1s doubling to 30s that resets after 60s of uptime. The lock stays held across restarts (default no)."},
+				manualItem{"--restart-prevent-exit-status CODES", "Exit codes that are never restarted, whatever --restart says, as systemd's RestartPreventExitStatus= (default 78, EX_CONFIG: the gateway says its configuration is wrong). Logged as restart-prevented; run exits with the code. Comma-separated; empty clears the list."},
+				manualItem{"--restart-force-exit-status CODES", "Exit codes that are always restarted, even under --restart no, as systemd's RestartForceExitStatus= (default none)."},
+				manualItem{"--if-running fail|ok", "When a live owner holds the lock: wait up to --timeout, then exit 75 (fail, the default), or exit 0 at once (ok, for idempotent scripts). An owner that cannot be judged is no proof that a gateway runs: ok then waits and exits 75 like fail."},
+				manualItem{"--subreaper", "Kept for compatibility: run is a subreaper by default on Linux and FreeBSD; with this flag, failing to become one is fatal."},
+			)},
+			{title: "EXIT STATUS", items: []manualItem{
+				{"N", "The gateway exited by itself with code N; 128+N if signal N killed it; 128+N also when signal N stopped run during a restart backoff."},
+				{"78", "The gateway exited 78 (EX_CONFIG) under --restart on-failure or always: not restarted (--restart-prevent-exit-status)."},
+				{"124", "--ready-timeout passed before the gateway was ready, and the restart policy did not restart it."},
+				{"0", "Success; or --if-running ok and a live owner (alive or orphaned) holds the lock."},
+				{"1", "Launcher failure: an I/O error on the lock, the lock lost, the supervisor could not start."},
+				{"2", "Usage error: a bad flag, no -- COMMAND, both --config and --lock."},
+				{"69", "--port is already served by a process that does not hold the lock."},
+				{"75", "A live owner still holds the lock after --timeout."},
+				{"77", "Unsafe lock directory or lock file: another user's, writable by others, a symlink, not a regular file."},
+				{"126, 127", "COMMAND is not executable, or not found."},
+			}},
+			{title: "EXAMPLE", code: []string{
+				"gwlock run --config /etc/gateway/config.json --port 18789 -- \\",
+				"    gateway-server --port 18789",
+			}},
 		},
-		{
-			name:     "status",
-			synopsis: "gwlock status [flags] [--json]",
-			summary:  "who holds the lock, is it alive, is its port listening",
-			sections: []manualSection{
-				{title: "DESCRIPTION", paras: []string{
-					"status reads the lock named by --config (or --lock) and prints one line: the lock path, its state, the reason, the owner's pid, its gateway's pid, its port and whether the port is listening. It only reads: it never keeps a lock it found free, and never removes a file.",
-					"States: running (a live launcher holds the lock), restarting (a live launcher waits out a restart backoff: last_exit is the last gateway's code, restart_at when the next one starts, and no gateway pid is named), orphaned (the launcher is dead but its gateway, or the gateway's descendants, still hold the lock: their pids are named), dead (a lock file left by a dead owner, with the reason: owner-dead, pid-reused, host-rebooted, stale-unknown-owner), not-running (no lock file), unknown (an owner that cannot be judged, such as one on another host, or a lock that could not be read).",
-				}},
-				{title: "OPTIONS", paras: []string{durationNote}, items: append(append([]manualItem{}, lockFlagItems...),
-					manualItem{"--json", "Print the report as one JSON object, the owner's payload included."},
-				)},
-				{title: "EXIT STATUS", paras: []string{"The LSB init-script codes."}, items: []manualItem{
-					{"0", "Running, restarting or orphaned: a gateway holds the lock, or its launcher does between two gateways."},
-					{"1", "A lock file left by a dead owner."},
-					{"3", "Not running: no lock file."},
-					{"4", "Unknown: the owner cannot be judged, or the lock could not be read."},
-				}},
-			},
+	}
+}
+
+func statusPage() manualPage {
+	return manualPage{
+		name:     "status",
+		synopsis: "gwlock status [flags] [--json]",
+		summary:  "who holds the lock, is it alive, is its port listening",
+		sections: []manualSection{
+			{title: "DESCRIPTION", paras: []string{
+				"status reads the lock named by --config (or --lock) and prints one line: the lock path, its state, the reason, the owner's pid, its gateway's pid, its port and whether the port is listening. It only reads: it never keeps a lock it found free, and never removes a file.",
+				"States: running (a live launcher holds the lock), restarting (a live launcher waits out a restart backoff: last_exit is the last gateway's code, restart_at when the next one starts, and no gateway pid is named), orphaned (the launcher is dead but its gateway, or the gateway's descendants, still hold the lock: their pids are named), dead (a lock file left by a dead owner, with the reason: owner-dead, pid-reused, host-rebooted, stale-unknown-owner), not-running (no lock file), unknown (an owner that cannot be judged, such as one on another host, or a lock that could not be read).",
+			}},
+			{title: "OPTIONS", paras: []string{durationNote}, items: append(append([]manualItem{}, lockFlagItems...),
+				manualItem{"--json", "Print the report as one JSON object, the owner's payload included."},
+			)},
+			{title: "EXIT STATUS", paras: []string{"The LSB init-script codes."}, items: []manualItem{
+				{"0", "Running, restarting or orphaned: a gateway holds the lock, or its launcher does between two gateways."},
+				{"1", "A lock file left by a dead owner."},
+				{"3", "Not running: no lock file."},
+				{"4", "Unknown: the owner cannot be judged, or the lock could not be read."},
+			}},
 		},
-		{
-			name:     "probe",
-			synopsis: "gwlock probe --port N [--host H] [--wait D]",
-			summary:  "TCP connect probe; with --wait, poll until ready or D passes",
-			sections: []manualSection{
-				{title: "DESCRIPTION", paras: []string{
-					"probe connects to H:N over TCP and closes the connection at once. It tells whether something listens, not whether it is the gateway. Every attempt is bounded, so an unreachable host cannot block it.",
-				}},
-				{title: "OPTIONS", paras: []string{durationNote}, items: []manualItem{
-					{"--port N", "The port to probe (required). [GWLOCK_PORT]"},
-					{"--host H", "The host to probe (default 127.0.0.1). [GWLOCK_HOST]"},
-					{"--wait D", "Poll until the port accepts a connection or D passes (default: one attempt)."},
-				}},
-				{title: "EXIT STATUS", items: []manualItem{
-					{"0", "Listening."},
-					{"1", "Not listening (after --wait, if given)."},
-					{"2", "Usage error."},
-				}},
-			},
+	}
+}
+
+func probePage() manualPage {
+	return manualPage{
+		name:     "probe",
+		synopsis: "gwlock probe --port N [--host H] [--wait D]",
+		summary:  "TCP connect probe; with --wait, poll until ready or D passes",
+		sections: []manualSection{
+			{title: "DESCRIPTION", paras: []string{
+				"probe connects to H:N over TCP and closes the connection at once. It tells whether something listens, not whether it is the gateway. Every attempt is bounded, so an unreachable host cannot block it.",
+			}},
+			{title: "OPTIONS", paras: []string{durationNote}, items: []manualItem{
+				{"--port N", "The port to probe (required). [GWLOCK_PORT]"},
+				{"--host H", "The host to probe (default 127.0.0.1). [GWLOCK_HOST]"},
+				{"--wait D", "Poll until the port accepts a connection or D passes (default: one attempt)."},
+			}},
+			{title: "EXIT STATUS", items: []manualItem{
+				{"0", "Listening."},
+				{"1", "Not listening (after --wait, if given)."},
+				{"2", "Usage error."},
+			}},
 		},
-		{
-			name:     "unlock",
-			synopsis: "gwlock unlock [flags]",
-			summary:  "remove a lock whose owner is provably gone; never a live one",
-			sections: []manualSection{
-				{title: "DESCRIPTION", paras: []string{
-					"unlock removes the lock file named by --config (or --lock) only when its owner is provably gone (owner-dead, pid-reused, host-rebooted), while holding the file's kernel lock and after checking that the path still names that file. It refuses a live owner and an owner that cannot be judged: a stale lock of unknown ownership is left to run, which reclaims it after --stale. run never needs unlock: it reclaims a dead owner's lock by itself.",
-				}},
-				{title: "OPTIONS", paras: []string{durationNote}, items: lockFlagItems},
-				{title: "EXIT STATUS", items: []manualItem{
-					{"0", "Removed, or there was nothing to remove."},
-					{"1", "Refused: the owner is alive or cannot be proven gone; or an I/O error."},
-					{"2", "Usage error."},
-					{"77", "Unsafe lock directory or lock file."},
-				}},
-			},
+	}
+}
+
+func unlockPage() manualPage {
+	return manualPage{
+		name:     "unlock",
+		synopsis: "gwlock unlock [flags]",
+		summary:  "remove a lock whose owner is provably gone; never a live one",
+		sections: []manualSection{
+			{title: "DESCRIPTION", paras: []string{
+				"unlock removes the lock file named by --config (or --lock) only when its owner is provably gone (owner-dead, pid-reused, host-rebooted), while holding the file's kernel lock and after checking that the path still names that file. It refuses a live owner and an owner that cannot be judged: a stale lock of unknown ownership is left to run, which reclaims it after --stale. run never needs unlock: it reclaims a dead owner's lock by itself.",
+			}},
+			{title: "OPTIONS", paras: []string{durationNote}, items: lockFlagItems},
+			{title: "EXIT STATUS", items: []manualItem{
+				{"0", "Removed, or there was nothing to remove."},
+				{"1", "Refused: the owner is alive or cannot be proven gone; or an I/O error."},
+				{"2", "Usage error."},
+				{"77", "Unsafe lock directory or lock file."},
+			}},
 		},
 	}
 }
