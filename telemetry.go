@@ -104,7 +104,10 @@ const (
 	stderrQueueLines = 128
 	// stderrStall is how long flush lets a single write(2) stay blocked
 	// before it calls the reader stalled and gives up what is still queued.
-	stderrStall = 20 * time.Millisecond
+	// It only ever delays the exit, after the lock is released; 20 ms lost
+	// the last lines of healthy runs on a loaded machine, where a thread in
+	// write(2) can wait that long for a CPU.
+	stderrStall = 250 * time.Millisecond
 	// stderrFlushMax bounds flush against a reader that takes every line,
 	// slowly: progress never stalls, but exit must still come.
 	stderrFlushMax = time.Second
