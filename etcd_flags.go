@@ -18,16 +18,11 @@ const etcdUsageText = `etcd backend flags (run, status):
 `
 
 // addEtcdFlags registers the etcd backend's flags on set, with their
-// environment variables in envOf, and fills c with their defaults.
-func addEtcdFlags(set *flag.FlagSet, envOf map[string]string, c *etcdConfig) {
+// environment variables, and fills c with their defaults.
+func addEtcdFlags(set flagSet, c *etcdConfig) {
 	c.Backend, c.Prefix = "file", "/gwlock"
 	c.LeaseTTL, c.LeaseMargin = 20*time.Second, time.Second
-	str := func(p *string, name, env string) {
-		set.StringVar(p, name, *p, "")
-		if env != "" {
-			envOf[name] = env
-		}
-	}
+	str := set.str
 	str(&c.Backend, "backend", "GWLOCK_BACKEND")
 	str(&c.endpointsText, "etcd-endpoints", "GWLOCK_ETCD_ENDPOINTS")
 	str(&c.Prefix, "etcd-prefix", "GWLOCK_ETCD_PREFIX")

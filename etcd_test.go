@@ -231,11 +231,11 @@ func TestEtcdStopBudgetRefusal(t *testing.T) {
 	}
 	// The defaults fit: 20 s TTL, and a 5 s stop timeout under --backend etcd.
 	var c etcdConfig
-	set := flag.NewFlagSet("x", flag.ContinueOnError)
-	addEtcdFlags(set, map[string]string{}, &c)
+	set := flagSet{flag.NewFlagSet("x", flag.ContinueOnError), map[string]string{}}
+	addEtcdFlags(set, &c)
 	common := &config{stopTimeout: 10 * time.Second}
 	c.Backend, c.endpointsText, c.LockName = "etcd", "http://127.0.0.1:1", "x"
-	if err := c.finish("run", set, common); err != nil {
+	if err := c.finish("run", set.FlagSet, common); err != nil {
 		t.Fatalf("defaults refused: %v", err)
 	}
 	if c.StopTimeout != etcdDefaultStopTimeout {

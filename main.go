@@ -287,7 +287,7 @@ func (c *config) flags(cmd string) flagSet {
 	set.envOf["port"] = "GWLOCK_PORT"
 	c.etcd.Backend = "file"
 	if cmd == "run" || cmd == "status" {
-		addEtcdFlags(set.FlagSet, set.envOf, &c.etcd)
+		addEtcdFlags(set, &c.etcd)
 	}
 	str(&c.host, "host", "GWLOCK_HOST")
 	switch cmd {

@@ -29,6 +29,13 @@ func portListening(host string, port int, timeout time.Duration) bool {
 // 1 ms up to maxPause so a fast gateway is seen fast without a busy loop.
 // stop, when closed, abandons the wait (the gateway exited).
 func waitForPort(host string, port int, wait, maxPause time.Duration, stop <-chan struct{}) (time.Duration, bool) {
+	return pollUntil(func(bound time.Duration) bool { return portListening(host, port, bound) }, wait, maxPause, stop)
+}
+
+// pollUntil calls ready, each try bounded by at most probeTimeout, until it
+// says yes or wait passes, backing off from 1 ms up to maxPause; stop, when
+// closed, abandons it.
+func pollUntil(ready func(bound time.Duration) bool, wait, maxPause time.Duration, stop <-chan struct{}) (time.Duration, bool) {
 	start := time.Now()
 	deadline := start.Add(wait)
 	pause := time.Millisecond
@@ -37,7 +44,7 @@ func waitForPort(host string, port int, wait, maxPause time.Duration, stop <-cha
 		if left := time.Until(deadline); left < attempt {
 			attempt = left
 		}
-		if attempt > 0 && portListening(host, port, attempt) {
+		if attempt > 0 && ready(attempt) {
 			return time.Since(start), true
 		}
 		if !time.Now().Before(deadline) {

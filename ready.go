@@ -83,23 +83,8 @@ func httpReady(rawURL string, timeout time.Duration) bool {
 // waitForHTTP tries rawURL until it answers 2xx, backing off from 1 ms to
 // maxPause like waitForPort; stop, when closed, abandons the wait.
 func waitForHTTP(rawURL string, maxPause time.Duration, stop <-chan struct{}) (time.Duration, bool) {
-	start := time.Now()
-	pause := time.Millisecond
-	for {
-		if httpReady(rawURL, readyTry) {
-			return time.Since(start), true
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-stop:
-			t.Stop()
-			return time.Since(start), false
-		case <-t.C:
-		}
-		if pause *= 2; pause > maxPause {
-			pause = maxPause
-		}
-	}
+	// Each try has readyTry of its own; the wait ends with the gateway (stop).
+	return pollUntil(func(time.Duration) bool { return httpReady(rawURL, readyTry) }, 100*365*24*time.Hour, maxPause, stop)
 }
 
 // readiness is what one life of the gateway still owes before it is ready.
