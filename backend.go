@@ -96,7 +96,7 @@ func (b *fileBackend) acquire(req acquireRequest) (holder, error) {
 	c := b.c
 	l, err := acquire(lockOptions{Path: b.t.path, Dir: d, ConfigPath: b.t.name, Port: c.port, Host: c.host,
 		Timeout: req.Timeout, Poll: c.poll, Stale: c.stale, Log: req.Log, Cancel: req.Cancel,
-		CancelReady: req.CancelReady, StopIfAlive: req.StopIfAlive, facts: hostProbe{probeHost: c.host}})
+		CancelReady: req.CancelReady, StopIfAlive: req.StopIfAlive, facts: hostProbe{probeHost: c.host, lock: b.t.path}})
 	if err != nil {
 		return nil, err
 	}

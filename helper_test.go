@@ -451,8 +451,15 @@ func helperGateway(args []string) int {
 	closeLock := set.Bool("close-lock", false, "close the inherited lock descriptor (fd 3) first, as daemons that close all files do")
 	childCloseLock := set.Bool("child-close-lock", false, "with -child-pidfile: the child closes the inherited lock descriptor")
 	openFile := set.String("open", "", "keep this file open for reading, as a bystander (tail -f) would")
+	await := set.String("await", "", "before anything else, wait until this file exists")
 	if set.Parse(args) != nil {
 		return 2
+	}
+	for *await != "" {
+		if _, err := os.Stat(*await); err == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	if *daemonize {
 		if err := startDaemon(withoutFlag(args, "-daemonize")); err != nil {

@@ -443,6 +443,93 @@ func TestWrapperChildKeepsLock(t *testing.T) {
 	mustRecover(t, runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
 }
 
+// TestUnrecordedDaemonKeepsLock: the launcher recorded the gateway's main
+// process, then was frozen before it could record anything else; meanwhile
+// the gateway double-forked into a new session, its daemon closed fd 3, and
+// the main process exited. The launcher is then SIGKILLed. Nothing in the
+// payload names the daemon and no group or kernel lock leads to it, but it
+// serves: the next starter must start nothing, and unlock must refuse.
+func TestUnrecordedDaemonKeepsLock(t *testing.T) {
+	dir := lockDir(t)
+	goFile := filepath.Join(dir, "go")
+	g := startRun(t, dir, []string{"--stale", "60s"}, "-await", goFile, "-daemonize", "-daemonize", "-close-lock", "-sleep", "60s")
+	main, _ := strconv.Atoi(g.waitEvent(t, "child-start")["pid"])
+	deadline := time.Now().Add(eventWait)
+	for {
+		if _, rep := statusReport(t, g.lock); rep.GatewayPID == main {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the payload never named the gateway %d", main)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	launcher := g.cmd.Process.Pid
+	if err := syscall.Kill(launcher, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(goFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	daemon := g.gatewayPID(t)
+	t.Cleanup(func() { _ = syscall.Kill(daemon, syscall.SIGKILL) })
+	waitGone(t, main) // a zombie: its launcher is frozen
+	_ = syscall.Kill(launcher, syscall.SIGKILL)
+	waitGone(t, launcher)
+	if gone(daemon) {
+		t.Fatal("the daemon died; this test needs it alive")
+	}
+	ev := contendMustWait(t, dir, g.lock)
+	if ev["gateway_pid"] != strconv.Itoa(daemon) {
+		t.Errorf("gateway_pid = %s, want the daemon %d", ev["gateway_pid"], daemon)
+	}
+	if r := runGwlock(t, nil, "unlock", "--lock", g.lock); r.code == 0 {
+		t.Fatalf("unlock removed the lock of a live daemon\n%s", r.stderr)
+	}
+	_ = syscall.Kill(daemon, syscall.SIGKILL)
+	waitGone(t, daemon)
+	mustRecover(t, runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
+}
+
+// TestTaggedProcessKeepsLock: a payload whose launcher is dead and which
+// names no gateway at all (the launcher died between starting the gateway
+// and recording it), beside a live process that carries the lock's path in
+// its environment, as every process of a gateway tree does. Another lock's
+// tag, or none, proves nothing.
+func TestTaggedProcessKeepsLock(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "g.lock")
+	self := selfFacts()
+	forge := func() {
+		raw := mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true, "hostname": self.hostname, "bootId": self.bootID, "sessionId": 1})
+		if err := os.WriteFile(lock, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := helperCmd(t, "gateway", "-sleep", "60s")
+	other.Env = append(other.Env, "GWLOCK_LOCK_PATH="+lock+".other", "X="+lock)
+	tagged := helperCmd(t, "gateway", "-sleep", "60s")
+	tagged.Env = append(tagged.Env, "GWLOCK_LOCK_PATH="+lock)
+	for _, c := range []*exec.Cmd{other, tagged} {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		c := c
+		t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
+	}
+	forge()
+	ev := contendMustWait(t, dir, lock)
+	if ev["gateway_pid"] != strconv.Itoa(tagged.Process.Pid) {
+		t.Errorf("gateway_pid = %s, want the tagged process %d", ev["gateway_pid"], tagged.Process.Pid)
+	}
+	if _, rep := statusReport(t, lock); rep.State != "orphaned" {
+		t.Errorf("status state = %q, want orphaned", rep.State)
+	}
+	_ = tagged.Process.Kill()
+	_ = tagged.Wait()
+	mustRecover(t, runGwlock(t, nil, "run", "--lock", lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
+}
+
 // TestDoubleForkDaemonKeepsLock (review F2): daemon(3)'s double fork, the
 // intermediate lingering, the daemon closing every descriptor; then the
 // launcher is SIGKILLed. The payload must name the daemon (recorded when

@@ -409,6 +409,10 @@ type hostFacts interface {
 	listening(port int) bool
 	// groupAlive says a live process of session sid is in process group pgid.
 	groupAlive(pgid, sid int) bool
+	// tagged names a live process, not us, whose environment says it was
+	// started inside a gateway tree of the lock being judged (the
+	// GWLOCK_LOCK_PATH its launcher set); false where the OS cannot tell.
+	tagged() (int, bool)
 	// lockCreator names the process that took the kernel lock now held on
 	// file (inherited descriptors keep the creator's pid); false where the
 	// OS cannot tell.
@@ -535,7 +539,11 @@ func gatewayAlive(p *ownerPayload, h hostFacts) (int, bool) {
 			}
 		}
 	}
-	return 0, false
+	// Nothing recorded lives, but the record can lag the tree: a launcher
+	// killed between starting the gateway and writing its pid, or before it
+	// saw a daemon that left the group within its first 100 ms. Every
+	// process of the tree inherited the lock's path in its environment.
+	return h.tagged()
 }
 
 // describeHolder names whoever keeps the kernel lock of a file we could not
@@ -1304,8 +1312,8 @@ var selfOnce = sync.OnceValue(func() self {
 
 func selfFacts() self { return selfOnce() }
 
-// hostProbe is hostFacts for this host.
-type hostProbe struct{ probeHost string }
+// hostProbe is hostFacts for this host; lock is the path being judged.
+type hostProbe struct{ probeHost, lock string }
 
 var localFacts hostFacts = hostProbe{probeHost: "127.0.0.1"}
 
@@ -1317,6 +1325,7 @@ func (hostProbe) probe(pid int) pidState              { return processProbe(pid)
 func (hostProbe) startTime(pid int) (string, bool)    { return processStartTime(pid) }
 func (hostProbe) groupAlive(pgid, sid int) bool       { return processGroupAlive(pgid, sid) }
 func (hostProbe) lockCreator(file fileID) (int, bool) { return flockCreator(file) }
+func (h hostProbe) tagged() (int, bool)               { return taggedProcess(h.lock) }
 func (h hostProbe) listening(port int) bool {
 	return portListening(h.probeHost, port, probeTimeout)
 }

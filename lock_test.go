@@ -552,12 +552,14 @@ type fakeFacts struct {
 	probedPIDs  []int
 	probedPorts []int
 	// others answer for particular PIDs (a gateway beside a dead launcher).
-	others map[int]fakeProcess
-	groups map[int]bool // process groups with a live member
+	others    map[int]fakeProcess
+	groups    map[int]bool // process groups with a live member
+	taggedPID int          // a live process carrying the lock's path in its environment
 }
 
 func (f *fakeFacts) groupAlive(pgid, sid int) bool  { return sid == 9 && f.groups[pgid] }
 func (f *fakeFacts) lockCreator(fileID) (int, bool) { return 0, false }
+func (f *fakeFacts) tagged() (int, bool)            { return f.taggedPID, f.taggedPID > 0 }
 
 type fakeProcess struct {
 	state pidState

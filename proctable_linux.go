@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"golang.org/x/sys/unix"
 	"os"
@@ -142,4 +143,37 @@ func containsAny(s string, subs []string) bool {
 		}
 	}
 	return false
+}
+
+// taggedProcess names a live process other than us whose initial
+// environment holds GWLOCK_LOCK_PATH=lock: run sets it for the gateway, and
+// every descendant inherits it, whatever the tree did since (setsid, double
+// fork, closing fd 3). Only processes whose environ we may read (our uid, or
+// any as root) are seen; a zombie's environ is empty. The whole table is
+// read, so only a judgement that found nothing recorded alive calls it.
+func taggedProcess(lock string) (int, bool) {
+	if lock == "" {
+		return 0, false
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, false
+	}
+	needle := []byte("\x00GWLOCK_LOCK_PATH=" + lock + "\x00")
+	self := os.Getpid()
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + p.Name() + "/environ")
+		if err != nil || len(env) == 0 {
+			continue
+		}
+		env = append(append([]byte{0}, env...), 0)
+		if bytes.Contains(env, needle) {
+			return pid, true
+		}
+	}
+	return 0, false
 }

@@ -546,10 +546,10 @@ func (s *supervisor) start() error {
 	}
 	s.child, s.started, s.treeStep = pid, time.Now(), 0
 	s.scheduleTreeRecord()
-	s.log.info("child-start", "pid", pid, "command", s.c.command[0])
 	if s.hold != nil {
 		s.hold.setGateway(pid)
 	}
+	s.log.info("child-start", "pid", pid, "command", s.c.command[0])
 	s.childGone, s.ready, s.unready = make(chan struct{}), make(chan time.Duration, 1), false
 	s.rd = newReadiness(s.c)
 	if s.rd.probe != "" {

@@ -78,7 +78,7 @@ func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
 	if err != nil {
 		return r, nil, err
 	}
-	facts := hostProbe{probeHost: c.host}
+	facts := hostProbe{probeHost: c.host, lock: t.path}
 	if in.held {
 		in.v = describeHolder(raw, in.id, facts)
 	} else {
