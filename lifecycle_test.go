@@ -495,7 +495,7 @@ func TestUnrecordedDaemonKeepsLock(t *testing.T) {
 // names no gateway at all (the launcher died between starting the gateway
 // and recording it), beside a live process that carries the lock's path in
 // its environment, as every process of a gateway tree does. Another lock's
-// tag, or none, proves nothing.
+// tag, or none, or another user's process, proves nothing.
 func TestTaggedProcessKeepsLock(t *testing.T) {
 	dir := lockDir(t)
 	lock := filepath.Join(dir, "g.lock")
@@ -510,7 +510,16 @@ func TestTaggedProcessKeepsLock(t *testing.T) {
 	other.Env = append(other.Env, "GWLOCK_LOCK_PATH="+lock+".other", "X="+lock)
 	tagged := helperCmd(t, "gateway", "-sleep", "60s")
 	tagged.Env = append(tagged.Env, "GWLOCK_LOCK_PATH="+lock)
-	for _, c := range []*exec.Cmd{other, tagged} {
+	procs := []*exec.Cmd{other, tagged}
+	if os.Geteuid() == 0 {
+		// Another user's process with the tag: as root we can read its
+		// environ, and it must still not keep our lock.
+		foreign := exec.Command("sleep", "60")
+		foreign.Env = []string{"GWLOCK_LOCK_PATH=" + lock}
+		foreign.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		procs = append(procs, foreign)
+	}
+	for _, c := range procs {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}

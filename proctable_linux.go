@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // descendantPIDs lists every descendant of this process, from the parent
@@ -148,9 +149,11 @@ func containsAny(s string, subs []string) bool {
 // taggedProcess names a live process other than us whose initial
 // environment holds GWLOCK_LOCK_PATH=lock: run sets it for the gateway, and
 // every descendant inherits it, whatever the tree did since (setsid, double
-// fork, closing fd 3). Only processes whose environ we may read (our uid, or
-// any as root) are seen; a zombie's environ is empty. The whole table is
-// read, so only a judgement that found nothing recorded alive calls it.
+// fork, closing fd 3). Only processes of our own uid count: anyone can put
+// the variable in an environment, and a judge running as root must not let
+// another user's process keep a dead lock forever. A zombie's environ is
+// empty. The whole table is read, so only a judgement that found nothing
+// recorded alive calls it.
 func taggedProcess(lock string) (int, bool) {
 	if lock == "" {
 		return 0, false
@@ -160,10 +163,13 @@ func taggedProcess(lock string) (int, bool) {
 		return 0, false
 	}
 	needle := []byte("\x00GWLOCK_LOCK_PATH=" + lock + "\x00")
-	self := os.Getpid()
+	self, uid := os.Getpid(), os.Geteuid()
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
 		if err != nil || pid == self {
+			continue
+		}
+		if fi, err := os.Stat("/proc/" + p.Name()); err != nil || !ownedBy(fi, uid) {
 			continue
 		}
 		env, err := os.ReadFile("/proc/" + p.Name() + "/environ")
@@ -176,4 +182,11 @@ func taggedProcess(lock string) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// ownedBy: /proc/<pid> belongs to the process's effective uid (root for a
+// process that made itself undumpable, whose environ we could not read anyway).
+func ownedBy(fi os.FileInfo, uid int) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == uid
 }
