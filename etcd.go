@@ -49,6 +49,7 @@ type etcdConfig struct {
 	LockName               string
 	ConfigPath             string // names the key when LockName is empty (its contents, not its path)
 	LeaseTTL, LeaseMargin  time.Duration
+	TakeoverDelay          time.Duration // takeoverAuto: the vanished holder's stop budget
 	StopTimeout            time.Duration // the supervisor's grace between TERM and SIGKILL
 	Port                   int           // recorded in the value
 	endpointsText          string
@@ -978,7 +979,7 @@ func (b *etcdBackend) won(ctx context.Context, req acquireRequest, lease *etcdLe
 	h.start()
 	// A predecessor that vanished without saying released:true (operator
 	// delete, early revoke, or expiry) may still be stopping its gateway:
-	// give it its own stop budget before ours starts.
+	// give it --takeover-delay (by default its own stop budget) first.
 	if sawHolder {
 		prev := last
 		if deleted != nil && len(deleted.Value) > 0 {
@@ -986,11 +987,7 @@ func (b *etcdBackend) won(ctx context.Context, req acquireRequest, lease *etcdLe
 				prev = v
 			}
 		}
-		if prev != nil && !prev.Released {
-			delay := time.Duration(prev.StopBudgetMs) * time.Millisecond
-			if delay <= 0 {
-				delay = b.cfg.stopBudget()
-			}
+		if delay := b.takeoverDelay(prev); delay > 0 {
 			log.warn("takeover-delay", "key", b.key, "delay_ms", ms(delay), "holder_pid", prev.PID, "holder_host", prev.Hostname)
 			select {
 			case <-time.After(delay):
@@ -1005,6 +1002,21 @@ func (b *etcdBackend) won(ctx context.Context, req acquireRequest, lease *etcdLe
 		}
 	}
 	return h, nil
+}
+
+// takeoverDelay is how long to wait before starting our gateway after the
+// holder prev vanished: none after released:true, else --takeover-delay, or
+// under auto prev's own stop budget (ours if it recorded none).
+func (b *etcdBackend) takeoverDelay(prev *etcdValue) time.Duration {
+	switch {
+	case prev == nil || prev.Released:
+		return 0
+	case b.cfg.TakeoverDelay != takeoverAuto:
+		return b.cfg.TakeoverDelay
+	case prev.StopBudgetMs > 0:
+		return time.Duration(prev.StopBudgetMs) * time.Millisecond
+	}
+	return b.cfg.stopBudget()
 }
 
 // abandon revokes our contender lease (best effort) and returns err.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"time"
 )
 
@@ -15,6 +16,8 @@ const etcdUsageText = `etcd backend flags (run, status):
   --lock-name NAME     the key's last part (default: hash of the config)  [GWLOCK_LOCK_NAME]
   --lease-ttl D        lease TTL, whole seconds (20s)
   --lease-margin D     pause margin in the stop arithmetic (1s)
+  --takeover-delay D   wait after a holder vanished without releasing: auto
+                       (its stop budget) or a duration, 0 = none          [GWLOCK_TAKEOVER_DELAY]
 `
 
 // addEtcdFlags registers the etcd backend's flags on set, with their
@@ -34,6 +37,36 @@ func addEtcdFlags(set flagSet, c *etcdConfig) {
 	str(&c.LockName, "lock-name", "GWLOCK_LOCK_NAME")
 	set.Var((*durationFlag)(&c.LeaseTTL), "lease-ttl", "")
 	set.Var((*durationFlag)(&c.LeaseMargin), "lease-margin", "")
+	c.TakeoverDelay = takeoverAuto
+	set.Var((*takeoverFlag)(&c.TakeoverDelay), "takeover-delay", "")
+	set.envOf["takeover-delay"] = "GWLOCK_TAKEOVER_DELAY"
+}
+
+// takeoverAuto is --takeover-delay auto: wait the vanished holder's own stop
+// budget, from its value (ours if it recorded none).
+const takeoverAuto time.Duration = -1
+
+// takeoverFlag is --takeover-delay: "auto" or a duration of 0 or more.
+type takeoverFlag time.Duration
+
+func (d *takeoverFlag) String() string {
+	if time.Duration(*d) == takeoverAuto {
+		return "auto"
+	}
+	return time.Duration(*d).String()
+}
+
+func (d *takeoverFlag) Set(s string) error {
+	if s == "auto" {
+		*d = takeoverFlag(takeoverAuto)
+		return nil
+	}
+	v, err := parseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%v; or auto", err)
+	}
+	*d = takeoverFlag(v)
+	return nil
 }
 
 // etcdDefaultStopTimeout replaces run's 10 s default under --backend etcd:

@@ -38,6 +38,7 @@ func helperEtcdRun(args []string) int {
 	user := set.String("user", "", "etcd user")
 	passwordFile := set.String("password-file", "", "etcd password file")
 	gwArgs := set.String("gateway", "", "arguments of helper:etcd-gateway, space-separated")
+	takeover := set.String("takeover-delay", "", "--takeover-delay, if set")
 	if set.Parse(args) != nil {
 		return 2
 	}
@@ -53,6 +54,9 @@ func helperEtcdRun(args []string) int {
 		"--stop-timeout", stopTimeout.String(), "--timeout", timeout.String(), "--lock-dir", host}
 	if *user != "" {
 		argv = append(argv, "--etcd-user", *user, "--etcd-password-file", *passwordFile)
+	}
+	if *takeover != "" {
+		argv = append(argv, "--takeover-delay", *takeover)
 	}
 	exe, _ := os.Executable()
 	argv = append(append(argv, "--", exe, "helper:etcd-gateway"), strings.Fields(*gwArgs)...)
@@ -357,31 +361,95 @@ func TestEtcdPartition(t *testing.T) {
 }
 
 // TestEtcdKeyDeleted: an operator deleting the key makes the holder stop at
-// once (key-deleted), and the standby waits the holder's stop budget.
+// once (key-deleted), and the standby waits the holder's stop budget, or
+// the --takeover-delay it was given, before its gateway starts.
 func TestEtcdKeyDeleted(t *testing.T) {
 	c := startEtcd(t, 1, "http")
-	r := newEtcdRunner(t, c.endpoints(), "-name", "deleted")
-	a := r.start(nil, "")
-	r.waitGateway(t, a.waitEvent(t, "acquire-success"))
-	b := r.start(nil, "")
-	b.waitEvent(t, "acquire-contention")
-	c.etcdctl("del", "/gwlock-test/v1/deleted")
-	lost := a.waitEvent(t, "lock-lost")
-	if lost["reason"] != lostKeyDeleted {
-		t.Fatalf("lock-lost reason = %s, want %s", lost["reason"], lostKeyDeleted)
+	for _, tc := range []struct {
+		name, flag string
+		want       time.Duration
+	}{
+		{"auto", "", etcdTestStopTimeout + stopReserve + etcdTestMargin},
+		{"explicit", "2300ms", 2300 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newEtcdRunner(t, c.endpoints(), "-name", "deleted-"+tc.name)
+			a := r.start(nil, "")
+			r.waitGateway(t, a.waitEvent(t, "acquire-success"))
+			var extra []string
+			if tc.flag != "" {
+				extra = []string{"-takeover-delay", tc.flag}
+			}
+			b := r.start(nil, "", extra...)
+			b.waitEvent(t, "acquire-contention")
+			c.etcdctl("del", "/gwlock-test/v1/deleted-"+tc.name)
+			lost := a.waitEvent(t, "lock-lost")
+			if lost["reason"] != lostKeyDeleted {
+				t.Fatalf("lock-lost reason = %s, want %s", lost["reason"], lostKeyDeleted)
+			}
+			waitExit(t, a, 1)
+			evB := b.waitEvent(t, "acquire-success")
+			delay := b.waitEvent(t, "takeover-delay")
+			if delay["delay_ms"] != strconv.FormatInt(tc.want.Milliseconds(), 10) {
+				t.Errorf("takeover-delay delay_ms = %s, want %d", delay["delay_ms"], tc.want.Milliseconds())
+			}
+			r.waitGateway(t, evB)
+			b.signal(t, syscall.SIGTERM)
+			waitExit(t, b, 0)
+			runs := checkGatewayLog(t, r.dir)
+			if len(runs) != 2 {
+				t.Fatalf("gateway runs = %v, want 2", runs)
+			}
+			// The standby's gateway started no sooner than the delay after the
+			// deletion made it the holder.
+			if gap := runs[1].first.Sub(eventTime(t, evB)); gap < tc.want {
+				t.Errorf("standby's gateway wrote %s after acquire-success, want at least the delay %s", gap, tc.want)
+			}
+		})
 	}
-	waitExit(t, a, 1)
-	evB := b.waitEvent(t, "acquire-success")
-	delay := b.waitEvent(t, "takeover-delay")
-	want := etcdTestStopTimeout + stopReserve + etcdTestMargin
-	if delay["delay_ms"] != strconv.FormatInt(want.Milliseconds(), 10) {
-		t.Errorf("takeover-delay delay_ms = %s, want %d", delay["delay_ms"], want.Milliseconds())
+}
+
+// TestTakeoverDelayFlag: --takeover-delay is auto, or a duration with 0 for
+// none; a holder that said released:true never costs a delay.
+func TestTakeoverDelayFlag(t *testing.T) {
+	parse := func(v string) (etcdConfig, error) {
+		var c etcdConfig
+		set := flagSet{flag.NewFlagSet("x", flag.ContinueOnError), map[string]string{}}
+		addEtcdFlags(set, &c)
+		if v == "" {
+			return c, nil
+		}
+		return c, set.Parse([]string{"--takeover-delay", v})
 	}
-	r.waitGateway(t, evB)
-	b.signal(t, syscall.SIGTERM)
-	waitExit(t, b, 0)
-	if runs := checkGatewayLog(t, r.dir); len(runs) != 2 {
-		t.Fatalf("gateway runs = %v, want 2", runs)
+	mine := etcdConfig{StopTimeout: time.Second, LeaseMargin: time.Second}
+	vanished := &etcdValue{StopBudgetMs: 4200}
+	for _, tc := range []struct {
+		flag string
+		prev *etcdValue
+		want time.Duration
+	}{
+		{"", vanished, 4200 * time.Millisecond},
+		{"auto", &etcdValue{}, mine.stopBudget()},
+		{"auto", &etcdValue{StopBudgetMs: 4200, Released: true}, 0},
+		{"0", vanished, 0},
+		{"7s", vanished, 7 * time.Second},
+		{"7s", nil, 0},
+	} {
+		c, err := parse(tc.flag)
+		if err != nil {
+			t.Fatalf("--takeover-delay %q: %v", tc.flag, err)
+		}
+		c.StopTimeout, c.LeaseMargin = mine.StopTimeout, mine.LeaseMargin
+		if got := (&etcdBackend{cfg: c}).takeoverDelay(tc.prev); got != tc.want {
+			t.Errorf("--takeover-delay %q, holder %+v: delay %s, want %s", tc.flag, tc.prev, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"-1s", "soon", "-0"} {
+		r := runGwlock(t, nil, "run", "--backend", "etcd", "--etcd-endpoints", "http://127.0.0.1:1", "--lock-name", "x",
+			"--takeover-delay", bad, "--", "true")
+		if r.code != exitUsage || !strings.Contains(r.stderr, "takeover-delay") {
+			t.Errorf("--takeover-delay %s: exit %d, want %d naming the flag; stderr:\n%s", bad, r.code, exitUsage, r.stderr)
+		}
 	}
 }
 

@@ -44,6 +44,19 @@ var lockFlagItems = []manualItem{
 	{"-q, --quiet", "Only warnings and errors."},
 }
 
+// The etcd backend's flags (run and status), as in DESIGN-etcd.md.
+var etcdFlagItems = []manualItem{
+	{"--backend file|etcd", "file (the default) is the single-host lock. etcd keeps one active gateway across hosts: run takes the local file lock, then a lease-backed key in etcd, and stops the gateway on a local deadline before its lease can expire. [GWLOCK_BACKEND]"},
+	{"--etcd-endpoints URLS", "Comma-separated https://host:2379,... (http:// works, with a warning line). [GWLOCK_ETCD_ENDPOINTS]"},
+	{"--etcd-prefix P", "Key prefix, starting with / (default /gwlock); the key is P/v1/<lock name>. [GWLOCK_ETCD_PREFIX]"},
+	{"--etcd-cacert FILE, --etcd-cert FILE, --etcd-key FILE", "PEM files: the CA that signed etcd's certificate, and a client certificate and key for mutual TLS."},
+	{"--etcd-user NAME, --etcd-password-file FILE", "RBAC through /v3/auth/authenticate; the password is read from the file, never from argv."},
+	{"--lock-name NAME", "The key's last part. Default: a hash of the config file's contents, so set it when the hosts' configs differ. [GWLOCK_LOCK_NAME]"},
+	{"--lease-ttl D", "The lease's TTL, whole seconds (default 20s). Must be at least 3 times the stop budget B = --stop-timeout + 0.5s + --lease-margin (exit 2 otherwise); --stop-timeout defaults to 5s under etcd."},
+	{"--lease-margin D", "How long gwlock itself may be frozen (a paused VM) without the stop rule failing (default 1s)."},
+	{"--takeover-delay auto|D", "How long a new holder waits before starting its gateway when the last holder vanished without releasing (its key deleted or its lease expired): auto (the default) waits that holder's own stop budget; a duration replaces it, 0 for none. [GWLOCK_TAKEOVER_DELAY]"},
+}
+
 var durationNote = "Durations take Go syntax (250ms, 5s, 1m) or bare seconds. Every flag that names an environment variable also reads it; the flag wins."
 
 // manualPages builds the pages when asked: as a package variable they were
@@ -79,6 +92,7 @@ func runPage() manualPage {
 				manualItem{"--if-running fail|ok", "When a live owner holds the lock: wait up to --timeout, then exit 75 (fail, the default), or exit 0 at once (ok, for idempotent scripts). An owner that cannot be judged is no proof that a gateway runs: ok then waits and exits 75 like fail."},
 				manualItem{"--subreaper", "Kept for compatibility: run is a subreaper by default on Linux and FreeBSD; with this flag, failing to become one is fatal."},
 			)},
+			{title: "ETCD BACKEND", paras: []string{"Under --backend etcd the gateway also gets GWLOCK_FENCE (the key's create revision, increasing across holders), GWLOCK_BACKEND and GWLOCK_LOCK_KEY. A holder that loses the lock (keepalive deadline, lease expired, key deleted) logs lock-lost, stops the gateway and exits 1: let the service manager restart it as a standby."}, items: etcdFlagItems},
 			{title: "EXIT STATUS", items: []manualItem{
 				{"N", "The gateway exited by itself with code N; 128+N if signal N killed it; 128+N also when signal N stopped run during a restart backoff."},
 				{"78", "The gateway exited 78 (EX_CONFIG) under --restart on-failure or always: not restarted (--restart-prevent-exit-status)."},
@@ -112,6 +126,7 @@ func statusPage() manualPage {
 			{title: "OPTIONS", paras: []string{durationNote}, items: append(append([]manualItem{}, lockFlagItems...),
 				manualItem{"--json", "Print the report as one JSON object, the owner's payload included."},
 			)},
+			{title: "ETCD BACKEND", paras: []string{"With --backend etcd, status prints the key's holder: its host, pid, fence, gateway pid and the lease's TTL left; exit 0 held, 3 not held, 4 unknown or unreachable."}, items: etcdFlagItems},
 			{title: "EXIT STATUS", paras: []string{"The LSB init-script codes."}, items: []manualItem{
 				{"0", "Running, restarting or orphaned: a gateway holds the lock, or its launcher does between two gateways."},
 				{"1", "A lock file left by a dead owner."},
