@@ -25,6 +25,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -80,8 +81,8 @@ func (c *etcdConfig) validate(cmd string) error {
 		if e == "" {
 			continue
 		}
-		if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
-			return usagef("bad --etcd-endpoints entry %q: want http(s)://host:port", e)
+		if err := checkEndpoint(e); err != nil {
+			return err
 		}
 		c.Endpoints = append(c.Endpoints, e)
 	}
@@ -100,6 +101,9 @@ func (c *etcdConfig) validate(cmd string) error {
 	if (c.User == "") != (c.PasswordFile == "") {
 		return usagef("--etcd-user and --etcd-password-file go together")
 	}
+	if c.LeaseMargin <= 0 {
+		return usagef("bad --lease-margin %s: want more than 0 (it is how long gwlock may be frozen without the stop rule failing)", c.LeaseMargin)
+	}
 	if c.LeaseTTL%time.Second != 0 || c.LeaseTTL <= 0 {
 		return usagef("bad --lease-ttl %s: want whole seconds", c.LeaseTTL)
 	}
@@ -108,6 +112,25 @@ func (c *etcdConfig) validate(cmd string) error {
 			return usagef("--lease-ttl %s is below 3 x stop budget %s (--stop-timeout %s + %s + --lease-margin %s) (hint: raise --lease-ttl to %s or lower --stop-timeout)",
 				c.LeaseTTL, b, c.StopTimeout, stopReserve, c.LeaseMargin, (3*b + time.Second - 1).Truncate(time.Second))
 		}
+	}
+	return nil
+}
+
+// checkEndpoint accepts scheme://host:port and nothing more: a user:password
+// in the URL would be logged with every endpoint line (credentials go in
+// --etcd-user and --etcd-password-file), and a path, query or fragment would
+// be silently dropped or glued to /v3/... .
+func checkEndpoint(e string) error {
+	u, err := url.Parse(e)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+		return usagef("bad --etcd-endpoints entry %q: want http(s)://host:port", e)
+	case u.User != nil:
+		return usagef("bad --etcd-endpoints entry: credentials in the URL would be logged; use --etcd-user and --etcd-password-file")
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(e[len(u.Scheme)+3:], "?#"):
+		return usagef("bad --etcd-endpoints entry %q: no path, query or fragment, just http(s)://host:port", e)
+	case u.Port() == "":
+		return usagef("bad --etcd-endpoints entry %q: name the port, e.g. https://%s:2379", e, u.Hostname())
 	}
 	return nil
 }

@@ -409,6 +409,31 @@ func TestEtcdKeyDeleted(t *testing.T) {
 	}
 }
 
+// TestEtcdFlagRefusals: endpoints are scheme://host:port and nothing more
+// (credentials in a URL would be logged; a path would be dropped), and a
+// zero lease margin leaves no room for a frozen gwlock: exit 2, one line
+// naming the flag, nothing contacted.
+func TestEtcdFlagRefusals(t *testing.T) {
+	for _, tc := range []struct{ flag, value, want string }{
+		{"--etcd-endpoints", "https://user:secret@127.0.0.1:2379", "--etcd-user"},
+		{"--etcd-endpoints", "http://127.0.0.1:2379/v3", "no path"},
+		{"--etcd-endpoints", "http://127.0.0.1:2379?x=1", "no path"},
+		{"--etcd-endpoints", "http://127.0.0.1:1,https://h:2379#f", "no path"},
+		{"--etcd-endpoints", "https://etcd1", "name the port"},
+		{"--etcd-endpoints", "unix:///run/etcd.sock", "want http(s)://host:port"},
+		{"--lease-margin", "0", "--lease-margin"},
+	} {
+		args := []string{"run", "--backend", "etcd", "--etcd-endpoints", "http://127.0.0.1:1", "--lock-name", "x", tc.flag, tc.value, "--", "true"}
+		r := runGwlock(t, nil, args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("%s %s: exit %d, want %d and one line with %q; stderr:\n%s", tc.flag, tc.value, r.code, exitUsage, tc.want, r.stderr)
+		}
+		if strings.Contains(r.stderr, "secret") {
+			t.Errorf("%s %s: the password is in the error line: %s", tc.flag, tc.value, r.stderr)
+		}
+	}
+}
+
 // TestTakeoverDelayFlag: --takeover-delay is auto, or a duration with 0 for
 // none; a holder that said released:true never costs a delay.
 func TestTakeoverDelayFlag(t *testing.T) {
