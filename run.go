@@ -45,8 +45,13 @@ func (e *portConflictError) Error() string {
 		net.JoinHostPort(e.host, strconv.Itoa(e.port)))
 }
 
-// errLockLost ends a run whose lock was lost under it.
-var errLockLost = errors.New("lock lost: gateway stopped")
+// lockLostError ends a run whose lock was lost under it; the final line
+// repeats lock-lost's reason, so it stands alone in a journal.
+type lockLostError struct{ where, reason string }
+
+func (e *lockLostError) Error() string {
+	return fmt.Sprintf("lock %s lost (%s): gateway stopped", e.where, e.reason)
+}
 
 func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
 	st := runStartup()
@@ -356,12 +361,12 @@ type supervisor struct {
 	mainCode   int // its exit code
 	lastCode   int // the code to report for this life of the gateway
 	restarts   int
-	remnants   bool // the main process exited, other processes of the tree live
-	stopping   bool // a stop signal or a lost lock: no restart
-	restarting bool // SIGHUP: start again as soon as the gateway is gone
-	lost       bool
-	killing    bool // the stop reached SIGKILL: whatever of the tree remains gets it
-	unready    bool // --ready-timeout ended this life
+	remnants   bool           // the main process exited, other processes of the tree live
+	stopping   bool           // a stop signal or a lost lock: no restart
+	restarting bool           // SIGHUP: start again as soon as the gateway is gone
+	lost       *lockLostError // the lock was lost: no restart, exit 1
+	killing    bool           // the stop reached SIGKILL: whatever of the tree remains gets it
+	unready    bool           // --ready-timeout ended this life
 	started    time.Time
 	remnantsAt time.Time
 	stopTimer  <-chan time.Time
@@ -446,8 +451,8 @@ func (s *supervisor) next(sigs <-chan os.Signal, lost <-chan string, notes <-cha
 	// A lost lock and the end of a stop's grace come first: a gateway
 	// flooding its notify socket must not keep them waiting in the select.
 	select {
-	case <-lost:
-		return s.lockLost()
+	case reason := <-lost:
+		return s.lockLost(reason)
 	case <-s.stopTimer:
 		s.escalate()
 		return false, 0, nil
@@ -465,8 +470,8 @@ func (s *supervisor) next(sigs <-chan os.Signal, lost <-chan string, notes <-cha
 		return s.onSignal(sig)
 	case <-s.stopTimer:
 		s.escalate()
-	case <-lost:
-		return s.lockLost()
+	case reason := <-lost:
+		return s.lockLost(reason)
 	case <-tick:
 		s.recordTree()
 	case <-s.treeTimer:
@@ -571,7 +576,7 @@ func (s *supervisor) start() error {
 func (s *supervisor) checkReady() {
 	// A gateway being stopped (a stop signal, a restart, a lost lock, its
 	// readiness deadline) is not ready, whatever it says on the way out.
-	if s.rd.done || !s.rd.complete() || !s.running() || s.stopTimer != nil || s.stopping || s.restarting || s.lost {
+	if s.rd.done || !s.rd.complete() || !s.running() || s.stopTimer != nil || s.stopping || s.restarting || s.lost != nil {
 		return
 	}
 	s.rd.done, s.readyTimer = true, nil
@@ -723,10 +728,10 @@ func (s *supervisor) onSignal(sig os.Signal) (bool, int, error) {
 }
 
 // lockLost: the holder said the lock is gone. Stop the gateway; exit 1.
-func (s *supervisor) lockLost() (bool, int, error) {
-	s.lost = true
+func (s *supervisor) lockLost(reason string) (bool, int, error) {
+	s.lost = &lockLostError{where: s.where(), reason: reason}
 	if !s.running() {
-		return true, exitFailure, errLockLost
+		return true, exitFailure, s.lost
 	}
 	s.stop(s.c.stopSignal, "lock-lost", "")
 	return false, 0, nil
@@ -747,7 +752,7 @@ func (s *supervisor) reaped(e childExit) (bool, int, error) {
 	if !s.remnants {
 		return false, 0, nil // an orphan from an earlier life, reaped
 	}
-	if s.mainCode == 0 && !s.stopping && !s.restarting && !s.lost {
+	if s.mainCode == 0 && !s.stopping && !s.restarting && s.lost == nil {
 		// A daemonizing gateway's main process exits 0 at once: the tree's
 		// last process is the real gateway, and its code is the one to
 		// report. A main process that failed keeps its code.
@@ -801,8 +806,8 @@ func (s *supervisor) treeGone() (bool, int, error) {
 	s.remnants, s.stopTimer, s.killing, s.readyTimer = false, nil, false, nil
 	s.procs.ended()
 	switch {
-	case s.lost:
-		return true, exitFailure, errLockLost
+	case s.lost != nil:
+		return true, exitFailure, s.lost
 	case s.stopping:
 		return true, code, nil
 	case s.restarting:

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -343,10 +344,14 @@ func TestLockLost(t *testing.T) {
 			case "remove-dir":
 				_ = os.RemoveAll(dir)
 			}
-			g.waitEvent(t, "lock-lost")
+			ev := g.waitEvent(t, "lock-lost")
 			code, stderr := g.wait(t)
 			if code != exitFailure {
 				t.Fatalf("exit = %d, want 1; stderr:\n%s", code, stderr)
+			}
+			// The final line stands alone: it names the lock and the reason.
+			if want := fmt.Sprintf("gwlock: lock %s lost (%s): gateway stopped", lock, ev["reason"]); ev["reason"] == "" || !strings.Contains(stderr, want) {
+				t.Errorf("final line: want %q in\n%s", want, stderr)
 			}
 			waitGone(t, readPIDs(t, pidfile)[0])
 			if how == "replace" {
