@@ -206,6 +206,9 @@ func (h *h1Client) conn(ctx context.Context, ep string, u *url.URL, stream bool)
 	pc = &h1Conn{raw: raw, c: raw}
 	if u.Scheme == "https" {
 		conf := h.tls.Clone()
+		if conf == nil {
+			conf = &tls.Config{}
+		}
 		if conf.ServerName == "" {
 			conf.ServerName = u.Hostname()
 		}
