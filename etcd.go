@@ -2,8 +2,9 @@ package main
 
 // The etcd backend (issue 14, DESIGN-etcd.md): one active gateway per lock key
 // across every host that shares an etcd cluster. etcd's JSON gateway (/v3/,
-// base64 keys and values, int64 as strings) over net/http; no etcd client
-// library and no gRPC, so the binary stays static and small.
+// base64 keys and values, int64 as strings) over a small HTTP/1.1 client of
+// our own (http1.go); no etcd client library, no gRPC and no net/http, so the
+// binary stays static and small and starts fast.
 //
 // The safety rule: the holder stops its gateway at a local monotonic deadline
 // stopAt = send time of its last good keepalive + TTL - B, and no request it
@@ -23,8 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -159,7 +158,7 @@ func (c *etcdConfig) key() (string, error) {
 // the next one on any transport error or 5xx, each attempt bounded.
 type etcdClient struct {
 	endpoints []string
-	http      *http.Client
+	http      *h1Client
 	user      string
 	password  string
 	log       *telemetry
@@ -227,21 +226,12 @@ func newEtcdClient(cfg etcdConfig, log *telemetry) (*etcdClient, error) {
 	if cfg.requestTimeoutOverride > 0 {
 		c.attempt = cfg.requestTimeoutOverride
 	}
-	dialer := &net.Dialer{Timeout: c.attempt, KeepAlive: 5 * time.Second}
 	// HTTP/1.1 only: a request that times out closes its own connection, so
 	// the next one dials afresh. Over HTTP/2 every request shares one
-	// connection, and a black-holed one stays in the pool, failing request
-	// after request until TCP gives up minutes later; its errors also hide
-	// the TLS alert ("certificate required") behind a generic message.
-	tr := &http.Transport{
-		DialContext:         dialer.DialContext,
-		TLSClientConfig:     tlsConf,
-		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
-		TLSHandshakeTimeout: c.attempt,
-		MaxIdleConnsPerHost: 4,
-		IdleConnTimeout:     30 * time.Second,
-	}
-	c.http = &http.Client{Transport: tr}
+	// connection, and a black-holed one stays in use, failing request after
+	// request until TCP gives up minutes later; its errors also hide the TLS
+	// alert ("certificate required") behind a generic message.
+	c.http = newH1Client(tlsConf, c.attempt)
 	for _, e := range cfg.Endpoints {
 		if strings.HasPrefix(e, "http://") {
 			log.warn("backend-endpoint", "endpoint", e, "tls", false, "hint", "use https:// outside a lab: the lock value and token cross the network in clear")
@@ -295,7 +285,7 @@ func (c *etcdClient) call(ctx context.Context, op, path string, req, resp any) e
 			break
 		}
 		ep, idx := c.endpoint()
-		r, err := c.post(ctx, ep, path, body, c.attempt)
+		r, err := c.post(ctx, ep, path, body, c.attempt, false)
 		if err == nil {
 			err = decodeReply(op, ep, r, resp)
 		}
@@ -336,22 +326,14 @@ func (c *etcdClient) call(ctx context.Context, op, path string, req, resp any) e
 	return last
 }
 
-// post sends one request to one endpoint; the caller closes the body.
-func (c *etcdClient) post(ctx context.Context, ep, path string, body []byte, bound time.Duration) (*http.Response, error) {
+// post sends one request to one endpoint; the caller closes the body. A
+// stream (the watch) has a connection of its own.
+func (c *etcdClient) post(ctx context.Context, ep, path string, body []byte, bound time.Duration, stream bool) (*h1Reply, error) {
 	actx, cancel := context.WithTimeout(ctx, bound)
-	hr, err := http.NewRequestWithContext(actx, http.MethodPost, ep+path, bytes.NewReader(body))
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	hr.Header.Set("Content-Type", "application/json")
 	c.mu.Lock()
-	tok := c.token
+	tok := c.token // sent raw as Authorization: etcd 3.4 refuses "Bearer"
 	c.mu.Unlock()
-	if tok != "" {
-		hr.Header.Set("Authorization", tok) // the raw token: etcd 3.4 refuses "Bearer"
-	}
-	r, err := c.http.Do(hr)
+	r, err := c.http.post(actx, ep, path, tok, body, stream)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -374,13 +356,13 @@ func (b cancelOnClose) Close() error {
 // decodeReply reads one JSON reply. Unary errors are {"error","code","message"};
 // streaming ones (keepalive, watch) are {"error":{"grpc_code","http_code","message"}};
 // streaming results come wrapped in {"result":...}.
-func decodeReply(op, ep string, r *http.Response, resp any) error {
+func decodeReply(op, ep string, r *h1Reply, resp any) error {
 	defer r.Body.Close()
 	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
-		if r.StatusCode != http.StatusOK {
-			return &etcdError{Op: op, Endpoint: ep, HTTPStatus: r.StatusCode, Message: http.StatusText(r.StatusCode)}
+		if r.StatusCode != httpOK {
+			return &etcdError{Op: op, Endpoint: ep, HTTPStatus: r.StatusCode, Message: r.statusText()}
 		}
 		return fmt.Errorf("etcd %s at %s: bad reply: %w", op, ep, err)
 	}
@@ -406,12 +388,12 @@ func parseEtcdError(op, ep string, status int, raw []byte) *etcdError {
 		Message string          `json:"message"`
 	}
 	if json.Unmarshal(raw, &unary) != nil {
-		if status != http.StatusOK {
+		if status != httpOK {
 			return &etcdError{Op: op, Endpoint: ep, HTTPStatus: status, Message: strings.TrimSpace(string(raw))}
 		}
 		return nil
 	}
-	if len(unary.Error) == 0 && status == http.StatusOK {
+	if len(unary.Error) == 0 && status == httpOK {
 		return nil
 	}
 	e := &etcdError{Op: op, Endpoint: ep, HTTPStatus: status, Code: unary.Code, Message: unary.Message}
@@ -592,14 +574,14 @@ func (c *etcdClient) watch(ctx context.Context, key string, rev int64, fn func(e
 	if ok {
 		bound = time.Until(deadline)
 	}
-	r, err := c.post(ctx, ep, "/v3/watch", body, bound)
+	r, err := c.post(ctx, ep, "/v3/watch", body, bound, true)
 	if err != nil {
 		c.reportError("watch", ep, 0, err)
 		c.rotate(idx)
 		return err
 	}
 	defer r.Body.Close()
-	if r.StatusCode != http.StatusOK {
+	if r.StatusCode != httpOK {
 		b, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 		e := parseEtcdError("watch", ep, r.StatusCode, b)
 		if e == nil {
@@ -643,7 +625,7 @@ func (c *etcdClient) nextWatchReply(ctx context.Context, ep string, idx int, dec
 		c.rotate(idx)
 		return etcdWatchResp{}, err
 	}
-	if e := parseEtcdError("watch", ep, http.StatusOK, raw); e != nil {
+	if e := parseEtcdError("watch", ep, httpOK, raw); e != nil {
 		return etcdWatchResp{}, c.watchRefused(ctx, ep, idx, e)
 	}
 	var wrapped struct {

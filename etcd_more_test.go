@@ -17,7 +17,6 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,8 +52,8 @@ func mustAcquire(t testing.TB, b *etcdBackend, log *telemetry) *etcdHold {
 
 // TestEtcdReplyQuirks: the shapes etcd 3.4's gateway really sends.
 func TestEtcdReplyQuirks(t *testing.T) {
-	reply := func(status int, body string) *http.Response {
-		return &http.Response{StatusCode: status, Body: io.NopCloser(strings.NewReader(body))}
+	reply := func(status int, body string) *h1Reply {
+		return &h1Reply{StatusCode: status, Body: io.NopCloser(strings.NewReader(body))}
 	}
 	// A keepalive of a dead lease: 200, wrapped, no TTL.
 	var ka etcdLeaseResp
