@@ -96,7 +96,7 @@ func (b *fileBackend) acquire(req acquireRequest) (holder, error) {
 	c := b.c
 	l, err := acquire(lockOptions{Path: b.t.path, Dir: d, ConfigPath: b.t.name, Port: c.port, Host: c.host,
 		Timeout: req.Timeout, Poll: c.poll, Stale: c.stale, Log: req.Log, Cancel: req.Cancel,
-		CancelReady: req.CancelReady, StopIfAlive: req.StopIfAlive, facts: hostProbe{probeHost: c.host, lock: b.t.path}})
+		CancelReady: req.CancelReady, StopIfAlive: req.StopIfAlive, facts: hostProbe{probeHost: c.host}})
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func (h *fileHold) lost() <-chan string { return h.lostCh }
 func (h *fileHold) where() string { return h.path }
 
 func (h *fileHold) gatewayEnv() map[string]string {
-	return map[string]string{"GWLOCK_LOCK_PATH": h.path}
+	return map[string]string{"GWLOCK_LOCK_PATH": h.path, "GWLOCK_LOCK_TOKEN": h.payload.Token}
 }
 
 func (h *fileHold) setGateway(pid int) { _ = h.setChild(pid) }

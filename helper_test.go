@@ -440,6 +440,7 @@ func helperGateway(args []string) int {
 	orphans := set.Int("orphans", 0, "leave this many orphans to our parent's reaper")
 	zombieReport := set.String("zombie-report", "", "after the orphans died, write the zombie count here")
 	envFile := set.String("envfile", "", "write GWLOCK_LOCK_PATH here")
+	tokenFile := set.String("token-file", "", "write GWLOCK_LOCK_TOKEN here")
 	copyLock := set.String("copy-lock", "", "copy the file named by GWLOCK_LOCK_PATH here")
 	argsFile := set.String("argsfile", "", "write our arguments here, one per line")
 	lockMode := set.String("lock-mode", "", "write the permission bits of GWLOCK_LOCK_PATH here")
@@ -487,6 +488,9 @@ func helperGateway(args []string) int {
 	}
 	if *envFile != "" {
 		appendLine(*envFile, os.Getenv("GWLOCK_LOCK_PATH"))
+	}
+	if *tokenFile != "" {
+		appendLine(*tokenFile, os.Getenv("GWLOCK_LOCK_TOKEN"))
 	}
 	if *childPidfile != "" {
 		exe, _ := os.Executable()

@@ -483,8 +483,17 @@ func TestUnrecordedDaemonKeepsLock(t *testing.T) {
 	if ev["gateway_pid"] != strconv.Itoa(daemon) {
 		t.Errorf("gateway_pid = %s, want the daemon %d", ev["gateway_pid"], daemon)
 	}
+	// Another spelling of the same file (a symlinked directory) is the same lock.
+	link := filepath.Join(tempDir(t), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	contendMustWait(t, dir, filepath.Join(link, filepath.Base(g.lock)))
 	if r := runGwlock(t, nil, "unlock", "--lock", g.lock); r.code == 0 {
 		t.Fatalf("unlock removed the lock of a live daemon\n%s", r.stderr)
+	}
+	if _, rep := statusReport(t, g.lock); rep.State != "orphaned" || rep.GatewayPID != daemon {
+		t.Errorf("status: state %q gateway pid %d, want orphaned and the daemon %d", rep.State, rep.GatewayPID, daemon)
 	}
 	_ = syscall.Kill(daemon, syscall.SIGKILL)
 	waitGone(t, daemon)
@@ -493,29 +502,30 @@ func TestUnrecordedDaemonKeepsLock(t *testing.T) {
 
 // TestTaggedProcessKeepsLock: a payload whose launcher is dead and which
 // names no gateway at all (the launcher died between starting the gateway
-// and recording it), beside a live process that carries the lock's path in
-// its environment, as every process of a gateway tree does. Another lock's
-// tag, or none, or another user's process, proves nothing.
+// and recording it), beside a live process that carries the payload's token
+// in its environment, as every process of a gateway tree does. Another
+// token, the lock's path without the token (an operator's shell, a gateway
+// of the same path in another mount namespace), or another user's process
+// proves nothing.
 func TestTaggedProcessKeepsLock(t *testing.T) {
 	dir := lockDir(t)
 	lock := filepath.Join(dir, "g.lock")
 	self := selfFacts()
-	forge := func() {
-		raw := mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true, "hostname": self.hostname, "bootId": self.bootID, "sessionId": 1})
-		if err := os.WriteFile(lock, raw, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	const token = "5f0c2a9e41d37b6a8c1e0f2d4b6a8c0e"
+	raw := mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true, "hostname": self.hostname, "bootId": self.bootID, "sessionId": 1, "token": token})
+	if err := os.WriteFile(lock, raw, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	other := helperCmd(t, "gateway", "-sleep", "60s")
-	other.Env = append(other.Env, "GWLOCK_LOCK_PATH="+lock+".other", "X="+lock)
+	other.Env = append(other.Env, "GWLOCK_LOCK_PATH="+lock, "GWLOCK_LOCK_TOKEN="+token[1:], "X=GWLOCK_LOCK_TOKEN="+token)
 	tagged := helperCmd(t, "gateway", "-sleep", "60s")
-	tagged.Env = append(tagged.Env, "GWLOCK_LOCK_PATH="+lock)
+	tagged.Env = append(tagged.Env, "GWLOCK_LOCK_TOKEN="+token)
 	procs := []*exec.Cmd{other, tagged}
 	if os.Geteuid() == 0 {
-		// Another user's process with the tag: as root we can read its
+		// Another user's process with the token: as root we can read its
 		// environ, and it must still not keep our lock.
 		foreign := exec.Command("sleep", "60")
-		foreign.Env = []string{"GWLOCK_LOCK_PATH=" + lock}
+		foreign.Env = []string{"GWLOCK_LOCK_TOKEN=" + token}
 		foreign.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		procs = append(procs, foreign)
 	}
@@ -526,17 +536,44 @@ func TestTaggedProcessKeepsLock(t *testing.T) {
 		c := c
 		t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
 	}
-	forge()
 	ev := contendMustWait(t, dir, lock)
 	if ev["gateway_pid"] != strconv.Itoa(tagged.Process.Pid) {
 		t.Errorf("gateway_pid = %s, want the tagged process %d", ev["gateway_pid"], tagged.Process.Pid)
 	}
-	if _, rep := statusReport(t, lock); rep.State != "orphaned" {
-		t.Errorf("status state = %q, want orphaned", rep.State)
+	if _, rep := statusReport(t, lock); rep.State != "orphaned" || rep.GatewayPID != tagged.Process.Pid {
+		t.Errorf("status: state %q gateway pid %d, want orphaned and the tagged process %d", rep.State, rep.GatewayPID, tagged.Process.Pid)
 	}
 	_ = tagged.Process.Kill()
 	_ = tagged.Wait()
 	mustRecover(t, runGwlock(t, nil, "run", "--lock", lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
+}
+
+// TestGatewayGetsToken: the gateway's environment carries the payload's
+// token, and each holding of the lock has its own.
+func TestGatewayGetsToken(t *testing.T) {
+	dir := lockDir(t)
+	lock, copyFile, envFile := filepath.Join(dir, "g.lock"), filepath.Join(dir, "copy"), filepath.Join(dir, "env")
+	var seen []string
+	for i := 0; i < 2; i++ {
+		r := runGwlock(t, nil, "run", "--lock", lock, "--", testBinary(t), "helper:gateway", "-copy-lock", copyFile, "-token-file", envFile)
+		if r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+		p, err := parsePayload(waitFile(t, copyFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.TrimSpace(string(waitFile(t, envFile)))
+		if p.Token == "" || got != p.Token {
+			t.Fatalf("GWLOCK_LOCK_TOKEN = %q, payload token %q", got, p.Token)
+		}
+		seen = append(seen, got)
+		_ = os.Remove(copyFile)
+		_ = os.Remove(envFile)
+	}
+	if seen[0] == seen[1] {
+		t.Fatalf("two holdings share the token %s", seen[0])
+	}
 }
 
 // TestDoubleForkDaemonKeepsLock (review F2): daemon(3)'s double fork, the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -273,6 +274,10 @@ type ownerPayload struct {
 	// last gateway exited with.
 	RestartAt string `json:"restartAt,omitempty"`
 	LastExit  *int   `json:"lastExit,omitempty"`
+	// Token names this holding of the lock. The gateway gets it as
+	// GWLOCK_LOCK_TOKEN and every process of its tree inherits it, so a
+	// judge finds the tree in the process table when the record lags.
+	Token string `json:"token,omitempty"`
 }
 
 // parsePayload decodes a lock file's contents. Any type mismatch, trailing data
@@ -409,10 +414,10 @@ type hostFacts interface {
 	listening(port int) bool
 	// groupAlive says a live process of session sid is in process group pgid.
 	groupAlive(pgid, sid int) bool
-	// tagged names a live process, not us, whose environment says it was
-	// started inside a gateway tree of the lock being judged (the
-	// GWLOCK_LOCK_PATH its launcher set); false where the OS cannot tell.
-	tagged() (int, bool)
+	// tagged names a live process, not us, whose environment carries token
+	// (the GWLOCK_LOCK_TOKEN a launcher gave its gateway): a process of that
+	// gateway's tree. False where the OS cannot tell.
+	tagged(token string) (int, bool)
 	// lockCreator names the process that took the kernel lock now held on
 	// file (inherited descriptors keep the creator's pid); false where the
 	// OS cannot tell.
@@ -542,8 +547,11 @@ func gatewayAlive(p *ownerPayload, h hostFacts) (int, bool) {
 	// Nothing recorded lives, but the record can lag the tree: a launcher
 	// killed between starting the gateway and writing its pid, or before it
 	// saw a daemon that left the group within its first 100 ms. Every
-	// process of the tree inherited the lock's path in its environment.
-	return h.tagged()
+	// process of the tree inherited the payload's token in its environment.
+	if p.Token == "" {
+		return 0, false
+	}
+	return h.tagged(p.Token)
 }
 
 // describeHolder names whoever keeps the kernel lock of a file we could not
@@ -1088,7 +1096,18 @@ func newPayload(opts lockOptions) ownerPayload {
 		Port:       opts.Port,
 		Version:    version,
 		SessionID:  self.sessionID,
+		Token:      newToken(),
 	}
+}
+
+// newToken is 128 random bits in hex: unique across hosts, containers and
+// PID namespaces, where a pid and a start time are not.
+func newToken() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(b[:])
 }
 
 // release removes the lock file and drops the kernel lock, in that order, so a
@@ -1312,8 +1331,8 @@ var selfOnce = sync.OnceValue(func() self {
 
 func selfFacts() self { return selfOnce() }
 
-// hostProbe is hostFacts for this host; lock is the path being judged.
-type hostProbe struct{ probeHost, lock string }
+// hostProbe is hostFacts for this host.
+type hostProbe struct{ probeHost string }
 
 var localFacts hostFacts = hostProbe{probeHost: "127.0.0.1"}
 
@@ -1325,7 +1344,7 @@ func (hostProbe) probe(pid int) pidState              { return processProbe(pid)
 func (hostProbe) startTime(pid int) (string, bool)    { return processStartTime(pid) }
 func (hostProbe) groupAlive(pgid, sid int) bool       { return processGroupAlive(pgid, sid) }
 func (hostProbe) lockCreator(file fileID) (int, bool) { return flockCreator(file) }
-func (h hostProbe) tagged() (int, bool)               { return taggedProcess(h.lock) }
+func (hostProbe) tagged(token string) (int, bool)     { return taggedProcess(token) }
 func (h hostProbe) listening(port int) bool {
 	return portListening(h.probeHost, port, probeTimeout)
 }

@@ -559,7 +559,7 @@ type fakeFacts struct {
 
 func (f *fakeFacts) groupAlive(pgid, sid int) bool  { return sid == 9 && f.groups[pgid] }
 func (f *fakeFacts) lockCreator(fileID) (int, bool) { return 0, false }
-func (f *fakeFacts) tagged() (int, bool)            { return f.taggedPID, f.taggedPID > 0 }
+func (f *fakeFacts) tagged(string) (int, bool)      { return f.taggedPID, f.taggedPID > 0 }
 
 type fakeProcess struct {
 	state pidState

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -147,41 +148,57 @@ func containsAny(s string, subs []string) bool {
 }
 
 // taggedProcess names a live process other than us whose initial
-// environment holds GWLOCK_LOCK_PATH=lock: run sets it for the gateway, and
-// every descendant inherits it, whatever the tree did since (setsid, double
-// fork, closing fd 3). Only processes of our own uid count: anyone can put
-// the variable in an environment, and a judge running as root must not let
-// another user's process keep a dead lock forever. A zombie's environ is
-// empty. The whole table is read, so only a judgement that found nothing
-// recorded alive calls it.
-func taggedProcess(lock string) (int, bool) {
-	if lock == "" {
-		return 0, false
+// environment holds GWLOCK_LOCK_TOKEN=token: run sets it for the gateway,
+// and every descendant inherits it, whatever the tree did since (setsid,
+// double fork, closing fd 3). The token, not the lock's path, is matched:
+// the same file has other spellings (a symlinked directory, /var/run), and
+// the same path names another file in another mount namespace. Only
+// processes of our own uid count: anyone can put the variable in an
+// environment, and a judge running as root must not let another user's
+// process keep a dead lock forever. A zombie's environ is empty.
+//
+// The whole table is read, so only a judgement that found nothing recorded
+// alive calls it; a contender that waits on such a tree checks the process
+// it found last before reading the table again.
+func taggedProcess(token string) (int, bool) {
+	needle := []byte("\x00GWLOCK_LOCK_TOKEN=" + token + "\x00")
+	self, uid := os.Getpid(), os.Geteuid()
+	lastTagged.Lock()
+	defer lastTagged.Unlock()
+	if lastTagged.token == token && carries(strconv.Itoa(lastTagged.pid), needle, uid) {
+		return lastTagged.pid, true
 	}
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0, false
 	}
-	needle := []byte("\x00GWLOCK_LOCK_PATH=" + lock + "\x00")
-	self, uid := os.Getpid(), os.Geteuid()
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
-		if err != nil || pid == self {
+		if err != nil || pid == self || !carries(p.Name(), needle, uid) {
 			continue
 		}
-		if fi, err := os.Stat("/proc/" + p.Name()); err != nil || !ownedBy(fi, uid) {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + p.Name() + "/environ")
-		if err != nil || len(env) == 0 {
-			continue
-		}
-		env = append(append([]byte{0}, env...), 0)
-		if bytes.Contains(env, needle) {
-			return pid, true
-		}
+		lastTagged.token, lastTagged.pid = token, pid
+		return pid, true
 	}
 	return 0, false
+}
+
+var lastTagged struct {
+	sync.Mutex
+	token string
+	pid   int
+}
+
+// carries says process pid, of user uid, has needle in its environment.
+func carries(pid string, needle []byte, uid int) bool {
+	if fi, err := os.Stat("/proc/" + pid); err != nil || !ownedBy(fi, uid) {
+		return false
+	}
+	env, err := os.ReadFile("/proc/" + pid + "/environ")
+	if err != nil || len(env) == 0 {
+		return false
+	}
+	return bytes.Contains(append(append([]byte{0}, env...), 0), needle)
 }
 
 // ownedBy: /proc/<pid> belongs to the process's effective uid (root for a

@@ -78,7 +78,7 @@ func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
 	if err != nil {
 		return r, nil, err
 	}
-	facts := hostProbe{probeHost: c.host, lock: t.path}
+	facts := hostProbe{probeHost: c.host}
 	if in.held {
 		in.v = describeHolder(raw, in.id, facts)
 	} else {
@@ -126,10 +126,10 @@ func (r *report) describeOwner(facts hostFacts, in *inspection) {
 		alive := st == ownerAlive
 		r.LauncherAlive = &alive
 	}
-	if p.ChildPID > 0 {
-		// The gateway named is the live process of its tree if one is left
-		// (a daemon, once the main process exited), else the main process.
-		gw, alive := gatewayAlive(p, facts)
+	// The gateway named is the live process of its tree if one is left (a
+	// daemon, once the main process exited; a process found by its token
+	// when the launcher died before recording any), else the main process.
+	if gw, alive := gatewayAlive(p, facts); alive || p.ChildPID > 0 {
 		if !alive {
 			gw = p.ChildPID
 		}
