@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -546,6 +547,35 @@ func TestTaggedProcessKeepsLock(t *testing.T) {
 	_ = tagged.Process.Kill()
 	_ = tagged.Wait()
 	mustRecover(t, runGwlock(t, nil, "run", "--lock", lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
+}
+
+// TestJudgeInAnotherPIDNamespace: a starter in a PID namespace of its own
+// (unshare -p, same host name) finds a lock whose launcher was SIGKILLed
+// while its daemon lives on, out of that namespace's sight. The payload's
+// pids name nothing there; the starter must not take them for dead: it
+// waits (unknown), and starts nothing.
+func TestJudgeInAnotherPIDNamespace(t *testing.T) {
+	unshareWorks(t)
+	dir := lockDir(t)
+	g := startRun(t, dir, []string{"--stale", "60s"}, "-daemonize", "-close-lock", "-sleep", "60s")
+	daemon := g.gatewayPID(t)
+	t.Cleanup(func() { _ = syscall.Kill(daemon, syscall.SIGKILL) })
+	g.waitEvent(t, "gateway-descendants")
+	_ = g.cmd.Process.Kill()
+	waitGone(t, g.cmd.Process.Pid)
+	second := filepath.Join(dir, "second")
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", testBinary(t), "helper:gwlock", "run", "--lock", g.lock,
+		"--timeout", "500ms", "--", testBinary(t), "helper:gateway", "-pidfile", second)
+	cmd.Env = cleanEnv()
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitBusy {
+		t.Fatalf("starter in another PID namespace: %v, want exit %d\n%s", err, exitBusy, out)
+	}
+	mustNotExist(t, second, "a second gateway started beside the first one's daemon")
+	if !strings.Contains(string(out), "owner_status=unknown") {
+		t.Errorf("want owner_status=unknown in\n%s", out)
+	}
 }
 
 // TestGatewayGetsToken: the gateway's environment carries the payload's

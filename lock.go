@@ -278,6 +278,9 @@ type ownerPayload struct {
 	// GWLOCK_LOCK_TOKEN and every process of its tree inherits it, so a
 	// judge finds the tree in the process table when the record lags.
 	Token string `json:"token,omitempty"`
+	// PIDNS is the launcher's PID namespace: a pid written in another one
+	// names some other process here, or none.
+	PIDNS string `json:"pidNs,omitempty"`
 }
 
 // parsePayload decodes a lock file's contents. Any type mismatch, trailing data
@@ -414,6 +417,8 @@ type hostFacts interface {
 	listening(port int) bool
 	// groupAlive says a live process of session sid is in process group pgid.
 	groupAlive(pgid, sid int) bool
+	// pidNS is our PID namespace ("" where there are none).
+	pidNS() string
 	// tagged names a live process, not us, whose environment carries token
 	// (the GWLOCK_LOCK_TOKEN a launcher gave its gateway): a process of that
 	// gateway's tree. False where the OS cannot tell.
@@ -464,6 +469,16 @@ func judgeOwner(raw []byte, age, stale time.Duration, kernelFree bool, h hostFac
 		v.status, v.reason = ownerDead, reasonHostRebooted
 		return v
 	}
+	if otherPIDNS(p, h) {
+		// Written in another PID namespace (a container sharing the lock
+		// dir and the hostname): its pids prove nothing here, only its
+		// token can find its gateway; else it is judged like a foreign host's.
+		if gw, ok := h.tagged(p.Token); ok && p.Token != "" {
+			v.status, v.gatewayPID = ownerOrphaned, gw
+			return v
+		}
+		return staleRule(v, age, stale, h)
+	}
 	if p.Flock && kernelFree && p.Hostname != "" {
 		// The launcher is gone; so is the gateway unless it closed the
 		// inherited descriptor (daemons that close every file do) and
@@ -485,6 +500,12 @@ func judgeOwner(raw []byte, age, stale time.Duration, kernelFree bool, h hostFac
 		return staleRule(v, age, stale, h)
 	}
 	return v
+}
+
+// otherPIDNS says the payload was written in a PID namespace other than ours.
+func otherPIDNS(p *ownerPayload, h hostFacts) bool {
+	ns := h.pidNS()
+	return p.PIDNS != "" && ns != "" && p.PIDNS != ns
 }
 
 // judgeLauncher judges the payload's pid, the launcher, by the process table
@@ -567,7 +588,7 @@ func describeHolder(raw []byte, file fileID, h hostFacts) verdict {
 		return v
 	}
 	v.pid, v.port, v.status = p.PID, p.Port, ownerAlive
-	if p.Hostname != "" && p.Hostname != h.hostname() {
+	if (p.Hostname != "" && p.Hostname != h.hostname()) || otherPIDNS(p, h) {
 		return v // held here by something; the payload's pid is not ours to probe
 	}
 	if st, _ := judgeLauncher(p, h); st != ownerDead {
@@ -1097,6 +1118,7 @@ func newPayload(opts lockOptions) ownerPayload {
 		Version:    version,
 		SessionID:  self.sessionID,
 		Token:      newToken(),
+		PIDNS:      self.pidNS,
 	}
 }
 
@@ -1316,10 +1338,11 @@ type self struct {
 	bootID        string
 	startTime     string
 	startTimeJSON json.RawMessage
+	pidNS         string
 }
 
 var selfOnce = sync.OnceValue(func() self {
-	s := self{pid: os.Getpid(), sessionID: sessionID()}
+	s := self{pid: os.Getpid(), sessionID: sessionID(), pidNS: pidNamespace()}
 	s.hostname, _ = os.Hostname()
 	s.bootID = bootID()
 	if st, ok := processStartTime(s.pid); ok {
@@ -1338,6 +1361,7 @@ var localFacts hostFacts = hostProbe{probeHost: "127.0.0.1"}
 
 func (hostProbe) hostname() string                    { return selfFacts().hostname }
 func (hostProbe) bootID() string                      { return selfFacts().bootID }
+func (hostProbe) pidNS() string                       { return selfFacts().pidNS }
 func (hostProbe) selfPID() int                        { return selfFacts().pid }
 func (hostProbe) selfStartTime() string               { return selfFacts().startTime }
 func (hostProbe) probe(pid int) pidState              { return processProbe(pid) }

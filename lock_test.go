@@ -554,7 +554,8 @@ type fakeFacts struct {
 	// others answer for particular PIDs (a gateway beside a dead launcher).
 	others    map[int]fakeProcess
 	groups    map[int]bool // process groups with a live member
-	taggedPID int          // a live process carrying the lock's path in its environment
+	taggedPID int          // a live process carrying the payload's token in its environment
+	pidns     string
 }
 
 func (f *fakeFacts) groupAlive(pgid, sid int) bool  { return sid == 9 && f.groups[pgid] }
@@ -568,6 +569,7 @@ type fakeProcess struct {
 
 func (f *fakeFacts) hostname() string      { return f.host }
 func (f *fakeFacts) bootID() string        { return f.boot }
+func (f *fakeFacts) pidNS() string         { return f.pidns }
 func (f *fakeFacts) selfPID() int          { return f.self }
 func (f *fakeFacts) selfStartTime() string { return f.selfStart }
 func (f *fakeFacts) probe(pid int) pidState {
@@ -586,6 +588,36 @@ func (f *fakeFacts) startTime(pid int) (string, bool) {
 func (f *fakeFacts) listening(port int) bool {
 	f.probedPorts = append(f.probedPorts, port)
 	return f.listen
+}
+
+// TestJudgeOtherPIDNamespace: a payload from another PID namespace of this
+// host is judged by its token alone, else like a foreign host's: its pids
+// are never probed, and a free kernel lock does not make it dead.
+func TestJudgeOtherPIDNamespace(t *testing.T) {
+	raw := []byte(`{"pid":4242,"flock":true,"hostname":"h","bootId":"b","childPid":4243,"childStartTime":"9","pidNs":"pid:[1]","token":"t"}`)
+	facts := func() *fakeFacts {
+		return &fakeFacts{host: "h", boot: "b", self: 100, state: pidAbsent, pidns: "pid:[2]"}
+	}
+	f := facts()
+	if v := judgeOwner(raw, time.Second, time.Minute, true, f); v.status != ownerUnknown || v.reason != "" {
+		t.Errorf("young lock from another PID namespace: %+v, want unknown and not reclaimable", v)
+	}
+	if len(f.probedPIDs) != 0 {
+		t.Errorf("probed pids %v of another PID namespace", f.probedPIDs)
+	}
+	if v := judgeOwner(raw, 2*time.Minute, time.Minute, true, facts()); v.reason != reasonStaleUnknown {
+		t.Errorf("old lock from another PID namespace: %+v, want %s", v, reasonStaleUnknown)
+	}
+	f = facts()
+	f.taggedPID = 77
+	if v := judgeOwner(raw, time.Second, time.Minute, true, f); v.status != ownerOrphaned || v.gatewayPID != 77 {
+		t.Errorf("its token found here: %+v, want orphaned with gateway 77", v)
+	}
+	f = facts()
+	f.pidns = "pid:[1]"
+	if v := judgeOwner(raw, time.Second, time.Minute, true, f); v.reason != reasonOwnerDead {
+		t.Errorf("same PID namespace, all dead: %+v, want %s", v, reasonOwnerDead)
+	}
 }
 
 func TestJudgeOwner(t *testing.T) {

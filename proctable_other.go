@@ -18,3 +18,6 @@ func taggedProcess(string) (int, bool) { return 0, false }
 // the socket is bound by the directory's path, walked again; a directory
 // swapped in that instant would receive the socket (README, Security).
 func socketBindPath(d *checkedDir, name string) string { return d.join(name) }
+
+// pidNamespace: PID namespaces are Linux's.
+func pidNamespace() string { return "" }
