@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -576,6 +577,135 @@ func TestJudgeInAnotherPIDNamespace(t *testing.T) {
 	if !strings.Contains(string(out), "owner_status=unknown") {
 		t.Errorf("want owner_status=unknown in\n%s", out)
 	}
+}
+
+// leaderExitC is a daemon whose main thread leaves with pthread_exit while a
+// worker thread runs on: the process lives, but its main thread is a zombie
+// and /proc/<pid>/environ reads empty. It forks, leaves the session, closes
+// the lock descriptor, writes its pid to argv[2] and, argv[1] ms later, lets
+// the main thread go.
+const leaderExitC = `#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+static void *serve(void *arg) { for (;;) pause(); return arg; }
+int main(int argc, char **argv) {
+	if (fork() != 0) return 0;
+	setsid();
+	close(3);
+	FILE *f = fopen(argv[2], "w");
+	fprintf(f, "%d\n", (int)getpid());
+	fclose(f);
+	usleep(atoi(argv[1]) * 1000);
+	pthread_t t;
+	pthread_create(&t, NULL, serve, NULL);
+	pthread_exit(NULL);
+}
+`
+
+// TestDaemonWithExitedMainThreadKeepsLock: the daemon above, its launcher
+// SIGKILLed both before and after it was recorded. A zombie main thread
+// with live threads is a live process: the next starter waits.
+func TestDaemonWithExitedMainThreadKeepsLock(t *testing.T) {
+	cc, err := exec.LookPath("gcc")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("gcc is missing (go test -race needs it too)")
+		}
+		t.Skip("needs gcc to build a pthread_exit daemon")
+	}
+	src := filepath.Join(tempDir(t), "leader.c")
+	bin := strings.TrimSuffix(src, ".c")
+	if err := os.WriteFile(src, []byte(leaderExitC), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(cc, "-O", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	t.Run("recorded", func(t *testing.T) {
+		dir := lockDir(t)
+		lock, pidfile := filepath.Join(dir, "g.lock"), filepath.Join(dir, "pid")
+		g := startHelper(t, "gwlock", nil, "run", "--lock", lock, "--stale", "60s", "--", bin, "0", pidfile)
+		waitFile(t, pidfile)
+		daemon := readPIDs(t, pidfile)[0]
+		t.Cleanup(func() { _ = syscall.Kill(daemon, syscall.SIGKILL) })
+		g.waitEvent(t, "gateway-descendants")
+		waitMainThreadExit(t, daemon)
+		_ = g.cmd.Process.Kill()
+		waitGone(t, g.cmd.Process.Pid)
+		leaderExitedMustWait(t, dir, lock, daemon)
+	})
+	t.Run("unrecorded", func(t *testing.T) {
+		// The launcher is frozen once it recorded the gateway (a shell
+		// waiting for a go file), before the shell starts the daemon: only
+		// the token, read through a live thread, leads to the daemon.
+		dir := lockDir(t)
+		lock, pidfile, goFile := filepath.Join(dir, "g.lock"), filepath.Join(dir, "pid"), filepath.Join(dir, "go")
+		script := fmt.Sprintf("while [ ! -e %s ]; do sleep 0.01; done; exec %s 0 %s", goFile, bin, pidfile)
+		g := startHelper(t, "gwlock", nil, "run", "--lock", lock, "--stale", "60s", "--", "sh", "-c", script)
+		shell, _ := strconv.Atoi(g.waitEvent(t, "child-start")["pid"])
+		waitRecorded(t, lock, shell)
+		launcher := g.cmd.Process.Pid
+		if err := syscall.Kill(launcher, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(goFile, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		waitFile(t, pidfile)
+		daemon := readPIDs(t, pidfile)[0]
+		t.Cleanup(func() { _ = syscall.Kill(daemon, syscall.SIGKILL) })
+		waitMainThreadExit(t, daemon)
+		_ = syscall.Kill(launcher, syscall.SIGKILL)
+		waitGone(t, launcher)
+		leaderExitedMustWait(t, dir, lock, daemon)
+	})
+}
+
+// waitRecorded waits until the payload names pid as the gateway.
+func waitRecorded(t *testing.T, lock string, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(eventWait)
+	for {
+		if _, rep := statusReport(t, lock); rep.GatewayPID == pid {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the payload never named the gateway %d", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitMainThreadExit waits until pid's main thread is a zombie.
+func waitMainThreadExit(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(eventWait)
+	for {
+		if b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); strings.Contains(string(b), ") Z ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d: its main thread never exited", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// leaderExitedMustWait: the daemon whose main thread exited still runs, so
+// a starter must wait; once it is killed, the lock is recovered.
+func leaderExitedMustWait(t *testing.T, dir, lock string, daemon int) {
+	t.Helper()
+	if gone(daemon) {
+		t.Fatal("gone() calls the daemon dead")
+	}
+	ev := contendMustWait(t, dir, lock)
+	if ev["gateway_pid"] != strconv.Itoa(daemon) {
+		t.Errorf("gateway_pid = %s, want the daemon %d", ev["gateway_pid"], daemon)
+	}
+	_ = syscall.Kill(daemon, syscall.SIGKILL)
+	waitGone(t, daemon)
+	mustRecover(t, runGwlock(t, nil, "run", "--lock", lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
 }
 
 // TestGatewayGetsToken: the gateway's environment carries the payload's

@@ -29,8 +29,11 @@ func zombieState(pid int) bool {
 	if err != nil {
 		return false
 	}
-	st, ok := parseProcState(b)
-	return ok && (st == 'Z' || st == 'X')
+	if st, ok := parseProcState(b); !ok || (st != 'Z' && st != 'X') {
+		return false
+	}
+	full, ok := parseProcStatus(b)
+	return !ok || full.exited()
 }
 
 func openTmpfile(dirfd int) (int, error) {

@@ -38,10 +38,18 @@ func parseProcState(b []byte) (byte, bool) {
 }
 
 // procStatus is what the process table says of a process beyond its start
-// time: fields 3 to 6 of /proc/<pid>/stat.
+// time: fields 3 to 6 and 20 of /proc/<pid>/stat.
 type procStatus struct {
 	state                byte
 	ppid, group, session int
+	threads              int // 0 when the line is too short to say
+}
+
+// exited says the process is over: a zombie waiting for its reaper, or
+// dead. The state letter is its main thread's: a main thread that called
+// pthread_exit is a zombie while the process's other threads run on.
+func (st procStatus) exited() bool {
+	return (st.state == 'Z' || st.state == 'X') && st.threads <= 1
 }
 
 // parseProcStatus reads the state, parent, process group and session of a
@@ -63,7 +71,11 @@ func parseProcStatus(b []byte) (procStatus, bool) {
 		}
 		n[k] = v
 	}
-	return procStatus{state: f[0][0], ppid: n[0], group: n[1], session: n[2]}, true
+	st := procStatus{state: f[0][0], ppid: n[0], group: n[1], session: n[2]}
+	if len(f) > 17 {
+		st.threads, _ = strconv.Atoi(string(f[17]))
+	}
+	return st, true
 }
 
 // Offsets into FreeBSD's struct kinfo_proc (sys/user.h) on 64-bit platforms:

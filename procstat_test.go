@@ -73,9 +73,10 @@ func TestParseProcStatus(t *testing.T) {
 		ok      bool
 		stateOK bool
 	}{
-		{"42 (gate way) S 1 42 40 0 -1", procStatus{'S', 1, 42, 40}, true, true},
-		{"43 (a) (b)) Z 42 7 7 0", procStatus{'Z', 42, 7, 7}, true, true},
+		{"42 (gate way) S 1 42 40 0 -1", procStatus{'S', 1, 42, 40, 0}, true, true},
+		{"43 (a) (b)) Z 42 7 7 0", procStatus{'Z', 42, 7, 7, 0}, true, true},
 		{"44 (x) R 1 2", procStatus{}, false, true},
+		{"45 (d) Z 1 45 45 0 -1 4194624 0 0 0 0 0 0 0 0 20 0 3 0 99", procStatus{'Z', 1, 45, 45, 3}, true, true},
 		{"garbage", procStatus{}, false, false},
 	} {
 		got, ok := parseProcStatus([]byte(tc.line))

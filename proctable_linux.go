@@ -28,7 +28,7 @@ func descendantPIDs() []int {
 			continue
 		}
 		if b, err := os.ReadFile("/proc/" + p.Name() + "/stat"); err == nil {
-			if st, ok := parseProcStatus(b); ok && st.state != 'Z' && st.state != 'X' {
+			if st, ok := parseProcStatus(b); ok && !st.exited() {
 				children[st.ppid] = append(children[st.ppid], pid)
 			}
 		}
@@ -131,7 +131,7 @@ func processGroupAlive(pgid, sid int) bool {
 		if err != nil {
 			continue
 		}
-		if st, ok := parseProcStatus(b); ok && st.group == pgid && st.session == sid && st.state != 'Z' && st.state != 'X' {
+		if st, ok := parseProcStatus(b); ok && st.group == pgid && st.session == sid && !st.exited() {
 			return true
 		}
 	}
@@ -196,9 +196,30 @@ func carries(pid string, needle []byte, uid int) bool {
 	}
 	env, err := os.ReadFile("/proc/" + pid + "/environ")
 	if err != nil || len(env) == 0 {
-		return false
+		// A main thread that called pthread_exit has no memory to read
+		// through; the process's other threads still show it.
+		if env = threadEnviron(pid); len(env) == 0 {
+			return false
+		}
 	}
 	return bytes.Contains(append(append([]byte{0}, env...), 0), needle)
+}
+
+// threadEnviron reads the environment through one of pid's other threads.
+func threadEnviron(pid string) []byte {
+	tasks, err := os.ReadDir("/proc/" + pid + "/task")
+	if err != nil {
+		return nil
+	}
+	for _, t := range tasks {
+		if t.Name() == pid {
+			continue
+		}
+		if env, err := os.ReadFile("/proc/" + pid + "/task/" + t.Name() + "/environ"); err == nil && len(env) > 0 {
+			return env
+		}
+	}
+	return nil
 }
 
 // ownedBy: /proc/<pid> belongs to the process's effective uid (root for a

@@ -25,8 +25,9 @@ func gone(pid int) bool {
 	if err != nil {
 		return false
 	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i > 0 && len(b) > i+2 && b[i+2] == 'Z'
+	// A zombie main thread with live threads is a live process.
+	st, ok := parseProcStatus(b)
+	return ok && st.exited()
 }
 
 func waitGone(t *testing.T, pid int) {
