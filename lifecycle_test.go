@@ -497,6 +497,10 @@ func TestUnrecordedDaemonKeepsLock(t *testing.T) {
 	if _, rep := statusReport(t, g.lock); rep.State != "orphaned" || rep.GatewayPID != daemon {
 		t.Errorf("status: state %q gateway pid %d, want orphaned and the daemon %d", rep.State, rep.GatewayPID, daemon)
 	}
+	// The text line names the live process, not only the dead main one.
+	if text := runGwlock(t, nil, "status", "--lock", g.lock).stdout; !strings.Contains(text, fmt.Sprintf("gateway_pid=%d gateway=alive", daemon)) {
+		t.Errorf("status line = %q, want gateway_pid=%d gateway=alive", text, daemon)
+	}
 	_ = syscall.Kill(daemon, syscall.SIGKILL)
 	waitGone(t, daemon)
 	mustRecover(t, runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)

@@ -176,6 +176,10 @@ func (r *report) line() string {
 		if r.Owner.ChildPID > 0 {
 			fmt.Fprintf(&b, " child_pid=%d", r.Owner.ChildPID)
 		}
+		if r.GatewayPID > 0 && r.GatewayPID != r.Owner.ChildPID {
+			// The live process of the tree is not the main one (a daemon).
+			fmt.Fprintf(&b, " gateway_pid=%d", r.GatewayPID)
+		}
 		if r.GatewayAlive != nil {
 			b.WriteString(" gateway=" + aliveWord(*r.GatewayAlive))
 		}
