@@ -25,7 +25,7 @@ func init() {
 // zombieState reads a process's state (field 3 of /proc/<pid>/stat): Z is
 // an exited process awaiting its reaper, X one being reaped.
 func zombieState(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := readProc("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return false
 	}
@@ -75,15 +75,44 @@ func processStartTime(pid int) (string, bool) {
 	if pid <= 0 {
 		return "", false
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := readProc("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return "", false
 	}
 	return parseProcStat(b)
 }
 
+// readProc reads a small /proc file with raw syscalls: os.ReadFile would
+// first try to add it to the poller (three wasted calls), and the judgement
+// reads one per process of the table.
+func readProc(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	b := make([]byte, 0, 512)
+	for len(b) < 1<<16 {
+		if len(b) == cap(b) {
+			b = append(b, make([]byte, len(b))...)[:len(b)]
+		}
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
+		b = b[:len(b)+n]
+	}
+	return b, nil
+}
+
 func bootID() string {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	b, err := readProc("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		return ""
 	}

@@ -2,13 +2,13 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"golang.org/x/sys/unix"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 )
 
 // descendantPIDs lists every descendant of this process, from the parent
@@ -27,7 +27,7 @@ func descendantPIDs() []int {
 		if err != nil {
 			continue
 		}
-		if b, err := os.ReadFile("/proc/" + p.Name() + "/stat"); err == nil {
+		if b, err := readProc("/proc/" + p.Name() + "/stat"); err == nil {
 			if st, ok := parseProcStatus(b); ok && !st.exited() {
 				children[st.ppid] = append(children[st.ppid], pid)
 			}
@@ -127,7 +127,7 @@ func processGroupAlive(pgid, sid int) bool {
 		return false
 	}
 	for _, p := range procs {
-		b, err := os.ReadFile("/proc/" + p.Name() + "/stat")
+		b, err := readProc("/proc/" + p.Name() + "/stat")
 		if err != nil {
 			continue
 		}
@@ -165,7 +165,9 @@ func taggedProcess(token string) (int, bool) {
 	self, uid := os.Getpid(), os.Geteuid()
 	lastTagged.Lock()
 	defer lastTagged.Unlock()
-	if lastTagged.token == token && carries(strconv.Itoa(lastTagged.pid), needle, uid) {
+	buf := lastTagged.buf
+	defer func() { lastTagged.buf = buf[:0] }()
+	if lastTagged.token == token && carries(strconv.Itoa(lastTagged.pid), needle, uid, &buf) {
 		return lastTagged.pid, true
 	}
 	procs, err := os.ReadDir("/proc")
@@ -174,7 +176,7 @@ func taggedProcess(token string) (int, bool) {
 	}
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
-		if err != nil || pid == self || !carries(p.Name(), needle, uid) {
+		if err != nil || pid == self || !carries(p.Name(), needle, uid, &buf) {
 			continue
 		}
 		lastTagged.token, lastTagged.pid = token, pid
@@ -187,46 +189,83 @@ var lastTagged struct {
 	sync.Mutex
 	token string
 	pid   int
+	buf   []byte // reused: a scan reads every process's environment
 }
 
 // carries says process pid, of user uid, has needle in its environment.
-func carries(pid string, needle []byte, uid int) bool {
-	if fi, err := os.Stat("/proc/" + pid); err != nil || !ownedBy(fi, uid) {
-		return false
-	}
-	env, err := os.ReadFile("/proc/" + pid + "/environ")
-	if err != nil || len(env) == 0 {
+func carries(pid string, needle []byte, uid int, buf *[]byte) bool {
+	env, err := readEnviron("/proc/"+pid+"/environ", uid, buf)
+	if errors.Is(err, unix.ESRCH) {
 		// A main thread that called pthread_exit has no memory to read
 		// through; the process's other threads still show it.
-		if env = threadEnviron(pid); len(env) == 0 {
-			return false
-		}
+		env, err = threadEnviron(pid, uid, buf)
 	}
-	return bytes.Contains(append(append([]byte{0}, env...), 0), needle)
+	return err == nil && bytes.Contains(env, needle)
 }
 
-// threadEnviron reads the environment through one of pid's other threads.
-func threadEnviron(pid string) []byte {
+// environMax bounds what is read of one environment (Linux allows a few MiB
+// for argv and environ together).
+const environMax = 8 << 20
+
+var errNotOurs = errors.New("another user's process")
+
+// readEnviron reads an environ file of a process of user uid into *buf,
+// with a NUL before and after, so that every variable is delimited on both
+// sides. Raw syscalls: os.Open would try to add each /proc file to the
+// poller, three wasted calls per process of a scan over the whole table.
+func readEnviron(path string, uid int, buf *[]byte) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	// /proc/<pid> files belong to the process's effective uid (root if it
+	// made itself undumpable, and then we could not read it anyway).
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, err
+	}
+	if int(st.Uid) != uid {
+		return nil, errNotOurs
+	}
+	b := append((*buf)[:0], 0)
+	for len(b) < environMax {
+		if len(b) == cap(b) {
+			b = append(b, make([]byte, len(b)+4096)...)[:len(b)]
+		}
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			*buf = b
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
+		b = b[:len(b)+n]
+	}
+	b = append(b, 0)
+	*buf = b
+	return b, nil
+}
+
+// threadEnviron reads pid's environment through one of its other threads.
+func threadEnviron(pid string, uid int, buf *[]byte) ([]byte, error) {
 	tasks, err := os.ReadDir("/proc/" + pid + "/task")
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	for _, t := range tasks {
 		if t.Name() == pid {
 			continue
 		}
-		if env, err := os.ReadFile("/proc/" + pid + "/task/" + t.Name() + "/environ"); err == nil && len(env) > 0 {
-			return env
+		if env, err := readEnviron("/proc/"+pid+"/task/"+t.Name()+"/environ", uid, buf); err == nil {
+			return env, nil
 		}
 	}
-	return nil
-}
-
-// ownedBy: /proc/<pid> belongs to the process's effective uid (root for a
-// process that made itself undumpable, whose environ we could not read anyway).
-func ownedBy(fi os.FileInfo, uid int) bool {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == uid
+	return nil, unix.ESRCH
 }
 
 // pidNamespace names our PID namespace, as "pid:[4026531836]".
