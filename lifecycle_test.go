@@ -456,16 +456,7 @@ func TestUnrecordedDaemonKeepsLock(t *testing.T) {
 	goFile := filepath.Join(dir, "go")
 	g := startRun(t, dir, []string{"--stale", "60s"}, "-await", goFile, "-daemonize", "-daemonize", "-close-lock", "-sleep", "60s")
 	main, _ := strconv.Atoi(g.waitEvent(t, "child-start")["pid"])
-	deadline := time.Now().Add(eventWait)
-	for {
-		if _, rep := statusReport(t, g.lock); rep.GatewayPID == main {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the payload never named the gateway %d", main)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitRecorded(t, g.lock, main)
 	launcher := g.cmd.Process.Pid
 	if err := syscall.Kill(launcher, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)

@@ -91,17 +91,21 @@ func readProc(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	b := make([]byte, 0, 512)
-	for len(b) < 1<<16 {
+	return readFD(fd, make([]byte, 0, 512), 1<<16)
+}
+
+// readFD appends what fd holds to b, up to max bytes in all.
+func readFD(fd int, b []byte, max int) ([]byte, error) {
+	for len(b) < max {
 		if len(b) == cap(b) {
-			b = append(b, make([]byte, len(b))...)[:len(b)]
+			b = append(b, make([]byte, len(b)+512)...)[:len(b)]
 		}
 		n, err := unix.Read(fd, b[len(b):cap(b)])
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return b, err
 		}
 		if n == 0 {
 			break

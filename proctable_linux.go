@@ -228,23 +228,10 @@ func readEnviron(path string, uid int, buf *[]byte) ([]byte, error) {
 	if int(st.Uid) != uid {
 		return nil, errNotOurs
 	}
-	b := append((*buf)[:0], 0)
-	for len(b) < environMax {
-		if len(b) == cap(b) {
-			b = append(b, make([]byte, len(b)+4096)...)[:len(b)]
-		}
-		n, err := unix.Read(fd, b[len(b):cap(b)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			*buf = b
-			return nil, err
-		}
-		if n == 0 {
-			break
-		}
-		b = b[:len(b)+n]
+	b, err := readFD(fd, append((*buf)[:0], 0), environMax)
+	*buf = b
+	if err != nil {
+		return nil, err
 	}
 	b = append(b, 0)
 	*buf = b
