@@ -588,3 +588,73 @@ func TestReadyURLBoundedAnswer(t *testing.T) {
 		t.Fatalf("gwlock read %d bytes of one status line", n)
 	}
 }
+
+// TestStopIsNotStoppedAgain: once a stop is under way (an operator's, or a
+// restart), neither --ready-timeout expiring nor a SIGHUP sends the gateway
+// a second stop signal, which would cut its drain short (the gateway below
+// exits 99 on a second one), nor changes run's exit code. A SIGHUP during a
+// restart backoff says so in a restart line. Each case fails with the
+// supervisor signalling again.
+func TestStopIsNotStoppedAgain(t *testing.T) {
+	start := func(t *testing.T, runFlags ...string) (*background, string, string) {
+		dir := lockDir(t)
+		sigs, pid := filepath.Join(dir, "sigs"), filepath.Join(dir, "pid")
+		args := append([]string{"run", "--lock", filepath.Join(dir, "d.lock"), "--stop-timeout", "10s"}, runFlags...)
+		args = append(args, "--", testBinary(t), "helper:gateway", "-drain", "800ms", "-sigfile", sigs, "-pidfile", pid)
+		g := startHelper(t, "gwlock", nil, args...)
+		waitFile(t, pid)
+		return g, sigs, pid
+	}
+	terms := func(t *testing.T, sigs string) int {
+		b, _ := os.ReadFile(sigs)
+		return strings.Count(string(b), syscall.SIGTERM.String())
+	}
+	t.Run("ready-timeout during a stop", func(t *testing.T) {
+		port := freePort(t) // nobody listens: never ready
+		g, sigs, _ := start(t, "--port", strconv.Itoa(port), "--ready-timeout", "400ms")
+		g.signal(t, syscall.SIGTERM)
+		code, out := g.wait(t)
+		if code != 0 || terms(t, sigs) != 1 || strings.Contains(out, "event=ready-timeout") {
+			t.Fatalf("exit %d, %d SIGTERMs, want 0 and 1 and no ready-timeout\n%s", code, terms(t, sigs), out)
+		}
+	})
+	t.Run("SIGHUP during a stop", func(t *testing.T) {
+		g, sigs, _ := start(t)
+		g.signal(t, syscall.SIGTERM)
+		g.waitEvent(t, "stop")
+		time.Sleep(100 * time.Millisecond)
+		g.signal(t, syscall.SIGHUP)
+		code, out := g.wait(t)
+		if code != 0 || terms(t, sigs) != 1 || strings.Contains(out, "event=restart") {
+			t.Fatalf("exit %d, %d SIGTERMs, want 0 and 1, no restart\n%s", code, terms(t, sigs), out)
+		}
+	})
+	t.Run("SIGHUP during a restart", func(t *testing.T) {
+		g, sigs, pid := start(t)
+		g.signal(t, syscall.SIGHUP)
+		g.waitEvent(t, "stop")
+		time.Sleep(100 * time.Millisecond)
+		g.signal(t, syscall.SIGHUP)
+		g.waitEvent(t, "child-start") // the restarted gateway
+		waitLines(t, pid, 2)
+		if n := terms(t, sigs); n != 1 {
+			t.Fatalf("%d SIGTERMs to the restarting gateway, want 1", n)
+		}
+		g.signal(t, syscall.SIGTERM)
+		if code, out := g.wait(t); code != 0 || strings.Contains(out, "code=99") {
+			t.Fatalf("exit %d, want 0 and no drain cut short\n%s", code, out)
+		}
+	})
+	t.Run("SIGHUP during a backoff", func(t *testing.T) {
+		dir := lockDir(t)
+		g := startHelper(t, "gwlock", nil, "run", "--lock", filepath.Join(dir, "b.lock"), "--restart", "always", "--",
+			testBinary(t), "helper:gateway", "-exit", "3")
+		g.waitEvent(t, "restart")
+		g.signal(t, syscall.SIGHUP)
+		if ev := g.waitEvent(t, "restart"); ev["reason"] != "SIGHUP" || ev["backoff_ms"] != "0" {
+			t.Fatalf("restart after SIGHUP in a backoff = %v, want reason=SIGHUP backoff_ms=0", ev)
+		}
+		g.signal(t, syscall.SIGTERM)
+		g.wait(t)
+	})
+}

@@ -453,6 +453,7 @@ func helperGateway(args []string) int {
 	childCloseLock := set.Bool("child-close-lock", false, "with -child-pidfile: the child closes the inherited lock descriptor")
 	openFile := set.String("open", "", "keep this file open for reading, as a bystander (tail -f) would")
 	await := set.String("await", "", "before anything else, wait until this file exists")
+	drain := set.Duration("drain", 0, "on the first SIGTERM or SIGINT, drain this long, then exit with -term-exit (or 0); a second one aborts the drain: exit 99")
 	if set.Parse(args) != nil {
 		return 2
 	}
@@ -563,13 +564,23 @@ func helperGateway(args []string) int {
 	} else if *listen == 0 && *sigFile == "" && !*ignoreTerm && *termExit < 0 {
 		return *exitCode
 	}
+	var drained <-chan time.Time
 	for {
 		select {
 		case <-timer:
 			return *exitCode
+		case <-drained:
+			return max(*termExit, 0)
 		case s := <-sigs:
 			if *sigFile != "" {
 				appendLine(*sigFile, s.String())
+			}
+			if (s == syscall.SIGTERM || s == os.Interrupt) && *drain > 0 {
+				if drained != nil {
+					return 99 // a second stop signal cut the drain short
+				}
+				drained = time.After(*drain)
+				continue
 			}
 			if (s == syscall.SIGTERM || s == os.Interrupt) && !*ignoreTerm {
 				if *termExit >= 0 {

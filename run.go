@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -605,7 +606,9 @@ func (s *supervisor) onNote(note string) {
 // life ends with exitReadyTimeout, to which the restart policy applies.
 func (s *supervisor) readyExpired() {
 	s.readyTimer = nil
-	if s.rd.done || !s.running() {
+	if s.rd.done || !s.running() || s.stopTimer != nil {
+		// A stop under way (an operator's, a restart, a lost lock) decides
+		// this life's end: a second stop signal would cut its drain short.
 		return
 	}
 	s.log.warn("ready-timeout", "pid", s.child, "timeout_ms", ms(s.c.readyTimeout), "by", s.rd.by())
@@ -626,7 +629,11 @@ func (s *supervisor) stop(sig os.Signal, reason, by string) {
 	}
 	if s.stopTimer == nil {
 		s.stopAt, s.stopReason, s.stopSig = time.Now(), reason, sig
-		s.log.info("stop", "pid", s.child, "signal", signalName(sig), "reason", reason, "by", by,
+		byKey := slog.Attr{} // skipped by the handler: no signal asked
+		if by != "" {
+			byKey = slog.String("by", by)
+		}
+		s.log.info("stop", "pid", s.child, "signal", signalName(sig), "reason", reason, byKey,
 			"timeout_ms", ms(s.c.stopTimeout))
 		s.stopTimer = time.After(s.c.stopTimeout)
 	}
@@ -699,12 +706,20 @@ func (s *supervisor) onSignal(sig os.Signal) (bool, int, error) {
 	switch signalRole(sig) {
 	case roleRestart:
 		if s.running() {
+			if s.stopTimer != nil || s.killing {
+				// A stop is under way: an operator's stop or a lost lock
+				// wins over a restart, and a restart is already one. A
+				// second stop signal would only cut the gateway's drain short.
+				return false, 0, nil
+			}
 			s.restarting = true
 			s.stop(s.c.stopSignal, "restart", signalName(sig))
 			return false, 0, nil
 		}
 		if s.backoff != nil {
+			// The attempt the backoff was waiting for starts now.
 			s.backoff = nil
+			s.log.info("restart", "attempt", s.restarts, "backoff_ms", 0, "reason", signalName(sig))
 			if err := s.start(); err != nil {
 				return true, exitCode(err), err
 			}
