@@ -537,9 +537,25 @@ func configIdentity(path string) (string, error) {
 		return id, &noInputError{path: abs, err: err}
 	case st.IsDir():
 		return id, &noInputError{path: abs, err: errIsDir}
+	case !st.Mode().IsRegular():
+		return id, &noInputError{path: abs, err: errNotRegular}
+	case perProcess(filepath.ToSlash(resolved)):
+		return id, &noInputError{path: abs, err: errPerProcess}
 	}
 	return id, nil
 }
+
+// perProcess says dir names something through a process's own descriptors
+// (/dev/fd/N resolves to /proc/<pid>/fd/N): every starter would get a name,
+// and so a lock, of its own.
+func perProcess(dir string) bool {
+	return dir == "/dev/fd" || strings.HasPrefix(dir+"/", "/dev/fd/") || strings.HasPrefix(dir, "/proc/")
+}
+
+var (
+	errNotRegular = errors.New("not a regular file (a pipe, device or socket, <(...) or /dev/stdin, names no stable config)")
+	errPerProcess = errors.New("a per-process name (/dev/fd/N, /proc/<pid>/...), different for every starter")
+)
 
 // absUncleaned makes path absolute without cleaning it: on POSIX "link/.."
 // is the parent of the link's target, not the directory holding the link.

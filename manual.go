@@ -100,6 +100,7 @@ func runPage() manualPage {
 				{"0", "Success; or --if-running ok and a live owner (alive or orphaned) holds the lock."},
 				{"1", "Launcher failure: an I/O error on the lock, the lock lost, the supervisor could not start."},
 				{"2", "Usage error: a bad flag, no -- COMMAND, both --config and --lock."},
+				{"66", "--config names no file, a directory, no regular file (a pipe, a device, /dev/stdin) or a per-process name (/dev/fd/N): each would name no stable lock."},
 				{"69", "--port is already served by a process that does not hold the lock."},
 				{"75", "A live owner still holds the lock after --timeout."},
 				{"77", "Unsafe lock directory or lock file: another user's, writable by others, a symlink, not a regular file."},

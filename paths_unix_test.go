@@ -470,3 +470,45 @@ func TestResolveDirWithoutOpenat2(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigWithoutStableName: a config that is a pipe, a device or a
+// per-process name (/dev/fd/N, which resolves to /proc/<pid>/fd/N) would
+// name a different lock for every starter, or one lock for every config:
+// run refuses it (66) in one line, and starts and creates nothing.
+func TestConfigWithoutStableName(t *testing.T) {
+	dir := lockDir(t)
+	fifo := filepath.Join(tempDir(t), "config.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	regular := filepath.Join(tempDir(t), "config.json")
+	if err := os.WriteFile(regular, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pidfile := filepath.Join(tempDir(t), "pid")
+	for _, tc := range []struct{ name, config, why string }{
+		{"a FIFO", fifo, "not a regular file"},
+		{"stdin (/dev/null here)", "/dev/stdin", "not a regular file"},
+		{"a regular file by descriptor", "/dev/fd/3", "per-process name"},
+	} {
+		cmd := helperCmd(t, "gwlock", "run", "--config", tc.config, "--lock-dir", dir, "--timeout", "0", "--",
+			testBinary(t), "helper:gateway", "-pidfile", pidfile)
+		f, err := os.Open(regular)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.ExtraFiles = []*os.File{f}
+		r := runCmd(t, cmd)
+		f.Close()
+		line := strings.TrimSpace(r.stderr)
+		if r.code != exitNoInput || strings.Contains(line, "\n") || !strings.Contains(line, tc.why) || !strings.Contains(line, "hint:") {
+			t.Errorf("%s: exit %d, stderr %q; want %d and one line saying %q", tc.name, r.code, r.stderr, exitNoInput, tc.why)
+		}
+		if _, err := os.Lstat(pidfile); err == nil {
+			t.Fatalf("%s: a gateway started", tc.name)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Fatalf("%s: %s is no longer empty: %v", tc.name, dir, ents)
+		}
+	}
+}
