@@ -502,6 +502,12 @@ func judgeOwner(raw []byte, age, stale time.Duration, kernelFree bool, h hostFac
 	return v
 }
 
+// pidsForeign says the payload's pids name nothing here: it was written on
+// another host or in another PID namespace.
+func pidsForeign(p *ownerPayload, h hostFacts) bool {
+	return (p.Hostname != "" && p.Hostname != h.hostname()) || otherPIDNS(p, h)
+}
+
 // otherPIDNS says the payload was written in a PID namespace other than ours.
 func otherPIDNS(p *ownerPayload, h hostFacts) bool {
 	ns := h.pidNS()
@@ -588,7 +594,7 @@ func describeHolder(raw []byte, file fileID, h hostFacts) verdict {
 		return v
 	}
 	v.pid, v.port, v.status = p.PID, p.Port, ownerAlive
-	if (p.Hostname != "" && p.Hostname != h.hostname()) || otherPIDNS(p, h) {
+	if pidsForeign(p, h) {
 		return v // held here by something; the payload's pid is not ours to probe
 	}
 	if st, _ := judgeLauncher(p, h); st != ownerDead {

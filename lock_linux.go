@@ -29,11 +29,8 @@ func zombieState(pid int) bool {
 	if err != nil {
 		return false
 	}
-	if st, ok := parseProcState(b); !ok || (st != 'Z' && st != 'X') {
-		return false
-	}
-	full, ok := parseProcStatus(b)
-	return !ok || full.exited()
+	st, ok := parseProcStatus(b)
+	return ok && st.exited()
 }
 
 func openTmpfile(dirfd int) (int, error) {

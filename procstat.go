@@ -28,15 +28,6 @@ func parseProcStat(b []byte) (string, bool) {
 	return string(v), true
 }
 
-// parseProcState finds field 3 (the state letter) of a /proc/<pid>/stat line.
-func parseProcState(b []byte) (byte, bool) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0, false
-	}
-	return b[i+2], true
-}
-
 // procStatus is what the process table says of a process beyond its start
 // time: fields 3 to 6 and 20 of /proc/<pid>/stat.
 type procStatus struct {

@@ -68,23 +68,19 @@ func TestOwnStartTime(t *testing.T) {
 
 func TestParseProcStatus(t *testing.T) {
 	for _, tc := range []struct {
-		line    string
-		want    procStatus
-		ok      bool
-		stateOK bool
+		line string
+		want procStatus
+		ok   bool
 	}{
-		{"42 (gate way) S 1 42 40 0 -1", procStatus{'S', 1, 42, 40, 0}, true, true},
-		{"43 (a) (b)) Z 42 7 7 0", procStatus{'Z', 42, 7, 7, 0}, true, true},
-		{"44 (x) R 1 2", procStatus{}, false, true},
-		{"45 (d) Z 1 45 45 0 -1 4194624 0 0 0 0 0 0 0 0 20 0 3 0 99", procStatus{'Z', 1, 45, 45, 3}, true, true},
-		{"garbage", procStatus{}, false, false},
+		{"42 (gate way) S 1 42 40 0 -1", procStatus{'S', 1, 42, 40, 0}, true},
+		{"43 (a) (b)) Z 42 7 7 0", procStatus{'Z', 42, 7, 7, 0}, true},
+		{"44 (x) R 1 2", procStatus{}, false},
+		{"45 (d) Z 1 45 45 0 -1 4194624 0 0 0 0 0 0 0 0 20 0 3 0 99", procStatus{'Z', 1, 45, 45, 3}, true},
+		{"garbage", procStatus{}, false},
 	} {
 		got, ok := parseProcStatus([]byte(tc.line))
 		if ok != tc.ok || (ok && got != tc.want) {
 			t.Errorf("parseProcStatus(%q) = %+v, %t; want %+v, %t", tc.line, got, ok, tc.want, tc.ok)
-		}
-		if st, ok := parseProcState([]byte(tc.line)); ok != tc.stateOK || (ok && st != tc.want.state && tc.ok) {
-			t.Errorf("parseProcState(%q) = %c, %t", tc.line, st, ok)
 		}
 	}
 }

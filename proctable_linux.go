@@ -229,12 +229,11 @@ func readEnviron(path string, uid int, buf *[]byte) ([]byte, error) {
 		return nil, errNotOurs
 	}
 	b, err := readFD(fd, append((*buf)[:0], 0), environMax)
-	*buf = b
+	b = append(b, 0)
+	*buf = b // kept for the next process, whatever this read gave
 	if err != nil {
 		return nil, err
 	}
-	b = append(b, 0)
-	*buf = b
 	return b, nil
 }
 

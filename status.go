@@ -118,7 +118,7 @@ func stateOf(v verdict, owner *ownerPayload) string {
 // each lives, for an owner of this host; another host's pids prove nothing.
 func (r *report) describeOwner(facts hostFacts, in *inspection) {
 	p := r.Owner
-	if p == nil || (p.Hostname != "" && p.Hostname != facts.hostname()) || otherPIDNS(p, facts) {
+	if p == nil || pidsForeign(p, facts) {
 		return
 	}
 	r.LauncherPID = p.PID
