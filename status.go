@@ -122,14 +122,21 @@ func (r *report) describeOwner(facts hostFacts, in *inspection) {
 		return
 	}
 	r.LauncherPID = p.PID
+	launcherDead := false
 	if st, _ := judgeLauncher(p, facts); st != ownerUnknown {
 		alive := st == ownerAlive
-		r.LauncherAlive = &alive
+		r.LauncherAlive, launcherDead = &alive, !alive
 	}
 	// The gateway named is the live process of its tree if one is left (a
 	// daemon, once the main process exited; a process found by its token
 	// when the launcher died before recording any), else the main process.
-	if gw, alive := gatewayAlive(p, facts); alive || p.ChildPID > 0 {
+	// For a dead launcher the verdict has looked already: the process table
+	// is not read twice.
+	gw, alive := in.v.gatewayPID, in.v.gatewayPID > 0
+	if !alive && !launcherDead && p.ChildPID > 0 {
+		gw, alive = gatewayAlive(p, facts)
+	}
+	if alive || p.ChildPID > 0 {
 		if !alive {
 			gw = p.ChildPID
 		}
