@@ -244,9 +244,7 @@ func TestLauncherKilledStubbornGateway(t *testing.T) {
 	if w, _ := strconv.ParseFloat(mustEvent(t, ok.events(), "already-running")["waited_ms"], 64); w > 5000 {
 		t.Errorf("--if-running ok waited %.0f ms for an established owner", w)
 	}
-	_ = syscall.Kill(gw, syscall.SIGKILL)
-	waitGone(t, gw)
-	mustRecover(t, runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
+	killThenRecover(t, g.lock, gw)
 }
 
 // TestNoFlockOrphanedGateway (issue 9, case 4): without kernel locks (ENOLCK,
@@ -368,9 +366,7 @@ func TestDaemonClosedLockLauncherKilled(t *testing.T) {
 	if _, rep := statusReport(t, g.lock); rep.State != "orphaned" || rep.GatewayPID != daemon {
 		t.Errorf("status = %+v, want orphaned naming the daemon %d", rep, daemon)
 	}
-	_ = syscall.Kill(daemon, syscall.SIGKILL)
-	waitGone(t, daemon)
-	mustRecover(t, runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
+	killThenRecover(t, g.lock, daemon)
 }
 
 // TestZombieIsDead: a gateway that exited but is not yet reaped (its
@@ -400,6 +396,15 @@ func TestZombieIsDead(t *testing.T) {
 	if v := judgeOwner(raw, 0, time.Minute, true, localFacts); v.reason != reasonOwnerDead {
 		t.Fatalf("judgeOwner with a zombie gateway = %+v, want owner-dead", v)
 	}
+}
+
+// killThenRecover SIGKILLs the last live process of a dead launcher's
+// gateway tree; the next starter must then recover the lock at once.
+func killThenRecover(t *testing.T, lock string, pid int) {
+	t.Helper()
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	waitGone(t, pid)
+	mustRecover(t, runGwlock(t, nil, "run", "--lock", lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
 }
 
 // contendMustWait runs a second starter on lock while the first owner's
@@ -440,9 +445,7 @@ func TestWrapperChildKeepsLock(t *testing.T) {
 		t.Fatal("the server died; this test needs it alive")
 	}
 	contendMustWait(t, dir, g.lock)
-	_ = syscall.Kill(server, syscall.SIGKILL)
-	waitGone(t, server)
-	mustRecover(t, runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
+	killThenRecover(t, g.lock, server)
 }
 
 // TestUnrecordedDaemonKeepsLock: the launcher recorded the gateway's main
@@ -492,9 +495,7 @@ func TestUnrecordedDaemonKeepsLock(t *testing.T) {
 	if text := runGwlock(t, nil, "status", "--lock", g.lock).stdout; !strings.Contains(text, fmt.Sprintf("gateway_pid=%d gateway=alive", daemon)) {
 		t.Errorf("status line = %q, want gateway_pid=%d gateway=alive", text, daemon)
 	}
-	_ = syscall.Kill(daemon, syscall.SIGKILL)
-	waitGone(t, daemon)
-	mustRecover(t, runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
+	killThenRecover(t, g.lock, daemon)
 }
 
 // TestTaggedProcessKeepsLock: a payload whose launcher is dead and which
@@ -698,9 +699,7 @@ func leaderExitedMustWait(t *testing.T, dir, lock string, daemon int) {
 	if ev["gateway_pid"] != strconv.Itoa(daemon) {
 		t.Errorf("gateway_pid = %s, want the daemon %d", ev["gateway_pid"], daemon)
 	}
-	_ = syscall.Kill(daemon, syscall.SIGKILL)
-	waitGone(t, daemon)
-	mustRecover(t, runGwlock(t, nil, "run", "--lock", lock, "--timeout", "2s", "--", "true"), reasonOwnerDead)
+	killThenRecover(t, lock, daemon)
 }
 
 // TestGatewayGetsToken: the gateway's environment carries the payload's
