@@ -674,7 +674,8 @@ func helperStorm(args []string) int {
 		log := newTelemetry(&countingWriter{event: "stale-lock-recovered", n: &recoveries}, "text", false)
 		l, err := acquire(lockOptions{Path: *lock, ConfigPath: *lock, Timeout: *timeout, Poll: 10 * time.Millisecond, Stale: 30 * time.Second, Log: log})
 		if err != nil {
-			fmt.Println("ERROR", err)
+			// The type too: once under Wine an error's own Error method panicked.
+			fmt.Printf("ERROR %v (%T)\n", err, err)
 			return 1
 		}
 		f, err := os.OpenFile(*marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -691,7 +692,7 @@ func helperStorm(args []string) int {
 			return 3
 		}
 		if err := l.release(nil); err != nil {
-			fmt.Println("ERROR", err)
+			fmt.Printf("ERROR %v (%T)\n", err, err)
 			return 1
 		}
 	}
