@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"gwlock/internal/telemetry"
 	"io"
 	"io/fs"
 	"time"
@@ -19,7 +20,7 @@ type lockBackend interface {
 	// status prints who holds the lock and returns the LSB code.
 	status(stdout, stderr io.Writer, asJSON bool) int
 	// unlock removes a lock whose owner is provably gone, never a live one.
-	unlock(log *telemetry, stderr io.Writer) int
+	unlock(log *telemetry.Logger, stderr io.Writer) int
 	// where names the lock for people: a path, a key.
 	where() string
 }
@@ -27,7 +28,7 @@ type lockBackend interface {
 // acquireRequest is how long and how to wait for a lock.
 type acquireRequest struct {
 	Timeout time.Duration // 0: try once
-	Log     *telemetry
+	Log     *telemetry.Logger
 	// Cancel is closed by a stop signal; CancelReady once Cancel can fire.
 	Cancel, CancelReady <-chan struct{}
 	// StopIfAlive returns the busy result as soon as a live owner is
@@ -52,7 +53,7 @@ type holder interface {
 	// by, with any leftover of an earlier holder removed; remove deletes it.
 	runtimeSocket(suffix string, max int) (path, bindPath string, remove func(), err error)
 	// release lets go of the lock once the gateway is gone.
-	release(log *telemetry) error
+	release(log *telemetry.Logger) error
 	// where names the lock for people: a path, a key.
 	where() string
 }
@@ -109,7 +110,7 @@ func (b *fileBackend) status(stdout, stderr io.Writer, asJSON bool) int {
 	return statusOf(b.c, b.t, stdout, stderr, asJSON)
 }
 
-func (b *fileBackend) unlock(log *telemetry, stderr io.Writer) int {
+func (b *fileBackend) unlock(log *telemetry.Logger, stderr io.Writer) int {
 	return unlockOf(b.c, b.t, log, stderr)
 }
 
@@ -122,13 +123,13 @@ type fileHold struct {
 	quit   chan struct{}
 }
 
-func newFileHold(l *heldLock, every time.Duration, log *telemetry) *fileHold {
+func newFileHold(l *heldLock, every time.Duration, log *telemetry.Logger) *fileHold {
 	h := &fileHold{heldLock: l, lostCh: make(chan string, 1), quit: make(chan struct{})}
 	go h.heartbeat(every, log)
 	return h
 }
 
-func (h *fileHold) heartbeat(every time.Duration, log *telemetry) {
+func (h *fileHold) heartbeat(every time.Duration, log *telemetry.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -177,7 +178,7 @@ func (h *fileHold) runtimeSocket(suffix string, max int) (string, string, func()
 
 func (h *fileHold) inheritedFD() (uintptr, bool) { return h.f.inheritable() }
 
-func (h *fileHold) release(log *telemetry) error {
+func (h *fileHold) release(log *telemetry.Logger) error {
 	select {
 	case <-h.quit:
 	default:
@@ -197,7 +198,7 @@ type stackedBackend struct {
 func (b *stackedBackend) acquire(req acquireRequest) (holder, error) {
 	start := time.Now()
 	quiet := req
-	quiet.Log = req.Log.warnOnly() // the acquire-* lines are the remote lock's
+	quiet.Log = req.Log.WarnOnly() // the acquire-* lines are the remote lock's
 	local, err := b.local.acquire(quiet)
 	if err != nil {
 		return nil, err
@@ -217,7 +218,7 @@ func (b *stackedBackend) status(stdout, stderr io.Writer, asJSON bool) int {
 	return b.remote.status(stdout, stderr, asJSON)
 }
 
-func (b *stackedBackend) unlock(log *telemetry, stderr io.Writer) int {
+func (b *stackedBackend) unlock(log *telemetry.Logger, stderr io.Writer) int {
 	return b.local.unlock(log, stderr)
 }
 
@@ -273,7 +274,7 @@ func (h *stackedHold) activeStatus() string {
 
 // release lets the remote lock go first, then the local one: a contender on
 // this host that gets the local lock then finds the remote one free.
-func (h *stackedHold) release(log *telemetry) error {
+func (h *stackedHold) release(log *telemetry.Logger) error {
 	rerr := h.remote.release(log)
 	if err := h.fileHold.release(log); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"gwlock/internal/telemetry"
 	"io"
 	"os"
 	"os/exec"
@@ -201,7 +202,7 @@ func BenchmarkHandoffInProcess(b *testing.B) {
 		blocked := make(contentionSignal, 1)
 		got := make(chan time.Time, 1)
 		wopts := opts
-		wopts.Timeout, wopts.Log = 10*time.Second, newTelemetry(blocked, "text", false)
+		wopts.Timeout, wopts.Log = 10*time.Second, telemetry.New(blocked, "text", false)
 		go func() {
 			l, err := acquire(wopts)
 			got <- time.Now()
@@ -367,7 +368,7 @@ func benchRecovery(b *testing.B, lock string, startHolder func(i int) *exec.Cmd)
 		holder := startHolder(i)
 		blocked := make(contentionSignal, 1)
 		wopts := opts
-		wopts.Log = newTelemetry(blocked, "text", false)
+		wopts.Log = telemetry.New(blocked, "text", false)
 		got := make(chan time.Time, 1)
 		go func() {
 			l, err := acquire(wopts)

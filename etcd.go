@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gwlock/internal/telemetry"
 	"io"
 	"net/url"
 	"os"
@@ -161,7 +162,7 @@ type etcdClient struct {
 	http      *h1Client
 	user      string
 	password  string
-	log       *telemetry
+	log       *telemetry.Logger
 	attempt   time.Duration // bound on one request to one endpoint
 
 	mu      sync.Mutex
@@ -191,7 +192,7 @@ func (e *etcdError) authExpired() bool {
 	return e.Code == 16 || strings.Contains(e.Message, "invalid auth token")
 }
 
-func newEtcdClient(cfg etcdConfig, log *telemetry) (*etcdClient, error) {
+func newEtcdClient(cfg etcdConfig, log *telemetry.Logger) (*etcdClient, error) {
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CACert != "" {
 		pem, err := os.ReadFile(cfg.CACert)
@@ -234,7 +235,7 @@ func newEtcdClient(cfg etcdConfig, log *telemetry) (*etcdClient, error) {
 	c.http = newH1Client(tlsConf, c.attempt)
 	for _, e := range cfg.Endpoints {
 		if strings.HasPrefix(e, "http://") {
-			log.warn("backend-endpoint", "endpoint", e, "tls", false, "hint", "use https:// outside a lab: the lock value and token cross the network in clear")
+			log.Warn("backend-endpoint", "endpoint", e, "tls", false, "hint", "use https:// outside a lab: the lock value and token cross the network in clear")
 		}
 	}
 	return c, nil
@@ -254,7 +255,7 @@ func (c *etcdClient) rotate(i int) {
 		return
 	}
 	c.cur = (c.cur + 1) % len(c.endpoints)
-	c.log.info("backend-endpoint", "endpoint", c.endpoints[c.cur])
+	c.log.Info("backend-endpoint", "endpoint", c.endpoints[c.cur])
 }
 
 func (c *etcdClient) reportError(op, endpoint string, code int, err error) {
@@ -266,7 +267,7 @@ func (c *etcdClient) reportError(op, endpoint string, code int, err error) {
 	}
 	c.mu.Unlock()
 	if !quiet {
-		c.log.warn("backend-error", "op", op, "endpoint", endpoint, "code", code, "err", err.Error())
+		c.log.Warn("backend-error", "op", op, "endpoint", endpoint, "code", code, "err", err.Error())
 	}
 }
 
@@ -677,7 +678,7 @@ type etcdBackend struct {
 	Notify func(state string)
 }
 
-func newEtcdBackend(cfg etcdConfig, log *telemetry) (*etcdBackend, error) {
+func newEtcdBackend(cfg etcdConfig, log *telemetry.Logger) (*etcdBackend, error) {
 	key, err := cfg.key()
 	if err != nil {
 		return nil, err
@@ -731,7 +732,7 @@ func (b *etcdBackend) value(l *etcdLease, gatewayPID int, released bool) []byte 
 // key for a DELETE and try again, until req.Timeout.
 func (b *etcdBackend) acquire(req acquireRequest) (holder, error) {
 	start := time.Now()
-	req.Log.info("acquire-start", "backend", "etcd", "key", b.key, "endpoints", strings.Join(b.cfg.Endpoints, ","), "ttl_s", int64(b.cfg.LeaseTTL/time.Second))
+	req.Log.Info("acquire-start", "backend", "etcd", "key", b.key, "endpoints", strings.Join(b.cfg.Endpoints, ","), "ttl_s", int64(b.cfg.LeaseTTL/time.Second))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if req.Cancel != nil {
@@ -888,7 +889,7 @@ func (a *etcdAttempt) noteHolder(holder *etcdKV, rev int64) *etcdValue {
 		return v
 	}
 	a.lastHolder = holder.CreateRevision
-	a.req.Log.info("acquire-contention", "key", a.b.key, "holder_host", v.Hostname, "holder_pid", v.PID, "holder_fence", holder.CreateRevision)
+	a.req.Log.Info("acquire-contention", "key", a.b.key, "holder_host", v.Hostname, "holder_pid", v.PID, "holder_fence", holder.CreateRevision)
 	if a.b.Notify != nil && !a.req.StopIfAlive && a.req.Timeout > 0 {
 		a.b.Notify(fmt.Sprintf("READY=1\nSTATUS=standby key=%s holder=%s pid=%d fence=%d", a.b.key, v.Hostname, v.PID, holder.CreateRevision))
 	}
@@ -902,7 +903,7 @@ func (a *etcdAttempt) giveUpOrWait(holder *etcdKV, v *etcdValue, rev int64) atte
 	if req.StopIfAlive || req.Timeout == 0 || time.Now().After(a.deadline) {
 		waited := time.Since(a.start)
 		if !req.StopIfAlive {
-			req.Log.warn("acquire-timeout", "key", a.b.key, "holder_host", v.Hostname, "holder_pid", v.PID, "holder_fence", holder.CreateRevision, "waited_ms", ms(waited))
+			req.Log.Warn("acquire-timeout", "key", a.b.key, "holder_host", v.Hostname, "holder_pid", v.PID, "holder_fence", holder.CreateRevision, "waited_ms", ms(waited))
 		}
 		return stepFinish(nil, a.b.abandon(&a.lease, &busyError{Path: a.b.key, OwnerPID: v.PID, Status: ownerAlive, GatewayPID: v.ChildPID, Waited: waited}))
 	}
@@ -979,7 +980,7 @@ func (b *etcdBackend) won(ctx context.Context, req acquireRequest, lease *etcdLe
 		lostCh: make(chan string, 1), done: make(chan struct{})}
 	h.goodSend = lease.goodSend
 	h.stopAt = h.goodSend.Add(lease.ttl - b.cfg.stopBudget())
-	log.info("acquire-success", "key", b.key, "fence", fence, "lease", strconv.FormatInt(lease.id, 16),
+	log.Info("acquire-success", "key", b.key, "fence", fence, "lease", strconv.FormatInt(lease.id, 16),
 		"ttl_s", int64(lease.ttl/time.Second), "waited_ms", ms(time.Since(start)))
 	h.start()
 	// A predecessor that vanished without saying released:true (operator
@@ -993,7 +994,7 @@ func (b *etcdBackend) won(ctx context.Context, req acquireRequest, lease *etcdLe
 			}
 		}
 		if delay := b.takeoverDelay(prev); delay > 0 {
-			log.warn("takeover-delay", "key", b.key, "delay_ms", ms(delay), "holder_pid", prev.PID, "holder_host", prev.Hostname)
+			log.Warn("takeover-delay", "key", b.key, "delay_ms", ms(delay), "holder_pid", prev.PID, "holder_host", prev.Hostname)
 			select {
 			case <-time.After(delay):
 			case <-ctx.Done():
@@ -1069,7 +1070,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 
 type etcdHold struct {
 	b        *etcdBackend
-	log      *telemetry
+	log      *telemetry.Logger
 	lease    etcdLease
 	fence    int64
 	acquired time.Time
@@ -1120,7 +1121,7 @@ func (b *etcdBackend) status(stdout, _ io.Writer, asJSON bool) int {
 
 // unlock: an etcd lock ends with its lease, which the server expires; there
 // is nothing a launcher on another host could remove safely.
-func (b *etcdBackend) unlock(_ *telemetry, stderr io.Writer) int {
+func (b *etcdBackend) unlock(_ *telemetry.Logger, stderr io.Writer) int {
 	return fail(stderr, usagef("unlock %s: the etcd backend's lock ends when its lease expires; nothing to remove (hint: gwlock status --backend etcd shows the holder)", b.key))
 }
 
@@ -1157,7 +1158,7 @@ func (h *etcdHold) lose(reason string) {
 		h.mu.Lock()
 		h.isLost = true
 		h.mu.Unlock()
-		h.log.error("lock-lost", "key", h.b.key, "reason", reason, "fence", h.fence,
+		h.log.Error("lock-lost", "key", h.b.key, "reason", reason, "fence", h.fence,
 			"held_ms", ms(time.Since(h.acquired)))
 		h.lostCh <- reason
 	})
@@ -1203,7 +1204,7 @@ func (h *etcdHold) keepaliveLoop() {
 			h.lose(lostLeaseExpired)
 			return
 		default:
-			h.log.warn("keepalive-failed", "key", h.b.key, "stop_in_ms", ms(time.Until(h.deadline())), "err", err.Error())
+			h.log.Warn("keepalive-failed", "key", h.b.key, "stop_in_ms", ms(time.Until(h.deadline())), "err", err.Error())
 			next = time.Now().Add(period / 4)
 		}
 	}
@@ -1385,7 +1386,7 @@ func (h *etcdHold) setGateway(pid int) {
 // release is called once the gateway is gone (also after a loss): it marks
 // the value released (only while the key is still ours), then revokes the
 // lease, which deletes the key and wakes the standbys.
-func (h *etcdHold) release(log *telemetry) error {
+func (h *etcdHold) release(log *telemetry.Logger) error {
 	h.mu.Lock()
 	if h.released {
 		h.mu.Unlock()
@@ -1408,7 +1409,7 @@ func (h *etcdHold) release(log *telemetry) error {
 		// The lease will expire on its own within its TTL.
 		return fmt.Errorf("release etcd lock %s: revoke lease %x: %w (hint: standbys take over when it expires, within %s)", h.b.key, h.lease.id, err, h.lease.ttl)
 	}
-	log.info("lock-released", "key", h.b.key, "fence", h.fence, "held_ms", ms(time.Since(h.acquired)))
+	log.Info("lock-released", "key", h.b.key, "fence", h.fence, "held_ms", ms(time.Since(h.acquired)))
 	return nil
 }
 

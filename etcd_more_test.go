@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"gwlock/internal/telemetry"
 	"io"
 	"math/big"
 	"net"
@@ -40,7 +41,7 @@ func mustBackend(t testing.TB, cfg etcdConfig) *etcdBackend {
 	return b
 }
 
-func mustAcquire(t testing.TB, b *etcdBackend, log *telemetry) *etcdHold {
+func mustAcquire(t testing.TB, b *etcdBackend, log *telemetry.Logger) *etcdHold {
 	t.Helper()
 	h, err := b.acquire(acquireRequest{Timeout: scaled(5 * time.Second), Log: log})
 	if err != nil {
@@ -518,7 +519,7 @@ func TestEtcdEndpointRotation(t *testing.T) {
 	dead := startProxy(t, strings.TrimPrefix(c.endpoints()[0], "http://"))
 	dead.set(proxyBlackHole)
 	var logBuf lockedBuffer
-	log := newTelemetry(&logBuf, "text", false)
+	log := telemetry.New(&logBuf, "text", false)
 	cfg := testEtcdConfig("rotation", dead.url(), c.endpoints()[0])
 	b, err := newEtcdBackend(cfg, log)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"gwlock/internal/telemetry"
 	"io"
 	"net"
 	"os"
@@ -671,7 +672,7 @@ func helperStorm(args []string) int {
 	}
 	recoveries := 0
 	for i := 0; i < *n; i++ {
-		log := newTelemetry(&countingWriter{event: "stale-lock-recovered", n: &recoveries}, "text", false)
+		log := telemetry.New(&countingWriter{event: "stale-lock-recovered", n: &recoveries}, "text", false)
 		l, err := acquire(lockOptions{Path: *lock, ConfigPath: *lock, Timeout: *timeout, Poll: 10 * time.Millisecond, Stale: 30 * time.Second, Log: log})
 		if err != nil {
 			// The type too: once under Wine an error's own Error method panicked.

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gwlock/internal/telemetry"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -32,7 +34,7 @@ import (
 // symlink cannot redirect a create, link or delete (Invariant 4). On Windows
 // it carries the path.
 //
-//	openLockDir(path string, explicit, prepare bool, log *telemetry) (*checkedDir, error)
+//	openLockDir(path string, explicit, prepare bool, log *telemetry.Logger) (*checkedDir, error)
 //	    checks the directory (Invariant 7) and returns it open. prepare (run)
 //	    creates a missing default dir and tightens a loose one of ours; without
 //	    it (status, unlock) nothing changes and a missing dir is fs.ErrNotExist.
@@ -639,7 +641,7 @@ type lockOptions struct {
 	Timeout    time.Duration // 0: try once
 	Poll       time.Duration // longest pause between retries that cannot be event-driven
 	Stale      time.Duration
-	Log        *telemetry
+	Log        *telemetry.Logger
 	Cancel     <-chan struct{} // closed: give up waiting (a stop signal arrived)
 	// CancelReady, if set, is closed once Cancel can fire (run's signals are
 	// registered). acquire waits for it before it first waits for a holder,
@@ -689,7 +691,7 @@ func acquire(opts lockOptions) (*heldLock, error) {
 // contention and wait for it to change (in the kernel where possible).
 func acquireIn(dir *checkedDir, base string, opts lockOptions) (*heldLock, error) {
 	a := newAcquisition(dir, base, opts)
-	a.log.info("acquire-start", "lock", opts.Path, "config", opts.ConfigPath,
+	a.log.Info("acquire-start", "lock", opts.Path, "config", opts.ConfigPath,
 		"timeout_ms", ms(opts.Timeout), "poll_ms", ms(opts.Poll), "stale_ms", ms(opts.Stale),
 		"pid", os.Getpid(), "port", opts.Port)
 	own, err := newOwnerFile(dir, base, a.payload)
@@ -713,7 +715,7 @@ func acquireIn(dir *checkedDir, base string, opts lockOptions) (*heldLock, error
 // acquisition is the state of one acquire across its attempts.
 type acquisition struct {
 	opts                 lockOptions
-	log                  *telemetry
+	log                  *telemetry.Logger
 	facts                hostFacts
 	dir                  *checkedDir
 	base                 string
@@ -807,7 +809,7 @@ func (a *acquisition) held(placed bool) *heldLock {
 		// temp files: clear what killed acquisitions left.
 		sweepTemps(a.dir, a.base, a.opts.Stale)
 	}
-	a.log.info("acquire-success", "lock", a.opts.Path, "waited_ms", ms(time.Since(a.start)),
+	a.log.Info("acquire-success", "lock", a.opts.Path, "waited_ms", ms(time.Since(a.start)),
 		"attempts", a.attempts, "stale_recoveries", a.recoveries)
 	return &heldLock{path: a.opts.Path, dir: a.dir, base: a.base, f: a.own, payload: a.payload, acquired: time.Now()}
 }
@@ -818,7 +820,7 @@ func (a *acquisition) reclaim(cur *lockFile, v verdict) error {
 	removed, err := reclaim(cur, a.dir, a.base)
 	if removed {
 		a.recoveries++
-		a.log.warn("stale-lock-recovered", "lock", a.opts.Path, "owner_pid", v.pid,
+		a.log.Warn("stale-lock-recovered", "lock", a.opts.Path, "owner_pid", v.pid,
 			"reason", v.reason, "waited_ms", ms(time.Since(a.start)), "attempt", a.attempts)
 	}
 	return err
@@ -833,7 +835,7 @@ func (a *acquisition) contended(cur *lockFile, v verdict) error {
 	}
 	if key := fmt.Sprintf("%d/%s/%d", v.pid, v.status, v.gatewayPID); key != a.lastOwner {
 		a.lastOwner = key
-		a.log.info("acquire-contention", "lock", a.opts.Path, "owner_pid", v.pid, "owner_status", string(v.status),
+		a.log.Info("acquire-contention", "lock", a.opts.Path, "owner_pid", v.pid, "owner_status", string(v.status),
 			gatewayKey(v), "waited_ms", ms(time.Since(a.start)), "attempt", a.attempts)
 	}
 	waited := time.Since(a.start)
@@ -841,7 +843,7 @@ func (a *acquisition) contended(cur *lockFile, v verdict) error {
 	switch {
 	case a.opts.StopIfAlive && v.status.established():
 	case !time.Now().Before(a.deadline):
-		a.log.warn("acquire-timeout", "lock", a.opts.Path, "owner_pid", v.pid, "owner_status", string(v.status),
+		a.log.Warn("acquire-timeout", "lock", a.opts.Path, "owner_pid", v.pid, "owner_status", string(v.status),
 			gatewayKey(v), "waited_ms", ms(waited), "timeout_ms", ms(a.opts.Timeout), "attempts", a.attempts)
 	default:
 		return nil
@@ -1147,7 +1149,7 @@ func newToken() string {
 // file left behind says flock:true, so the next starter finds its kernel lock
 // free and reclaims it at once (owner-dead). It never claims the lock is
 // released while the file is still ours at the path.
-func (l *heldLock) release(log *telemetry) error {
+func (l *heldLock) release(log *telemetry.Logger) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.released {
@@ -1159,7 +1161,7 @@ func (l *heldLock) release(log *telemetry) error {
 	if l.shared {
 		// The gateway's descendants still hold the lock: the file stays
 		// published, and the kernel lock keeps guarding it until they exit.
-		log.warn("lock-left-held", "lock", l.path, "reason", "the gateway's descendants still hold it")
+		log.Warn("lock-left-held", "lock", l.path, "reason", "the gateway's descendants still hold it")
 		return nil
 	}
 	same, err := l.f.namedBy(l.dir, l.base)
@@ -1174,7 +1176,7 @@ func (l *heldLock) release(log *telemetry) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return &fs.PathError{Op: "remove lock", Path: l.path, Err: err}
 	}
-	log.info("lock-released", "lock", l.path, "held_ms", ms(time.Since(l.acquired)))
+	log.Info("lock-released", "lock", l.path, "held_ms", ms(time.Since(l.acquired)))
 	return nil
 }
 
@@ -1254,18 +1256,18 @@ const lostReason = "path no longer names our lock file"
 
 // reportLost says once, in the one lock-lost line, that the lock is lost;
 // true the first time. A released lock is not lost.
-func (l *heldLock) reportLost(log *telemetry) bool {
+func (l *heldLock) reportLost(log *telemetry.Logger) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.reportLostLocked(log)
 }
 
-func (l *heldLock) reportLostLocked(log *telemetry) bool {
+func (l *heldLock) reportLostLocked(log *telemetry.Logger) bool {
 	if l.lost || l.released {
 		return false
 	}
 	l.lost = true
-	log.error("lock-lost", "lock", l.path, "reason", lostReason)
+	log.Error("lock-lost", "lock", l.path, "reason", lostReason)
 	return true
 }
 
@@ -1332,7 +1334,7 @@ func (d *checkedDir) join(name string) string { return filepath.Join(d.path, nam
 // derivedLockName is the seed's scheme: the first 8 hex digits of the SHA-256
 // of the config's absolute path.
 func derivedLockName(configPath string) string {
-	sum := sum256([]byte(configPath))
+	sum := sha256.Sum256([]byte(configPath))
 	return "gateway." + hex.EncodeToString(sum[:4]) + ".lock"
 }
 

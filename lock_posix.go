@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"gwlock/internal/telemetry"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -436,7 +437,7 @@ type noDirError struct{}
 func (noDirError) Error() string        { return "no such directory (hint: create it, mode 0700 or 1777)" }
 func (noDirError) Is(target error) bool { return target == fs.ErrNotExist }
 
-func openLockDir(path string, explicit, prepare bool, log *telemetry) (*checkedDir, error) {
+func openLockDir(path string, explicit, prepare bool, log *telemetry.Logger) (*checkedDir, error) {
 	if !explicit {
 		return openDefaultDir(path, prepare, log)
 	}
@@ -458,7 +459,7 @@ func openLockDir(path string, explicit, prepare bool, log *telemetry) (*checkedD
 
 // openDefaultDir creates (prepare) and checks the default dir by the rule in
 // defaultDirRefusal, before it opens it and again on what it opened.
-func openDefaultDir(path string, prepare bool, log *telemetry) (*checkedDir, error) {
+func openDefaultDir(path string, prepare bool, log *telemetry.Logger) (*checkedDir, error) {
 	pfd, err := resolveDir(filepath.Dir(path))
 	if err != nil {
 		return nil, err
@@ -495,7 +496,7 @@ func openDefaultDir(path string, prepare bool, log *telemetry) (*checkedDir, err
 
 // checkDefault judges the default dir we opened, and when preparing
 // tightens it to 0700.
-func (d *checkedDir) checkDefault(prepare bool, me int, log *telemetry) error {
+func (d *checkedDir) checkDefault(prepare bool, me int, log *telemetry.Logger) error {
 	opened, err := d.stat()
 	if err != nil {
 		return err
@@ -510,7 +511,7 @@ func (d *checkedDir) checkDefault(prepare bool, me int, log *telemetry) error {
 		return &fs.PathError{Op: "chmod lock dir", Path: d.path, Err: err}
 	}
 	if opened.mode&0o077 != 0 {
-		log.warn("dir-tightened", "dir", d.path, "from_mode", fmt.Sprintf("%04o", opened.mode))
+		log.Warn("dir-tightened", "dir", d.path, "from_mode", fmt.Sprintf("%04o", opened.mode))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gwlock/internal/telemetry"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -339,7 +340,7 @@ func TestReleaseNeverDeletesSuccessor(t *testing.T) {
 	dir := lockDir(t)
 	lock := filepath.Join(dir, "x.lock")
 	var log bytes.Buffer
-	l, err := acquire(lockOptions{Path: lock, Timeout: 0, Poll: time.Millisecond, Stale: time.Second, Log: newTelemetry(&log, "text", false)})
+	l, err := acquire(lockOptions{Path: lock, Timeout: 0, Poll: time.Millisecond, Stale: time.Second, Log: telemetry.New(&log, "text", false)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +349,7 @@ func TestReleaseNeverDeletesSuccessor(t *testing.T) {
 	if err := os.Rename(successor, lock); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.release(newTelemetry(&log, "text", false)); err != nil {
+	if err := l.release(telemetry.New(&log, "text", false)); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := os.ReadFile(lock); err != nil || string(got) != `{"pid":1}` {

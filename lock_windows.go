@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"gwlock/internal/telemetry"
 	"io"
 	"io/fs"
 	"os"
@@ -384,7 +385,7 @@ func reclaimWithoutKernelLock(cur *lockFile, d *checkedDir, base string) (bool, 
 	return false, errors.New("payload-only locks are not supported on Windows")
 }
 
-func openLockDir(dir string, explicit, prepare bool, log *telemetry) (*checkedDir, error) {
+func openLockDir(dir string, explicit, prepare bool, log *telemetry.Logger) (*checkedDir, error) {
 	if !explicit && prepare {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, &fs.PathError{Op: "create lock dir", Path: dir, Err: err}

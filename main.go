@@ -36,6 +36,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"gwlock/internal/telemetry"
 	"io"
 	"io/fs"
 	"math"
@@ -154,11 +155,11 @@ type config struct {
 
 // cli runs one gwlock command and returns its exit code. Everything it says
 // on stderr, telemetry and the final error line alike, goes through one
-// stderrQueue, so a stalled log reader can delay neither a decision nor
+// telemetry.Queue, so a stalled log reader can delay neither a decision nor
 // the exit.
 func cli(args []string, stdout, stderr io.Writer) int {
-	errOut := newStderrQueue(stderr)
-	defer errOut.flush()
+	errOut := telemetry.NewQueue(stderr)
+	defer errOut.Flush()
 	return dispatch(args, stdout, errOut)
 }
 
@@ -188,7 +189,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	log := newTelemetry(stderr, c.logFormat, c.quiet)
+	log := telemetry.New(stderr, c.logFormat, c.quiet)
 	switch cmd {
 	case "run":
 		return cmdRun(c, log, stderr)
@@ -207,7 +208,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 
 // backendFor is the backend the command line names. The etcd backend stands
 // on the local file lock: one contender per host for one key.
-func backendFor(c *config, log *telemetry) (lockBackend, error) {
+func backendFor(c *config, log *telemetry.Logger) (lockBackend, error) {
 	local, err := newFileBackend(c)
 	if err != nil || c.etcd.Backend != "etcd" {
 		return local, err

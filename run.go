@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"gwlock/internal/telemetry"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -54,10 +55,10 @@ func (e *lockLostError) Error() string {
 	return fmt.Sprintf("lock %s lost (%s): gateway stopped", e.where, e.reason)
 }
 
-func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
+func cmdRun(c *config, log *telemetry.Logger, stderr io.Writer) int {
 	st := runStartup()
 	if os.Getenv("GWLOCK_ALLOW_MULTI") == "1" {
-		log.warn("acquire-skipped", "reason", "GWLOCK_ALLOW_MULTI=1")
+		log.Warn("acquire-skipped", "reason", "GWLOCK_ALLOW_MULTI=1")
 		code, err := supervise(c, nil, log, st)
 		if err != nil {
 			return fail(stderr, err)
@@ -83,7 +84,7 @@ func cmdRun(c *config, log *telemetry, stderr io.Writer) int {
 	if errors.As(err, &busy) && c.ifRunning == "ok" && busy.Status.established() {
 		// Idempotent start: a live owner is certain. An owner that cannot be
 		// judged is no proof that a gateway runs: that waits and ends in 75.
-		log.info("already-running", "lock", busy.Path, "owner_pid", busy.OwnerPID, "owner_status", string(busy.Status),
+		log.Info("already-running", "lock", busy.Path, "owner_pid", busy.OwnerPID, "owner_status", string(busy.Status),
 			gatewayKey(verdict{gatewayPID: busy.GatewayPID}), "waited_ms", ms(busy.Waited))
 		return exitOK
 	}
@@ -173,13 +174,13 @@ func lookGateway(name string) (string, error) {
 
 // checkPort refuses to start a gateway whose port another process serves:
 // it could not bind and would only crash-loop.
-func checkPort(c *config, log *telemetry) error {
+func checkPort(c *config, log *telemetry.Logger) error {
 	if c.port == 0 {
 		return nil
 	}
 	for _, host := range conflictHosts(c.host) {
 		if portListening(host, c.port, probeTimeout) {
-			log.error("port-conflict", "port", c.port, "host", host)
+			log.Error("port-conflict", "port", c.port, "host", host)
 			return &portConflictError{host: host, port: c.port}
 		}
 	}
@@ -354,7 +355,7 @@ type supervisor struct {
 	c     *config
 	hold  holder     // nil: GWLOCK_ALLOW_MULTI
 	tree  treeHolder // hold, when the gateway shares it through a descriptor
-	log   *telemetry
+	log   *telemetry.Logger
 	procs *gatewayTree
 	relay *notifyRelay // the gateway's NOTIFY_SOCKET; nil: none
 
@@ -406,7 +407,7 @@ func (s *supervisor) scheduleTreeRecord() {
 
 // supervise runs the gateway under hold (nil: no lock) until it is gone for
 // good, and returns the code gwlock should exit with.
-func supervise(c *config, hold holder, log *telemetry, st *startup) (int, error) {
+func supervise(c *config, hold holder, log *telemetry.Logger, st *startup) (int, error) {
 	<-st.registered // a stop signal sent after the gateway started must reach it
 	procs, err := openGatewayTree(c.subreaper)
 	if err != nil {
@@ -419,7 +420,7 @@ func supervise(c *config, hold holder, log *telemetry, st *startup) (int, error)
 		if c.readyNotify {
 			return exitFailure, err
 		}
-		log.warn("notify-relay-unavailable", "error", err.Error())
+		log.Warn("notify-relay-unavailable", "error", err.Error())
 	}
 	defer s.relay.close()
 	if c.readyNotify && s.relay == nil && err == nil {
@@ -555,7 +556,7 @@ func (s *supervisor) start() error {
 	if s.hold != nil {
 		s.hold.setGateway(pid)
 	}
-	s.log.info("child-start", "pid", pid, "command", s.c.command[0])
+	s.log.Info("child-start", "pid", pid, "command", s.c.command[0])
 	s.childGone, s.ready, s.unready = make(chan struct{}), make(chan time.Duration, 1), false
 	s.rd = newReadiness(s.c)
 	if s.rd.probe != "" {
@@ -581,7 +582,7 @@ func (s *supervisor) checkReady() {
 		return
 	}
 	s.rd.done, s.readyTimer = true, nil
-	s.log.info("gateway-ready", "port", s.c.port, "by", s.rd.by(), "waited_ms", ms(time.Since(s.started)))
+	s.log.Info("gateway-ready", "port", s.c.port, "by", s.rd.by(), "waited_ms", ms(time.Since(s.started)))
 	s.notifyReady()
 }
 
@@ -597,7 +598,7 @@ func (s *supervisor) onNote(note string) {
 		sdNotify(note)
 		if status, ok := strings.CutPrefix(note, "STATUS="); ok && status != s.status {
 			s.status = status
-			s.log.info("gateway-status", "status", status)
+			s.log.Info("gateway-status", "status", status)
 		}
 	}
 }
@@ -611,7 +612,7 @@ func (s *supervisor) readyExpired() {
 		// this life's end: a second stop signal would cut its drain short.
 		return
 	}
-	s.log.warn("ready-timeout", "pid", s.child, "timeout_ms", ms(s.c.readyTimeout), "by", s.rd.by())
+	s.log.Warn("ready-timeout", "pid", s.child, "timeout_ms", ms(s.c.readyTimeout), "by", s.rd.by())
 	s.unready = true
 	s.stop(s.c.stopSignal, "ready-timeout", "")
 }
@@ -633,7 +634,7 @@ func (s *supervisor) stop(sig os.Signal, reason, by string) {
 		if by != "" {
 			byKey = slog.String("by", by)
 		}
-		s.log.info("stop", "pid", s.child, "signal", signalName(sig), "reason", reason, byKey,
+		s.log.Info("stop", "pid", s.child, "signal", signalName(sig), "reason", reason, byKey,
 			"timeout_ms", ms(s.c.stopTimeout))
 		s.stopTimer = time.After(s.c.stopTimeout)
 	}
@@ -649,7 +650,7 @@ func (s *supervisor) escalate() {
 		return
 	}
 	if !s.killing {
-		s.log.warn("stop-escalated", "pid", s.child, "signal", "SIGKILL", "reason", s.stopReason,
+		s.log.Warn("stop-escalated", "pid", s.child, "signal", "SIGKILL", "reason", s.stopReason,
 			"after_ms", ms(time.Since(s.stopAt)))
 	}
 	s.killing = true
@@ -719,7 +720,7 @@ func (s *supervisor) onSignal(sig os.Signal) (bool, int, error) {
 		if s.backoff != nil {
 			// The attempt the backoff was waiting for starts now.
 			s.backoff = nil
-			s.log.info("restart", "attempt", s.restarts, "backoff_ms", 0, "reason", signalName(sig))
+			s.log.Info("restart", "attempt", s.restarts, "backoff_ms", 0, "reason", signalName(sig))
 			if err := s.start(); err != nil {
 				return true, exitCode(err), err
 			}
@@ -730,7 +731,7 @@ func (s *supervisor) onSignal(sig os.Signal) (bool, int, error) {
 		if !s.running() {
 			// Stopped during a backoff: the exit says what stopped gwlock,
 			// not how the gateway before the backoff ended.
-			s.log.info("stop", "pid", 0, "signal", "none", "reason", "signal", "by", signalName(sig), "timeout_ms", 0)
+			s.log.Info("stop", "pid", 0, "signal", "none", "reason", "signal", "by", signalName(sig), "timeout_ms", 0)
 			return true, 128 + int(sig.(syscall.Signal)), nil
 		}
 		s.stop(s.gatewayStopSignal(sig), "signal", signalName(sig))
@@ -756,7 +757,7 @@ func (s *supervisor) lockLost(reason string) (bool, int, error) {
 // adopted descendants. The gateway's life ends when the whole tree is gone.
 func (s *supervisor) reaped(e childExit) (bool, int, error) {
 	if e.pid == s.child && s.child != 0 {
-		s.log.info("child-exit", "pid", s.child, "code", e.code, "signal", e.signal, "uptime_ms", ms(time.Since(s.started)))
+		s.log.Info("child-exit", "pid", s.child, "code", e.code, "signal", e.signal, "uptime_ms", ms(time.Since(s.started)))
 		s.child, s.lastCode, s.mainCode = 0, e.code, e.code
 		s.procs.mainExited()
 		if s.treeLives(e) {
@@ -800,7 +801,7 @@ func (s *supervisor) treeLives(e childExit) bool {
 	}
 	s.remnants, s.remnantsAt = true, time.Now()
 	pids := s.recordTree()
-	s.log.warn("gateway-descendants", "pids", pidList(pids), "lock", s.where(),
+	s.log.Warn("gateway-descendants", "pids", pidList(pids), "lock", s.where(),
 		"action", "waiting for them before releasing the lock, restarting or exiting")
 	if s.stopTimer != nil || s.killing {
 		s.stop(s.stopSig, s.stopReason, "")
@@ -811,7 +812,7 @@ func (s *supervisor) treeLives(e childExit) bool {
 // treeGone: no process of the gateway is left. Apply the policy.
 func (s *supervisor) treeGone() (bool, int, error) {
 	if s.remnants {
-		s.log.info("gateway-descendants-gone", "code", s.lastCode, "waited_ms", ms(time.Since(s.remnantsAt)))
+		s.log.Info("gateway-descendants-gone", "code", s.lastCode, "waited_ms", ms(time.Since(s.remnantsAt)))
 	}
 	close(s.childGone)
 	code, uptime := s.lastCode, time.Since(s.started)
@@ -827,7 +828,7 @@ func (s *supervisor) treeGone() (bool, int, error) {
 		return true, code, nil
 	case s.restarting:
 		s.restarting = false
-		s.log.info("restart", "attempt", s.restarts+1, "backoff_ms", 0, "reason", "SIGHUP")
+		s.log.Info("restart", "attempt", s.restarts+1, "backoff_ms", 0, "reason", "SIGHUP")
 		s.restarts++
 		if err := s.start(); err != nil {
 			return true, exitCode(err), err
@@ -842,7 +843,7 @@ func (s *supervisor) treeGone() (bool, int, error) {
 	if s.unready {
 		reason = "ready-timeout"
 	}
-	s.log.warn("restart", "attempt", s.restarts, "backoff_ms", ms(delay), "reason", reason, "last_exit", code)
+	s.log.Warn("restart", "attempt", s.restarts, "backoff_ms", ms(delay), "reason", reason, "last_exit", code)
 	if s.hold != nil {
 		s.hold.setRestarting(time.Now().Add(delay), code)
 	}
@@ -855,7 +856,7 @@ func (s *supervisor) treeGone() (bool, int, error) {
 func (s *supervisor) shouldRestart(code int) bool {
 	restart, byCode := restartFor(s.c.restart, code, s.c.preventExit, s.c.forceExit)
 	if byCode && !restart && shouldRestartPolicy(s.c.restart, code) {
-		s.log.warn("restart-prevented", "code", code, "policy", s.c.restart,
+		s.log.Warn("restart-prevented", "code", code, "policy", s.c.restart,
 			"reason", "exit code in --restart-prevent-exit-status")
 	}
 	return restart

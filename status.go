@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gwlock/internal/telemetry"
 	"io"
 	"io/fs"
 	"path/filepath"
@@ -220,7 +221,7 @@ func aliveWord(alive bool) string {
 // is made without holding the file's kernel lock (it may probe a port); the
 // removal then takes the kernel lock again and goes ahead only if the file
 // and its payload are exactly what was judged.
-func unlockOf(c *config, t lockTarget, log *telemetry, stderr io.Writer) int {
+func unlockOf(c *config, t lockTarget, log *telemetry.Logger, stderr io.Writer) int {
 	r, in, err := inspectLock(c, &t)
 	defer t.d.close()
 	if err != nil {
@@ -262,7 +263,7 @@ func unlockOf(c *config, t lockTarget, log *telemetry, stderr io.Writer) int {
 		if r.Owner != nil {
 			pid = r.Owner.PID
 		}
-		log.warn("stale-lock-recovered", "lock", t.path, "owner_pid", pid, "reason", r.Reason, "waited_ms", 0, "attempt", 1)
+		log.Warn("stale-lock-recovered", "lock", t.path, "owner_pid", pid, "reason", r.Reason, "waited_ms", 0, "attempt", 1)
 	}
 	return exitOK
 }

@@ -1,4 +1,4 @@
-package main
+package telemetry
 
 import (
 	"bytes"
@@ -36,14 +36,14 @@ func (g *gatedWriter) String() string {
 }
 
 // TestStderrQueueDrops: with the reader stalled, the queue takes
-// stderrQueueLines lines, drops the rest without blocking, and the next line
+// queueLines lines, drops the rest without blocking, and the next line
 // queued after the reader resumes carries the count, in both formats.
 func TestStderrQueueDrops(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		gate := newGatedWriter()
-		q := newStderrQueue(gate)
-		log := newTelemetry(q, format, false)
-		log.info("first")
+		q := NewQueue(gate)
+		log := New(q, format, false)
+		log.Info("first")
 		select {
 		case <-gate.entered: // the drainer is now blocked in the first write
 		case <-time.After(eventWait):
@@ -51,18 +51,18 @@ func TestStderrQueueDrops(t *testing.T) {
 		}
 		const extra = 5
 		start := time.Now()
-		for i := 0; i < stderrQueueLines+extra; i++ {
-			log.info("queued", "i", i)
+		for i := 0; i < queueLines+extra; i++ {
+			log.Info("queued", "i", i)
 		}
 		if took := time.Since(start); took > eventWait {
-			t.Fatalf("%s: %d writes into a stalled stderr took %s", format, stderrQueueLines+extra, took)
+			t.Fatalf("%s: %d writes into a stalled stderr took %s", format, queueLines+extra, took)
 		}
 		close(gate.open)
-		q.flush() // the queue is full: "after" needs room
-		log.info("after")
-		q.flush()
+		q.Flush() // the queue is full: "after" needs room
+		log.Info("after")
+		q.Flush()
 		lines := strings.Split(strings.TrimSuffix(gate.String(), "\n"), "\n")
-		if want := 1 + stderrQueueLines + 1; len(lines) != want {
+		if want := 1 + queueLines + 1; len(lines) != want {
 			t.Fatalf("%s: %d lines written, want %d", format, len(lines), want)
 		}
 		for i, line := range lines[:len(lines)-1] {
@@ -82,22 +82,26 @@ func TestStderrQueueDrops(t *testing.T) {
 }
 
 // TestStderrQueueFlushBounded: at exit, a writer blocked for good costs at
-// most about stderrStall, and a plain line gets dropped=N too.
+// most about writeStall, and a plain line gets dropped=N too.
 func TestStderrQueueFlushBounded(t *testing.T) {
 	gate := newGatedWriter()
 	defer close(gate.open)
-	q := newStderrQueue(gate)
-	for i := 0; i < stderrQueueLines+2; i++ {
+	q := NewQueue(gate)
+	for i := 0; i < queueLines+2; i++ {
 		_, _ = q.Write([]byte("gwlock: line\n"))
 	}
 	start := time.Now()
-	q.flush()
-	if took := time.Since(start); took >= stderrFlushMax {
-		t.Fatalf("flush with a stalled reader took %s, want about %s", took, stderrStall)
+	q.Flush()
+	if took := time.Since(start); took >= flushMax {
+		t.Fatalf("flush with a stalled reader took %s, want about %s", took, writeStall)
 	} else {
-		t.Logf("flush with a stalled reader returned after %s (stall bound %s)", took, stderrStall)
+		t.Logf("flush with a stalled reader returned after %s (stall bound %s)", took, writeStall)
 	}
 	if got := string(withDropped([]byte("gwlock: run x: failed\n"), 3)); got != "gwlock: run x: failed dropped=3\n" {
 		t.Errorf("withDropped(error line, 3) = %q", got)
 	}
 }
+
+// eventWait bounds how long a test waits for a line: far above any healthy
+// write, so only a queue that blocks fails it.
+const eventWait = 10 * time.Second
