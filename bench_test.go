@@ -338,7 +338,7 @@ func BenchmarkRecoveryAfterSIGKILL(b *testing.B) {
 	})
 }
 
-// BenchmarkRecoveryAfterLauncherSIGKILL is issue 9's figure: a `gwlock run`
+// BenchmarkRecoveryAfterLauncherSIGKILL measures failover: a `gwlock run`
 // launcher is SIGKILLed and its gateway is left to the mechanism (the
 // parent-death signal stops it; this gateway exits on its first signal). How
 // long until a waiter, already asleep on the lock, holds it?

@@ -44,7 +44,7 @@ var lockFlagItems = []manualItem{
 	{"-q, --quiet", "Only warnings and errors."},
 }
 
-// The etcd backend's flags (run and status), as in DESIGN-etcd.md.
+// The etcd backend's flags (run and status).
 var etcdFlagItems = []manualItem{
 	{"--backend file|etcd", "file (the default) is the single-host lock. etcd keeps one active gateway across hosts: run takes the local file lock, then a lease-backed key in etcd, and stops the gateway on a local deadline before its lease can expire. [GWLOCK_BACKEND]"},
 	{"--etcd-endpoints URLS", "Comma-separated https://host:2379,... (http:// works, with a warning line). [GWLOCK_ETCD_ENDPOINTS]"},

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Repeats the README's openclaw verification (issue 12) against the real
+# Repeats the README's openclaw verification against the real
 # gateway: installs Node 24 and openclaw from npm into a scratch directory,
 # runs openclaw under gwlock as the README's recipe does, and checks
 #   1. gateway-ready comes no earlier than openclaw's /startupz says started
@@ -52,7 +52,7 @@ fi
 (cd "$repo" && CGO_ENABLED=0 go build -o "$scratch/gwlock" .)
 echo "node $(node --version), openclaw $(openclaw --version 2>/dev/null | head -1), $("$scratch/gwlock" version)"
 
-# Local and quiet (../shared/openclaw-reference.md): scratch state, no
+# Local and quiet: scratch state, no
 # Bonjour, no channels; gwlock's locks in a scratch dir of their own, never
 # openclaw's (same file name scheme).
 export HOME=$scratch/home OPENCLAW_STATE_DIR=$scratch/state OPENCLAW_DISABLE_BONJOUR=1 OPENCLAW_SKIP_CHANNELS=1
