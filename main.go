@@ -63,40 +63,6 @@ const (
 	statusUnknown    = 4
 )
 
-const usageText = `usage:
-  gwlock run    [flags] -- COMMAND [ARG...]   take the lock, run the gateway, hold the lock until it is gone
-  gwlock status [flags] [--json]              who holds the lock, is it alive, is its port listening
-  gwlock probe  --port N [--host H] [--wait D] TCP connect probe
-  gwlock unlock [flags]                       remove a lock whose owner is provably gone
-  gwlock version
-  gwlock help COMMAND                         the full reference for run, status, probe or unlock
-
-lock flags (run, status, unlock):
-  --config PATH        gateway config file; its path names the lock       [GWLOCK_CONFIG]
-  --lock FILE          explicit lock file instead of --config             [GWLOCK_LOCK]
-  --lock-dir DIR       where derived locks live                           [GWLOCK_LOCK_DIR]
-  --port N             gateway TCP port                                   [GWLOCK_PORT]
-  --host H             host to probe (127.0.0.1)                          [GWLOCK_HOST]
-  --timeout D          how long to wait for a held lock, 0 = once (5s)    [GWLOCK_TIMEOUT]
-  --poll D             longest pause between non-event retries (100ms)
-  --stale D            age after which an unjudgeable lock is stale (30s) [GWLOCK_STALE]
-  --log-format F       text or json (text)                                [GWLOCK_LOG_FORMAT]
-  -q, --quiet          only warnings and errors
-run flags:
-  --ready-url URL      ready when GET http://HOST:PORT/PATH answers 2xx, not on a TCP accept
-  --ready-notify       ready also needs the gateway's READY=1 on its NOTIFY_SOCKET
-  --ready-timeout D    not ready after D: stop it, code 124, restart policy applies (0 = wait)
-  --stop-signal SIG    the gateway's graceful stop signal (SIGTERM)
-  --stop-timeout D     grace between the stop signal and SIGKILL (10s)
-  --restart P          no, on-failure or always (no)
-  --restart-prevent-exit-status CODES   never restarted (78)
-  --restart-force-exit-status CODES     always restarted
-  --if-running A       fail (exit 75) or ok (exit 0) when a live owner holds the lock
-  --subreaper          adopt orphaned descendants and reap them (Linux)
-status flags:
-  --json               print the report as JSON
-` + etcdUsageText
-
 // init starts run's background preparation before main, so that it overlaps
 // even the runtime's and flag parsing's work (about 3% of `run -- true`).
 func init() {
@@ -130,7 +96,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 
 func dispatch(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usageText)
+		fmt.Fprint(stderr, usageText())
 		return exitUsage
 	}
 	cmd, rest := args[0], args[1:]

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"runtime"
 	"strings"
@@ -144,4 +145,88 @@ func sampleFlagValue(arg string) string {
 		return "text"
 	}
 	return "x"
+}
+
+// documentedFlags maps each flag name a page documents (without dashes) to
+// the environment variable its text names, "" for none.
+func documentedFlags(p manualPage) map[string]string {
+	flags := map[string]string{}
+	for _, s := range p.sections {
+		if s.title != "OPTIONS" && s.title != "ETCD BACKEND" {
+			continue
+		}
+		for _, it := range s.items {
+			_, env := flagBrief(it.text)
+			for _, name := range strings.Split(it.term, ", ") {
+				name, _, _ = strings.Cut(name, " ")
+				flags[strings.TrimLeft(name, "-")] = env
+			}
+		}
+	}
+	return flags
+}
+
+// TestFlagsMatchManual: the flags each command accepts are exactly the ones
+// its page documents, and each names the environment variable it reads, so
+// neither -h nor help CMD can miss or invent a flag.
+func TestFlagsMatchManual(t *testing.T) {
+	for _, p := range manualPages() {
+		doc := documentedFlags(p)
+		set := (&config{}).flags(p.name)
+		accepted := map[string]bool{}
+		set.VisitAll(func(f *flag.Flag) {
+			accepted[f.Name] = true
+			env, ok := doc[f.Name]
+			if !ok {
+				t.Errorf("%s accepts --%s, which help %s does not document", p.name, f.Name, p.name)
+				return
+			}
+			if env != set.envOf[f.Name] {
+				t.Errorf("help %s says --%s reads %q; the parser reads %q", p.name, f.Name, env, set.envOf[f.Name])
+			}
+		})
+		for name := range doc {
+			if !accepted[name] {
+				t.Errorf("help %s documents --%s, which %s does not accept", p.name, name, p.name)
+			}
+		}
+	}
+}
+
+// TestUsageIsManualBrief: every flag line of gwlock -h is the first sentence
+// of that flag's text in gwlock help CMD, so the two cannot disagree (they
+// once did about --subreaper).
+func TestUsageIsManualBrief(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := cli([]string{"-h"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("gwlock -h: exit %d, want %d", code, exitOK)
+	}
+	usage := strings.Join(strings.Fields(stdout.String()), " ")
+	for _, p := range manualPages() {
+		var page bytes.Buffer
+		writeManualText(&page, p)
+		pageText := strings.Join(strings.Fields(page.String()), " ")
+		for _, s := range p.sections {
+			for _, it := range s.items {
+				if !strings.HasPrefix(it.term, "-") {
+					continue
+				}
+				brief, _ := flagBrief(it.text)
+				if !strings.HasPrefix(it.text, brief) || !strings.Contains(pageText, it.term+" "+brief) {
+					t.Errorf("help %s: %s does not start with its brief %q", p.name, it.term, brief)
+				}
+				if !strings.Contains(usage, it.term+" "+brief) {
+					t.Errorf("gwlock -h does not give %s as %q", it.term, brief)
+				}
+			}
+		}
+	}
+	if !strings.Contains(usage, "--subreaper Fail if run cannot become a subreaper.") {
+		t.Errorf("gwlock -h describes --subreaper otherwise than help run:\n%s", stdout.String())
+	}
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		if len(line) > 78 {
+			t.Errorf("gwlock -h line over 78 columns: %q", line)
+		}
+	}
 }
