@@ -156,9 +156,15 @@ func backendFor(c *config, log *telemetry.Logger) (lockBackend, error) {
 func fail(stderr io.Writer, err error) int {
 	code := exitCode(err)
 	var hint string
-	var ue *unsafeError
-	if errors.As(err, &ue) {
+	var (
+		ue *unsafeError
+		be *busyError
+	)
+	switch {
+	case errors.As(err, &ue):
 		hint = ue.Hint
+	case errors.As(err, &be):
+		hint = busyHint(be)
 	}
 	line := "gwlock: " + err.Error()
 	if hint != "" {
@@ -166,6 +172,16 @@ func fail(stderr io.Writer, err error) int {
 	}
 	_, _ = io.WriteString(stderr, line+"\n")
 	return code
+}
+
+// busyHint says where to look next when a holder keeps the lock (exit 75),
+// and, when a gateway is known to run, how to make that a success instead.
+func busyHint(be *busyError) string {
+	hint := "gwlock status with the same flags shows the owner"
+	if be.Status.established() {
+		hint += "; --if-running ok exits 0 when a gateway already runs"
+	}
+	return hint
 }
 
 // exitCode maps an error to the documented exit code.

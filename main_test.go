@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -134,8 +135,8 @@ func TestStatusUnlock(t *testing.T) {
 	if r.code != statusNotRunning {
 		t.Fatalf("status, no file: %d, want %d", r.code, statusNotRunning)
 	}
-	if r = runGwlock(t, nil, "unlock", "--lock", lock); r.code != 0 {
-		t.Fatalf("unlock, no file: %d, want 0", r.code)
+	if r = runGwlock(t, nil, "unlock", "--lock", lock); r.code != 0 || r.stderr != "gwlock: unlock "+lock+": nothing to remove, no lock file\n" {
+		t.Fatalf("unlock, no file: %d %q, want 0 and one line saying there was nothing to remove", r.code, r.stderr)
 	}
 
 	h := startHelper(t, "holder", nil, "-lock", lock)
@@ -154,6 +155,14 @@ func TestStatusUnlock(t *testing.T) {
 	if r = runGwlock(t, nil, "unlock", "--lock", lock); r.code != exitFailure || !strings.Contains(r.stderr, "refused") {
 		t.Fatalf("unlock of a live owner: %d %q, want 1 and a refusal", r.code, r.stderr)
 	}
+	// The refusal of a second starter names the holder and says what to do.
+	r = runGwlock(t, nil, "run", "--lock", lock, "--timeout", "0", "-q", "--", "true")
+	holder := fmt.Sprintf("held by pid %d (alive)", h.cmd.Process.Pid)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if line := lines[len(lines)-1]; r.code != exitBusy || !strings.HasPrefix(line, "gwlock: ") ||
+		!strings.Contains(line, holder) || !strings.Contains(line, "hint: gwlock status") || !strings.Contains(line, "--if-running ok") {
+		t.Fatalf("run against a live holder: %d %q, want %d and a last line naming %q with hints at gwlock status and --if-running ok", r.code, r.stderr, exitBusy, holder)
+	}
 	if _, err := os.Stat(lock); err != nil {
 		t.Fatalf("unlock removed a live owner's lock: %v", err)
 	}
@@ -164,8 +173,11 @@ func TestStatusUnlock(t *testing.T) {
 	if r.code != statusDeadFile || !strings.Contains(r.stdout, `"reason":"owner-dead"`) {
 		t.Fatalf("status, dead owner: %d %s, want %d owner-dead", r.code, r.stdout, statusDeadFile)
 	}
-	if r = runGwlock(t, nil, "unlock", "--lock", lock); r.code != 0 {
-		t.Fatalf("unlock, dead owner: %d %s", r.code, r.stderr)
+	r = runGwlock(t, nil, "unlock", "--lock", lock)
+	if line := strings.TrimSpace(r.stderr); r.code != 0 || strings.Count(line, "\n") != 0 ||
+		!strings.Contains(line, "event=stale-lock-recovered") || !strings.Contains(line, "reason=owner-dead") ||
+		!strings.Contains(line, fmt.Sprintf("owner_pid=%d", h.cmd.Process.Pid)) {
+		t.Fatalf("unlock, dead owner: %d %q, want 0 and one line naming what it removed", r.code, r.stderr)
 	}
 	if _, err := os.Stat(lock); !os.IsNotExist(err) {
 		t.Fatal("unlock left a dead owner's file")

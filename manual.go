@@ -102,7 +102,7 @@ func runPage() manualPage {
 				{"2", "Usage error: a bad flag, no -- COMMAND, both --config and --lock."},
 				{"66", "--config names no file, a directory, no regular file (a pipe, a device, /dev/stdin) or a per-process name (/dev/fd/N): each would name no stable lock."},
 				{"69", "--port is already served by a process that does not hold the lock."},
-				{"75", "A live owner still holds the lock after --timeout."},
+				{"75", "A live owner still holds the lock after --timeout. The last line names the holder and hints at gwlock status and, when a gateway is known to run, --if-running ok."},
 				{"77", "Unsafe lock directory or lock file: another user's, writable by others, a symlink, not a regular file."},
 				{"126, 127", "COMMAND is not executable, or not found."},
 			}},
@@ -169,6 +169,7 @@ func unlockPage() manualPage {
 		sections: []manualSection{
 			{title: "DESCRIPTION", paras: []string{
 				"unlock removes the lock file named by --config (or --lock) only when its owner is provably gone (owner-dead, pid-reused, host-rebooted), while holding the file's kernel lock and after checking that the path still names that file. It refuses a live owner and an owner that cannot be judged: a stale lock of unknown ownership is left to run, which reclaims it after --stale. run never needs unlock: it reclaims a dead owner's lock by itself.",
+				"unlock says what it did in one line on stderr: the stale-lock-recovered event naming the removed owner's pid and why it is gone, that there was nothing to remove, or why it refused.",
 			}},
 			{title: "OPTIONS", paras: []string{durationNote}, items: lockFlagItems},
 			{title: "EXIT STATUS", items: []manualItem{
