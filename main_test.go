@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -328,4 +332,46 @@ func absPath(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// TestReadmeFirstCommand runs the README's first command as written, with a
+// private directory and a free port: it builds gwlock and the demo gateway,
+// runs one under the other until the gateway is ready, and a Ctrl-C (SIGINT
+// to gwlock) must end it with exit 0, as the README says.
+func TestReadmeFirstCommand(t *testing.T) {
+	if runtime.GOOS == "windows" || testing.Short() {
+		t.Skip("builds with the go command and stops with SIGINT: POSIX, not -short")
+	}
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := regexp.MustCompile(`(?m)^    (go build .*?)\s+#`).FindSubmatch(b)
+	if first == nil {
+		t.Fatal("README.md does not start with an indented go build ... && gwlock run ... command")
+	}
+	dir, port := t.TempDir()+"/", strconv.Itoa(freePort(t))
+	line := strings.NewReplacer("/tmp/gw/", dir, "18789", port).Replace(string(first[1]))
+	build, run, ok := strings.Cut(line, " && ")
+	if !ok {
+		t.Fatalf("README's first command %q is not BUILD && RUN", line)
+	}
+	if out, err := exec.Command("sh", "-c", build).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", build, err, out)
+	}
+	words := strings.Fields(run)
+	cmd := exec.Command(words[0], words[1:]...)
+	cmd.Env = append(os.Environ(), "GWLOCK_LOCK_DIR="+lockDir(t))
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	scanner := bufio.NewScanner(stderr)
+	for scanner.Scan() && !strings.Contains(scanner.Text(), "event=gateway-ready") {
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("README's first command after Ctrl-C: %v, want exit 0", err)
+	}
 }
