@@ -18,9 +18,9 @@
 // 4 unknown). probe checks a TCP port. unlock removes a lock file whose owner
 // is provably gone, never a live one.
 //
-// Every flag also reads an environment variable (GWLOCK_CONFIG, GWLOCK_LOCK,
+// Most flags also read an environment variable (GWLOCK_CONFIG, GWLOCK_LOCK,
 // GWLOCK_LOCK_DIR, GWLOCK_PORT, GWLOCK_HOST, GWLOCK_TIMEOUT, GWLOCK_STALE,
-// GWLOCK_LOG_FORMAT); the flag wins. GWLOCK_ALLOW_MULTI=1 skips the lock.
+// GWLOCK_LOG_FORMAT, ...); the flag wins. GWLOCK_ALLOW_MULTI=1 skips the lock.
 //
 // Exit codes: the gateway's own code (128+N if signal N killed it; 78 is
 // never restarted by default), 0 success, 1 launcher failure, 2 usage error,
@@ -29,7 +29,9 @@
 // path, 124 not ready within --ready-timeout, 126/127 COMMAND not executable
 // / not found.
 //
-// See README.md for the protocol, the telemetry events and the payload.
+// The reference for each command is `gwlock help CMD` (manual.go, also
+// rendered as gwlock.1); the protocol, the telemetry events and the payload
+// are in docs/design.md.
 package main
 
 import (
