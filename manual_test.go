@@ -284,6 +284,8 @@ type numberedLine struct {
 var (
 	promptRE = regexp.MustCompile(`^\S*\$ `)
 	plistRE  = regexp.MustCompile(`<string>([^<]*)</string>`)
+	// redirectRE is a shell redirection word: >file, 2>file, <file.
+	redirectRE = regexp.MustCompile(`^[0-9]*[<>]`)
 )
 
 // docCommands finds every gwlock command line in a file's code blocks: shell
@@ -297,55 +299,75 @@ func docCommands(t *testing.T, file string) []docCommand {
 	}
 	var found []docCommand
 	for _, block := range docCodeBlocks(string(b)) {
-		var env, plist, docker []string
-		for _, l := range block {
-			if v, ok := strings.CutPrefix(l.text, "Environment="); ok {
-				env = append(env, shellWords(v)...)
-			}
-			for _, m := range plistRE.FindAllStringSubmatch(l.text, -1) {
-				plist = append(plist, m[1])
-			}
-			for _, prefix := range []string{"ENTRYPOINT ", "CMD "} {
-				if v, ok := strings.CutPrefix(l.text, prefix); ok {
-					var words []string
-					if err := json.Unmarshal([]byte(v), &words); err != nil {
-						t.Fatalf("%s:%d: %s is not in exec (JSON) form: %v", file, l.n, prefix, err)
-					}
-					docker = append(docker, words...)
+		env, argvs := blockArgvs(t, file, block)
+		if len(argvs) > 0 {
+			for _, argv := range argvs {
+				if path.Base(argv[0]) == "gwlock" {
+					found = append(found, docCommand{fmt.Sprintf("%s:%d", file, block[0].n), argv[1:], env})
 				}
 			}
-		}
-		where := fmt.Sprintf("%s:%d", file, block[0].n)
-		for _, argv := range [][]string{plist, docker} {
-			if len(argv) > 0 && path.Base(argv[0]) == "gwlock" {
-				found = append(found, docCommand{where, argv[1:], env})
-			}
-		}
-		if len(plist) > 0 || len(docker) > 0 {
 			continue
 		}
-		// In a block with prompts, only the prompted lines are commands;
-		// the others are their output.
-		prompted := false
-		for _, l := range block {
-			prompted = prompted || promptRE.MatchString(l.text)
+		for _, c := range shellLines(file, block) {
+			c.env = append(c.env, env...)
+			found = append(found, c)
 		}
-		for i := 0; i < len(block); i++ {
-			start, line := block[i].n, block[i].text
-			if prompted && !promptRE.MatchString(line) {
-				continue
-			}
-			for strings.HasSuffix(line, `\`) && i+1 < len(block) {
-				i++
-				line = strings.TrimSuffix(line, `\`) + " " + block[i].text
-			}
-			line = promptRE.ReplaceAllString(strings.TrimPrefix(line, "ExecStart="), "")
-			for _, cmd := range shellCommands(line) {
-				if c, ok := gwlockCommand(cmd); ok {
-					c.where = fmt.Sprintf("%s:%d", file, start)
-					c.env = append(c.env, env...)
-					found = append(found, c)
+	}
+	return found
+}
+
+// blockArgvs is a block's systemd Environment= assignments, and the argv of
+// its launchd ProgramArguments and of its Dockerfile ENTRYPOINT and CMD.
+func blockArgvs(t *testing.T, file string, block []numberedLine) (env []string, argvs [][]string) {
+	var plist, docker []string
+	for _, l := range block {
+		if v, ok := strings.CutPrefix(l.text, "Environment="); ok {
+			env = append(env, shellWords(v)...)
+		}
+		for _, m := range plistRE.FindAllStringSubmatch(l.text, -1) {
+			plist = append(plist, m[1])
+		}
+		for _, prefix := range []string{"ENTRYPOINT ", "CMD "} {
+			if v, ok := strings.CutPrefix(l.text, prefix); ok {
+				var words []string
+				if err := json.Unmarshal([]byte(v), &words); err != nil {
+					t.Fatalf("%s:%d: %s is not in exec (JSON) form: %v", file, l.n, prefix, err)
 				}
+				docker = append(docker, words...)
+			}
+		}
+	}
+	for _, argv := range [][]string{plist, docker} {
+		if len(argv) > 0 {
+			argvs = append(argvs, argv)
+		}
+	}
+	return env, argvs
+}
+
+// shellLines is the gwlock commands of a block of shell lines. In a block
+// with prompts, only the prompted lines are commands; the others are their
+// output.
+func shellLines(file string, block []numberedLine) []docCommand {
+	prompted := false
+	for _, l := range block {
+		prompted = prompted || promptRE.MatchString(l.text)
+	}
+	var found []docCommand
+	for i := 0; i < len(block); i++ {
+		start, line := block[i].n, block[i].text
+		if prompted && !promptRE.MatchString(line) {
+			continue
+		}
+		for strings.HasSuffix(line, `\`) && i+1 < len(block) {
+			i++
+			line = strings.TrimSuffix(line, `\`) + " " + block[i].text
+		}
+		line = promptRE.ReplaceAllString(strings.TrimPrefix(line, "ExecStart="), "")
+		for _, cmd := range shellCommands(line) {
+			if c, ok := gwlockCommand(cmd); ok {
+				c.where = fmt.Sprintf("%s:%d", file, start)
+				found = append(found, c)
 			}
 		}
 	}
@@ -379,8 +401,7 @@ func shellCommands(line string) [][]string {
 	inWord, quote := false, rune(0)
 	endWord := func() {
 		if inWord {
-			w := word.String()
-			if !strings.ContainsAny(w[:1], "<>") && !(len(w) > 1 && strings.ContainsAny(w[1:2], "<>") && w[0] >= '0' && w[0] <= '9') {
+			if w := word.String(); !redirectRE.MatchString(w) {
 				words = append(words, w)
 			}
 		}
