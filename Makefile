@@ -1,5 +1,7 @@
-# The same gates as CI (.ci/run): gofmt, vet for every OS, go test -race,
-# cross builds with CGO_ENABLED=0. `make bench` measures against flock(1).
+# `make check` is the quick gate: gofmt, vet for every OS, go test -race,
+# cross builds with CGO_ENABLED=0 and the static-binary check. `make ci` is
+# everything CI (.ci/run) runs: check's gates plus the offline, tidy-vendor,
+# reproducible-dist and Wine gates. `make bench` measures against flock(1).
 GO      ?= go
 # vet checks the test files too. solaris and illumos are only cross-built:
 # run_test.go uses syscall.Getpgid, which their syscall package lacks.

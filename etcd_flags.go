@@ -6,20 +6,6 @@ import (
 	"time"
 )
 
-// etcdUsageText is the etcd part of the usage text (DESIGN-etcd.md "Flags").
-const etcdUsageText = `etcd backend flags (run, status):
-  --backend B          file or etcd (file)                                [GWLOCK_BACKEND]
-  --etcd-endpoints U   comma-separated https://host:2379,...              [GWLOCK_ETCD_ENDPOINTS]
-  --etcd-prefix P      key prefix (/gwlock)                               [GWLOCK_ETCD_PREFIX]
-  --etcd-cacert FILE, --etcd-cert FILE, --etcd-key FILE   TLS and mutual TLS
-  --etcd-user NAME, --etcd-password-file FILE             RBAC (never a password on argv)
-  --lock-name NAME     the key's last part (default: hash of the config)  [GWLOCK_LOCK_NAME]
-  --lease-ttl D        lease TTL, whole seconds (20s)
-  --lease-margin D     pause margin in the stop arithmetic (1s)
-  --takeover-delay D   wait after a holder vanished without releasing: auto
-                       (its stop budget) or a duration, 0 = none          [GWLOCK_TAKEOVER_DELAY]
-`
-
 // addEtcdFlags registers the etcd backend's flags on set, with their
 // environment variables, and fills c with their defaults.
 func addEtcdFlags(set flagSet, c *etcdConfig) {

@@ -427,113 +427,142 @@ func waitFile(t testing.TB, path string) []byte {
 	return nil
 }
 
+// gatewayOpts are the fake gateway's behaviours, one flag each.
+type gatewayOpts struct {
+	exitCode, listen, termExit, orphans                           int
+	sleep, listenAfter, linger, drain                             time.Duration
+	ignoreTerm, daemonize, spawnDaemon, closeLock, childCloseLock bool
+	pidFile, sigFile, zombieReport, envFile, tokenFile, copyLock  string
+	argsFile, lockMode, exclusive, childPidfile, openFile, await  string
+	args                                                          []string // after the flags
+}
+
+func parseGatewayOpts(args []string) (*gatewayOpts, error) {
+	o := &gatewayOpts{}
+	set := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	set.IntVar(&o.exitCode, "exit", 0, "exit code")
+	set.DurationVar(&o.sleep, "sleep", 0, "run this long before exiting")
+	set.IntVar(&o.listen, "listen", 0, "listen on 127.0.0.1:port")
+	set.DurationVar(&o.listenAfter, "listen-after", 0, "boot time before listening")
+	set.BoolVar(&o.ignoreTerm, "ignore-term", false, "ignore SIGTERM")
+	set.IntVar(&o.termExit, "term-exit", -1, "exit with this code on SIGTERM")
+	set.StringVar(&o.pidFile, "pidfile", "", "append our pid here on start")
+	set.StringVar(&o.sigFile, "sigfile", "", "append each signal received here")
+	set.IntVar(&o.orphans, "orphans", 0, "leave this many orphans to our parent's reaper")
+	set.StringVar(&o.zombieReport, "zombie-report", "", "after the orphans died, write the zombie count here")
+	set.StringVar(&o.envFile, "envfile", "", "write GWLOCK_LOCK_PATH here")
+	set.StringVar(&o.tokenFile, "token-file", "", "write GWLOCK_LOCK_TOKEN here")
+	set.StringVar(&o.copyLock, "copy-lock", "", "copy the file named by GWLOCK_LOCK_PATH here")
+	set.StringVar(&o.argsFile, "argsfile", "", "write our arguments here, one per line")
+	set.StringVar(&o.lockMode, "lock-mode", "", "write the permission bits of GWLOCK_LOCK_PATH here")
+	set.StringVar(&o.exclusive, "exclusive", "", "hold a record lock on this marker for our whole life; report overlap in MARKER.violations")
+	set.StringVar(&o.childPidfile, "child-pidfile", "", "start a sleeping child in our process group and write its pid here")
+	set.BoolVar(&o.daemonize, "daemonize", false, "start a copy of ourselves in a new session (with one -daemonize less: give it twice for a double fork), then exit with -exit after -linger")
+	set.DurationVar(&o.linger, "linger", 0, "with -daemonize: how long to stay after starting the daemon")
+	set.BoolVar(&o.spawnDaemon, "spawn-daemon", false, "start a copy of ourselves in a new session (without this flag) and go on running")
+	set.BoolVar(&o.closeLock, "close-lock", false, "close the inherited lock descriptor (fd 3) first, as daemons that close all files do")
+	set.BoolVar(&o.childCloseLock, "child-close-lock", false, "with -child-pidfile: the child closes the inherited lock descriptor")
+	set.StringVar(&o.openFile, "open", "", "keep this file open for reading, as a bystander (tail -f) would")
+	set.StringVar(&o.await, "await", "", "before anything else, wait until this file exists")
+	set.DurationVar(&o.drain, "drain", 0, "on the first SIGTERM or SIGINT, drain this long, then exit with -term-exit (or 0); a second one aborts the drain: exit 99")
+	err := set.Parse(args)
+	o.args = set.Args()
+	return o, err
+}
+
 // helperGateway is a fake gateway with the behaviours the supervision tests need.
 func helperGateway(args []string) int {
-	set := flag.NewFlagSet("gateway", flag.ContinueOnError)
-	exitCode := set.Int("exit", 0, "exit code")
-	sleep := set.Duration("sleep", 0, "run this long before exiting")
-	listen := set.Int("listen", 0, "listen on 127.0.0.1:port")
-	listenAfter := set.Duration("listen-after", 0, "boot time before listening")
-	ignoreTerm := set.Bool("ignore-term", false, "ignore SIGTERM")
-	termExit := set.Int("term-exit", -1, "exit with this code on SIGTERM")
-	pidFile := set.String("pidfile", "", "append our pid here on start")
-	sigFile := set.String("sigfile", "", "append each signal received here")
-	orphans := set.Int("orphans", 0, "leave this many orphans to our parent's reaper")
-	zombieReport := set.String("zombie-report", "", "after the orphans died, write the zombie count here")
-	envFile := set.String("envfile", "", "write GWLOCK_LOCK_PATH here")
-	tokenFile := set.String("token-file", "", "write GWLOCK_LOCK_TOKEN here")
-	copyLock := set.String("copy-lock", "", "copy the file named by GWLOCK_LOCK_PATH here")
-	argsFile := set.String("argsfile", "", "write our arguments here, one per line")
-	lockMode := set.String("lock-mode", "", "write the permission bits of GWLOCK_LOCK_PATH here")
-	exclusive := set.String("exclusive", "", "hold a record lock on this marker for our whole life; report overlap in MARKER.violations")
-	childPidfile := set.String("child-pidfile", "", "start a sleeping child in our process group and write its pid here")
-	daemonize := set.Bool("daemonize", false, "start a copy of ourselves in a new session (with one -daemonize less: give it twice for a double fork), then exit with -exit after -linger")
-	linger := set.Duration("linger", 0, "with -daemonize: how long to stay after starting the daemon")
-	spawnDaemon := set.Bool("spawn-daemon", false, "start a copy of ourselves in a new session (without this flag) and go on running")
-	closeLock := set.Bool("close-lock", false, "close the inherited lock descriptor (fd 3) first, as daemons that close all files do")
-	childCloseLock := set.Bool("child-close-lock", false, "with -child-pidfile: the child closes the inherited lock descriptor")
-	openFile := set.String("open", "", "keep this file open for reading, as a bystander (tail -f) would")
-	await := set.String("await", "", "before anything else, wait until this file exists")
-	drain := set.Duration("drain", 0, "on the first SIGTERM or SIGINT, drain this long, then exit with -term-exit (or 0); a second one aborts the drain: exit 99")
-	if set.Parse(args) != nil {
+	o, err := parseGatewayOpts(args)
+	if err != nil {
 		return 2
 	}
-	for *await != "" {
-		if _, err := os.Stat(*await); err == nil {
+	for o.await != "" {
+		if _, err := os.Stat(o.await); err == nil {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if *daemonize {
+	if o.daemonize {
 		if err := startDaemon(withoutFlag(args, "-daemonize")); err != nil {
 			fmt.Fprintln(os.Stderr, "daemonize:", err)
 			return 4
 		}
-		time.Sleep(*linger)
-		return *exitCode
+		time.Sleep(o.linger)
+		return o.exitCode
 	}
-	if *spawnDaemon {
+	if o.spawnDaemon {
 		if err := startDaemon(withoutFlag(args, "-spawn-daemon")); err != nil {
 			fmt.Fprintln(os.Stderr, "spawn daemon:", err)
 			return 4
 		}
 	}
-	if *closeLock {
+	if o.closeLock {
 		closeInheritedLock()
 	}
-	if *openFile != "" {
-		f, err := os.Open(*openFile)
+	if o.openFile != "" {
+		f, err := os.Open(o.openFile)
 		if err != nil {
 			return 5
 		}
 		defer f.Close()
 	}
-	if *envFile != "" {
-		appendLine(*envFile, os.Getenv("GWLOCK_LOCK_PATH"))
-	}
-	if *tokenFile != "" {
-		appendLine(*tokenFile, os.Getenv("GWLOCK_LOCK_TOKEN"))
-	}
-	if *childPidfile != "" {
-		exe, _ := os.Executable()
-		childArgs := []string{"helper:gateway", "-sleep", "60s"}
-		if *childCloseLock {
-			childArgs = append(childArgs, "-close-lock")
-		}
-		child := exec.Command(exe, childArgs...)
-		if child.Start() == nil {
-			appendLine(*childPidfile, strconv.Itoa(child.Process.Pid))
-		}
-	}
-	if *argsFile != "" {
-		appendLine(*argsFile, strings.Join(set.Args(), "\n"))
-	}
-	if *lockMode != "" {
-		if fi, err := os.Lstat(os.Getenv("GWLOCK_LOCK_PATH")); err == nil {
-			appendLine(*lockMode, fmt.Sprintf("%04o", fi.Mode().Perm()))
-		}
-	}
-	if *copyLock != "" {
-		b, _ := os.ReadFile(os.Getenv("GWLOCK_LOCK_PATH"))
-		_ = os.WriteFile(*copyLock, b, 0o600)
-	}
+	o.reportFacts()
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, gatewaySignals...)
-	if *ignoreTerm {
+	if o.ignoreTerm {
 		signal.Ignore(syscall.SIGTERM)
 	}
-	if *exclusive != "" && !holdExclusive(*exclusive) {
+	if o.exclusive != "" && !holdExclusive(o.exclusive) {
 		return 3
 	}
 	// Written once the signal handlers are in place: tests that signal the
 	// gateway wait for this file first.
-	if *pidFile != "" {
-		appendLine(*pidFile, strconv.Itoa(os.Getpid()))
+	if o.pidFile != "" {
+		appendLine(o.pidFile, strconv.Itoa(os.Getpid()))
 	}
-	if *listen != 0 {
+	o.serve()
+	return o.run(sigs)
+}
+
+// reportFacts writes what the gateway was given where the test asked.
+func (o *gatewayOpts) reportFacts() {
+	if o.envFile != "" {
+		appendLine(o.envFile, os.Getenv("GWLOCK_LOCK_PATH"))
+	}
+	if o.tokenFile != "" {
+		appendLine(o.tokenFile, os.Getenv("GWLOCK_LOCK_TOKEN"))
+	}
+	if o.childPidfile != "" {
+		exe, _ := os.Executable()
+		childArgs := []string{"helper:gateway", "-sleep", "60s"}
+		if o.childCloseLock {
+			childArgs = append(childArgs, "-close-lock")
+		}
+		child := exec.Command(exe, childArgs...)
+		if child.Start() == nil {
+			appendLine(o.childPidfile, strconv.Itoa(child.Process.Pid))
+		}
+	}
+	if o.argsFile != "" {
+		appendLine(o.argsFile, strings.Join(o.args, "\n"))
+	}
+	if o.lockMode != "" {
+		if fi, err := os.Lstat(os.Getenv("GWLOCK_LOCK_PATH")); err == nil {
+			appendLine(o.lockMode, fmt.Sprintf("%04o", fi.Mode().Perm()))
+		}
+	}
+	if o.copyLock != "" {
+		b, _ := os.ReadFile(os.Getenv("GWLOCK_LOCK_PATH"))
+		_ = os.WriteFile(o.copyLock, b, 0o600)
+	}
+}
+
+// serve listens on -listen and leaves -orphans behind.
+func (o *gatewayOpts) serve() {
+	if o.listen != 0 {
 		go func() {
-			time.Sleep(*listenAfter)
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(*listen))
+			time.Sleep(o.listenAfter)
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(o.listen))
 			if err != nil {
 				os.Exit(98)
 			}
@@ -546,9 +575,9 @@ func helperGateway(args []string) int {
 			}
 		}()
 	}
-	if *orphans > 0 {
-		spawnOrphans(*orphans)
-		if *zombieReport != "" {
+	if o.orphans > 0 {
+		spawnOrphans(o.orphans)
+		if o.zombieReport != "" {
 			time.Sleep(500 * time.Millisecond)
 			// Orphans go to the nearest reaper: our parent (gwlock as PID 1 or
 			// subreaper), or ourselves when we are PID 1.
@@ -556,36 +585,42 @@ func helperGateway(args []string) int {
 			if os.Getpid() == 1 {
 				reaper = 1
 			}
-			appendLine(*zombieReport, strconv.Itoa(countZombies(reaper)))
+			appendLine(o.zombieReport, strconv.Itoa(countZombies(reaper)))
 		}
 	}
+}
+
+// run lives until -sleep passes or a stop signal ends it, and returns the
+// exit code.
+func (o *gatewayOpts) run(sigs chan os.Signal) int {
 	var timer <-chan time.Time
-	if *sleep > 0 {
-		timer = time.After(*sleep)
-	} else if *listen == 0 && *sigFile == "" && !*ignoreTerm && *termExit < 0 {
-		return *exitCode
+	if o.sleep > 0 {
+		timer = time.After(o.sleep)
+	} else if o.listen == 0 && o.sigFile == "" && !o.ignoreTerm && o.termExit < 0 {
+		return o.exitCode
 	}
 	var drained <-chan time.Time
 	for {
 		select {
 		case <-timer:
-			return *exitCode
+			return o.exitCode
 		case <-drained:
-			return max(*termExit, 0)
+			return max(o.termExit, 0)
 		case s := <-sigs:
-			if *sigFile != "" {
-				appendLine(*sigFile, s.String())
+			if o.sigFile != "" {
+				appendLine(o.sigFile, s.String())
 			}
-			if (s == syscall.SIGTERM || s == os.Interrupt) && *drain > 0 {
+			stop := s == syscall.SIGTERM || s == os.Interrupt
+			if stop && o.drain > 0 {
 				if drained != nil {
 					return 99 // a second stop signal cut the drain short
 				}
-				drained = time.After(*drain)
+				drained = time.After(o.drain)
 				continue
 			}
-			if (s == syscall.SIGTERM || s == os.Interrupt) && !*ignoreTerm {
-				if *termExit >= 0 {
-					return *termExit
+			if stop && !o.ignoreTerm {
+				if o.termExit >= 0 {
+					return o.termExit
 				}
 				dieOfSignal(s.(syscall.Signal))
 			}

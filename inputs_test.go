@@ -120,16 +120,19 @@ func clearGwlockEnv(t *testing.T) {
 	}
 }
 
+// flagCase is one command line and environment, and what parsing it gives.
+type flagCase struct {
+	name string
+	env  []string // NAME=value
+	args []string
+	want string                // in the usage error; "" = no error
+	ok   func(c *config) error // checks a parse that succeeded
+}
+
 // TestFlagValues: every bad duration is a usage error naming where it came
-// from; a flag beats any variable, across naming modes too.
+// from, and naming the lock both ways is refused.
 func TestFlagValues(t *testing.T) {
-	tests := []struct {
-		name string
-		env  []string // NAME=value
-		args []string
-		want string                // in the usage error; "" = no error
-		ok   func(c *config) error // checks a parse that succeeded
-	}{
+	runFlagCases(t, []flagCase{
 		{"timeout inf", nil, []string{"run", "--lock", "/l", "--timeout", "inf", "--", "gw"}, "-timeout: not a finite duration", nil},
 		{"timeout NaN", nil, []string{"run", "--lock", "/l", "--timeout", "NaN", "--", "gw"}, "-timeout: not a finite duration", nil},
 		{"timeout 1e10", nil, []string{"run", "--lock", "/l", "--timeout", "1e10", "--", "gw"}, "-timeout: out of range", nil},
@@ -143,6 +146,15 @@ func TestFlagValues(t *testing.T) {
 		{"env stale 4ns", []string{"GWLOCK_STALE=4ns"}, []string{"run", "--lock", "/l", "--", "gw"}, "bad GWLOCK_STALE 4ns: under the 1ms minimum", nil},
 		{"env timeout inf", []string{"GWLOCK_TIMEOUT=inf"}, []string{"status", "--lock", "/l"}, `bad GWLOCK_TIMEOUT="inf": not a finite`, nil},
 		{"probe wait NaN", nil, []string{"probe", "--port", "1", "--wait", "NaN"}, "-wait: not a finite", nil},
+		{"both flags", nil, []string{"status", "--config", "/etc/gw.json", "--lock", "/l"}, "--config and --lock both given", nil},
+		{"both variables", []string{"GWLOCK_CONFIG=/etc/gw.json", "GWLOCK_LOCK=/l"}, []string{"status"}, "GWLOCK_CONFIG and GWLOCK_LOCK both set", nil},
+	})
+}
+
+// TestFlagPrecedence: the minimums are accepted, and a flag beats any
+// variable, across naming modes too.
+func TestFlagPrecedence(t *testing.T) {
+	runFlagCases(t, []flagCase{
 		{"minimums accepted", nil, []string{"run", "--lock", "/l", "--poll", "1ms", "--stale", "0.001", "--stop-timeout", "0", "--timeout", "0", "--", "gw"}, "", func(c *config) error {
 			if c.poll != time.Millisecond || c.stale != time.Millisecond || c.stopTimeout != 0 || c.timeout != 0 {
 				return fmt.Errorf("poll %v stale %v stop-timeout %v timeout %v, want 1ms 1ms 0 0", c.poll, c.stale, c.stopTimeout, c.timeout)
@@ -173,9 +185,11 @@ func TestFlagValues(t *testing.T) {
 			}
 			return nil
 		}},
-		{"both flags", nil, []string{"status", "--config", "/etc/gw.json", "--lock", "/l"}, "--config and --lock both given", nil},
-		{"both variables", []string{"GWLOCK_CONFIG=/etc/gw.json", "GWLOCK_LOCK=/l"}, []string{"status"}, "GWLOCK_CONFIG and GWLOCK_LOCK both set", nil},
-	}
+	})
+}
+
+func runFlagCases(t *testing.T, tests []flagCase) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			clearGwlockEnv(t)

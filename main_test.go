@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -316,4 +321,76 @@ func absPath(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// TestSaysWhatItDid: a starter refused by a live holder names it and says
+// where to look and how to make that a success; unlock says in one line what
+// it removed, and that there was nothing to remove.
+func TestSaysWhatItDid(t *testing.T) {
+	lock := filepath.Join(lockDir(t), "said.lock")
+	h := startHelper(t, "holder", nil, "-lock", lock)
+	waitStdout(t, h, "held")
+	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "0", "--", "true")
+	holder := fmt.Sprintf("held by pid %d (alive)", h.cmd.Process.Pid)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	last := lines[len(lines)-1]
+	for _, want := range []string{"gwlock: lock " + lock, holder, "(hint: gwlock status", "--if-running ok"} {
+		if r.code != exitBusy || !strings.Contains(last, want) {
+			t.Errorf("run against a live holder: exit %d, last line %q; want %d and %q in it", r.code, last, exitBusy, want)
+		}
+	}
+	_ = h.cmd.Process.Kill()
+	h.wait(t)
+
+	r = runGwlock(t, nil, "unlock", "--lock", lock)
+	removed := fmt.Sprintf("event=stale-lock-recovered lock=%s owner_pid=%d reason=owner-dead", lock, h.cmd.Process.Pid)
+	if r.code != 0 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, removed) {
+		t.Errorf("unlock, dead owner: exit %d, stderr %q; want 0 and one line with %q", r.code, r.stderr, removed)
+	}
+	r = runGwlock(t, nil, "unlock", "--lock", lock)
+	if want := "gwlock: unlock " + lock + ": nothing to remove, no lock file\n"; r.code != 0 || r.stderr != want {
+		t.Errorf("unlock, no file: exit %d, stderr %q; want 0 and %q", r.code, r.stderr, want)
+	}
+}
+
+// TestReadmeFirstCommand runs the README's first command as written, with a
+// private directory and a free port: it builds gwlock and the demo gateway,
+// runs one under the other until the gateway is ready, and a Ctrl-C (SIGINT
+// to gwlock) must end it with exit 0, as the README says.
+func TestReadmeFirstCommand(t *testing.T) {
+	if runtime.GOOS == "windows" || testing.Short() {
+		t.Skip("builds with the go command and stops with SIGINT: POSIX, not -short")
+	}
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := regexp.MustCompile(`(?m)^    (go build .*?)\s+#`).FindSubmatch(b)
+	if first == nil {
+		t.Fatal("README.md does not start with an indented go build ... && gwlock run ... command")
+	}
+	dir, port := t.TempDir()+"/", strconv.Itoa(freePort(t))
+	line := strings.NewReplacer("/tmp/gw/", dir, "18789", port).Replace(string(first[1]))
+	build, run, ok := strings.Cut(line, " && ")
+	if !ok {
+		t.Fatalf("README's first command %q is not BUILD && RUN", line)
+	}
+	if out, err := exec.Command("sh", "-c", build).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", build, err, out)
+	}
+	words := strings.Fields(run)
+	cmd := exec.Command(words[0], words[1:]...)
+	cmd.Env = append(os.Environ(), "GWLOCK_LOCK_DIR="+lockDir(t))
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	scanner := bufio.NewScanner(stderr)
+	for scanner.Scan() && !strings.Contains(scanner.Text(), "event=gateway-ready") {
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("README's first command after Ctrl-C: %v, want exit 0", err)
+	}
 }

@@ -32,29 +32,29 @@ type manualItem struct{ term, text string }
 
 // Flags shared by run, status and unlock: written once.
 var lockFlagItems = []manualItem{
-	{"--config PATH", "The gateway's configuration file. Its absolute path names the lock: gateway.<first 8 hex digits of sha256(path)>.lock in the lock dir. [GWLOCK_CONFIG]"},
+	{"--config PATH", "The gateway's config file; its path names the lock. The file must exist, but its contents are never read: its absolute path (directories resolved, the last component kept as named) names the lock gateway.<first 8 hex digits of sha256(path)>.lock in the lock dir, so every starter naming the same file contends for the same lock. A config swapped by re-pointing a symlink (a Kubernetes ConfigMap's config.json -> ..data/config.json) keeps its lock; a bind mount or hard link of it is another name and so another lock. Not a file (missing, a directory, a pipe such as /dev/stdin, a per-process name such as /dev/fd/N): exit 66, since each would name no stable lock; status still reports on the lock a missing config names. [GWLOCK_CONFIG]"},
 	{"--lock FILE", "An explicit lock file instead of one derived from --config. Give one of --config and --lock. [GWLOCK_LOCK]"},
-	{"--lock-dir DIR", "Where derived locks live. Default, by uid alone so that every context finds the same lock: /run/gwlock for root (/var/run/gwlock where there is no /run), /tmp/gwlock-<uid> for others (created 0700, refused with exit 77 if another user owns it); on Windows %LOCALAPPDATA%\\gwlock. A directory named here is never created or chmodded: it must be owned by us or root, and carry the sticky bit if others can write it, else exit 77. [GWLOCK_LOCK_DIR]"},
-	{"--port N", "The gateway's TCP port: recorded in the lock, probed for readiness and for conflicts. [GWLOCK_PORT]"},
+	{"--lock-dir DIR", "Where derived locks live. The default depends on the uid alone so that every context finds the same lock: /run/gwlock for root (/var/run/gwlock where there is no /run), /tmp/gwlock-<uid> for others (created 0700, refused with exit 77 if another user owns it); on Windows %LOCALAPPDATA%\\gwlock. A directory named here is never created or chmodded: it must be owned by us or root, and carry the sticky bit if others can write it, else exit 77. The default never depends on XDG_RUNTIME_DIR or TMPDIR, so a shell, cron, a unit and sudo find the same lock as the same user; a non-root unit with PrivateTmp=yes has a /tmp of its own and needs --lock-dir. [GWLOCK_LOCK_DIR]"},
+	{"--port N", "The gateway's TCP port. It is recorded in the lock and probed for readiness and for conflicts. [GWLOCK_PORT]"},
 	{"--host H", "The host to probe (default 127.0.0.1). [GWLOCK_HOST]"},
-	{"--timeout D", "How long to wait for a lock a live owner holds (default 5s); 0 tries once. [GWLOCK_TIMEOUT]"},
-	{"--poll D", "The longest pause between retries when waiting cannot be event-driven (default 100ms)."},
-	{"--stale D", "The age after which a lock whose owner cannot be judged may be reclaimed (default 30s). [GWLOCK_STALE]"},
-	{"--log-format F", "Telemetry on stderr as text (logfmt, the default) or json, one line per event. [GWLOCK_LOG_FORMAT]"},
+	{"--timeout D", "How long to wait for a lock a live owner holds (default 5s, 0 tries once). [GWLOCK_TIMEOUT]"},
+	{"--poll D", "The longest pause between retries that cannot wait on the kernel (default 100ms)."},
+	{"--stale D", "The age after which an unjudgeable owner's lock may be reclaimed (default 30s). A lock whose owner is known dead is reclaimed at once; --stale only matters for an owner on another host or a file without a kernel lock, and only while its port is silent. [GWLOCK_STALE]"},
+	{"--log-format F", "Telemetry format on stderr: text (logfmt, the default) or json. Either way one line per event. [GWLOCK_LOG_FORMAT]"},
 	{"-q, --quiet", "Only warnings and errors."},
 }
 
-// The etcd backend's flags (run and status), as in DESIGN-etcd.md.
+// The etcd backend's flags (run and status).
 var etcdFlagItems = []manualItem{
-	{"--backend file|etcd", "file (the default) is the single-host lock. etcd keeps one active gateway across hosts: run takes the local file lock, then a lease-backed key in etcd, and stops the gateway on a local deadline before its lease can expire. [GWLOCK_BACKEND]"},
-	{"--etcd-endpoints URLS", "Comma-separated https://host:2379,... (http:// works, with a warning line). [GWLOCK_ETCD_ENDPOINTS]"},
-	{"--etcd-prefix P", "Key prefix, starting with / (default /gwlock); the key is P/v1/<lock name>. [GWLOCK_ETCD_PREFIX]"},
-	{"--etcd-cacert FILE, --etcd-cert FILE, --etcd-key FILE", "PEM files: the CA that signed etcd's certificate, and a client certificate and key for mutual TLS."},
-	{"--etcd-user NAME, --etcd-password-file FILE", "RBAC through /v3/auth/authenticate; the password is read from the file, never from argv."},
-	{"--lock-name NAME", "The key's last part. Default: a hash of the config file's contents, so set it when the hosts' configs differ. [GWLOCK_LOCK_NAME]"},
-	{"--lease-ttl D", "The lease's TTL, whole seconds (default 20s). Must be at least 3 times the stop budget B = --stop-timeout + 0.5s + --lease-margin (exit 2 otherwise); --stop-timeout defaults to 5s under etcd."},
-	{"--lease-margin D", "How long gwlock itself may be frozen (a paused VM) without the stop rule failing (default 1s)."},
-	{"--takeover-delay auto|D", "How long a new holder waits before starting its gateway when the last holder vanished without releasing (its key deleted or its lease expired): auto (the default) waits that holder's own stop budget; a duration replaces it, 0 for none. [GWLOCK_TAKEOVER_DELAY]"},
+	{"--backend file|etcd", "file (the default) or etcd. file is the single-host lock; etcd keeps one active gateway across hosts: run takes the local file lock, then a lease-backed key in etcd, and stops the gateway on a local deadline before its lease can expire. [GWLOCK_BACKEND]"},
+	{"--etcd-endpoints URLS", "Comma-separated etcd client URLs, https://host:2379,... (http:// works, with a warning line). [GWLOCK_ETCD_ENDPOINTS]"},
+	{"--etcd-prefix P", "The key prefix, starting with / (default /gwlock). The key is P/v1/<lock name>. [GWLOCK_ETCD_PREFIX]"},
+	{"--etcd-cacert FILE, --etcd-cert FILE, --etcd-key FILE", "PEM files for TLS and mutual TLS. The CA that signed etcd's certificate, and a client certificate and key."},
+	{"--etcd-user NAME, --etcd-password-file FILE", "etcd RBAC; the password is read from the file, never from argv. Authentication goes through /v3/auth/authenticate."},
+	{"--lock-name NAME", "The key's last part (default: a hash of the config file's contents). Set it when the hosts' configs differ. [GWLOCK_LOCK_NAME]"},
+	{"--lease-ttl D", "The lease's TTL in whole seconds (default 20s). It must be at least 3 times the stop budget B = --stop-timeout + 0.5s + --lease-margin (exit 2 otherwise); --stop-timeout defaults to 5s under etcd."},
+	{"--lease-margin D", "How long gwlock itself may be frozen without the stop rule failing (default 1s). A paused VM or a stopped process is such a freeze."},
+	{"--takeover-delay auto|D", "How long a new holder waits before starting its gateway after the last holder vanished without releasing. That is, its key was deleted or its lease expired: auto (the default) waits that holder's own stop budget; a duration replaces it, 0 for none. [GWLOCK_TAKEOVER_DELAY]"},
 }
 
 var durationNote = "Durations take Go syntax (250ms, 5s, 1m) or bare seconds. Every flag that names an environment variable also reads it; the flag wins."
@@ -81,16 +81,16 @@ func runPage() manualPage {
 				"Every --stale/3, run checks that the lock path still names its file; if someone removed or replaced it, it reports lock-lost, stops the gateway and exits 1. As PID 1 (a container's entrypoint) run reaps every zombie re-parented to it.",
 			}},
 			{title: "OPTIONS", paras: []string{durationNote}, items: append(append([]manualItem{}, lockFlagItems...),
-				manualItem{"--ready-url URL", "http://HOST:PORT/PATH: the gateway is ready when a GET answers 2xx (like a Kubernetes httpGet probe; each try bounded to 1s), instead of when --port accepts a connection. Plain HTTP only."},
-				manualItem{"--ready-notify", "The gateway reports readiness itself: wait also for READY=1 on the NOTIFY_SOCKET run gives it. POSIX only, and not with GWLOCK_ALLOW_MULTI=1 (exit 2)."},
-				manualItem{"--ready-timeout D", "If the gateway is not ready within D of its start, log ready-timeout and stop it; that life ends with code 124, to which the restart policy applies (with --restart no, run exits 124). Default 0: wait forever."},
-				manualItem{"--stop-signal SIG", "The signal that stops the gateway gracefully, as systemd's KillSignal= or Docker's STOPSIGNAL: SIGTERM (default), TERM or 15; only a signal that ends a process by default (not SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT, SIGCHLD, SIGWINCH, SIGURG). Also its parent-death signal on one host. Windows: CTRL_BREAK_EVENT only."},
+				manualItem{"--ready-url URL", "Ready when a GET of http://HOST:PORT/PATH answers 2xx, not when --port accepts a connection. Like a Kubernetes httpGet probe, each try is bounded to 1s. Plain HTTP only."},
+				manualItem{"--ready-notify", "Ready also needs the gateway's own READY=1. run waits for READY=1 on the NOTIFY_SOCKET run gives it. POSIX only, and not with GWLOCK_ALLOW_MULTI=1 (exit 2)."},
+				manualItem{"--ready-timeout D", "Stop a gateway not ready within D of its start (default 0: wait forever). run logs ready-timeout and stops it; that life ends with code 124, to which the restart policy applies (with --restart no, run exits 124)."},
+				manualItem{"--stop-signal SIG", "The gateway's graceful stop signal (default SIGTERM). Like systemd's KillSignal= or Docker's STOPSIGNAL, given as SIGTERM, TERM or 15; only a signal that ends a process by default (not SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT, SIGCHLD, SIGWINCH, SIGURG). Also its parent-death signal on one host. Windows: CTRL_BREAK_EVENT only."},
 				manualItem{"--stop-timeout D", "The grace between the stop signal and SIGKILL (default 10s). Size it to the gateway's whole drain, and keep systemd's TimeoutStopSec= (or docker stop's timeout) above it."},
-				manualItem{"--restart no|on-failure|always", "Restart the gateway when it exits (on-failure: with a non-zero code or a signal), after a backoff of 1s doubling to 30s that resets after 60s of uptime. The lock stays held across restarts (default no)."},
-				manualItem{"--restart-prevent-exit-status CODES", "Exit codes that are never restarted, whatever --restart says, as systemd's RestartPreventExitStatus= (default 78, EX_CONFIG: the gateway says its configuration is wrong). Logged as restart-prevented; run exits with the code. Comma-separated; empty clears the list."},
-				manualItem{"--restart-force-exit-status CODES", "Exit codes that are always restarted, even under --restart no, as systemd's RestartForceExitStatus= (default none)."},
-				manualItem{"--if-running fail|ok", "When a live owner holds the lock: wait up to --timeout, then exit 75 (fail, the default), or exit 0 at once (ok, for idempotent scripts). An owner that cannot be judged is no proof that a gateway runs: ok then waits and exits 75 like fail."},
-				manualItem{"--subreaper", "Kept for compatibility: run is a subreaper by default on Linux and FreeBSD; with this flag, failing to become one is fatal."},
+				manualItem{"--restart no|on-failure|always", "When to restart the gateway after it exits (default no). on-failure restarts it after a non-zero code or a signal, always after any exit; the backoff is 1s doubling to 30s and resets after 60s of uptime. The lock stays held across restarts."},
+				manualItem{"--restart-prevent-exit-status CODES", "Exit codes never restarted, whatever --restart says (default 78). Like systemd's RestartPreventExitStatus=; 78 is EX_CONFIG, a gateway saying its configuration is wrong. Logged as restart-prevented; run exits with the code. Comma-separated; empty clears the list."},
+				manualItem{"--restart-force-exit-status CODES", "Exit codes always restarted, even under --restart no (default none). Like systemd's RestartForceExitStatus=."},
+				manualItem{"--if-running fail|ok", "What to do when a live owner holds the lock: fail (exit 75, the default) or ok (exit 0). fail waits up to --timeout, then exits 75; ok exits 0 at once, for idempotent scripts. An owner that cannot be judged is no proof that a gateway runs: ok then waits and exits 75 like fail."},
+				manualItem{"--subreaper", "Fail if run cannot become a subreaper. run is one by default on Linux and FreeBSD, where it adopts the gateway's orphaned descendants; the flag is kept for compatibility."},
 			)},
 			{title: "ETCD BACKEND", paras: []string{"Under --backend etcd the gateway also gets GWLOCK_FENCE (the key's create revision, increasing across holders), GWLOCK_BACKEND and GWLOCK_LOCK_KEY. A holder that loses the lock (keepalive deadline, lease expired, key deleted) logs lock-lost, stops the gateway and exits 1: let the service manager restart it as a standby."}, items: etcdFlagItems},
 			{title: "EXIT STATUS", items: []manualItem{
@@ -102,7 +102,7 @@ func runPage() manualPage {
 				{"2", "Usage error: a bad flag, no -- COMMAND, both --config and --lock."},
 				{"66", "--config names no file, a directory, no regular file (a pipe, a device, /dev/stdin) or a per-process name (/dev/fd/N): each would name no stable lock."},
 				{"69", "--port is already served by a process that does not hold the lock."},
-				{"75", "A live owner still holds the lock after --timeout."},
+				{"75", "A live owner still holds the lock after --timeout. The last line names the holder and hints at gwlock status and, when a gateway is known to run, --if-running ok."},
 				{"77", "Unsafe lock directory or lock file: another user's, writable by others, a symlink, not a regular file."},
 				{"126, 127", "COMMAND is not executable, or not found."},
 			}},
@@ -169,6 +169,7 @@ func unlockPage() manualPage {
 		sections: []manualSection{
 			{title: "DESCRIPTION", paras: []string{
 				"unlock removes the lock file named by --config (or --lock) only when its owner is provably gone (owner-dead, pid-reused, host-rebooted), while holding the file's kernel lock and after checking that the path still names that file. It refuses a live owner and an owner that cannot be judged: a stale lock of unknown ownership is left to run, which reclaims it after --stale. run never needs unlock: it reclaims a dead owner's lock by itself.",
+				"unlock says what it did in one line on stderr: the stale-lock-recovered event naming the removed owner's pid and why it is gone, that there was nothing to remove, or why it refused.",
 			}},
 			{title: "OPTIONS", paras: []string{durationNote}, items: lockFlagItems},
 			{title: "EXIT STATUS", items: []manualItem{
@@ -184,7 +185,7 @@ func unlockPage() manualPage {
 // cmdHelp is `gwlock help [COMMAND]`: the usage summary, or one command's page.
 func cmdHelp(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stdout, usageText)
+		fmt.Fprint(stdout, usageText())
 		return exitOK
 	}
 	for _, p := range manualPages() {
@@ -259,4 +260,77 @@ func wrapText(text, first, indent string, width int) string {
 	}
 	b.WriteString(line + "\n")
 	return b.String()
+}
+
+// usageText is what `gwlock -h` prints: each command's synopsis and summary,
+// then each flag with the first sentence of its manual text, so that the
+// short help is the start of the long one and the two cannot disagree.
+func usageText() string {
+	var b strings.Builder
+	b.WriteString("usage:\n")
+	pages := manualPages()
+	for _, p := range pages {
+		b.WriteString(wrapText(p.summary, "  "+p.synopsis+"\n      ", "      ", 78))
+	}
+	b.WriteString("  gwlock version\n  gwlock help COMMAND\n      the full reference for one command\n")
+	writeFlagBriefs(&b, "lock flags (run, status, unlock)", lockFlagItems)
+	for _, p := range pages {
+		writeFlagBriefs(&b, p.name+" flags", ownFlagItems(p))
+	}
+	writeFlagBriefs(&b, "etcd backend flags (run, status)", etcdFlagItems)
+	b.WriteString("\n" + wrapText(durationNote, "", "", 78))
+	return b.String()
+}
+
+// ownFlagItems is the flags a page documents beyond the shared lock and etcd
+// flags.
+func ownFlagItems(p manualPage) []manualItem {
+	shared := map[manualItem]bool{}
+	for _, it := range append(append([]manualItem{}, lockFlagItems...), etcdFlagItems...) {
+		shared[it] = true
+	}
+	var own []manualItem
+	for _, s := range p.sections {
+		if s.title != "OPTIONS" {
+			continue
+		}
+		for _, it := range s.items {
+			if !shared[it] {
+				own = append(own, it)
+			}
+		}
+	}
+	return own
+}
+
+// writeFlagBriefs writes a titled list of flags, each with its brief.
+func writeFlagBriefs(w io.Writer, title string, items []manualItem) {
+	if len(items) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s:\n", title)
+	for _, it := range items {
+		const indent = "                        "
+		first := "  " + it.term + "\n" + indent
+		if len(it.term)+4 <= len(indent) {
+			first = "  " + it.term + indent[len(it.term)+2:]
+		}
+		brief, env := flagBrief(it.text)
+		if env != "" {
+			brief += " [" + env + "]"
+		}
+		fmt.Fprint(w, wrapText(brief, first, indent, 78))
+	}
+}
+
+// flagBrief is the first sentence of a flag's manual text and the
+// environment variable the text names in its closing [VAR], if any.
+func flagBrief(text string) (brief, env string) {
+	if i := strings.LastIndex(text, " ["); i >= 0 && strings.HasSuffix(text, "]") {
+		text, env = text[:i], text[i+2:len(text)-1]
+	}
+	if i := strings.Index(text, ". "); i >= 0 {
+		text = text[:i+1]
+	}
+	return text, env
 }

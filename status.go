@@ -228,7 +228,8 @@ func unlockOf(c *config, t lockTarget, log *telemetry.Logger, stderr io.Writer) 
 		return fail(stderr, err)
 	}
 	if in == nil {
-		return exitOK // nothing to remove
+		fmt.Fprintf(stderr, "gwlock: unlock %s: nothing to remove, no lock file\n", t.path)
+		return exitOK
 	}
 	// Only a provably gone owner: a stale-unknown file is left to run's rules.
 	if r.State != "dead" || r.Reason == reasonStaleUnknown {
@@ -242,7 +243,8 @@ func unlockOf(c *config, t lockTarget, log *telemetry.Logger, stderr io.Writer) 
 	base := filepath.Base(t.path)
 	f, err := openExisting(t.d, base)
 	if errors.Is(err, fs.ErrNotExist) {
-		return exitOK // someone else recovered it meanwhile
+		fmt.Fprintf(stderr, "gwlock: unlock %s: nothing to remove, someone else removed it meanwhile\n", t.path)
+		return exitOK
 	}
 	if err != nil {
 		return fail(stderr, err)
@@ -258,12 +260,15 @@ func unlockOf(c *config, t lockTarget, log *telemetry.Logger, stderr io.Writer) 
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if removed {
-		pid := int64(0)
-		if r.Owner != nil {
-			pid = r.Owner.PID
-		}
-		log.Warn("stale-lock-recovered", "lock", t.path, "owner_pid", pid, "reason", r.Reason, "waited_ms", 0, "attempt", 1)
+	if !removed {
+		fmt.Fprintf(stderr, "gwlock: unlock %s: nothing to remove, the path names another file now\n", t.path)
+		return exitOK
 	}
+	pid := int64(0)
+	if r.Owner != nil {
+		pid = r.Owner.PID
+	}
+	// The telemetry line is unlock's one line: what it removed and why.
+	log.Warn("stale-lock-recovered", "lock", t.path, "owner_pid", pid, "reason", r.Reason, "waited_ms", 0, "attempt", 1)
 	return exitOK
 }

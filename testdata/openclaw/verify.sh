@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Repeats the README's openclaw verification (issue 12) against the real
+# Repeats the openclaw verification of docs/openclaw.md against the real
 # gateway: installs Node 24 and openclaw from npm into a scratch directory,
-# runs openclaw under gwlock as the README's recipe does, and checks
+# runs openclaw under gwlock as the recipe in README.md and docs/openclaw.md does, and checks
 #   1. gateway-ready comes no earlier than openclaw's /startupz says started
 #      (no /startupz answer after gateway-ready says "starting");
 #   2. a respawn request (SIGUSR2) under a systemd-like environment restarts
@@ -52,7 +52,7 @@ fi
 (cd "$repo" && CGO_ENABLED=0 go build -o "$scratch/gwlock" .)
 echo "node $(node --version), openclaw $(openclaw --version 2>/dev/null | head -1), $("$scratch/gwlock" version)"
 
-# Local and quiet (../shared/openclaw-reference.md): scratch state, no
+# Local and quiet: scratch state, no
 # Bonjour, no channels; gwlock's locks in a scratch dir of their own, never
 # openclaw's (same file name scheme).
 export HOME=$scratch/home OPENCLAW_STATE_DIR=$scratch/state OPENCLAW_DISABLE_BONJOUR=1 OPENCLAW_SKIP_CHANNELS=1
@@ -70,7 +70,7 @@ echo '{"gateway":{"mode":"local","port":"not a port"}}' >"$bad"
 # What systemd gives a unit's main process: gwlock must not pass it on.
 export INVOCATION_ID=0123456789abcdef0123456789abcdef JOURNAL_STREAM=8:4242 SYSTEMD_EXEC_PID=$$
 
-# The README's recipe.
+# The recipe of README.md and docs/openclaw.md.
 gwlock_run() { # config log
 	OPENCLAW_CONFIG_PATH=$1 "$scratch/gwlock" run --config "$1" --port "$port" \
 		--ready-url "http://127.0.0.1:$port/startupz" --ready-timeout 180s \
