@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"gwlock/internal/etcdtest"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -28,17 +29,17 @@ func TestEtcdChaos(t *testing.T) {
 		t.Skip("set GWLOCK_ETCD_CHAOS=5m (make chaos-etcd)")
 	}
 	rng := rand.New(rand.NewSource(testSeed(t)))
-	c := startEtcd(t, 3, "http")
+	c := etcdtest.Start(t, 3, "http")
 	dir := tempDir(t)
 	const n = 3
-	var proxies [n][]*faultProxy
+	var proxies [n][]*etcdtest.Proxy
 	sups := make([]*chaosSupervisor, n)
 	for i := 0; i < n; i++ {
 		var eps []string
-		for _, ep := range c.endpoints() {
-			p := startProxy(t, strings.TrimPrefix(ep, "http://"))
+		for _, ep := range c.Endpoints() {
+			p := etcdtest.StartProxy(t, strings.TrimPrefix(ep, "http://"))
 			proxies[i] = append(proxies[i], p)
-			eps = append(eps, p.url())
+			eps = append(eps, p.URL())
 		}
 		sups[i] = startChaosSupervisor(t, dir, i, eps)
 	}
@@ -69,34 +70,34 @@ func TestEtcdChaos(t *testing.T) {
 			if victim < 0 || rng.Intn(4) == 0 {
 				victim = rng.Intn(n)
 			}
-			mode := proxyBlackHole
+			mode := etcdtest.BlackHole
 			if kind == "reset" {
-				mode = proxyReset
+				mode = etcdtest.Reset
 			}
 			for _, p := range proxies[victim] {
-				p.set(mode)
+				p.Set(mode)
 			}
 			time.Sleep(hold)
 			for _, p := range proxies[victim] {
-				p.set(proxyPass)
+				p.Set(etcdtest.Pass)
 			}
 		case "member":
 			m := rng.Intn(3)
-			c.kill(m)
+			c.Kill(m)
 			time.Sleep(hold)
-			c.start(m)
+			c.Start(m)
 		case "quorum":
 			from := time.Now()
 			m := rng.Intn(3)
-			c.kill(m)
-			c.kill((m + 1) % 3)
+			c.Kill(m)
+			c.Kill((m + 1) % 3)
 			time.Sleep(hold + etcdTestTTL)
-			c.start(m)
-			c.start((m + 1) % 3)
+			c.Start(m)
+			c.Start((m + 1) % 3)
 			// The old lease lives on for up to a TTL after a new leader.
 			quorumLoss = append(quorumLoss, window{from, time.Now().Add(2*etcdTestTTL + budget + scaled(2*time.Second))})
 		case "delete":
-			cmd := exec.Command("etcdctl", "--endpoints", strings.Join(c.endpoints(), ","), "--command-timeout", "3s", "del", "/gwlock-test/v1/chaos")
+			cmd := exec.Command("etcdctl", "--endpoints", strings.Join(c.Endpoints(), ","), "--command-timeout", "3s", "del", "/gwlock-test/v1/chaos")
 			cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
 			_ = cmd.Run()
 		}
