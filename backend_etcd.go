@@ -191,7 +191,14 @@ func (b *etcdBackend) acquireFailed(err error) error {
 // etcdHint is what to check, from what the cluster or the network said.
 func etcdHint(err error) string {
 	var ee *etcd.Error
+	plain := errors.As(err, &ee) && ee.PlainText
 	switch msg := err.Error(); {
+	case plain && strings.Contains(ee.Message, "CommonName"):
+		// etcd's JSON gateway refuses a client certificate that has a
+		// CommonName once auth is on; a gRPC client would not be refused.
+		return "use a client certificate without a CommonName (its subject empty, the name in subjectAltName), or reach etcd through a gRPC proxy"
+	case plain:
+		return "the endpoint did not answer as etcd's JSON gateway: check that --etcd-endpoints names etcd's client URLs"
 	case strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") || strings.Contains(msg, "certificate"):
 		return "check --etcd-cacert, --etcd-cert and --etcd-key against the server's CA and --client-cert-auth"
 	case errors.As(err, &ee) && (ee.AuthExpired() || strings.Contains(ee.Message, "authentication failed") || strings.Contains(ee.Message, "permission denied")):

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"gwlock/internal/etcdtest"
 	"gwlock/internal/telemetry"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -554,5 +556,24 @@ func TestEtcdEndpointRotation(t *testing.T) {
 	}
 	if err := h.release(log); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEtcdPlainTextRefusal: an endpoint that answers in plain text (etcd's
+// gateway refusing a certificate with a CommonName) fails acquisition with
+// the server's own words, quoted, and a hint that fits them.
+func TestEtcdPlainTextRefusal(t *testing.T) {
+	const said = "CommonName of client sending a request against gateway will be ignored and not used as expected"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, said, http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	_, err := mustBackend(t, testEtcdConfig("plain", srv.URL)).acquire(acquireRequest{Timeout: 0})
+	if err == nil {
+		t.Fatal("acquire against a plain-text refusal succeeded")
+	}
+	line := err.Error()
+	if !strings.Contains(line, strconv.Quote(said)) || !strings.Contains(line, "hint: use a client certificate without a CommonName") {
+		t.Fatalf("acquire error = %q, want the server's words quoted and the CommonName hint", line)
 	}
 }
