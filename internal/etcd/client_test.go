@@ -143,73 +143,87 @@ func (r *reporter) RequestFailed(op, ep string, code int, _ error) {
 	fmt.Fprintf(&r.Builder, "failed %s %s %d; ", op, ep, code)
 }
 
+// authGateway is a fake gateway with auth: its second authentication
+// waits for release, and it notes the paths of requests sent without a token.
+type authGateway struct {
+	mu              sync.Mutex
+	tokens          int
+	current         string
+	unauthenticated []string
+	authing         chan struct{}
+	release         chan struct{}
+}
+
+const invalidToken = `{"error":"etcdserver: invalid auth token","code":16,"message":"etcdserver: invalid auth token"}`
+
+func (g *authGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	got := r.Header.Get("Authorization")
+	if r.URL.Path == "/v3/auth/authenticate" {
+		g.authenticate(w, got)
+		return
+	}
+	g.mu.Lock()
+	ok := got == g.current
+	if got == "" {
+		g.unauthenticated = append(g.unauthenticated, r.URL.Path)
+	}
+	g.mu.Unlock()
+	if !ok {
+		w.WriteHeader(401)
+		fmt.Fprint(w, invalidToken)
+		return
+	}
+	fmt.Fprint(w, `{"header":{"revision":"3"}}`)
+}
+
+func (g *authGateway) authenticate(w http.ResponseWriter, got string) {
+	if got != "" { // as etcd: an authenticate request with an expired token is refused
+		w.WriteHeader(401)
+		fmt.Fprint(w, invalidToken)
+		return
+	}
+	g.mu.Lock()
+	g.tokens++
+	n := g.tokens
+	g.mu.Unlock()
+	if n == 2 { // the re-authentication: slow, so requests overlap it
+		close(g.authing)
+		<-g.release
+	}
+	g.mu.Lock()
+	g.current = fmt.Sprintf("token-%d", n)
+	fmt.Fprintf(w, `{"token":%q}`, g.current)
+	g.mu.Unlock()
+}
+
 // TestReauthenticateKeepsToken: while a new token is being fetched, other
 // requests still carry the old one (never none), and the authenticate
 // request itself carries none (etcd refuses it with an expired one).
 func TestReauthenticateKeepsToken(t *testing.T) {
-	var mu sync.Mutex
-	tokens := 0
-	current := ""
-	var unauthenticated []string
-	authing := make(chan struct{})
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := r.Header.Get("Authorization")
-		if r.URL.Path == "/v3/auth/authenticate" {
-			mu.Lock()
-			tokens++
-			n := tokens
-			mu.Unlock()
-			if got != "" {
-				w.WriteHeader(401)
-				fmt.Fprint(w, `{"error":"etcdserver: invalid auth token","code":16,"message":"etcdserver: invalid auth token"}`)
-				return
-			}
-			if n == 2 { // the re-authentication: slow, so requests overlap it
-				close(authing)
-				<-release
-			}
-			mu.Lock()
-			current = fmt.Sprintf("token-%d", n)
-			mu.Unlock()
-			fmt.Fprintf(w, `{"token":%q}`, current)
-			return
-		}
-		mu.Lock()
-		ok := got == current
-		if got == "" {
-			unauthenticated = append(unauthenticated, r.URL.Path)
-		}
-		mu.Unlock()
-		if !ok {
-			w.WriteHeader(401)
-			fmt.Fprint(w, `{"error":"etcdserver: invalid auth token","code":16,"message":"etcdserver: invalid auth token"}`)
-			return
-		}
-		fmt.Fprint(w, `{"header":{"revision":"3"}}`)
-	}))
+	g := &authGateway{authing: make(chan struct{}), release: make(chan struct{})}
+	srv := httptest.NewServer(g)
 	defer srv.Close()
 	c := New(Config{Endpoints: []string{srv.URL}, User: "u", Password: "p", Attempt: 5 * time.Second})
 	if err := c.Authenticate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	current = "expired" // the server forgot every token
-	mu.Unlock()
+	g.mu.Lock()
+	g.current = "expired" // the server forgot every token
+	g.mu.Unlock()
 	done := make(chan error, 1)
 	go func() { _, _, err := c.Get(context.Background(), "/a"); done <- err }()
-	<-authing
+	<-g.authing
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	_, _, _ = c.Get(ctx, "/b") // meets the old token's refusal; must not go out bare
 	cancel()
-	close(release)
+	close(g.release)
 	if err := <-done; err != nil {
 		t.Fatalf("Get across a re-authentication = %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(unauthenticated) > 0 {
-		t.Fatalf("requests without a token during re-authentication: %v", unauthenticated)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.unauthenticated) > 0 {
+		t.Fatalf("requests without a token during re-authentication: %v", g.unauthenticated)
 	}
 }
 
