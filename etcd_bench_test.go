@@ -16,9 +16,9 @@ import (
 )
 
 // The etcd benchmarks measure what an operator waits for, with real
-// processes on one loopback etcd, gwlock's etcd backend (through the test
-// supervisor until issue 11 wires `gwlock run`) side by side with `etcdctl
-// lock NAME -- CMD` at the same lease TTL:
+// processes on one loopback etcd, `gwlock run --backend etcd` (helper
+// etcd-run) side by side with `etcdctl lock NAME -- CMD` at the same lease
+// TTL:
 //   - handoff: the first holder's command ends, the second's starts (ms);
 //   - failover after SIGKILL of the holder, and after a black hole between
 //     the holder and etcd: fault to the standby's command running, in TTLs;
