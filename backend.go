@@ -75,6 +75,14 @@ type treeHolder interface {
 	sharers() []int
 }
 
+// checkBackendName refuses a --backend that names no backend.
+func checkBackendName(name string) error {
+	if name != "file" && name != "etcd" {
+		return usagef("bad --backend %q: want file or etcd", name)
+	}
+	return nil
+}
+
 // fileBackend is the lock file named by --config or --lock.
 type fileBackend struct {
 	c *config
@@ -192,7 +200,7 @@ func (h *fileHold) release(log *telemetry.Logger) error {
 // lock's; unlock removes only a dead local owner's file.
 type stackedBackend struct {
 	local  *fileBackend
-	remote *etcdBackend
+	remote lockBackend
 }
 
 func (b *stackedBackend) acquire(req acquireRequest) (holder, error) {

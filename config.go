@@ -27,7 +27,8 @@ type config struct {
 	command                       []string
 	cmd                           string
 	from                          map[string]string // flag name: "--name" or the variable that set it
-	etcd                          etcdConfig        // --backend and the etcd flags (etcd_flags.go)
+	backend                       string            // --backend: file or etcd
+	etcd                          etcdConfig        // the etcd flags (etcd_flags.go)
 
 	// Readiness: an HTTP probe instead of the TCP one, the
 	// gateway's own READY=1, and how long to wait for them (0: forever).
@@ -108,8 +109,9 @@ func (c *config) flags(cmd string) flagSet {
 	}
 	set.Var((*portFlag)(&c.port), "port", "")
 	set.envOf["port"] = "GWLOCK_PORT"
-	c.etcd.Backend = "file"
+	c.backend = "file"
 	if cmd == "run" || cmd == "status" {
+		str(&c.backend, "backend", "GWLOCK_BACKEND")
 		addEtcdFlags(set, &c.etcd)
 	}
 	str(&c.host, "host", "GWLOCK_HOST")

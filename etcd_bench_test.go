@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"gwlock/internal/etcdtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,9 +16,9 @@ import (
 )
 
 // The etcd benchmarks measure what an operator waits for, with real
-// processes on one loopback etcd, gwlock's etcd backend (through the test
-// supervisor until issue 11 wires `gwlock run`) side by side with `etcdctl
-// lock NAME -- CMD` at the same lease TTL:
+// processes on one loopback etcd, `gwlock run --backend etcd` (helper
+// etcd-run) side by side with `etcdctl lock NAME -- CMD` at the same lease
+// TTL:
 //   - handoff: the first holder's command ends, the second's starts (ms);
 //   - failover after SIGKILL of the holder, and after a black hole between
 //     the holder and etcd: fault to the standby's command running, in TTLs;
@@ -119,14 +120,14 @@ func benchKinds(b *testing.B, body func(b *testing.B, kind string)) {
 }
 
 func BenchmarkEtcdHandoff(b *testing.B) {
-	c := startEtcd(b, 1, "http")
+	c := etcdtest.Start(b, 1, "http")
 	benchKinds(b, func(b *testing.B, kind string) {
 		var total time.Duration
 		for i := 0; i < b.N; i++ {
 			dir := tempDir(b)
-			a := startBenchHolder(b, kind, dir, "1", c.endpoints()[0], "-life 1s")
+			a := startBenchHolder(b, kind, dir, "1", c.Endpoints()[0], "-life 1s")
 			waitRun(b, dir, "1", 10*time.Second)
-			next := startBenchHolder(b, kind, dir, "2", c.endpoints()[0], "-life 100ms")
+			next := startBenchHolder(b, kind, dir, "2", c.Endpoints()[0], "-life 100ms")
 			_ = a.cmd.Wait()
 			_ = next.cmd.Wait()
 			runs := benchRuns(b, dir)
@@ -145,24 +146,24 @@ func BenchmarkEtcdHandoff(b *testing.B) {
 }
 
 func BenchmarkEtcdFailoverKill(b *testing.B) {
-	c := startEtcd(b, 1, "http")
-	benchFailover(b, c, func(a *benchHolder, proxy *faultProxy) { _ = a.cmd.Process.Kill() })
+	c := etcdtest.Start(b, 1, "http")
+	benchFailover(b, c, func(a *benchHolder, proxy *etcdtest.Proxy) { _ = a.cmd.Process.Kill() })
 }
 
 func BenchmarkEtcdFailoverPartition(b *testing.B) {
-	c := startEtcd(b, 1, "http")
-	benchFailover(b, c, func(a *benchHolder, proxy *faultProxy) { proxy.set(proxyBlackHole) })
+	c := etcdtest.Start(b, 1, "http")
+	benchFailover(b, c, func(a *benchHolder, proxy *etcdtest.Proxy) { proxy.Set(etcdtest.BlackHole) })
 }
 
-func benchFailover(b *testing.B, c *etcdCluster, fault func(*benchHolder, *faultProxy)) {
+func benchFailover(b *testing.B, c *etcdtest.Cluster, fault func(*benchHolder, *etcdtest.Proxy)) {
 	benchKinds(b, func(b *testing.B, kind string) {
 		var total, overlap time.Duration
 		for i := 0; i < b.N; i++ {
 			dir := tempDir(b)
-			proxy := startProxy(b, strings.TrimPrefix(c.endpoints()[0], "http://"))
-			a := startBenchHolder(b, kind, dir, "1", proxy.url(), "-life 1m")
+			proxy := etcdtest.StartProxy(b, strings.TrimPrefix(c.Endpoints()[0], "http://"))
+			a := startBenchHolder(b, kind, dir, "1", proxy.URL(), "-life 1m")
 			waitRun(b, dir, "1", 10*time.Second)
-			next := startBenchHolder(b, kind, dir, "2", c.endpoints()[0], "-life 1m")
+			next := startBenchHolder(b, kind, dir, "2", c.Endpoints()[0], "-life 1m")
 			time.Sleep(300 * time.Millisecond) // the standby is waiting
 			at := time.Now()
 			fault(a, proxy)
@@ -174,7 +175,7 @@ func benchFailover(b *testing.B, c *etcdCluster, fault func(*benchHolder, *fault
 				overlap += d
 			}
 			_ = next.cmd.Process.Kill()
-			proxy.close()
+			proxy.Close()
 		}
 		b.ReportMetric(float64(total)/float64(b.N)/float64(etcdTestTTL), "TTLs-to-failover")
 		b.ReportMetric(float64(overlap.Milliseconds())/float64(b.N), "overlap-ms")

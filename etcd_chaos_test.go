@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"gwlock/internal/etcdtest"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -27,107 +28,145 @@ func TestEtcdChaos(t *testing.T) {
 	if err != nil {
 		t.Skip("set GWLOCK_ETCD_CHAOS=5m (make chaos-etcd)")
 	}
-	rng := rand.New(rand.NewSource(testSeed(t)))
-	c := startEtcd(t, 3, "http")
-	dir := tempDir(t)
-	const n = 3
-	var proxies [n][]*faultProxy
-	sups := make([]*chaosSupervisor, n)
-	for i := 0; i < n; i++ {
-		var eps []string
-		for _, ep := range c.endpoints() {
-			p := startProxy(t, strings.TrimPrefix(ep, "http://"))
-			proxies[i] = append(proxies[i], p)
-			eps = append(eps, p.url())
-		}
-		sups[i] = startChaosSupervisor(t, dir, i, eps)
-	}
-	budget := etcdTestStopTimeout + stopReserve + etcdTestMargin
-	bound := etcdTestTTL + budget + scaled(time.Second)
-	type window struct{ from, to time.Time }
-	var quorumLoss []window
-	faults := map[string]int{}
+	r := startChaos(t)
 	end := time.Now().Add(length)
 	time.Sleep(etcdTestTTL)
 	for time.Now().Before(end) {
-		holder := chaosHolder(t, dir, sups)
-		kind := []string{"kill", "term", "black-hole", "reset", "member", "quorum", "delete"}[rng.Intn(7)]
-		hold := time.Duration(rng.Int63n(int64(2 * etcdTestTTL)))
-		faults[kind]++
-		t.Logf("%s fault %s (holder supervisor %d), %s", time.Now().Format("15:04:05.000"), kind, holder, hold)
-		switch kind {
-		case "kill", "term":
-			if holder >= 0 {
-				sig := syscall.SIGKILL
-				if kind == "term" {
-					sig = syscall.SIGTERM
-				}
-				sups[holder].signal(sig)
-			}
-		case "black-hole", "reset":
-			victim := holder
-			if victim < 0 || rng.Intn(4) == 0 {
-				victim = rng.Intn(n)
-			}
-			mode := proxyBlackHole
-			if kind == "reset" {
-				mode = proxyReset
-			}
-			for _, p := range proxies[victim] {
-				p.set(mode)
-			}
-			time.Sleep(hold)
-			for _, p := range proxies[victim] {
-				p.set(proxyPass)
-			}
-		case "member":
-			m := rng.Intn(3)
-			c.kill(m)
-			time.Sleep(hold)
-			c.start(m)
-		case "quorum":
-			from := time.Now()
-			m := rng.Intn(3)
-			c.kill(m)
-			c.kill((m + 1) % 3)
-			time.Sleep(hold + etcdTestTTL)
-			c.start(m)
-			c.start((m + 1) % 3)
-			// The old lease lives on for up to a TTL after a new leader.
-			quorumLoss = append(quorumLoss, window{from, time.Now().Add(2*etcdTestTTL + budget + scaled(2*time.Second))})
-		case "delete":
-			cmd := exec.Command("etcdctl", "--endpoints", strings.Join(c.endpoints(), ","), "--command-timeout", "3s", "del", "/gwlock-test/v1/chaos")
-			cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
-			_ = cmd.Run()
-		}
-		time.Sleep(bound + time.Duration(rng.Int63n(int64(etcdTestTTL))))
+		r.inject()
+		time.Sleep(r.bound + time.Duration(r.rng.Int63n(int64(etcdTestTTL))))
 	}
-	for _, s := range sups {
+	for _, s := range r.sups {
 		s.stop()
 	}
-	runs := checkGatewayLog(t, dir)
-	t.Logf("faults %v; %d gateway runs, fences %d..%d", faults, len(runs), runs[0].fence, runs[len(runs)-1].fence)
+	runs := checkGatewayLog(t, r.dir)
+	t.Logf("faults %v; %d gateway runs, fences %d..%d", r.faults, len(runs), runs[0].fence, runs[len(runs)-1].fence)
+	r.checkGaps(runs)
+}
+
+// chaosSupervisors is the number of hosts in the chaos test.
+const chaosSupervisors = 3
+
+// chaosRun is the chaos test's cluster, hosts and record of faults.
+type chaosRun struct {
+	t          *testing.T
+	rng        *rand.Rand
+	c          *etcdtest.Cluster
+	dir        string
+	proxies    [chaosSupervisors][]*etcdtest.Proxy
+	sups       []*chaosSupervisor
+	budget     time.Duration
+	bound      time.Duration // TTL + B + 1 s: the longest a fault may leave no gateway
+	quorumLoss []chaosWindow
+	faults     map[string]int
+}
+
+type chaosWindow struct{ from, to time.Time }
+
+// startChaos starts the cluster and one supervisor per host, each through
+// its own proxy to every member.
+func startChaos(t *testing.T) *chaosRun {
+	r := &chaosRun{t: t, rng: rand.New(rand.NewSource(testSeed(t))), c: etcdtest.Start(t, 3, "http"), dir: tempDir(t),
+		sups: make([]*chaosSupervisor, chaosSupervisors), faults: map[string]int{}}
+	for i := range r.sups {
+		var eps []string
+		for _, ep := range r.c.Endpoints() {
+			p := etcdtest.StartProxy(t, strings.TrimPrefix(ep, "http://"))
+			r.proxies[i] = append(r.proxies[i], p)
+			eps = append(eps, p.URL())
+		}
+		r.sups[i] = startChaosSupervisor(t, r.dir, i, eps)
+	}
+	r.budget = etcdTestStopTimeout + stopReserve + etcdTestMargin
+	r.bound = etcdTestTTL + r.budget + scaled(time.Second)
+	return r
+}
+
+// inject makes one fault of a random kind, for a random while.
+func (r *chaosRun) inject() {
+	holder := chaosHolder(r.t, r.dir, r.sups)
+	kind := []string{"kill", "term", "black-hole", "reset", "member", "quorum", "delete"}[r.rng.Intn(7)]
+	hold := time.Duration(r.rng.Int63n(int64(2 * etcdTestTTL)))
+	r.faults[kind]++
+	r.t.Logf("%s fault %s (holder supervisor %d), %s", time.Now().Format("15:04:05.000"), kind, holder, hold)
+	switch kind {
+	case "kill", "term":
+		if holder >= 0 {
+			sig := syscall.SIGKILL
+			if kind == "term" {
+				sig = syscall.SIGTERM
+			}
+			r.sups[holder].signal(sig)
+		}
+	case "black-hole", "reset":
+		r.cut(holder, kind, hold)
+	case "member":
+		m := r.rng.Intn(3)
+		r.c.Kill(m)
+		time.Sleep(hold)
+		r.c.Start(m)
+	case "quorum":
+		from := time.Now()
+		m := r.rng.Intn(3)
+		r.c.Kill(m)
+		r.c.Kill((m + 1) % 3)
+		time.Sleep(hold + etcdTestTTL)
+		r.c.Start(m)
+		r.c.Start((m + 1) % 3)
+		// The old lease lives on for up to a TTL after a new leader.
+		r.quorumLoss = append(r.quorumLoss, chaosWindow{from, time.Now().Add(2*etcdTestTTL + r.budget + scaled(2*time.Second))})
+	case "delete":
+		cmd := exec.Command("etcdctl", "--endpoints", strings.Join(r.c.Endpoints(), ","), "--command-timeout", "3s", "del", "/gwlock-test/v1/chaos")
+		cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
+		_ = cmd.Run()
+	}
+}
+
+// cut black-holes or resets one host's traffic (mostly the holder's) for hold.
+func (r *chaosRun) cut(holder int, kind string, hold time.Duration) {
+	victim := holder
+	if victim < 0 || r.rng.Intn(4) == 0 {
+		victim = r.rng.Intn(chaosSupervisors)
+	}
+	mode := etcdtest.BlackHole
+	if kind == "reset" {
+		mode = etcdtest.Reset
+	}
+	for _, p := range r.proxies[victim] {
+		p.Set(mode)
+	}
+	time.Sleep(hold)
+	for _, p := range r.proxies[victim] {
+		p.Set(etcdtest.Pass)
+	}
+}
+
+// checkGaps: outside quorum loss, no stretch without a gateway is longer
+// than the bound (plus a second for starting the gateway).
+func (r *chaosRun) checkGaps(runs []gatewayRun) {
 	var worst time.Duration
 	for i := 1; i < len(runs); i++ {
 		gap := runs[i].first.Sub(runs[i-1].last)
-		inQuorumLoss := false
-		for _, w := range quorumLoss {
-			if runs[i-1].last.Before(w.to) && runs[i].first.After(w.from) {
-				inQuorumLoss = true
-			}
-		}
-		if inQuorumLoss {
+		if r.inQuorumLoss(runs[i-1], runs[i]) {
 			continue
 		}
 		if gap > worst {
 			worst = gap
 		}
-		if gap > bound+scaled(time.Second) {
-			t.Errorf("no gateway for %s between fence %d (until %s) and %d, want at most TTL + B + 1 s = %s (plus a second for starting the gateway)",
-				gap, runs[i-1].fence, runs[i-1].last.Format("15:04:05.000"), runs[i].fence, bound)
+		if gap > r.bound+scaled(time.Second) {
+			r.t.Errorf("no gateway for %s between fence %d (until %s) and %d, want at most TTL + B + 1 s = %s (plus a second for starting the gateway)",
+				gap, runs[i-1].fence, runs[i-1].last.Format("15:04:05.000"), runs[i].fence, r.bound)
 		}
 	}
-	t.Logf("longest gap without a gateway outside quorum loss: %s (bound %s)", worst, bound)
+	r.t.Logf("longest gap without a gateway outside quorum loss: %s (bound %s)", worst, r.bound)
+}
+
+func (r *chaosRun) inQuorumLoss(prev, next gatewayRun) bool {
+	for _, w := range r.quorumLoss {
+		if prev.last.Before(w.to) && next.first.After(w.from) {
+			return true
+		}
+	}
+	return false
 }
 
 // chaosSupervisor is one host: etcd-run, restarted whenever it exits.

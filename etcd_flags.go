@@ -1,18 +1,23 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
+	"gwlock/internal/etcdlock"
+	"net/url"
+	"os"
+	"strings"
 	"time"
 )
 
 // addEtcdFlags registers the etcd backend's flags on set, with their
 // environment variables, and fills c with their defaults.
 func addEtcdFlags(set flagSet, c *etcdConfig) {
-	c.Backend, c.Prefix = "file", "/gwlock"
+	c.Prefix = "/gwlock"
 	c.LeaseTTL, c.LeaseMargin = 20*time.Second, time.Second
 	str := set.str
-	str(&c.Backend, "backend", "GWLOCK_BACKEND")
 	str(&c.endpointsText, "etcd-endpoints", "GWLOCK_ETCD_ENDPOINTS")
 	str(&c.Prefix, "etcd-prefix", "GWLOCK_ETCD_PREFIX")
 	str(&c.CACert, "etcd-cacert", "")
@@ -30,7 +35,7 @@ func addEtcdFlags(set flagSet, c *etcdConfig) {
 
 // takeoverAuto is --takeover-delay auto: wait the vanished holder's own stop
 // budget, from its value (ours if it recorded none).
-const takeoverAuto time.Duration = -1
+const takeoverAuto = etcdlock.TakeoverAuto
 
 // takeoverFlag is --takeover-delay: "auto" or a duration of 0 or more.
 type takeoverFlag time.Duration
@@ -59,9 +64,13 @@ func (d *takeoverFlag) Set(s string) error {
 // with the default 20 s lease, B = 5 s + 0.5 s + 1 s = 6.5 s and 3B fits.
 const etcdDefaultStopTimeout = 5 * time.Second
 
-// finish completes the etcd config from the common flags and validates it.
+// finish completes the etcd config from the common flags and validates it,
+// under --backend etcd.
 func (c *etcdConfig) finish(cmd string, set *flag.FlagSet, common *config) error {
-	if c.Backend == "etcd" && cmd == "run" {
+	if err := checkBackendName(common.backend); err != nil || common.backend != "etcd" {
+		return err
+	}
+	if cmd == "run" {
 		given := false
 		set.Visit(func(f *flag.Flag) { given = given || f.Name == "stop-timeout" })
 		if !given {
@@ -76,3 +85,109 @@ func (c *etcdConfig) finish(cmd string, set *flag.FlagSet, common *config) error
 // etcdRequestTimeoutForTests, when set by a test process, bounds each etcd
 // request more tightly than the lease arithmetic would.
 var etcdRequestTimeoutForTests time.Duration
+
+// etcdConfig is the etcd backend's part of the command line.
+type etcdConfig struct {
+	Endpoints              []string
+	Prefix                 string
+	CACert, Cert, Key      string
+	User, PasswordFile     string
+	LockName               string
+	ConfigPath             string // names the key when LockName is empty (its contents, not its path)
+	LeaseTTL, LeaseMargin  time.Duration
+	TakeoverDelay          time.Duration // takeoverAuto: the vanished holder's stop budget
+	StopTimeout            time.Duration // the supervisor's grace between TERM and SIGKILL
+	Port                   int           // recorded in the value
+	endpointsText          string
+	requestTimeoutOverride time.Duration // tests: a shorter bound for one request
+	watchLifetimeOverride  time.Duration // tests: a shorter life for one watch stream
+}
+
+// stopReserve is the time between stopAt and the gateway's certain death
+// beyond the stop timeout itself: signal delivery, reaping, our own scheduling.
+const stopReserve = 500 * time.Millisecond
+
+// stopBudget is B: from stopAt to a dead gateway, plus the pause margin.
+func (c *etcdConfig) stopBudget() time.Duration {
+	return c.StopTimeout + stopReserve + c.LeaseMargin
+}
+
+// validate checks the etcd flags before anything is contacted (exit 2 on error).
+func (c *etcdConfig) validate(cmd string) error {
+	c.Endpoints = nil
+	for _, e := range strings.Split(c.endpointsText, ",") {
+		e = strings.TrimRight(strings.TrimSpace(e), "/")
+		if e == "" {
+			continue
+		}
+		if err := checkEndpoint(e); err != nil {
+			return err
+		}
+		c.Endpoints = append(c.Endpoints, e)
+	}
+	if len(c.Endpoints) == 0 {
+		return usagef("--backend etcd needs --etcd-endpoints https://host:2379,...")
+	}
+	if !strings.HasPrefix(c.Prefix, "/") {
+		return usagef("bad --etcd-prefix %q: must start with /", c.Prefix)
+	}
+	if c.LockName != "" && strings.ContainsAny(c.LockName, "/\\ \t\n") {
+		return usagef("bad --lock-name %q: no slashes or spaces", c.LockName)
+	}
+	if (c.Cert == "") != (c.Key == "") {
+		return usagef("--etcd-cert and --etcd-key go together")
+	}
+	if (c.User == "") != (c.PasswordFile == "") {
+		return usagef("--etcd-user and --etcd-password-file go together")
+	}
+	if c.LeaseMargin <= 0 {
+		return usagef("bad --lease-margin %s: want more than 0 (it is how long gwlock may be frozen without the stop rule failing)", c.LeaseMargin)
+	}
+	if c.LeaseTTL%time.Second != 0 || c.LeaseTTL <= 0 {
+		return usagef("bad --lease-ttl %s: want whole seconds", c.LeaseTTL)
+	}
+	if cmd == "run" {
+		if b := c.stopBudget(); c.LeaseTTL < 3*b {
+			return usagef("--lease-ttl %s is below 3 x stop budget %s (--stop-timeout %s + %s + --lease-margin %s) (hint: raise --lease-ttl to %s or lower --stop-timeout)",
+				c.LeaseTTL, b, c.StopTimeout, stopReserve, c.LeaseMargin, (3*b + time.Second - 1).Truncate(time.Second))
+		}
+	}
+	return nil
+}
+
+// checkEndpoint accepts scheme://host:port and nothing more: a user:password
+// in the URL would be logged with every endpoint line (credentials go in
+// --etcd-user and --etcd-password-file), and a path, query or fragment would
+// be silently dropped or glued to /v3/... .
+func checkEndpoint(e string) error {
+	u, err := url.Parse(e)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+		return usagef("bad --etcd-endpoints entry %q: want http(s)://host:port", e)
+	case u.User != nil:
+		return usagef("bad --etcd-endpoints entry: credentials in the URL would be logged; use --etcd-user and --etcd-password-file")
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(e[len(u.Scheme)+3:], "?#"):
+		return usagef("bad --etcd-endpoints entry %q: no path, query or fragment, just http(s)://host:port", e)
+	case u.Port() == "":
+		return usagef("bad --etcd-endpoints entry %q: name the port, e.g. https://%s:2379", e, u.Hostname())
+	}
+	return nil
+}
+
+// key is <prefix>/v1/<lockid>; lockid is --lock-name or a hash of the config's
+// contents, never of its path: paths are host-local.
+func (c *etcdConfig) key() (string, error) {
+	id := c.LockName
+	if id == "" {
+		if c.ConfigPath == "" {
+			return "", usagef("--backend etcd needs --lock-name NAME or --config PATH")
+		}
+		b, err := os.ReadFile(c.ConfigPath)
+		if err != nil {
+			return "", fmt.Errorf("read --config %s to name the etcd key: %w", c.ConfigPath, err)
+		}
+		sum := sha256.Sum256(b)
+		id = hex.EncodeToString(sum[:])[:32]
+	}
+	return strings.TrimRight(c.Prefix, "/") + "/v1/" + id, nil
+}

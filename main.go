@@ -143,7 +143,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 // on the local file lock: one contender per host for one key.
 func backendFor(c *config, log *telemetry.Logger) (lockBackend, error) {
 	local, err := newFileBackend(c)
-	if err != nil || c.etcd.Backend != "etcd" {
+	if err != nil || c.backend != "etcd" {
 		return local, err
 	}
 	remote, err := newEtcdBackend(c.etcd, log)

@@ -511,7 +511,7 @@ func (s *supervisor) notifyReady() {
 // would keep one out: the lease expires and a standby starts, with no
 // launcher left to escalate to SIGKILL, so the gateway is killed at once.
 func (s *supervisor) deathSignal() os.Signal {
-	if s.c.etcd.Backend == "etcd" {
+	if s.c.backend == "etcd" {
 		return killSignal
 	}
 	return s.c.stopSignal

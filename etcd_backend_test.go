@@ -4,9 +4,15 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"gwlock/internal/etcdtest"
+	"gwlock/internal/telemetry"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,6 +22,15 @@ import (
 	"testing"
 	"time"
 )
+
+// Timing for the etcd tests, scaled by GWLOCK_TEST_TIME_FACTOR on slow machines.
+var (
+	etcdTestTTL         = 3 * time.Second // with the stop timeout and margin below, 3B = 3 s fits
+	etcdTestStopTimeout = 200 * time.Millisecond
+	etcdTestMargin      = 300 * time.Millisecond
+)
+
+func scaled(d time.Duration) time.Duration { return etcdtest.Scaled(d) }
 
 func init() {
 	helpers["etcd-run"] = helperEtcdRun
@@ -237,8 +252,8 @@ func TestEtcdStopBudgetRefusal(t *testing.T) {
 	var c etcdConfig
 	set := flagSet{flag.NewFlagSet("x", flag.ContinueOnError), map[string]string{}}
 	addEtcdFlags(set, &c)
-	common := &config{stopTimeout: 10 * time.Second}
-	c.Backend, c.endpointsText, c.LockName = "etcd", "http://127.0.0.1:1", "x"
+	common := &config{stopTimeout: 10 * time.Second, backend: "etcd"}
+	c.endpointsText, c.LockName = "http://127.0.0.1:1", "x"
 	if err := c.finish("run", set.FlagSet, common); err != nil {
 		t.Fatalf("defaults refused: %v", err)
 	}
@@ -250,8 +265,8 @@ func TestEtcdStopBudgetRefusal(t *testing.T) {
 // TestEtcdHandoffOnRelease: the holder's release (SIGTERM) hands the lock to
 // the waiting standby at once, with no takeover delay and a higher fence.
 func TestEtcdHandoffOnRelease(t *testing.T) {
-	c := startEtcd(t, 1, "http")
-	r := newEtcdRunner(t, c.endpoints())
+	c := etcdtest.Start(t, 1, "http")
+	r := newEtcdRunner(t, c.Endpoints())
 	a := r.start(nil, "")
 	evA := a.waitEvent(t, "acquire-success")
 	r.waitGateway(t, evA)
@@ -277,135 +292,6 @@ func TestEtcdHandoffOnRelease(t *testing.T) {
 	}
 	if runs := checkGatewayLog(t, r.dir); len(runs) != 2 {
 		t.Fatalf("gateway runs = %v, want 2", runs)
-	}
-}
-
-// TestEtcdHolderKilled: SIGKILL of the holder kills its gateway with it; the
-// standby wins within TTL + 1 s and starts after the predecessor's stop budget.
-func TestEtcdHolderKilled(t *testing.T) {
-	c := startEtcd(t, 1, "http")
-	// A gateway that ignores SIGTERM too (third review, R3): with its
-	// launcher dead nothing could escalate, so across hosts the kernel's
-	// parent-death signal is SIGKILL, or it would run beside the standby's.
-	for _, tc := range []struct{ name, gw string }{{"term", ""}, {"ignore-term", "-ignore-term"}} {
-		t.Run(tc.name, func(t *testing.T) { etcdHolderKilled(t, c, tc.name, tc.gw) })
-	}
-}
-
-func etcdHolderKilled(t *testing.T, c *etcdCluster, name, gw string) {
-	r := newEtcdRunner(t, c.endpoints(), "-name", "killed-"+name)
-	a := r.start(nil, gw)
-	r.waitGateway(t, a.waitEvent(t, "acquire-success"))
-	b := r.start(nil, "")
-	b.waitEvent(t, "acquire-contention")
-	killed := time.Now()
-	a.signal(t, syscall.SIGKILL)
-	_, _ = a.wait(t)
-	evB := b.waitEvent(t, "acquire-success")
-	won := time.Since(killed)
-	delay := b.waitEvent(t, "takeover-delay")
-	r.waitGateway(t, evB)
-	t.Logf("failover after SIGKILL: acquired %s after the kill (TTL %s), takeover delay %s ms", won, etcdTestTTL, delay["delay_ms"])
-	if won > etcdTestTTL+scaled(time.Second) {
-		t.Errorf("standby acquired %s after the kill, want within TTL + 1 s = %s", won, etcdTestTTL+time.Second)
-	}
-	b.signal(t, syscall.SIGTERM)
-	waitExit(t, b, 0)
-	if runs := checkGatewayLog(t, r.dir); len(runs) != 2 {
-		t.Fatalf("gateway runs = %v, want 2", runs)
-	}
-}
-
-// TestEtcdPartition: a holder black-holed from etcd stops its gateway at its
-// local deadline, before the standby's gateway starts, even when the gateway
-// ignores SIGTERM and must be killed.
-func TestEtcdPartition(t *testing.T) {
-	c := startEtcd(t, 1, "http")
-	for _, tc := range []struct{ name, gw string }{{"term", ""}, {"ignore-term", "-ignore-term"}} {
-		t.Run(tc.name, func(t *testing.T) {
-			proxy := startProxy(t, strings.TrimPrefix(c.endpoints()[0], "http://"))
-			r := newEtcdRunner(t, c.endpoints(), "-name", "partition-"+tc.name)
-			a := r.start([]string{proxy.url()}, tc.gw)
-			r.waitGateway(t, a.waitEvent(t, "acquire-success"))
-			b := r.start(nil, "")
-			b.waitEvent(t, "acquire-contention")
-			cut := time.Now()
-			proxy.set(proxyBlackHole)
-			lost := a.waitEvent(t, "lock-lost")
-			if lost["reason"] != lostDeadline {
-				t.Fatalf("lock-lost reason = %s, want %s", lost["reason"], lostDeadline)
-			}
-			outA := waitExit(t, a, 1)
-			mustEvent(t, parseLogfmt(outA), "keepalive-failed", "stop_in_ms")
-			if tc.gw != "" {
-				// The gateway ignored SIGTERM: --stop-timeout later it was killed.
-				if ev := mustEvent(t, parseLogfmt(outA), "child-exit", "signal"); ev["signal"] != "9" {
-					t.Errorf("child-exit of the stubborn gateway = %v, want signal 9", ev)
-				}
-			}
-			r.waitGateway(t, b.waitEvent(t, "acquire-success"))
-			t.Logf("failover after a black hole: standby running %s after the cut (TTL %s)", time.Since(cut), etcdTestTTL)
-			b.signal(t, syscall.SIGTERM)
-			waitExit(t, b, 0)
-			runs := checkGatewayLog(t, r.dir)
-			if len(runs) != 2 {
-				t.Fatalf("gateway runs = %v, want 2", runs)
-			}
-			// The lease cannot expire before cut + TTL; the gateway must be
-			// dead by then with the reserve and the margin to spare.
-			if limit := cut.Add(etcdTestTTL - stopReserve - etcdTestMargin); runs[0].last.After(limit) {
-				t.Fatalf("cut-off holder's gateway wrote until %s, after the safe limit %s", runs[0].last.Format(time.StampMilli), limit.Format(time.StampMilli))
-			}
-		})
-	}
-}
-
-// TestEtcdKeyDeleted: an operator deleting the key makes the holder stop at
-// once (key-deleted), and the standby waits the holder's stop budget, or
-// the --takeover-delay it was given, before its gateway starts.
-func TestEtcdKeyDeleted(t *testing.T) {
-	c := startEtcd(t, 1, "http")
-	for _, tc := range []struct {
-		name, flag string
-		want       time.Duration
-	}{
-		{"auto", "", etcdTestStopTimeout + stopReserve + etcdTestMargin},
-		{"explicit", "2300ms", 2300 * time.Millisecond},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := newEtcdRunner(t, c.endpoints(), "-name", "deleted-"+tc.name)
-			a := r.start(nil, "")
-			r.waitGateway(t, a.waitEvent(t, "acquire-success"))
-			var extra []string
-			if tc.flag != "" {
-				extra = []string{"-takeover-delay", tc.flag}
-			}
-			b := r.start(nil, "", extra...)
-			b.waitEvent(t, "acquire-contention")
-			c.etcdctl("del", "/gwlock-test/v1/deleted-"+tc.name)
-			lost := a.waitEvent(t, "lock-lost")
-			if lost["reason"] != lostKeyDeleted {
-				t.Fatalf("lock-lost reason = %s, want %s", lost["reason"], lostKeyDeleted)
-			}
-			waitExit(t, a, 1)
-			evB := b.waitEvent(t, "acquire-success")
-			delay := b.waitEvent(t, "takeover-delay")
-			if delay["delay_ms"] != strconv.FormatInt(tc.want.Milliseconds(), 10) {
-				t.Errorf("takeover-delay delay_ms = %s, want %d", delay["delay_ms"], tc.want.Milliseconds())
-			}
-			r.waitGateway(t, evB)
-			b.signal(t, syscall.SIGTERM)
-			waitExit(t, b, 0)
-			runs := checkGatewayLog(t, r.dir)
-			if len(runs) != 2 {
-				t.Fatalf("gateway runs = %v, want 2", runs)
-			}
-			// The standby's gateway started no sooner than the delay after the
-			// deletion made it the holder.
-			if gap := runs[1].first.Sub(eventTime(t, evB)); gap < tc.want {
-				t.Errorf("standby's gateway wrote %s after acquire-success, want at least the delay %s", gap, tc.want)
-			}
-		})
 	}
 }
 
@@ -435,7 +321,7 @@ func TestEtcdFlagRefusals(t *testing.T) {
 }
 
 // TestTakeoverDelayFlag: --takeover-delay is auto, or a duration with 0 for
-// none; a holder that said released:true never costs a delay.
+// none; anything else is a usage error.
 func TestTakeoverDelayFlag(t *testing.T) {
 	parse := func(v string) (etcdConfig, error) {
 		var c etcdConfig
@@ -446,27 +332,21 @@ func TestTakeoverDelayFlag(t *testing.T) {
 		}
 		return c, set.Parse([]string{"--takeover-delay", v})
 	}
-	mine := etcdConfig{StopTimeout: time.Second, LeaseMargin: time.Second}
-	vanished := &etcdValue{StopBudgetMs: 4200}
 	for _, tc := range []struct {
 		flag string
-		prev *etcdValue
 		want time.Duration
 	}{
-		{"", vanished, 4200 * time.Millisecond},
-		{"auto", &etcdValue{}, mine.stopBudget()},
-		{"auto", &etcdValue{StopBudgetMs: 4200, Released: true}, 0},
-		{"0", vanished, 0},
-		{"7s", vanished, 7 * time.Second},
-		{"7s", nil, 0},
+		{"", takeoverAuto},
+		{"auto", takeoverAuto},
+		{"0", 0},
+		{"7s", 7 * time.Second},
 	} {
 		c, err := parse(tc.flag)
 		if err != nil {
 			t.Fatalf("--takeover-delay %q: %v", tc.flag, err)
 		}
-		c.StopTimeout, c.LeaseMargin = mine.StopTimeout, mine.LeaseMargin
-		if got := (&etcdBackend{cfg: c}).takeoverDelay(tc.prev); got != tc.want {
-			t.Errorf("--takeover-delay %q, holder %+v: delay %s, want %s", tc.flag, tc.prev, got, tc.want)
+		if c.TakeoverDelay != tc.want {
+			t.Errorf("--takeover-delay %q = %s, want %s", tc.flag, c.TakeoverDelay, tc.want)
 		}
 	}
 	for _, bad := range []string{"-1s", "soon", "-0"} {
@@ -492,4 +372,214 @@ func (r *etcdRunner) waitGateway(t testing.TB, ev map[string]string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("no gateway line for fence %s within %s", ev["fence"], eventWait)
+}
+
+// testEtcdConfig is a backend config for in-process tests.
+func testEtcdConfig(name string, endpoints ...string) etcdConfig {
+	return etcdConfig{Endpoints: endpoints, Prefix: "/gwlock-test", LockName: name,
+		LeaseTTL: etcdTestTTL, LeaseMargin: etcdTestMargin, StopTimeout: etcdTestStopTimeout}
+}
+
+func mustBackend(t testing.TB, cfg etcdConfig) *etcdBackend {
+	t.Helper()
+	b, err := newEtcdBackend(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustAcquire(t testing.TB, b *etcdBackend, log *telemetry.Logger) *etcdHold {
+	t.Helper()
+	h, err := b.acquire(acquireRequest{Timeout: scaled(5 * time.Second), Log: log})
+	if err != nil {
+		t.Fatalf("acquire %s: %v", b.key, err)
+	}
+	t.Cleanup(func() { _ = h.release(nil) })
+	return h.(*etcdHold)
+}
+
+// mustStatusHeld checks that status --json names h as the holder.
+func mustStatusHeld(t *testing.T, cfg etcdConfig, h *etcdHold) {
+	t.Helper()
+	var out bytes.Buffer
+	if code := etcdStatus(cfg, &out, true); code != statusRunning {
+		t.Fatalf("status = %d, want %d; %s", code, statusRunning, out.String())
+	}
+	var rep etcdStatusReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Fence != h.Fence() || rep.PID != int64(os.Getpid()) || rep.TTLLeftS <= 0 {
+		t.Fatalf("status --json = %s (%v), want fence %d, our pid, a TTL left", out.String(), err, h.Fence())
+	}
+}
+
+// acquireWhenUp acquires cfg's key once the cluster answers (an https
+// member's port opens before it serves).
+func acquireWhenUp(t *testing.T, cfg etcdConfig) *etcdHold {
+	t.Helper()
+	deadline := time.Now().Add(scaled(etcdtest.StartWait))
+	for {
+		hl, err := mustBackend(t, cfg).acquire(acquireRequest{Timeout: time.Second})
+		if err == nil {
+			return hl.(*etcdHold)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("acquire over mutual TLS: %v", err)
+		}
+	}
+}
+
+// TestEtcdMutualTLS: etcd demanding client certificates from a CA made here;
+// the backend with the client pair holds and reports, without it it is refused.
+func TestEtcdMutualTLS(t *testing.T) {
+	dir := tempDir(t)
+	pki := etcdtest.MakePKI(t, dir)
+	c := etcdtest.Start(t, 1, "https", "--cert-file", pki.ServerCert, "--key-file", pki.ServerKey,
+		"--client-cert-auth", "--trusted-ca-file", pki.CA)
+	cfg := testEtcdConfig("mtls", c.Endpoints()...)
+	cfg.CACert, cfg.Cert, cfg.Key = pki.CA, pki.ClientCert, pki.ClientKey
+	h := acquireWhenUp(t, cfg)
+	mustStatusHeld(t, cfg, h)
+	// A standby tells systemd it is up, then sees the release over TLS.
+	standby := mustBackend(t, cfg)
+	notes := make(chan string, 4)
+	standby.Notify = func(s string) { notes <- s }
+	won := make(chan holder, 1)
+	go func() {
+		h2, err := standby.acquire(acquireRequest{Timeout: scaled(10 * time.Second)})
+		if err != nil {
+			t.Error(err)
+		}
+		won <- h2
+	}()
+	select {
+	case n := <-notes:
+		if want := fmt.Sprintf("READY=1\nSTATUS=standby key=%s", h.key); !strings.HasPrefix(n, want) {
+			t.Fatalf("standby notification = %q, want prefix %q", n, want)
+		}
+	case <-time.After(scaled(5 * time.Second)):
+		t.Fatal("the standby sent no READY=1")
+	}
+	if err := h.release(nil); err != nil {
+		t.Fatal(err)
+	}
+	h2 := <-won // within the standby's own timeout
+	if h2 == nil {
+		t.FailNow()
+	}
+	if got := h2.(*etcdHold).Fence(); got <= h.Fence() {
+		t.Fatalf("fence after handoff = %d, want > %d", got, h.Fence())
+	}
+	if err := h2.release(nil); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if code := etcdStatus(cfg, &out, false); code != statusNotRunning {
+		t.Fatalf("status after release = %d, want %d; %s", code, statusNotRunning, out.String())
+	}
+	noCert := cfg
+	noCert.Cert, noCert.Key = "", ""
+	_, err := mustBackend(t, noCert).acquire(acquireRequest{Timeout: 0})
+	var busy *busyError
+	if err == nil || errors.As(err, &busy) {
+		t.Fatalf("acquire without a client certificate = %v, want a TLS refusal", err)
+	}
+	t.Logf("without a client certificate: %v", err)
+}
+
+// TestEtcdAcquireResults: a live holder is a *busyError (exit 75) at once
+// with --timeout 0 or --if-running ok, and after the timeout otherwise; a
+// stop signal while waiting is errCanceled, promptly.
+func TestEtcdAcquireResults(t *testing.T) {
+	c := etcdtest.Start(t, 1, "http")
+	cfg := testEtcdConfig("results", c.Endpoints()...)
+	h := mustAcquire(t, mustBackend(t, cfg), nil)
+	contender := mustBackend(t, cfg)
+	for _, req := range []acquireRequest{{Timeout: 0}, {Timeout: time.Hour, StopIfAlive: true}, {Timeout: 500 * time.Millisecond}} {
+		start := time.Now()
+		_, err := contender.acquire(req)
+		var busy *busyError
+		if !errors.As(err, &busy) || exitCode(err) != exitBusy || busy.OwnerPID != int64(os.Getpid()) {
+			t.Fatalf("acquire(%+v) = %v, want a busyError naming pid %d (exit %d)", req, err, os.Getpid(), exitBusy)
+		}
+		if took := time.Since(start); took > req.Timeout%time.Hour+scaled(time.Second) {
+			t.Errorf("acquire(%+v) took %s", req, took)
+		}
+	}
+	cancel := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := contender.acquire(acquireRequest{Timeout: time.Hour, Cancel: cancel})
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	close(cancel)
+	select {
+	case err := <-done:
+		if !errors.Is(err, errCanceled) {
+			t.Fatalf("acquire after cancel = %v, want errCanceled", err)
+		}
+	case <-time.After(scaled(2 * time.Second)):
+		t.Fatal("acquire did not return within 2 s of the cancel")
+	}
+	if err := h.release(nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEtcdEndpointRotation: with a black-holed member listed first, every
+// request still ends within its own bound and moves to the next endpoint
+// (backend-endpoint), so acquisition, hold and release work.
+func TestEtcdEndpointRotation(t *testing.T) {
+	c := etcdtest.Start(t, 1, "http")
+	dead := etcdtest.StartProxy(t, strings.TrimPrefix(c.Endpoints()[0], "http://"))
+	dead.Set(etcdtest.BlackHole)
+	var logBuf lockedBuffer
+	log := telemetry.New(&logBuf, "text", false)
+	cfg := testEtcdConfig("rotation", dead.URL(), c.Endpoints()[0])
+	b, err := newEtcdBackend(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	h := mustAcquire(t, b, log)
+	if took, bound := time.Since(start), b.client.Attempt()+scaled(time.Second); took > bound {
+		t.Errorf("acquire past a black-holed endpoint took %s, want under one attempt bound + 1 s = %s", took, bound)
+	}
+	var moved []string // the http:// warnings carry tls=false; the moves do not
+	for _, ev := range findEvents(parseLogfmt(logBuf.String()), "backend-endpoint") {
+		if _, warning := ev["tls"]; !warning {
+			moved = append(moved, ev["endpoint"])
+		}
+	}
+	if len(moved) == 0 || moved[0] != c.Endpoints()[0] {
+		t.Fatalf("backend-endpoint moves = %v, want first %s", moved, c.Endpoints()[0])
+	}
+	mustEvent(t, parseLogfmt(logBuf.String()), "backend-error", "op", "endpoint", "code", "err")
+	select {
+	case reason := <-h.lost():
+		t.Fatalf("lock lost: %s", reason)
+	case <-time.After(etcdTestTTL):
+	}
+	if err := h.release(log); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEtcdPlainTextRefusal: an endpoint that answers in plain text (etcd's
+// gateway refusing a certificate with a CommonName) fails acquisition with
+// the server's own words, quoted, and a hint that fits them.
+func TestEtcdPlainTextRefusal(t *testing.T) {
+	const said = "CommonName of client sending a request against gateway will be ignored and not used as expected"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, said, http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	_, err := mustBackend(t, testEtcdConfig("plain", srv.URL)).acquire(acquireRequest{Timeout: 0})
+	if err == nil {
+		t.Fatal("acquire against a plain-text refusal succeeded")
+	}
+	line := err.Error()
+	if !strings.Contains(line, strconv.Quote(said)) || !strings.Contains(line, "hint: use a client certificate without a CommonName") {
+		t.Fatalf("acquire error = %q, want the server's words quoted and the CommonName hint", line)
+	}
 }

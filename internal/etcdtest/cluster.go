@@ -1,6 +1,10 @@
 //go:build linux
 
-package main
+// Package etcdtest runs real etcd for tests: a cluster of members on
+// loopback ports (started from the etcd on PATH, stopped when the test
+// ends), a fault proxy in front of a member, and a PKI for TLS. Without etcd
+// a test is skipped, except under CI=true, where that is a failure.
+package etcdtest
 
 import (
 	"bytes"
@@ -13,30 +17,28 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// Timing for the etcd tests, scaled by GWLOCK_TEST_TIME_FACTOR on slow machines.
-var (
-	etcdTestTTL         = 3 * time.Second // with the stop timeout and margin below, 3B = 3 s fits
-	etcdTestStopTimeout = 200 * time.Millisecond
-	etcdTestMargin      = 300 * time.Millisecond
-	etcdStartWait       = 15 * time.Second
-)
+// StartWait is how long a member may take to become healthy.
+var StartWait = 15 * time.Second
 
-func timeFactor() float64 {
+// TimeFactor is GWLOCK_TEST_TIME_FACTOR (at least 1): slow machines set it.
+func TimeFactor() float64 {
 	if f, err := strconv.ParseFloat(os.Getenv("GWLOCK_TEST_TIME_FACTOR"), 64); err == nil && f >= 1 {
 		return f
 	}
 	return 1
 }
 
-func scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * timeFactor()) }
+// Scaled is d times TimeFactor.
+func Scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * TimeFactor()) }
 
 // requireEtcd skips without etcd, except in CI, where its absence is a failure.
-func requireEtcd(t testing.TB) {
+func Require(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("etcd"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -46,7 +48,7 @@ func requireEtcd(t testing.TB) {
 	}
 }
 
-type etcdMember struct {
+type Member struct {
 	name, clientURL, peerURL, dir string
 	scheme                        string
 	cmd                           *exec.Cmd
@@ -54,43 +56,43 @@ type etcdMember struct {
 	log                           *lockedBuffer
 }
 
-type etcdCluster struct {
+type Cluster struct {
 	t       testing.TB
-	members []*etcdMember
+	Members []*Member
 	extra   []string // more flags for every member (TLS, auth token TTL)
 	initial string
 }
 
 // startEtcd starts an n-member cluster on free loopback ports, stopped when the test ends.
-func startEtcd(t testing.TB, n int, scheme string, extra ...string) *etcdCluster {
+func Start(t testing.TB, n int, scheme string, extra ...string) *Cluster {
 	t.Helper()
-	requireEtcd(t)
-	c := &etcdCluster{t: t, extra: extra}
+	Require(t)
+	c := &Cluster{t: t, extra: extra}
 	var initial []string
 	for i := 0; i < n; i++ {
-		m := &etcdMember{name: fmt.Sprintf("m%d", i), scheme: scheme,
+		m := &Member{name: fmt.Sprintf("m%d", i), scheme: scheme,
 			clientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, freePort(t)),
 			peerURL:   fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
-			dir:       filepath.Join(tempDir(t), "data")}
-		c.members = append(c.members, m)
+			dir:       filepath.Join(t.TempDir(), "data")}
+		c.Members = append(c.Members, m)
 		initial = append(initial, m.name+"="+m.peerURL)
 	}
 	c.initial = strings.Join(initial, ",")
-	for i := range c.members {
-		c.start(i)
+	for i := range c.Members {
+		c.Start(i)
 	}
 	t.Cleanup(func() {
-		for i := range c.members {
-			c.kill(i)
+		for i := range c.Members {
+			c.Kill(i)
 		}
 	})
-	c.waitHealthy(c.members...)
+	c.WaitHealthy(c.Members...)
 	return c
 }
 
-func (c *etcdCluster) start(i int) {
+func (c *Cluster) Start(i int) {
 	c.t.Helper()
-	m := c.members[i]
+	m := c.Members[i]
 	args := []string{"--name", m.name, "--data-dir", m.dir,
 		"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
 		"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
@@ -116,8 +118,8 @@ func etcdArch() string {
 }
 
 // kill stops member i at once (SIGKILL: a crashed host), and waits for it.
-func (c *etcdCluster) kill(i int) {
-	m := c.members[i]
+func (c *Cluster) Kill(i int) {
+	m := c.Members[i]
 	if m.cmd == nil || m.cmd.Process == nil {
 		return
 	}
@@ -129,18 +131,18 @@ func (c *etcdCluster) kill(i int) {
 	m.cmd = nil
 }
 
-func (c *etcdCluster) endpoints() []string {
+func (c *Cluster) Endpoints() []string {
 	var out []string
-	for _, m := range c.members {
+	for _, m := range c.Members {
 		out = append(out, m.clientURL)
 	}
 	return out
 }
 
 // waitHealthy waits until each member answers /health with a leader.
-func (c *etcdCluster) waitHealthy(ms ...*etcdMember) {
+func (c *Cluster) WaitHealthy(ms ...*Member) {
 	c.t.Helper()
-	deadline := time.Now().Add(scaled(etcdStartWait))
+	deadline := time.Now().Add(Scaled(StartWait))
 	for _, m := range ms {
 		for {
 			if m.scheme == "http" && healthy(m.clientURL) {
@@ -150,7 +152,7 @@ func (c *etcdCluster) waitHealthy(ms ...*etcdMember) {
 				break
 			}
 			if time.Now().After(deadline) {
-				c.t.Fatalf("etcd %s not healthy within %s; its log:\n%s", m.name, etcdStartWait, m.log.String())
+				c.t.Fatalf("etcd %s not healthy within %s; its log:\n%s", m.name, StartWait, m.log.String())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -181,8 +183,8 @@ func portOpen(url string) bool {
 }
 
 // leader returns the index of the member that leads now (-1 if none is known).
-func (c *etcdCluster) leader() int {
-	for i, m := range c.members {
+func (c *Cluster) Leader() int {
+	for i, m := range c.Members {
 		if m.cmd == nil {
 			continue
 		}
@@ -207,9 +209,9 @@ func (c *etcdCluster) leader() int {
 }
 
 // etcdctl runs etcdctl against the cluster and returns its output.
-func (c *etcdCluster) etcdctl(args ...string) string {
+func (c *Cluster) Etcdctl(args ...string) string {
 	c.t.Helper()
-	cmd := exec.Command("etcdctl", append([]string{"--endpoints", strings.Join(c.endpoints(), ","), "--dial-timeout", "3s", "--command-timeout", "5s"}, args...)...)
+	cmd := exec.Command("etcdctl", append([]string{"--endpoints", strings.Join(c.Endpoints(), ","), "--dial-timeout", "3s", "--command-timeout", "5s"}, args...)...)
 	cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -217,4 +219,32 @@ func (c *etcdCluster) etcdctl(args ...string) string {
 		c.t.Fatalf("etcdctl %v: %v\n%s", args, err, out.String())
 	}
 	return out.String()
+}
+
+// lockedBuffer is a member's log, written by exec's copier and read by the test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

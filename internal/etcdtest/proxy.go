@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package etcdtest
 
 import (
 	"io"
@@ -10,57 +10,62 @@ import (
 	"time"
 )
 
-// faultProxy is a TCP proxy between one gwlock and one etcd member that can
+// Proxy is a TCP proxy between one gwlock and one etcd member that can
 // pass traffic, black-hole it (bytes held, nothing answered, no error: a cut
 // cable), or reset every connection (a refused, crashed peer).
-type faultProxy struct {
+type Proxy struct {
 	addr   string
 	target string
 	ln     net.Listener
 
 	mu    sync.Mutex
-	mode  proxyMode
+	mode  Mode
 	conns map[net.Conn]bool
 	wake  chan struct{} // closed and replaced on every mode change
 	quit  chan struct{}
 	wg    sync.WaitGroup
 }
 
-type proxyMode int
+// Mode is what the proxy does with traffic.
+type Mode int
 
 const (
-	proxyPass proxyMode = iota
-	proxyBlackHole
-	proxyReset
+	Pass Mode = iota
+	BlackHole
+	Reset
 )
 
-func (m proxyMode) String() string {
+// String names the mode.
+func (m Mode) String() string {
 	return [...]string{"pass", "black-hole", "reset"}[m]
 }
 
-func startProxy(t testing.TB, target string) *faultProxy {
+// StartProxy proxies a loopback port to target (host:port), passing traffic.
+func StartProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &faultProxy{addr: ln.Addr().String(), target: target, ln: ln, conns: map[net.Conn]bool{},
+	p := &Proxy{addr: ln.Addr().String(), target: target, ln: ln, conns: map[net.Conn]bool{},
 		wake: make(chan struct{}), quit: make(chan struct{})}
 	p.wg.Add(1)
 	go p.serve()
-	t.Cleanup(p.close)
+	t.Cleanup(p.Close)
 	return p
 }
 
-func (p *faultProxy) url() string { return "http://" + p.addr }
+// URL is the proxy as an http:// endpoint.
+func (p *Proxy) URL() string { return "http://" + p.addr }
 
-func (p *faultProxy) set(m proxyMode) {
+// Set changes the mode; Reset also resets every open connection.
+func (p *Proxy) Set(m Mode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.mode = m
 	close(p.wake)
 	p.wake = make(chan struct{})
-	if m == proxyReset {
+	if m == Reset {
 		for c := range p.conns {
 			resetConn(c)
 		}
@@ -74,13 +79,13 @@ func resetConn(c net.Conn) {
 	_ = c.Close()
 }
 
-func (p *faultProxy) state() (proxyMode, chan struct{}) {
+func (p *Proxy) state() (Mode, chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.mode, p.wake
 }
 
-func (p *faultProxy) track(c net.Conn, on bool) {
+func (p *Proxy) track(c net.Conn, on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if on {
@@ -90,14 +95,14 @@ func (p *faultProxy) track(c net.Conn, on bool) {
 	}
 }
 
-func (p *faultProxy) serve() {
+func (p *Proxy) serve() {
 	defer p.wg.Done()
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
 		}
-		if m, _ := p.state(); m == proxyReset {
+		if m, _ := p.state(); m == Reset {
 			resetConn(c)
 			continue
 		}
@@ -106,7 +111,7 @@ func (p *faultProxy) serve() {
 	}
 }
 
-func (p *faultProxy) handle(client net.Conn) {
+func (p *Proxy) handle(client net.Conn) {
 	defer p.wg.Done()
 	p.track(client, true)
 	defer p.track(client, false)
@@ -133,13 +138,13 @@ func (p *faultProxy) handle(client net.Conn) {
 }
 
 // passable waits while the proxy black-holes and reports whether traffic may flow.
-func (p *faultProxy) passable() bool {
+func (p *Proxy) passable() bool {
 	for {
 		m, wake := p.state()
 		switch m {
-		case proxyPass:
+		case Pass:
 			return true
-		case proxyReset:
+		case Reset:
 			return false
 		}
 		select {
@@ -150,7 +155,7 @@ func (p *faultProxy) passable() bool {
 	}
 }
 
-func (p *faultProxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
@@ -171,7 +176,8 @@ func (p *faultProxy) pipe(dst, src net.Conn) {
 	}
 }
 
-func (p *faultProxy) close() {
+// Close stops the proxy and resets its connections.
+func (p *Proxy) Close() {
 	select {
 	case <-p.quit:
 		return
