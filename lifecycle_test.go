@@ -393,8 +393,8 @@ func TestZombieIsDead(t *testing.T) {
 	}
 	self := selfFacts()
 	raw := mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true, "hostname": self.hostname, "childPid": pid, "childStartTime": start})
-	if v := judgeOwner(raw, 0, time.Minute, true, localFacts); v.reason != reasonOwnerDead {
-		t.Fatalf("judgeOwner with a zombie gateway = %+v, want owner-dead", v)
+	if v := judgeRaw(raw, 0, time.Minute, true, localFacts); v.reason != reasonOwnerDead {
+		t.Fatalf("judge with a zombie gateway = %+v, want owner-dead", v)
 	}
 }
 
@@ -887,12 +887,12 @@ func flockHeld(t *testing.T, path string) bool {
 func TestDescribeHolderTransientJudge(t *testing.T) {
 	raw := []byte(`{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`)
 	dead := map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}}
-	judge := &creatorFacts{fakeFacts: fakeFacts{host: "h", others: dead}, creator: 77}
-	if v := describeHolder(raw, fileID{}, judge); v.status != ownerUnknown {
+	passerBy := &creatorFacts{fakeFacts: fakeFacts{host: "h", others: dead}, creator: 77}
+	if v := judge(evidence{raw: raw, lock: kernelHeld}, 0, passerBy); v.status != ownerUnknown {
 		t.Errorf("kernel lock taken by pid 77 on a dead launcher's file: %s, want unknown", v.status)
 	}
 	inherited := &creatorFacts{fakeFacts: fakeFacts{host: "h", others: dead}, creator: 5}
-	if v := describeHolder(raw, fileID{}, inherited); v.status != ownerOrphaned {
+	if v := judge(evidence{raw: raw, lock: kernelHeld}, 0, inherited); v.status != ownerOrphaned {
 		t.Errorf("the dead launcher's own lock, inherited: %s, want orphaned", v.status)
 	}
 }
@@ -902,7 +902,7 @@ type creatorFacts struct {
 	creator int
 }
 
-func (c *creatorFacts) lockCreator(fileID) (int, bool) { return c.creator, true }
+func (c *creatorFacts) lockCreator(fileID) (int, error) { return c.creator, nil }
 
 // TestGroupOfAnotherSessionIsNotTheGateway (second review, A1): once the
 // gateway's process group emptied, its number may lead another user's group
@@ -932,10 +932,10 @@ func TestGroupOfAnotherSessionIsNotTheGateway(t *testing.T) {
 		return mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true, "hostname": self.hostname,
 			"childPid": leader, "childStartTime": start, "sessionId": session})
 	}
-	if v := judgeOwner(payload(leader), 0, time.Minute, true, localFacts); v.status != ownerOrphaned {
+	if v := judgeRaw(payload(leader), 0, time.Minute, true, localFacts); v.status != ownerOrphaned {
 		t.Errorf("group %d alive in the recorded session: %s, want orphaned", leader, v.status)
 	}
-	if v := judgeOwner(payload(self.sessionID), 0, time.Minute, true, localFacts); v.reason != reasonOwnerDead {
+	if v := judgeRaw(payload(self.sessionID), 0, time.Minute, true, localFacts); v.reason != reasonOwnerDead {
 		t.Errorf("group %d alive only in another session: %+v, want owner-dead", leader, v)
 	}
 }

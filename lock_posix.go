@@ -712,29 +712,6 @@ func defaultLockDir() string {
 	return filepath.Join(defaultDirBases.rootFallback, "gwlock")
 }
 
-// processProbe asks the kernel whether pid exists without signalling it.
-// EPERM means it exists and belongs to someone else.
-func processProbe(pid int) pidState {
-	if pid <= 0 {
-		return pidUnknown // kill(0) and kill(-1) address groups, never probe them
-	}
-	switch err := unix.Kill(pid, 0); err {
-	case nil, unix.EPERM:
-		if isZombie != nil && isZombie(pid) {
-			// Exited, waiting for a parent (often init, reaping at leisure)
-			// to collect it: it holds nothing and must not pass for alive.
-			return pidAbsent
-		}
-		return pidPresent
-	case unix.ESRCH:
-		return pidAbsent
-	}
-	return pidUnknown
-}
-
-// isZombie reports an exited, unreaped process, where the OS can tell.
-var isZombie func(pid int) bool
-
 func noKernelLocks(err error) bool {
 	return err == unix.ENOTSUP || err == unix.EOPNOTSUPP || err == unix.ENOLCK || err == unix.EINVAL
 }
@@ -766,16 +743,6 @@ func (f *lockFile) id() fileID { return fileID{f.dev, f.ino} }
 // inheritable is the descriptor a gateway inherits to share the lock: a flock
 // belongs to the open file, so every process that has it holds the lock.
 func (f *lockFile) inheritable() (uintptr, bool) { return uintptr(f.fd), true }
-
-// sessionID is this process's session: the gateway's process group is made
-// in it, and no other user's process can make a group there.
-func sessionID() int {
-	sid, err := unix.Getsid(0)
-	if err != nil {
-		return 0
-	}
-	return sid
-}
 
 // clearSocket removes the socket name in d, if there is one; anything else
 // by that name (a file, a symlink) is refused and left alone.

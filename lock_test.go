@@ -559,9 +559,12 @@ type fakeFacts struct {
 	pidns     string
 }
 
-func (f *fakeFacts) groupAlive(pgid, sid int) bool  { return sid == 9 && f.groups[pgid] }
-func (f *fakeFacts) lockCreator(fileID) (int, bool) { return 0, false }
-func (f *fakeFacts) tagged(string) (int, bool)      { return f.taggedPID, f.taggedPID > 0 }
+// errFakeUnknown is a fact fakeFacts was told it cannot learn.
+var errFakeUnknown = errors.New("fact not known to this fake host")
+
+func (f *fakeFacts) groupAlive(pgid, sid int) (bool, error) { return sid == 9 && f.groups[pgid], nil }
+func (f *fakeFacts) lockCreator(fileID) (int, error)        { return 0, errFakeUnknown }
+func (f *fakeFacts) tagged(string) (int, error)             { return f.taggedPID, nil }
 
 type fakeProcess struct {
 	state pidState
@@ -573,18 +576,39 @@ func (f *fakeFacts) bootID() string        { return f.boot }
 func (f *fakeFacts) pidNS() string         { return f.pidns }
 func (f *fakeFacts) selfPID() int          { return f.self }
 func (f *fakeFacts) selfStartTime() string { return f.selfStart }
-func (f *fakeFacts) probe(pid int) pidState {
+func (f *fakeFacts) probe(pid int) (pidState, error) {
 	f.probedPIDs = append(f.probedPIDs, pid)
+	st := f.state
 	if p, ok := f.others[pid]; ok {
-		return p.state
+		st = p.state
 	}
-	return f.state
+	if st == pidUnknown {
+		return st, errFakeUnknown
+	}
+	return st, nil
 }
-func (f *fakeFacts) startTime(pid int) (string, bool) {
+func (f *fakeFacts) startTime(pid int) (string, error) {
 	if p, ok := f.others[pid]; ok {
-		return p.start, p.start != ""
+		return knownIf(p.start, p.start != "")
 	}
-	return f.start, f.haveStart
+	return knownIf(f.start, f.haveStart)
+}
+
+func knownIf(start string, known bool) (string, error) {
+	if !known {
+		return "", errFakeUnknown
+	}
+	return start, nil
+}
+
+// judgeRaw judges raw as found in a file whose kernel lock we just took
+// (free) or that has none.
+func judgeRaw(raw []byte, age, stale time.Duration, free bool, h hostFacts) verdict {
+	lock := kernelNone
+	if free {
+		lock = kernelFree
+	}
+	return judge(evidence{raw: raw, age: age, lock: lock}, stale, h)
 }
 func (f *fakeFacts) listening(port int) bool {
 	f.probedPorts = append(f.probedPorts, port)
@@ -600,23 +624,23 @@ func TestJudgeOtherPIDNamespace(t *testing.T) {
 		return &fakeFacts{host: "h", boot: "b", self: 100, state: pidAbsent, pidns: "pid:[2]"}
 	}
 	f := facts()
-	if v := judgeOwner(raw, time.Second, time.Minute, true, f); v.status != ownerUnknown || v.reason != "" {
+	if v := judgeRaw(raw, time.Second, time.Minute, true, f); v.status != ownerUnknown || v.reason != "" {
 		t.Errorf("young lock from another PID namespace: %+v, want unknown and not reclaimable", v)
 	}
 	if len(f.probedPIDs) != 0 {
 		t.Errorf("probed pids %v of another PID namespace", f.probedPIDs)
 	}
-	if v := judgeOwner(raw, 2*time.Minute, time.Minute, true, facts()); v.reason != reasonStaleUnknown {
+	if v := judgeRaw(raw, 2*time.Minute, time.Minute, true, facts()); v.reason != reasonStaleUnknown {
 		t.Errorf("old lock from another PID namespace: %+v, want %s", v, reasonStaleUnknown)
 	}
 	f = facts()
 	f.taggedPID = 77
-	if v := judgeOwner(raw, time.Second, time.Minute, true, f); v.status != ownerOrphaned || v.gatewayPID != 77 {
+	if v := judgeRaw(raw, time.Second, time.Minute, true, f); v.status != ownerOrphaned || v.gatewayPID != 77 {
 		t.Errorf("its token found here: %+v, want orphaned with gateway 77", v)
 	}
 	f = facts()
 	f.pidns = "pid:[1]"
-	if v := judgeOwner(raw, time.Second, time.Minute, true, f); v.reason != reasonOwnerDead {
+	if v := judgeRaw(raw, time.Second, time.Minute, true, f); v.reason != reasonOwnerDead {
 		t.Errorf("same PID namespace, all dead: %+v, want %s", v, reasonOwnerDead)
 	}
 }
@@ -709,7 +733,7 @@ func TestJudgeOwner(t *testing.T) {
 		if tc.name == "empty, tiny stale still waits birth grace" {
 			s = time.Millisecond
 		}
-		v := judgeOwner([]byte(tc.raw), tc.age, s, tc.kernelFree, f)
+		v := judgeRaw([]byte(tc.raw), tc.age, s, tc.kernelFree, f)
 		if v.status != tc.want || v.reason != tc.reason {
 			t.Errorf("%s: judgeOwner = (%s, %q), want (%s, %q)", tc.name, v.status, v.reason, tc.want, tc.reason)
 		}
@@ -734,7 +758,7 @@ func FuzzJudgeOwner(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte, ageNS, staleNS int64, kernelFree bool, state uint8, haveStart, listen bool) {
 		facts := &fakeFacts{host: "h", boot: "b", self: 100, selfStart: "55", state: pidState(state % 3), start: "77", haveStart: haveStart, listen: listen}
 		age, stale := time.Duration(ageNS), time.Duration(staleNS)
-		v := judgeOwner(raw, age, stale, kernelFree, facts)
+		v := judgeRaw(raw, age, stale, kernelFree, facts)
 		for _, pid := range facts.probedPIDs {
 			if pid <= 0 || pid > maxPID {
 				t.Fatalf("probed pid %d", pid)
