@@ -223,7 +223,8 @@ func umaskRun(t *testing.T, umask string, env []string, args ...string) result {
 	return runCmd(t, cmd)
 }
 
-// TestLockDirSafety covers Invariant 7.
+// TestLockDirSafety: a lock dir gwlock did not make safe (another user's,
+// writable by others, a symlink) is refused, never used.
 func TestLockDirSafety(t *testing.T) {
 	gw := func(t *testing.T, modeFile string) []string {
 		return []string{"--", testBinary(t), "helper:gateway", "-lock-mode", modeFile}
@@ -651,7 +652,7 @@ func TestChaosRun(t *testing.T) {
 		gateway := []string{testBinary(t), "helper:gateway", "-exclusive", marker, "-pidfile", s.pidfile,
 			"-sleep", fmt.Sprintf("%dus", rng.Intn(5000))}
 		if runtime.GOOS == "linux" && rng.Intn(3) == 0 {
-			// A daemonizing gateway (issue 9): the daemon, in a session of
+			// A daemonizing gateway: the daemon, in a session of
 			// its own, is the one that holds the marker.
 			gateway = append(gateway, "-daemonize")
 		}
@@ -761,7 +762,7 @@ func blackhole(t *testing.T) int {
 }
 
 // TestProbeBounded: probing a host that never answers ends within the
-// documented bounds, for probe, status and run's port check (Invariant 5).
+// documented bounds, for probe, status and run's port check.
 func TestProbeBounded(t *testing.T) {
 	port := strconv.Itoa(blackhole(t))
 	dir := lockDir(t)

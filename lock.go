@@ -21,11 +21,11 @@ import (
 // checked directory: on POSIX it holds the directory open and every call is
 // relative to that descriptor (openat, linkat, unlinkat, renameat, fstatat),
 // so no path is walked again after the check and a directory swapped for a
-// symlink cannot redirect a create, link or delete (Invariant 4). On Windows
+// symlink cannot redirect a create, link or delete On Windows
 // it carries the path.
 //
 //	openLockDir(path string, explicit, prepare bool, log *telemetry.Logger) (*checkedDir, error)
-//	    checks the directory (Invariant 7) and returns it open. prepare (run)
+//	    checks the directory and returns it open. prepare (run)
 //	    creates a missing default dir and tightens a loose one of ours; without
 //	    it (status, unlock) nothing changes and a missing dir is fs.ErrNotExist.
 //	    POSIX judges what it finds by the lock dir rules below.

@@ -215,7 +215,7 @@ func TestStaleReasons(t *testing.T) {
 		{"live-legacy-owner-seed-schema", func(t *testing.T) []byte {
 			return mustJSON(t, map[string]any{"pid": liveProcess(t), "createdAt": "2026-01-01T00:00:00Z", "configPath": "/x"})
 		}, time.Hour, "3s", ""},
-		// Issue 9 (5): a shared filesystem whose flock is local-only (NFS
+		// A shared filesystem whose flock is local-only (NFS
 		// local_lock): the kernel lock is free here, yet another host's owner
 		// may be alive. It is unknown: kept while young or while its port answers.
 		{"flock-other-host-young", func(t *testing.T) []byte {
@@ -271,7 +271,7 @@ func TestStaleReasons(t *testing.T) {
 
 // TestLiveKernelHolderWins: a process that holds the kernel lock keeps the
 // lock whatever its payload says, even a dead PID or garbage. The report
-// never calls the dead PID alive (issue 9): the kernel lock was taken by a
+// never calls the dead PID alive: the kernel lock was taken by a
 // process the payload does not name (Linux tells from /proc/locks), so the
 // owner is unknown; elsewhere a dead launcher's held lock is orphaned.
 func TestLiveKernelHolderWins(t *testing.T) {
@@ -667,13 +667,13 @@ func TestJudgeOwner(t *testing.T) {
 		{"flock payload, kernel lock free, recorded gateway pid reused", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`, 0, true,
 			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "89"}} }, ownerDead, reasonOwnerDead},
 		{"flock payload, no kernel locks here", `{"pid":5,"flock":true,"startTime":"77","hostname":"h"}`, 0, false, nil, ownerAlive, ""},
-		// Issue 9 (5): a free kernel lock proves nothing about another host's
+		// A free kernel lock proves nothing about another host's
 		// owner (NFS local_lock): it is unknown and follows the stale rule.
 		{"flock payload from another host, kernel lock free", `{"pid":5,"flock":true,"hostname":"x"}`, 0, true, nil, ownerUnknown, ""},
 		{"flock payload from another host, old, kernel lock free", `{"pid":5,"flock":true,"hostname":"x"}`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
 		{"flock payload without hostname, kernel lock free, pid alive", `{"pid":5,"flock":true,"startTime":"77"}`, 0, true, nil, ownerAlive, ""},
 		{"flock payload from a rebooted host", `{"pid":5,"flock":true,"hostname":"h","bootId":"old"}`, 0, true, nil, ownerDead, reasonHostRebooted},
-		// Issue 9 (4): without a kernel lock, a dead launcher whose recorded
+		// Without a kernel lock, a dead launcher whose recorded
 		// gateway still lives is an orphaned owner, never a dead one.
 		{"launcher dead, gateway alive", `{"pid":5,"childPid":6,"childStartTime":"88"}`, time.Hour, false,
 			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerOrphaned, ""},
@@ -683,7 +683,7 @@ func TestJudgeOwner(t *testing.T) {
 			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "99"}} }, ownerDead, reasonOwnerDead},
 		{"launcher dead, gateway without start time", `{"pid":5,"childPid":6}`, 0, false,
 			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerDead, reasonOwnerDead},
-		// Issue 9: a wrapper's child left in the gateway's process group,
+		// A wrapper's child left in the gateway's process group,
 		// and a daemon recorded as a descendant, keep the tree alive.
 		{"launcher and gateway dead, its group lives", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","sessionId":9}`, 0, true,
 			func(f *fakeFacts) {
@@ -815,7 +815,7 @@ func TestDerivedLockName(t *testing.T) {
 	}
 }
 
-// TestPayloadFields: the payload of a running gwlock says what DESIGN.md
+// TestPayloadFields: the payload of a running gwlock says what the payload's documentation
 // promises, read from the lock file while it is held.
 func TestPayloadFields(t *testing.T) {
 	dir := lockDir(t)

@@ -288,7 +288,7 @@ func mustChown(t *testing.T, path string, uid int) {
 	}
 }
 
-// TestExplicitPathSymlinks (issue 10, case 7): an explicit lock path may go
+// TestExplicitPathSymlinks: an explicit lock path may go
 // through symlinks that only root or we can have made or changed (owned by
 // root or us, in a directory owned by root or us that nobody else can
 // write), like /var/run -> /run or macOS /tmp -> /private/tmp. Any other

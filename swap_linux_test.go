@@ -17,8 +17,8 @@ import (
 
 func init() { helpers["swapper"] = helperSwapper }
 
-// helperSwapper PARENT NAME TARGET is the attacker of issue 10, case 3. It
-// can write PARENT; it plants PARENT/.evil, a symlink to TARGET, watches
+// helperSwapper PARENT NAME TARGET is an attacker who swaps the lock dir for
+// a symlink while gwlock works in it. It can write PARENT; it plants PARENT/.evil, a symlink to TARGET, watches
 // PARENT and, the moment anything opens the directory NAME there (gwlock's
 // check), exchanges NAME and .evil in one renameat2(RENAME_EXCHANGE): from
 // then on NAME leads to TARGET. It prints "armed" once watching, then
@@ -79,7 +79,7 @@ func readInotify(fd int) []inotifyEvent {
 	}
 }
 
-// TestSwappedLockDirRedirectsNothing (Invariant 4, issue 10 case 3): root's
+// TestSwappedLockDirRedirectsNothing: root's
 // lock dir sits in a directory that another user (nobody) can write. Driven
 // by inotify, nobody swaps the lock dir for a symlink to its own directory
 // the instant gwlock opens it for the check, so everything gwlock does after
