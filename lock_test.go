@@ -179,6 +179,17 @@ type staleCase struct {
 // TestStaleReasons runs gwlock against lock files left in every state that
 // matters and checks what it decides.
 func TestStaleReasons(t *testing.T) {
+	for _, tc := range staleCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			checkStaleCase(t, tc)
+		})
+	}
+}
+
+// staleCases are the lock files TestStaleReasons leaves, with what gwlock
+// must decide about each.
+func staleCases() []staleCase {
 	self := selfFacts()
 	garbage := func(*testing.T) []byte { return []byte("\x00\x01 not json {") }
 	cases := []staleCase{
@@ -240,32 +251,31 @@ func TestStaleReasons(t *testing.T) {
 			return mustJSON(t, map[string]any{"pid": liveProcess(t), "hostname": self.hostname, "bootId": "00000000-0000-0000-0000-000000000000"})
 		}, 0, "30s", reasonHostRebooted})
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			dir := lockDir(t)
-			lock := filepath.Join(dir, "s.lock")
-			before := tc.payload(t)
-			writeLockFile(t, lock, before, tc.age)
-			r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "300ms", "--stale", tc.stale, "--", testBinary(t), "helper:gateway")
-			evs := r.events()
-			if tc.reason == "" {
-				if r.code != exitBusy {
-					t.Fatalf("exit = %d, want %d (must not reclaim); stderr:\n%s", r.code, exitBusy, r.stderr)
-				}
-				if got, _ := os.ReadFile(lock); !bytes.Equal(got, before) {
-					t.Fatalf("lock file changed: %q, want %q", got, before)
-				}
-				if len(findEvents(evs, "stale-lock-recovered")) != 0 {
-					t.Fatalf("recovered a lock that must not be: %s", r.stderr)
-				}
-				return
-			}
-			ev := mustRecover(t, r, tc.reason)
-			if w, _ := strconv.ParseFloat(ev["waited_ms"], 64); tc.age == 0 && w > 250 {
-				t.Errorf("recovery waited %.1f ms; a provably dead owner needs no waiting", w)
-			}
-		})
+	return cases
+}
+
+// checkStaleCase runs gwlock against the lock file tc leaves.
+func checkStaleCase(t *testing.T, tc staleCase) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "s.lock")
+	before := tc.payload(t)
+	writeLockFile(t, lock, before, tc.age)
+	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "300ms", "--stale", tc.stale, "--", testBinary(t), "helper:gateway")
+	if tc.reason == "" {
+		if r.code != exitBusy {
+			t.Fatalf("exit = %d, want %d (must not reclaim); stderr:\n%s", r.code, exitBusy, r.stderr)
+		}
+		if got, _ := os.ReadFile(lock); !bytes.Equal(got, before) {
+			t.Fatalf("lock file changed: %q, want %q", got, before)
+		}
+		if len(findEvents(r.events(), "stale-lock-recovered")) != 0 {
+			t.Fatalf("recovered a lock that must not be: %s", r.stderr)
+		}
+		return
+	}
+	ev := mustRecover(t, r, tc.reason)
+	if w, _ := strconv.ParseFloat(ev["waited_ms"], 64); tc.age == 0 && w > 250 {
+		t.Errorf("recovery waited %.1f ms; a provably dead owner needs no waiting", w)
 	}
 }
 
@@ -645,87 +655,94 @@ func TestJudgeOtherPIDNamespace(t *testing.T) {
 	}
 }
 
+// judgeCase is one judgement TestJudgeOwner checks: a payload of an age, a
+// kernel lock free or absent, and the facts of a host.
+type judgeCase struct {
+	name       string
+	raw        string
+	age        time.Duration
+	kernelFree bool
+	facts      func(*fakeFacts)
+	want       ownerStatus
+	reason     string
+}
+
+// judgeCases are decided against fakeFacts like judgeBase, changed by facts.
+var judgeCases = []judgeCase{
+	{"flock payload, kernel lock free", `{"pid":5,"flock":true,"startTime":"77","hostname":"h"}`, 0, true, nil, ownerDead, reasonOwnerDead},
+	// The gateway closed its lock descriptor and outlived its launcher:
+	// the kernel lock is free, yet the recorded gateway runs.
+	{"flock payload, kernel lock free, recorded gateway alive", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`, 0, true,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerOrphaned, ""},
+	{"flock payload, kernel lock free, recorded gateway pid reused", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`, 0, true,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "89"}} }, ownerDead, reasonOwnerDead},
+	{"flock payload, no kernel locks here", `{"pid":5,"flock":true,"startTime":"77","hostname":"h"}`, 0, false, nil, ownerAlive, ""},
+	// A free kernel lock proves nothing about another host's
+	// owner (NFS local_lock): it is unknown and follows the stale rule.
+	{"flock payload from another host, kernel lock free", `{"pid":5,"flock":true,"hostname":"x"}`, 0, true, nil, ownerUnknown, ""},
+	{"flock payload from another host, old, kernel lock free", `{"pid":5,"flock":true,"hostname":"x"}`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
+	{"flock payload without hostname, kernel lock free, pid alive", `{"pid":5,"flock":true,"startTime":"77"}`, 0, true, nil, ownerAlive, ""},
+	{"flock payload from a rebooted host", `{"pid":5,"flock":true,"hostname":"h","bootId":"old"}`, 0, true, nil, ownerDead, reasonHostRebooted},
+	// Without a kernel lock, a dead launcher whose recorded
+	// gateway still lives is an orphaned owner, never a dead one.
+	{"launcher dead, gateway alive", `{"pid":5,"childPid":6,"childStartTime":"88"}`, time.Hour, false,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerOrphaned, ""},
+	{"launcher pid reused, gateway alive", `{"pid":5,"startTime":"70","childPid":6,"childStartTime":"88"}`, 0, false,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{6: {pidPresent, "88"}} }, ownerOrphaned, ""},
+	{"launcher dead, gateway pid reused", `{"pid":5,"childPid":6,"childStartTime":"88"}`, 0, false,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "99"}} }, ownerDead, reasonOwnerDead},
+	{"launcher dead, gateway without start time", `{"pid":5,"childPid":6}`, 0, false,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerDead, reasonOwnerDead},
+	// A wrapper's child left in the gateway's process group,
+	// and a daemon recorded as a descendant, keep the tree alive.
+	{"launcher and gateway dead, its group lives", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","sessionId":9}`, 0, true,
+		func(f *fakeFacts) {
+			f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}}
+			f.groups = map[int]bool{6: true}
+		}, ownerOrphaned, ""},
+	{"launcher and gateway dead, recorded daemon alive", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","descendants":[{"pid":7,"startTime":"99"}]}`, 0, true,
+		func(f *fakeFacts) {
+			f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}, 7: {pidPresent, "99"}}
+		}, ownerOrphaned, ""},
+	{"launcher and gateway dead, recorded daemon reused", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","descendants":[{"pid":7,"startTime":"99"}]}`, 0, true,
+		func(f *fakeFacts) {
+			f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}, 7: {pidPresent, "98"}}
+			f.groups = map[int]bool{7: true}
+		}, ownerDead, reasonOwnerDead},
+	{"launcher dead, gateway dead", `{"pid":5,"childPid":6,"childStartTime":"88"}`, 0, false,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}} }, ownerDead, reasonOwnerDead},
+	{"other host", `{"pid":5,"hostname":"x"}`, 0, true, nil, ownerUnknown, ""},
+	{"other host, old", `{"pid":5,"hostname":"x"}`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
+	{"other host, old, port listening", `{"pid":5,"hostname":"x","port":80}`, time.Hour, true, func(f *fakeFacts) { f.listen = true }, ownerAlive, ""},
+	{"rebooted", `{"pid":5,"bootId":"old"}`, 0, true, nil, ownerDead, reasonHostRebooted},
+	{"no such pid", `{"pid":5}`, 0, true, func(f *fakeFacts) { f.state = pidAbsent }, ownerDead, reasonOwnerDead},
+	{"pid reused", `{"pid":5,"startTime":"76"}`, 0, true, nil, ownerDead, reasonPIDReused},
+	{"pid alive, same start", `{"pid":5,"startTime":"77"}`, time.Hour, true, nil, ownerAlive, ""},
+	{"pid alive, start unreadable", `{"pid":5,"startTime":"76"}`, 0, true, func(f *fakeFacts) { f.haveStart = false }, ownerAlive, ""},
+	{"pid alive, port free", `{"pid":5,"port":80}`, time.Hour, true, nil, ownerAlive, ""},
+	{"our own pid, not our start", `{"pid":100}`, 0, true, nil, ownerDead, reasonPIDReused},
+	{"our own pid, our start", `{"pid":100,"startTime":"55"}`, 0, true, nil, ownerAlive, ""},
+	{"pid unknown state, old", `{"pid":5}`, time.Hour, true, func(f *fakeFacts) { f.state = pidUnknown }, ownerUnknown, reasonStaleUnknown},
+	{"garbage, young", `xx`, time.Second, true, nil, ownerUnknown, ""},
+	{"garbage, old", `xx`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
+	// The clock was set back after the file was written: its mtime is in
+	// the future, and a negative age must never read as stale.
+	{"garbage, mtime in the future", `xx`, -time.Hour, true, nil, ownerUnknown, ""},
+	{"other host, mtime in the future", `{"pid":5,"hostname":"x"}`, -time.Hour, true, nil, ownerUnknown, ""},
+	{"empty, tiny stale still waits birth grace", ``, time.Second, true, nil, ownerUnknown, ""},
+	{"pid 0", `{"pid":0}`, 0, true, nil, ownerUnknown, ""},
+	{"pid 2^32", `{"pid":4294967296}`, 0, true, nil, ownerUnknown, ""},
+	{"wrong type", `{"pid":"5"}`, 0, true, nil, ownerUnknown, ""},
+}
+
+func judgeBase() *fakeFacts {
+	return &fakeFacts{host: "h", boot: "b", self: 100, selfStart: "55", state: pidPresent, start: "77", haveStart: true}
+}
+
 func TestJudgeOwner(t *testing.T) {
 	const stale = 30 * time.Second
-	base := func() *fakeFacts {
-		return &fakeFacts{host: "h", boot: "b", self: 100, selfStart: "55", state: pidPresent, start: "77", haveStart: true}
-	}
-	tests := []struct {
-		name       string
-		raw        string
-		age        time.Duration
-		kernelFree bool
-		facts      func(*fakeFacts)
-		want       ownerStatus
-		reason     string
-	}{
-		{"flock payload, kernel lock free", `{"pid":5,"flock":true,"startTime":"77","hostname":"h"}`, 0, true, nil, ownerDead, reasonOwnerDead},
-		// The gateway closed its lock descriptor and outlived its launcher:
-		// the kernel lock is free, yet the recorded gateway runs.
-		{"flock payload, kernel lock free, recorded gateway alive", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`, 0, true,
-			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerOrphaned, ""},
-		{"flock payload, kernel lock free, recorded gateway pid reused", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`, 0, true,
-			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "89"}} }, ownerDead, reasonOwnerDead},
-		{"flock payload, no kernel locks here", `{"pid":5,"flock":true,"startTime":"77","hostname":"h"}`, 0, false, nil, ownerAlive, ""},
-		// A free kernel lock proves nothing about another host's
-		// owner (NFS local_lock): it is unknown and follows the stale rule.
-		{"flock payload from another host, kernel lock free", `{"pid":5,"flock":true,"hostname":"x"}`, 0, true, nil, ownerUnknown, ""},
-		{"flock payload from another host, old, kernel lock free", `{"pid":5,"flock":true,"hostname":"x"}`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
-		{"flock payload without hostname, kernel lock free, pid alive", `{"pid":5,"flock":true,"startTime":"77"}`, 0, true, nil, ownerAlive, ""},
-		{"flock payload from a rebooted host", `{"pid":5,"flock":true,"hostname":"h","bootId":"old"}`, 0, true, nil, ownerDead, reasonHostRebooted},
-		// Without a kernel lock, a dead launcher whose recorded
-		// gateway still lives is an orphaned owner, never a dead one.
-		{"launcher dead, gateway alive", `{"pid":5,"childPid":6,"childStartTime":"88"}`, time.Hour, false,
-			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerOrphaned, ""},
-		{"launcher pid reused, gateway alive", `{"pid":5,"startTime":"70","childPid":6,"childStartTime":"88"}`, 0, false,
-			func(f *fakeFacts) { f.others = map[int]fakeProcess{6: {pidPresent, "88"}} }, ownerOrphaned, ""},
-		{"launcher dead, gateway pid reused", `{"pid":5,"childPid":6,"childStartTime":"88"}`, 0, false,
-			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "99"}} }, ownerDead, reasonOwnerDead},
-		{"launcher dead, gateway without start time", `{"pid":5,"childPid":6}`, 0, false,
-			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerDead, reasonOwnerDead},
-		// A wrapper's child left in the gateway's process group,
-		// and a daemon recorded as a descendant, keep the tree alive.
-		{"launcher and gateway dead, its group lives", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","sessionId":9}`, 0, true,
-			func(f *fakeFacts) {
-				f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}}
-				f.groups = map[int]bool{6: true}
-			}, ownerOrphaned, ""},
-		{"launcher and gateway dead, recorded daemon alive", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","descendants":[{"pid":7,"startTime":"99"}]}`, 0, true,
-			func(f *fakeFacts) {
-				f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}, 7: {pidPresent, "99"}}
-			}, ownerOrphaned, ""},
-		{"launcher and gateway dead, recorded daemon reused", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","descendants":[{"pid":7,"startTime":"99"}]}`, 0, true,
-			func(f *fakeFacts) {
-				f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}, 7: {pidPresent, "98"}}
-				f.groups = map[int]bool{7: true}
-			}, ownerDead, reasonOwnerDead},
-		{"launcher dead, gateway dead", `{"pid":5,"childPid":6,"childStartTime":"88"}`, 0, false,
-			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}} }, ownerDead, reasonOwnerDead},
-		{"other host", `{"pid":5,"hostname":"x"}`, 0, true, nil, ownerUnknown, ""},
-		{"other host, old", `{"pid":5,"hostname":"x"}`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
-		{"other host, old, port listening", `{"pid":5,"hostname":"x","port":80}`, time.Hour, true, func(f *fakeFacts) { f.listen = true }, ownerAlive, ""},
-		{"rebooted", `{"pid":5,"bootId":"old"}`, 0, true, nil, ownerDead, reasonHostRebooted},
-		{"no such pid", `{"pid":5}`, 0, true, func(f *fakeFacts) { f.state = pidAbsent }, ownerDead, reasonOwnerDead},
-		{"pid reused", `{"pid":5,"startTime":"76"}`, 0, true, nil, ownerDead, reasonPIDReused},
-		{"pid alive, same start", `{"pid":5,"startTime":"77"}`, time.Hour, true, nil, ownerAlive, ""},
-		{"pid alive, start unreadable", `{"pid":5,"startTime":"76"}`, 0, true, func(f *fakeFacts) { f.haveStart = false }, ownerAlive, ""},
-		{"pid alive, port free", `{"pid":5,"port":80}`, time.Hour, true, nil, ownerAlive, ""},
-		{"our own pid, not our start", `{"pid":100}`, 0, true, nil, ownerDead, reasonPIDReused},
-		{"our own pid, our start", `{"pid":100,"startTime":"55"}`, 0, true, nil, ownerAlive, ""},
-		{"pid unknown state, old", `{"pid":5}`, time.Hour, true, func(f *fakeFacts) { f.state = pidUnknown }, ownerUnknown, reasonStaleUnknown},
-		{"garbage, young", `xx`, time.Second, true, nil, ownerUnknown, ""},
-		{"garbage, old", `xx`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
-		// The clock was set back after the file was written: its mtime is in
-		// the future, and a negative age must never read as stale.
-		{"garbage, mtime in the future", `xx`, -time.Hour, true, nil, ownerUnknown, ""},
-		{"other host, mtime in the future", `{"pid":5,"hostname":"x"}`, -time.Hour, true, nil, ownerUnknown, ""},
-		{"empty, tiny stale still waits birth grace", ``, time.Second, true, nil, ownerUnknown, ""},
-		{"pid 0", `{"pid":0}`, 0, true, nil, ownerUnknown, ""},
-		{"pid 2^32", `{"pid":4294967296}`, 0, true, nil, ownerUnknown, ""},
-		{"wrong type", `{"pid":"5"}`, 0, true, nil, ownerUnknown, ""},
-	}
-	for _, tc := range tests {
-		f := base()
+	for _, tc := range judgeCases {
+		f := judgeBase()
 		if tc.facts != nil {
 			tc.facts(f)
 		}
@@ -759,32 +776,48 @@ func FuzzJudgeOwner(f *testing.F) {
 		facts := &fakeFacts{host: "h", boot: "b", self: 100, selfStart: "55", state: pidState(state % 3), start: "77", haveStart: haveStart, listen: listen}
 		age, stale := time.Duration(ageNS), time.Duration(staleNS)
 		v := judgeRaw(raw, age, stale, kernelFree, facts)
-		for _, pid := range facts.probedPIDs {
-			if pid <= 0 || pid > maxPID {
-				t.Fatalf("probed pid %d", pid)
-			}
-		}
-		if v.reason != "" && v.status == ownerAlive {
-			t.Fatalf("reclaim of an owner judged alive: %+v", v)
-		}
-		if v.reason == reasonStaleUnknown && (age < stale || age < bornGrace) {
-			t.Fatalf("stale-unknown-owner at age %v with stale %v", age, stale)
-		}
-		if v.reason == reasonStaleUnknown && listen && len(facts.probedPorts) > 0 {
-			t.Fatalf("reclaimed an owner whose port listens")
-		}
-		p, err := parsePayload(raw)
-		if err != nil && v.reason != "" && v.reason != reasonStaleUnknown {
-			t.Fatalf("unparsable payload reclaimed as %s", v.reason)
-		}
-		sameHost := err == nil && p.Hostname == facts.host && (p.BootID == "" || p.BootID == facts.boot)
-		if sameHost && p.Flock && kernelFree && v.reason != reasonOwnerDead && v.status != ownerOrphaned {
-			t.Fatalf("this host's flock payload with a free kernel lock not owner-dead: %+v", v)
-		}
-		if err == nil && p.Hostname != "" && p.Hostname != facts.host && v.reason != "" && v.reason != reasonStaleUnknown {
-			t.Fatalf("another host's owner reclaimed as %s: %+v", v.reason, v)
-		}
+		checkJudgedByRule(t, v, facts, age, stale, listen)
+		checkJudgedByPayload(t, v, facts, raw, kernelFree)
 	})
+}
+
+// checkJudgedByRule: whatever the payload, no invalid pid is probed, no
+// owner judged alive is reclaimed, and an unknown one only past --stale and
+// the birth grace with its port silent.
+func checkJudgedByRule(t *testing.T, v verdict, facts *fakeFacts, age, stale time.Duration, listen bool) {
+	t.Helper()
+	for _, pid := range facts.probedPIDs {
+		if pid <= 0 || pid > maxPID {
+			t.Fatalf("probed pid %d", pid)
+		}
+	}
+	if v.reason != "" && v.status == ownerAlive {
+		t.Fatalf("reclaim of an owner judged alive: %+v", v)
+	}
+	if v.reason == reasonStaleUnknown && (age < stale || age < bornGrace) {
+		t.Fatalf("stale-unknown-owner at age %v with stale %v", age, stale)
+	}
+	if v.reason == reasonStaleUnknown && listen && len(facts.probedPorts) > 0 {
+		t.Fatalf("reclaimed an owner whose port listens")
+	}
+}
+
+// checkJudgedByPayload: an unparsable payload or another host's is reclaimed
+// only as stale, and this host's flock payload with a free kernel lock is
+// dead or orphaned.
+func checkJudgedByPayload(t *testing.T, v verdict, facts *fakeFacts, raw []byte, kernelFree bool) {
+	t.Helper()
+	p, err := parsePayload(raw)
+	if err != nil && v.reason != "" && v.reason != reasonStaleUnknown {
+		t.Fatalf("unparsable payload reclaimed as %s", v.reason)
+	}
+	sameHost := err == nil && p.Hostname == facts.host && (p.BootID == "" || p.BootID == facts.boot)
+	if sameHost && p.Flock && kernelFree && v.reason != reasonOwnerDead && v.status != ownerOrphaned {
+		t.Fatalf("this host's flock payload with a free kernel lock not owner-dead: %+v", v)
+	}
+	if err == nil && p.Hostname != "" && p.Hostname != facts.host && v.reason != "" && v.reason != reasonStaleUnknown {
+		t.Fatalf("another host's owner reclaimed as %s: %+v", v.reason, v)
+	}
 }
 
 func TestEncodeKeepsLength(t *testing.T) {
