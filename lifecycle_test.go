@@ -214,7 +214,16 @@ func TestLauncherKilledStubbornGateway(t *testing.T) {
 	if gone(gw) {
 		t.Fatal("the stubborn gateway died; this test needs it alive")
 	}
-	code, rep := statusReport(t, g.lock)
+	checkOrphanedStatus(t, g.lock, gw)
+	checkOrphanedContention(t, g.lock, gw)
+	killThenRecover(t, g.lock, gw)
+}
+
+// checkOrphanedStatus: status names the orphaned gateway gw alive, among
+// the lock's holders, and its launcher dead.
+func checkOrphanedStatus(t *testing.T, lock string, gw int) {
+	t.Helper()
+	code, rep := statusReport(t, lock)
 	if code != statusRunning || rep.State != "orphaned" || rep.GatewayPID != gw ||
 		rep.GatewayAlive == nil || !*rep.GatewayAlive || rep.LauncherAlive == nil || *rep.LauncherAlive {
 		t.Fatalf("status: exit %d %+v; want orphaned, gateway %d alive, launcher dead", code, rep, gw)
@@ -222,11 +231,17 @@ func TestLauncherKilledStubbornGateway(t *testing.T) {
 	if !strings.Contains(","+pidList(rep.Holders)+",", ","+strconv.Itoa(gw)+",") {
 		t.Errorf("status holders = %v, want the gateway %d", rep.Holders, gw)
 	}
-	text := runGwlock(t, nil, "status", "--lock", g.lock)
+	text := runGwlock(t, nil, "status", "--lock", lock)
 	if !strings.Contains(text.stdout, "state=orphaned") || !strings.Contains(text.stdout, "launcher=dead") || !strings.Contains(text.stdout, "gateway=alive") {
 		t.Errorf("status line = %q", text.stdout)
 	}
-	r := runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "200ms", "--", "true")
+}
+
+// checkOrphanedContention: a contender is told the orphaned gateway gw
+// holds the lock, and --if-running ok accepts it at once.
+func checkOrphanedContention(t *testing.T, lock string, gw int) {
+	t.Helper()
+	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "200ms", "--", "true")
 	if r.code != exitBusy {
 		t.Fatalf("contender: exit %d, want %d\n%s", r.code, exitBusy, r.stderr)
 	}
@@ -237,14 +252,13 @@ func TestLauncherKilledStubbornGateway(t *testing.T) {
 	if strings.Contains(r.stderr, "(alive)") || !strings.Contains(r.stderr, "orphaned gateway pid "+strconv.Itoa(gw)) {
 		t.Errorf("busy line does not name the orphaned gateway:\n%s", r.stderr)
 	}
-	ok := runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "10s", "--if-running", "ok", "--", "true")
+	ok := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "10s", "--if-running", "ok", "--", "true")
 	if ok.code != 0 || len(findEvents(ok.events(), "already-running")) != 1 {
 		t.Fatalf("--if-running ok with an orphaned gateway: exit %d\n%s", ok.code, ok.stderr)
 	}
 	if w, _ := strconv.ParseFloat(mustEvent(t, ok.events(), "already-running")["waited_ms"], 64); w > 5000 {
 		t.Errorf("--if-running ok waited %.0f ms for an established owner", w)
 	}
-	killThenRecover(t, g.lock, gw)
 }
 
 // TestNoFlockOrphanedGateway: without kernel locks (ENOLCK,

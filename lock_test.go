@@ -191,8 +191,22 @@ func TestStaleReasons(t *testing.T) {
 // must decide about each.
 func staleCases() []staleCase {
 	self := selfFacts()
-	garbage := func(*testing.T) []byte { return []byte("\x00\x01 not json {") }
-	cases := []staleCase{
+	cases := append(reclaimedStaleCases(self), keptStaleCases(self)...)
+	if self.bootID != "" {
+		cases = append(cases, staleCase{"host-rebooted", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": liveProcess(t), "hostname": self.hostname, "bootId": "00000000-0000-0000-0000-000000000000"})
+		}, 0, "30s", reasonHostRebooted})
+	}
+	return cases
+}
+
+// garbagePayload is a lock file no judge can read.
+func garbagePayload(*testing.T) []byte { return []byte("\x00\x01 not json {") }
+
+// reclaimedStaleCases are the lock files gwlock must reclaim, each for its reason.
+func reclaimedStaleCases(self self) []staleCase {
+	garbage := garbagePayload
+	return []staleCase{
 		{"flock-owner-dead", func(t *testing.T) []byte {
 			return mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true, "hostname": self.hostname})
 		}, 0, "30s", reasonOwnerDead},
@@ -217,7 +231,13 @@ func staleCases() []staleCase {
 		{"stale-unknown-pid-out-of-range", func(t *testing.T) []byte {
 			return []byte(`{"pid":4294967296}`)
 		}, time.Hour, "3s", reasonStaleUnknown},
+	}
+}
 
+// keptStaleCases are the lock files gwlock must leave alone.
+func keptStaleCases(self self) []staleCase {
+	garbage := garbagePayload
+	return []staleCase{
 		{"live-legacy-owner", func(t *testing.T) []byte {
 			pid := liveProcess(t)
 			st, _ := processStartTime(pid)
@@ -246,12 +266,6 @@ func staleCases() []staleCase {
 		{"pid-zero-never-probed", func(t *testing.T) []byte { return []byte(`{"pid":0}`) }, 0, "30s", ""},
 		{"pid-minus-one-never-probed", func(t *testing.T) []byte { return []byte(`{"pid":-1}`) }, 0, "30s", ""},
 	}
-	if self.bootID != "" {
-		cases = append(cases, staleCase{"host-rebooted", func(t *testing.T) []byte {
-			return mustJSON(t, map[string]any{"pid": liveProcess(t), "hostname": self.hostname, "bootId": "00000000-0000-0000-0000-000000000000"})
-		}, 0, "30s", reasonHostRebooted})
-	}
-	return cases
 }
 
 // checkStaleCase runs gwlock against the lock file tc leaves.
