@@ -6,29 +6,7 @@ import (
 	"time"
 )
 
-// holderText says who holds a lock in words that are true for each status:
-// an orphaned owner's launcher is named as gone, never as alive.
-func holderText(pid int64, status ownerStatus, gatewayPID int) string {
-	switch {
-	case status == ownerOrphaned && gatewayPID > 0:
-		return fmt.Sprintf("held by orphaned gateway pid %d (its launcher pid %d is gone)", gatewayPID, pid)
-	case status == ownerOrphaned:
-		return fmt.Sprintf("held by the orphaned descendants of launcher pid %d (gone)", pid)
-	case pid <= 0:
-		return fmt.Sprintf("held by an owner that names no pid (%s)", status)
-	}
-	return fmt.Sprintf("held by pid %d (%s)", pid, status)
-}
-
-// gatewayKey is the gateway_pid telemetry pair of an orphaned owner whose
-// gateway is known; an empty Attr, which slog's handlers skip, otherwise.
-func gatewayKey(v verdict) slog.Attr {
-	if v.gatewayPID <= 0 {
-		return slog.Attr{}
-	}
-	return slog.Int("gateway_pid", v.gatewayPID)
-}
-
+// ownerStatus is what the judge found of a lock file's owner.
 type ownerStatus string
 
 const (
@@ -299,4 +277,27 @@ func staleRule(v verdict, age, stale time.Duration, h hostFacts) verdict {
 		v.reason = reasonStaleUnknown
 	}
 	return v
+}
+
+// holderText says who holds a lock in words that are true for each status:
+// an orphaned owner's launcher is named as gone, never as alive.
+func holderText(pid int64, status ownerStatus, gatewayPID int) string {
+	switch {
+	case status == ownerOrphaned && gatewayPID > 0:
+		return fmt.Sprintf("held by orphaned gateway pid %d (its launcher pid %d is gone)", gatewayPID, pid)
+	case status == ownerOrphaned:
+		return fmt.Sprintf("held by the orphaned descendants of launcher pid %d (gone)", pid)
+	case pid <= 0:
+		return fmt.Sprintf("held by an owner that names no pid (%s)", status)
+	}
+	return fmt.Sprintf("held by pid %d (%s)", pid, status)
+}
+
+// gatewayKey is the gateway_pid telemetry pair of an orphaned owner whose
+// gateway is known; an empty Attr, which slog's handlers skip, otherwise.
+func gatewayKey(v verdict) slog.Attr {
+	if v.gatewayPID <= 0 {
+		return slog.Attr{}
+	}
+	return slog.Int("gateway_pid", v.gatewayPID)
 }

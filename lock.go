@@ -16,19 +16,28 @@ import (
 // JSON payload inside the file is for people and for files written by holders
 // that cannot use a kernel lock (legacy writers, filesystems without flock).
 //
-// Each OS file (lock_posix.go, lock_windows.go) defines the same unexported
-// functions. Names (base, name) are single components in a *checkedDir, the
-// checked directory: on POSIX it holds the directory open and every call is
-// relative to that descriptor (openat, linkat, unlinkat, renameat, fstatat),
-// so no path is walked again after the check and a directory swapped for a
-// symlink cannot redirect a create, link or delete On Windows
-// it carries the path.
+// acquire (this file) publishes a complete private file at the path in one
+// step (link or O_EXCL), so a reader never sees a half-written lock; finding
+// another file there, it asks judge (judge.go) about its owner, reclaims the
+// file of an owner proven dead, and otherwise waits. The held lock (held.go)
+// keeps the payload current and, on release, unlinks before it unlocks. The
+// payload is in payload.go, temp names in names.go, refusals of unsafe paths
+// in refusal.go and lockdir.go, and what the judge learns of this host in
+// facts.go (from gwlock/internal/proc).
+//
+// Each OS file (lock_posix.go with lockdir_posix.go, lock_windows.go)
+// defines the same unexported functions. Names (base, name) are single
+// components in a *checkedDir, the checked directory: on POSIX it holds the
+// directory open and every call is relative to that descriptor (openat,
+// linkat, unlinkat, renameat, fstatat), so no path is walked again after the
+// check and a directory swapped for a symlink cannot redirect a create, link
+// or delete. On Windows it carries the path.
 //
 //	openLockDir(path string, explicit, prepare bool, log *telemetry.Logger) (*checkedDir, error)
-//	    checks the directory and returns it open. prepare (run)
-//	    creates a missing default dir and tightens a loose one of ours; without
-//	    it (status, unlock) nothing changes and a missing dir is fs.ErrNotExist.
-//	    POSIX judges what it finds by the lock dir rules below.
+//	    checks the directory and returns it open. prepare (run) creates a
+//	    missing default dir and tightens a loose one of ours; without it
+//	    (status, unlock) nothing changes and a missing dir is fs.ErrNotExist.
+//	    POSIX judges what it finds by the lock dir rules (lockdir.go).
 //	(*checkedDir).names() ([]string, error)
 //	(*checkedDir).close() error
 //	createOwnerFile(d *checkedDir, base string) (*lockFile, error)
@@ -61,9 +70,7 @@ import (
 //	removeLockPath(d *checkedDir, name string) error
 //	reclaimWithoutKernelLock(cur *lockFile, d *checkedDir, base string) (bool, error)
 //	defaultLockDir() string
-//	processProbe(pid int) pidState
-//	processStartTime(pid int) (string, bool)
-//	bootID() string
+//	(*lockFile).id() fileID                   the file's identity
 //
 // Any of them may fail with an error that matches errFileInUse: a third
 // party (an antivirus scanner, an indexer) has the file open for a moment.
