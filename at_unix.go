@@ -5,7 +5,8 @@ package main
 import "golang.org/x/sys/unix"
 
 // linkIn links old in src to new in dst, both relative to the checked
-// directories' descriptors (Invariant 4).
+// directories' descriptors: a directory swapped
+// for a symlink after its check redirects nothing.
 func linkIn(src *checkedDir, old string, dst *checkedDir, new string) error {
 	return unix.Linkat(src.fd, old, dst.fd, new, 0)
 }

@@ -54,110 +54,128 @@ const nobody = 65534
 // TestUnsafeLockPath: whatever sits at the lock path that is not a regular
 // file of ours is refused with exit 77, one line naming it, untouched, at once.
 func TestUnsafeLockPath(t *testing.T) {
-	type setup func(t *testing.T, path string) (check func(t *testing.T))
-	unchangedLink := func(target string) func(t *testing.T, path string) func(*testing.T) {
-		return func(t *testing.T, path string) func(*testing.T) {
-			if err := os.Symlink(target, path); err != nil {
-				t.Fatal(err)
-			}
-			return func(t *testing.T) {
-				if got, err := os.Readlink(path); err != nil || got != target {
-					t.Fatalf("symlink changed: %q %v", got, err)
-				}
-			}
-		}
-	}
-	cases := map[string]setup{
-		"fifo": func(t *testing.T, path string) func(*testing.T) {
-			if err := unix.Mkfifo(path, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			return func(t *testing.T) {
-				if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
-					t.Fatal("FIFO changed")
-				}
-			}
-		},
-		"directory": func(t *testing.T, path string) func(*testing.T) {
-			if err := os.Mkdir(path, 0o700); err != nil {
-				t.Fatal(err)
-			}
-			writeLockFile(t, filepath.Join(path, "keep"), []byte("x"), 0)
-			return func(t *testing.T) {
-				if _, err := os.Stat(filepath.Join(path, "keep")); err != nil {
-					t.Fatal("directory contents changed")
-				}
-			}
-		},
-		"socket": func(t *testing.T, path string) func(*testing.T) {
-			l, err := net.Listen("unix", path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			return func(t *testing.T) {
-				if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeSocket == 0 {
-					t.Fatal("socket changed")
-				}
-			}
-		},
-		"dangling-symlink": unchangedLink("/nonexistent/gwlock-target"),
-		"symlink-to-precious-file": func(t *testing.T, path string) func(*testing.T) {
-			precious := filepath.Join(filepath.Dir(path), "precious")
-			writeLockFile(t, precious, []byte("do not touch"), 0)
-			check := unchangedLink(precious)(t, path)
-			return func(t *testing.T) {
-				check(t)
-				if b, _ := os.ReadFile(precious); string(b) != "do not touch" {
-					t.Fatalf("symlink target written: %q", b)
-				}
-			}
-		},
+	cases := map[string]unsafeSetup{
+		"fifo":                     placeFIFO,
+		"directory":                placeDirectory,
+		"socket":                   placeSocket,
+		"dangling-symlink":         placeLink("/nonexistent/gwlock-target"),
+		"symlink-to-precious-file": placeLinkToPrecious,
 	}
 	if os.Geteuid() == 0 {
-		cases["other-users-file"] = func(t *testing.T, path string) func(*testing.T) {
-			writeLockFile(t, path, []byte(`{"pid":1}`), time.Hour)
-			if err := os.Chown(path, nobody, nobody); err != nil {
-				t.Fatal(err)
-			}
-			return func(t *testing.T) {
-				if b, _ := os.ReadFile(path); string(b) != `{"pid":1}` {
-					t.Fatal("another user's file changed")
-				}
+		cases["other-users-file"] = placeOtherUsersFile
+	}
+	for name, place := range cases {
+		t.Run(name, func(t *testing.T) { checkUnsafeRefused(t, place) })
+	}
+}
+
+// unsafeSetup puts something unsafe at path and returns the check that it
+// is unchanged.
+type unsafeSetup func(t *testing.T, path string) (check func(t *testing.T))
+
+func placeFIFO(t *testing.T, path string) func(*testing.T) {
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func(t *testing.T) {
+		if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+			t.Fatal("FIFO changed")
+		}
+	}
+}
+
+func placeDirectory(t *testing.T, path string) func(*testing.T) {
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeLockFile(t, filepath.Join(path, "keep"), []byte("x"), 0)
+	return func(t *testing.T) {
+		if _, err := os.Stat(filepath.Join(path, "keep")); err != nil {
+			t.Fatal("directory contents changed")
+		}
+	}
+}
+
+func placeSocket(t *testing.T, path string) func(*testing.T) {
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return func(t *testing.T) {
+		if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeSocket == 0 {
+			t.Fatal("socket changed")
+		}
+	}
+}
+
+func placeLink(target string) unsafeSetup {
+	return func(t *testing.T, path string) func(*testing.T) {
+		if err := os.Symlink(target, path); err != nil {
+			t.Fatal(err)
+		}
+		return func(t *testing.T) {
+			if got, err := os.Readlink(path); err != nil || got != target {
+				t.Fatalf("symlink changed: %q %v", got, err)
 			}
 		}
 	}
-	for name, mk := range cases {
-		t.Run(name, func(t *testing.T) {
-			dir := lockDir(t)
-			lock, pidfile := filepath.Join(dir, "u.lock"), filepath.Join(dir, "pid")
-			check := mk(t, lock)
-			begin := time.Now()
-			r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "3s", "--stale", "1ms", "--", testBinary(t), "helper:gateway", "-pidfile", pidfile)
-			if took := time.Since(begin); took > 2*time.Second {
-				t.Errorf("answered after %s; it must not wait for an unsafe path", took)
-			}
-			if r.code != exitUnsafe {
-				t.Fatalf("exit = %d, want %d; stderr:\n%s", r.code, exitUnsafe, r.stderr)
-			}
-			errLines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-			last := errLines[len(errLines)-1]
-			if !strings.HasPrefix(last, "gwlock: ") || !strings.Contains(last, lock) || !strings.Contains(last, "hint:") {
-				t.Fatalf("error line %q does not name the path and a fix", last)
-			}
-			if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
-				t.Fatal("gateway started")
-			}
-			check(t)
-			if r := runGwlock(t, nil, "status", "--lock", lock); r.code != statusUnknown {
-				t.Errorf("status: %d, want %d", r.code, statusUnknown)
-			}
-			if r := runGwlock(t, nil, "unlock", "--lock", lock); r.code != exitUnsafe {
-				t.Errorf("unlock: %d, want %d", r.code, exitUnsafe)
-			}
-			check(t)
-		})
+}
+
+func placeLinkToPrecious(t *testing.T, path string) func(*testing.T) {
+	precious := filepath.Join(filepath.Dir(path), "precious")
+	writeLockFile(t, precious, []byte("do not touch"), 0)
+	check := placeLink(precious)(t, path)
+	return func(t *testing.T) {
+		check(t)
+		if b, _ := os.ReadFile(precious); string(b) != "do not touch" {
+			t.Fatalf("symlink target written: %q", b)
+		}
 	}
+}
+
+func placeOtherUsersFile(t *testing.T, path string) func(*testing.T) {
+	writeLockFile(t, path, []byte(`{"pid":1}`), time.Hour)
+	if err := os.Chown(path, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	return func(t *testing.T) {
+		if b, _ := os.ReadFile(path); string(b) != `{"pid":1}` {
+			t.Fatal("another user's file changed")
+		}
+	}
+}
+
+// checkUnsafeRefused runs, asks status and unlocks against what place put
+// at the lock path: each refuses it at once and leaves it as it was.
+func checkUnsafeRefused(t *testing.T, place unsafeSetup) {
+	dir := lockDir(t)
+	lock, pidfile := filepath.Join(dir, "u.lock"), filepath.Join(dir, "pid")
+	check := place(t, lock)
+	begin := time.Now()
+	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "3s", "--stale", "1ms", "--", testBinary(t), "helper:gateway", "-pidfile", pidfile)
+	if took := time.Since(begin); took > 2*time.Second {
+		t.Errorf("answered after %s; it must not wait for an unsafe path", took)
+	}
+	if r.code != exitUnsafe {
+		t.Fatalf("exit = %d, want %d; stderr:\n%s", r.code, exitUnsafe, r.stderr)
+	}
+	errLines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	last := errLines[len(errLines)-1]
+	if !strings.HasPrefix(last, "gwlock: ") || !strings.Contains(last, lock) || !strings.Contains(last, "hint:") {
+		t.Fatalf("error line %q does not name the path and a fix", last)
+	}
+	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
+		t.Fatal("gateway started")
+	}
+	check(t)
+	if r := runGwlock(t, nil, "status", "--lock", lock); r.code != statusUnknown {
+		t.Errorf("status: %d, want %d", r.code, statusUnknown)
+	}
+	if r := runGwlock(t, nil, "unlock", "--lock", lock); r.code != exitUnsafe {
+		t.Errorf("unlock: %d, want %d", r.code, exitUnsafe)
+	}
+	check(t)
 }
 
 // TestHugeAndDeepPayloads: a 1 GiB file and deeply nested JSON are judged
@@ -223,111 +241,129 @@ func umaskRun(t *testing.T, umask string, env []string, args ...string) result {
 	return runCmd(t, cmd)
 }
 
-// TestLockDirSafety covers Invariant 7.
+// TestLockDirSafety: a lock dir gwlock did not make safe (another user's,
+// writable by others, a symlink) is refused, never used.
 func TestLockDirSafety(t *testing.T) {
-	gw := func(t *testing.T, modeFile string) []string {
-		return []string{"--", testBinary(t), "helper:gateway", "-lock-mode", modeFile}
-	}
-	t.Run("default-created-0700-file-0600-whatever-umask", func(t *testing.T) {
-		for _, umask := range []string{"000", "777", "022"} {
-			root := fakeRoot(t)
-			modeFile := filepath.Join(root, "mode")
-			r := umaskRun(t, umask, nil, append([]string{"helper:gwlock-in", root, "run", "--config", existingConfig(t)}, gw(t, modeFile)...)...)
-			if r.code != 0 {
-				t.Fatalf("umask %s: exit %d\n%s", umask, r.code, r.stderr)
-			}
-			fi, err := os.Stat(defaultLockDirUnder(root, os.Geteuid()))
-			if err != nil || fi.Mode().Perm() != 0o700 {
-				t.Fatalf("umask %s: default dir mode %v, want 0700", umask, fi.Mode())
-			}
-			if got := strings.TrimSpace(string(waitFile(t, modeFile))); got != "0600" {
-				t.Fatalf("umask %s: lock file mode %s, want 0600", umask, got)
-			}
-		}
-	})
-	t.Run("default-tightened", func(t *testing.T) {
+	t.Run("default-created-0700-file-0600-whatever-umask", lockDirDefaultModes)
+	t.Run("default-tightened", lockDirDefaultTightened)
+	t.Run("default-is-symlink", lockDirDefaultIsSymlink)
+	t.Run("default-owned-by-another-user", lockDirDefaultOwnedByAnotherUser)
+	t.Run("explicit-writable-without-sticky", lockDirExplicitWritableWithoutSticky)
+	t.Run("explicit-owned-by-another-user", lockDirExplicitOwnedByAnotherUser)
+	t.Run("explicit-missing", lockDirExplicitMissing)
+}
+
+// modeGateway is the command line of a gateway that writes the lock file's
+// mode to modeFile.
+func modeGateway(t *testing.T, modeFile string) []string {
+	return []string{"--", testBinary(t), "helper:gateway", "-lock-mode", modeFile}
+}
+
+func lockDirDefaultModes(t *testing.T) {
+	for _, umask := range []string{"000", "777", "022"} {
 		root := fakeRoot(t)
-		def := defaultLockDirUnder(root, os.Geteuid())
-		if err := os.Mkdir(def, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		_ = os.Chmod(def, 0o755)
-		r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", existingConfig(t), "--", "true")
+		modeFile := filepath.Join(root, "mode")
+		r := umaskRun(t, umask, nil, append([]string{"helper:gwlock-in", root, "run", "--config", existingConfig(t)}, modeGateway(t, modeFile)...)...)
 		if r.code != 0 {
-			t.Fatal(r.stderr)
+			t.Fatalf("umask %s: exit %d\n%s", umask, r.code, r.stderr)
 		}
-		if ev := mustEvent(t, r.events(), "dir-tightened", "dir", "from_mode"); ev["from_mode"] != "0755" {
-			t.Fatalf("from_mode = %s", ev["from_mode"])
+		fi, err := os.Stat(defaultLockDirUnder(root, os.Geteuid()))
+		if err != nil || fi.Mode().Perm() != 0o700 {
+			t.Fatalf("umask %s: default dir mode %v, want 0700", umask, fi.Mode())
 		}
-		if fi, _ := os.Stat(def); fi.Mode().Perm() != 0o700 {
-			t.Fatalf("mode after = %v", fi.Mode())
+		if got := strings.TrimSpace(string(waitFile(t, modeFile))); got != "0600" {
+			t.Fatalf("umask %s: lock file mode %s, want 0600", umask, got)
 		}
-	})
-	t.Run("default-is-symlink", func(t *testing.T) {
-		root := fakeRoot(t)
-		def := defaultLockDirUnder(root, os.Geteuid())
-		elsewhere := lockDir(t)
-		if err := os.Symlink(elsewhere, def); err != nil {
-			t.Fatal(err)
-		}
-		r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", existingConfig(t), "--", "true")
-		if r.code != exitUnsafe || !strings.Contains(r.stderr, def) {
-			t.Fatalf("exit %d, want %d naming the dir: %s", r.code, exitUnsafe, r.stderr)
-		}
-		if ents, _ := os.ReadDir(elsewhere); len(ents) != 0 {
-			t.Fatal("wrote through the symlinked dir")
-		}
-	})
-	t.Run("default-owned-by-another-user", func(t *testing.T) {
-		requireRoot(t)
-		root := fakeRoot(t)
-		d := defaultLockDirUnder(root, os.Geteuid())
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		_ = os.Chown(d, nobody, nobody)
-		r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", existingConfig(t), "--", "true")
-		if r.code != exitUnsafe {
-			t.Fatalf("exit %d, want %d: %s", r.code, exitUnsafe, r.stderr)
-		}
-	})
-	t.Run("explicit-writable-without-sticky", func(t *testing.T) {
-		d := lockDir(t)
-		_ = os.Chmod(d, 0o777)
-		r := runGwlock(t, nil, "run", "--lock-dir", d, "--config", existingConfig(t), "--", "true")
-		if r.code != exitUnsafe || !strings.Contains(r.stderr, "sticky") {
-			t.Fatalf("exit %d, want %d mentioning the sticky bit: %s", r.code, exitUnsafe, r.stderr)
-		}
-		if fi, _ := os.Stat(d); fi.Mode().Perm() != 0o777 {
-			t.Fatalf("explicit dir chmodded to %v", fi.Mode())
-		}
-		_ = os.Chmod(d, 0o777|os.ModeSticky)
-		if r := runGwlock(t, nil, "run", "--lock-dir", d, "--config", existingConfig(t), "--", "true"); r.code != 0 {
-			t.Fatalf("sticky 1777 dir refused: %s", r.stderr)
-		}
-		if fi, _ := os.Stat(d); fi.Mode().Perm() != 0o777 || fi.Mode()&os.ModeSticky == 0 {
-			t.Fatalf("explicit dir chmodded to %v", fi.Mode())
-		}
-	})
-	t.Run("explicit-owned-by-another-user", func(t *testing.T) {
-		requireRoot(t)
-		d := lockDir(t)
-		_ = os.Chown(d, nobody, nobody)
-		r := runGwlock(t, nil, "run", "--lock", filepath.Join(d, "x.lock"), "--", "true")
-		if r.code != exitUnsafe {
-			t.Fatalf("exit %d, want %d: %s", r.code, exitUnsafe, r.stderr)
-		}
-	})
-	t.Run("explicit-missing", func(t *testing.T) {
-		d := filepath.Join(lockDir(t), "missing")
-		r := runGwlock(t, nil, "run", "--lock", filepath.Join(d, "x.lock"), "--", "true")
-		if r.code != exitFailure || !strings.Contains(r.stderr, d) {
-			t.Fatalf("exit %d: %s", r.code, r.stderr)
-		}
-		if _, err := os.Stat(d); !os.IsNotExist(err) {
-			t.Fatal("an explicit dir was created")
-		}
-	})
+	}
+}
+
+func lockDirDefaultTightened(t *testing.T) {
+	root := fakeRoot(t)
+	def := defaultLockDirUnder(root, os.Geteuid())
+	if err := os.Mkdir(def, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(def, 0o755)
+	r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", existingConfig(t), "--", "true")
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	if ev := mustEvent(t, r.events(), "dir-tightened", "dir", "from_mode"); ev["from_mode"] != "0755" {
+		t.Fatalf("from_mode = %s", ev["from_mode"])
+	}
+	if fi, _ := os.Stat(def); fi.Mode().Perm() != 0o700 {
+		t.Fatalf("mode after = %v", fi.Mode())
+	}
+}
+
+func lockDirDefaultIsSymlink(t *testing.T) {
+	root := fakeRoot(t)
+	def := defaultLockDirUnder(root, os.Geteuid())
+	elsewhere := lockDir(t)
+	if err := os.Symlink(elsewhere, def); err != nil {
+		t.Fatal(err)
+	}
+	r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", existingConfig(t), "--", "true")
+	if r.code != exitUnsafe || !strings.Contains(r.stderr, def) {
+		t.Fatalf("exit %d, want %d naming the dir: %s", r.code, exitUnsafe, r.stderr)
+	}
+	if ents, _ := os.ReadDir(elsewhere); len(ents) != 0 {
+		t.Fatal("wrote through the symlinked dir")
+	}
+}
+
+func lockDirDefaultOwnedByAnotherUser(t *testing.T) {
+	requireRoot(t)
+	root := fakeRoot(t)
+	d := defaultLockDirUnder(root, os.Geteuid())
+	if err := os.Mkdir(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chown(d, nobody, nobody)
+	r := runGwlockHelper(t, "gwlock-in", root, "run", "--config", existingConfig(t), "--", "true")
+	if r.code != exitUnsafe {
+		t.Fatalf("exit %d, want %d: %s", r.code, exitUnsafe, r.stderr)
+	}
+}
+
+func lockDirExplicitWritableWithoutSticky(t *testing.T) {
+	d := lockDir(t)
+	_ = os.Chmod(d, 0o777)
+	r := runGwlock(t, nil, "run", "--lock-dir", d, "--config", existingConfig(t), "--", "true")
+	if r.code != exitUnsafe || !strings.Contains(r.stderr, "sticky") {
+		t.Fatalf("exit %d, want %d mentioning the sticky bit: %s", r.code, exitUnsafe, r.stderr)
+	}
+	if fi, _ := os.Stat(d); fi.Mode().Perm() != 0o777 {
+		t.Fatalf("explicit dir chmodded to %v", fi.Mode())
+	}
+	_ = os.Chmod(d, 0o777|os.ModeSticky)
+	if r := runGwlock(t, nil, "run", "--lock-dir", d, "--config", existingConfig(t), "--", "true"); r.code != 0 {
+		t.Fatalf("sticky 1777 dir refused: %s", r.stderr)
+	}
+	if fi, _ := os.Stat(d); fi.Mode().Perm() != 0o777 || fi.Mode()&os.ModeSticky == 0 {
+		t.Fatalf("explicit dir chmodded to %v", fi.Mode())
+	}
+}
+
+func lockDirExplicitOwnedByAnotherUser(t *testing.T) {
+	requireRoot(t)
+	d := lockDir(t)
+	_ = os.Chown(d, nobody, nobody)
+	r := runGwlock(t, nil, "run", "--lock", filepath.Join(d, "x.lock"), "--", "true")
+	if r.code != exitUnsafe {
+		t.Fatalf("exit %d, want %d: %s", r.code, exitUnsafe, r.stderr)
+	}
+}
+
+func lockDirExplicitMissing(t *testing.T) {
+	d := filepath.Join(lockDir(t), "missing")
+	r := runGwlock(t, nil, "run", "--lock", filepath.Join(d, "x.lock"), "--", "true")
+	if r.code != exitFailure || !strings.Contains(r.stderr, d) {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(d); !os.IsNotExist(err) {
+		t.Fatal("an explicit dir was created")
+	}
 }
 
 // mountTmpfs runs script in a private mount namespace with a tmpfs at $1.
@@ -536,61 +572,28 @@ func helperChaos(args []string) int {
 // get stuck, and the lock dir must end with no litter. CHAOS_ITERATIONS
 // raises the number of kills (make chaos).
 func TestChaos(t *testing.T) {
-	kills := 150
-	if v, err := strconv.Atoi(os.Getenv("CHAOS_ITERATIONS")); err == nil && v > 0 {
-		kills = v
-	}
+	kills := chaosIterations(150)
 	dir, markDir := lockDir(t), lockDir(t)
-	lock, marker := filepath.Join(dir, "c.lock"), filepath.Join(markDir, "inside")
+	c := &chaosContenders{t: t, lock: filepath.Join(dir, "c.lock"), marker: filepath.Join(markDir, "inside")}
 	const contenders = 4
-	type proc struct {
-		cmd *exec.Cmd
-		out *lockedBuffer
-	}
-	var acquisitions, violations, stuck int
-	collect := func(p proc) {
-		_ = p.cmd.Wait()
-		s := p.out.String()
-		acquisitions += strings.Count(s, ".")
-		if strings.Contains(s, "VIOLATION") {
-			violations++
-			t.Error(s[strings.Index(s, "VIOLATION"):])
-		}
-		if strings.Contains(s, "STUCK") {
-			stuck++
-			t.Error(s[strings.Index(s, "STUCK"):])
-		}
-	}
-	spawn := func(i int) proc {
-		mode := "anon"
-		if i%2 == 1 {
-			mode = "named"
-		}
-		p := proc{cmd: helperCmd(t, "chaos", lock, marker, mode), out: new(lockedBuffer)}
-		p.cmd.Stdout = p.out
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	procs := make([]proc, contenders)
+	procs := make([]chaosProc, contenders)
 	for i := range procs {
-		procs[i] = spawn(i)
+		procs[i] = c.spawn(i)
 	}
 	rng := rand.New(rand.NewSource(testSeed(t)))
 	for k := 0; k < kills; k++ {
 		time.Sleep(time.Duration(rng.Intn(3000)) * time.Microsecond)
 		i := rng.Intn(contenders)
 		_ = procs[i].cmd.Process.Kill()
-		collect(procs[i])
-		procs[i] = spawn(i)
+		c.collect(procs[i])
+		procs[i] = c.spawn(i)
 	}
 	for _, p := range procs {
 		_ = p.cmd.Process.Kill()
-		collect(p)
+		c.collect(p)
 	}
 	// The next starter gets in within its timeout and leaves a clean dir.
-	r := runGwlockNamed(t, "run", "--lock", lock, "--timeout", "5s", "--", "true")
+	r := runGwlockNamed(t, "run", "--lock", c.lock, "--timeout", "5s", "--", "true")
 	if r.code != 0 {
 		t.Fatalf("starter after the chaos: exit %d\n%s", r.code, r.stderr)
 	}
@@ -601,10 +604,67 @@ func TestChaos(t *testing.T) {
 		}
 		t.Fatalf("lock dir after chaos holds %v, want nothing", names)
 	}
-	if acquisitions == 0 {
+	if c.acquisitions == 0 {
 		t.Fatal("no acquisitions happened; the chaos tested nothing")
 	}
-	// Control: contenders on different locks share the marker and are caught.
+	checkChaosDetector(t, dir, c.marker)
+	t.Logf("chaos: %d SIGKILLs, %d acquisitions, %d violations, %d stuck starters", kills, c.acquisitions, c.violations, c.stuck)
+}
+
+// chaosIterations is how many kills a chaos test makes: def, or
+// CHAOS_ITERATIONS.
+func chaosIterations(def int) int {
+	if v, err := strconv.Atoi(os.Getenv("CHAOS_ITERATIONS")); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// chaosContenders are TestChaos's acquirers on one lock and one marker,
+// with what they reported.
+type chaosContenders struct {
+	t                               *testing.T
+	lock, marker                    string
+	acquisitions, violations, stuck int
+}
+
+type chaosProc struct {
+	cmd *exec.Cmd
+	out *lockedBuffer
+}
+
+// spawn starts contender i; odd ones use named temp files.
+func (c *chaosContenders) spawn(i int) chaosProc {
+	mode := "anon"
+	if i%2 == 1 {
+		mode = "named"
+	}
+	p := chaosProc{cmd: helperCmd(c.t, "chaos", c.lock, c.marker, mode), out: new(lockedBuffer)}
+	p.cmd.Stdout = p.out
+	if err := p.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	return p
+}
+
+// collect waits for a contender and counts what it reported.
+func (c *chaosContenders) collect(p chaosProc) {
+	_ = p.cmd.Wait()
+	s := p.out.String()
+	c.acquisitions += strings.Count(s, ".")
+	if strings.Contains(s, "VIOLATION") {
+		c.violations++
+		c.t.Error(s[strings.Index(s, "VIOLATION"):])
+	}
+	if strings.Contains(s, "STUCK") {
+		c.stuck++
+		c.t.Error(s[strings.Index(s, "STUCK"):])
+	}
+}
+
+// checkChaosDetector is the control: contenders on different locks share
+// the marker and are caught.
+func checkChaosDetector(t *testing.T, dir, marker string) {
 	a := helperCmd(t, "chaos", filepath.Join(dir, "a.lock"), marker)
 	b := helperCmd(t, "chaos", filepath.Join(dir, "b.lock"), marker)
 	var ao, bo lockedBuffer
@@ -623,7 +683,6 @@ func TestChaos(t *testing.T) {
 	if !strings.Contains(ao.String()+bo.String(), "VIOLATION") {
 		t.Fatal("control: two contenders on different locks were never caught overlapping; the detector is blind")
 	}
-	t.Logf("chaos: %d SIGKILLs, %d acquisitions, %d violations, %d stuck starters", kills, acquisitions, violations, stuck)
 }
 
 // TestChaosRun kills launchers and gateways (one, the other, or both) at
@@ -632,81 +691,101 @@ func TestChaos(t *testing.T) {
 // two gateways alive at once are caught. Every starter must get in within
 // its --timeout, and the lock dir must end clean.
 func TestChaosRun(t *testing.T) {
-	kills := 100
-	if v, err := strconv.Atoi(os.Getenv("CHAOS_ITERATIONS")); err == nil && v > 0 {
-		kills = v
-	}
+	kills := chaosIterations(100)
 	dir, work := lockDir(t), lockDir(t)
-	lock, marker := filepath.Join(dir, "run.lock"), filepath.Join(work, "gateway")
-	type slot struct {
-		cmd     *exec.Cmd
-		out     *lockedBuffer
-		pidfile string
-	}
-	var starts, stuck int
-	rng := rand.New(rand.NewSource(testSeed(t)))
-	spawn := func(i int) *slot {
-		s := &slot{out: new(lockedBuffer), pidfile: filepath.Join(work, fmt.Sprintf("pid-%d-%d", i, starts))}
-		starts++
-		gateway := []string{testBinary(t), "helper:gateway", "-exclusive", marker, "-pidfile", s.pidfile,
-			"-sleep", fmt.Sprintf("%dus", rng.Intn(5000))}
-		if runtime.GOOS == "linux" && rng.Intn(3) == 0 {
-			// A daemonizing gateway (issue 9): the daemon, in a session of
-			// its own, is the one that holds the marker.
-			gateway = append(gateway, "-daemonize")
-		}
-		s.cmd = helperCmd(t, "gwlock", append([]string{"run", "-q", "--lock", lock, "--timeout", "10s", "--"}, gateway...)...)
-		s.cmd.Stderr = s.out
-		if err := s.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	finish := func(s *slot) {
-		_ = s.cmd.Wait()
-		if strings.Contains(s.out.String(), "acquire-timeout") {
-			stuck++
-			t.Errorf("a starter timed out: %s", s.out.String())
-		}
-	}
-	slots := []*slot{spawn(0), spawn(1), spawn(2)}
+	c := &runChaos{t: t, rng: rand.New(rand.NewSource(testSeed(t))), work: work,
+		lock: filepath.Join(dir, "run.lock"), marker: filepath.Join(work, "gateway")}
+	slots := []*chaosSlot{c.spawn(0), c.spawn(1), c.spawn(2)}
 	for k := 0; k < kills; {
-		time.Sleep(time.Duration(rng.Intn(2000)) * time.Microsecond)
-		i := rng.Intn(len(slots))
+		time.Sleep(time.Duration(c.rng.Intn(2000)) * time.Microsecond)
+		i := c.rng.Intn(len(slots))
 		s := slots[i]
 		if s.cmd.ProcessState == nil && !gone(s.cmd.Process.Pid) {
-			gw := 0
-			if b, err := os.ReadFile(s.pidfile); err == nil {
-				gw, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-			}
-			switch rng.Intn(3) {
-			case 0:
-				_ = s.cmd.Process.Kill()
-			case 1:
-				if gw > 0 {
-					_ = syscall.Kill(gw, syscall.SIGKILL)
-				}
-			default:
-				_ = s.cmd.Process.Kill()
-				if gw > 0 {
-					_ = syscall.Kill(gw, syscall.SIGKILL)
-				}
-			}
+			c.kill(s)
 			k++
 		}
 		if gone(s.cmd.Process.Pid) {
-			finish(s)
-			slots[i] = spawn(i)
+			c.finish(s)
+			slots[i] = c.spawn(i)
 		}
 	}
 	for _, s := range slots {
-		finish(s) // each ends by itself: its gateway sleeps at most 5 ms
+		c.finish(s) // each ends by itself: its gateway sleeps at most 5 ms
 	}
-	if b, err := os.ReadFile(marker + ".violations"); err == nil {
+	if b, err := os.ReadFile(c.marker + ".violations"); err == nil {
 		t.Fatalf("two gateways ran at once:\n%s", b)
 	}
-	// Control: two gateways on the marker without gwlock are caught.
-	control := filepath.Join(work, "control")
+	checkExclusiveDetector(t, filepath.Join(work, "control"))
+	r := runGwlock(t, nil, "run", "--lock", c.lock, "--timeout", "10s", "--", testBinary(t), "helper:gateway", "-exclusive", c.marker)
+	if r.code != 0 {
+		t.Fatalf("starter after the chaos: exit %d\n%s", r.code, r.stderr)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("lock dir after chaos holds %d entries, want none", len(ents))
+	}
+	t.Logf("run chaos: %d SIGKILLs of launchers and gateways, %d starters, 0 overlapping gateways, %d stuck starters", kills, c.starts, c.stuck)
+}
+
+// runChaos is TestChaosRun's starters on one lock, with their count.
+type runChaos struct {
+	t                  *testing.T
+	rng                *rand.Rand
+	work, lock, marker string
+	starts, stuck      int
+}
+
+type chaosSlot struct {
+	cmd     *exec.Cmd
+	out     *lockedBuffer
+	pidfile string
+}
+
+// spawn starts a `gwlock run` in slot i; a third of its gateways daemonize
+// where the OS lets the tree be followed.
+func (c *runChaos) spawn(i int) *chaosSlot {
+	s := &chaosSlot{out: new(lockedBuffer), pidfile: filepath.Join(c.work, fmt.Sprintf("pid-%d-%d", i, c.starts))}
+	c.starts++
+	gateway := []string{testBinary(c.t), "helper:gateway", "-exclusive", c.marker, "-pidfile", s.pidfile,
+		"-sleep", fmt.Sprintf("%dus", c.rng.Intn(5000))}
+	if runtime.GOOS == "linux" && c.rng.Intn(3) == 0 {
+		// A daemonizing gateway: the daemon, in a session of
+		// its own, is the one that holds the marker.
+		gateway = append(gateway, "-daemonize")
+	}
+	s.cmd = helperCmd(c.t, "gwlock", append([]string{"run", "-q", "--lock", c.lock, "--timeout", "10s", "--"}, gateway...)...)
+	s.cmd.Stderr = s.out
+	if err := s.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	return s
+}
+
+// kill SIGKILLs the slot's launcher, its gateway, or both.
+func (c *runChaos) kill(s *chaosSlot) {
+	gw := 0
+	if b, err := os.ReadFile(s.pidfile); err == nil {
+		gw, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	which := c.rng.Intn(3)
+	if which != 1 {
+		_ = s.cmd.Process.Kill()
+	}
+	if which != 0 && gw > 0 {
+		_ = syscall.Kill(gw, syscall.SIGKILL)
+	}
+}
+
+func (c *runChaos) finish(s *chaosSlot) {
+	_ = s.cmd.Wait()
+	if strings.Contains(s.out.String(), "acquire-timeout") {
+		c.stuck++
+		c.t.Errorf("a starter timed out: %s", s.out.String())
+	}
+}
+
+// checkExclusiveDetector is the control: two gateways on the marker
+// without gwlock are caught.
+func checkExclusiveDetector(t *testing.T, control string) {
 	first := helperCmd(t, "gateway", "-exclusive", control, "-sleep", "5s", "-pidfile", control+".pid")
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
@@ -717,14 +796,6 @@ func TestChaosRun(t *testing.T) {
 	}
 	_ = first.Process.Kill()
 	_ = first.Wait()
-	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "10s", "--", testBinary(t), "helper:gateway", "-exclusive", marker)
-	if r.code != 0 {
-		t.Fatalf("starter after the chaos: exit %d\n%s", r.code, r.stderr)
-	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Fatalf("lock dir after chaos holds %d entries, want none", len(ents))
-	}
-	t.Logf("run chaos: %d SIGKILLs of launchers and gateways, %d starters, 0 overlapping gateways, %d stuck starters", kills, starts, stuck)
 }
 
 // blackhole returns a loopback port that swallows connection attempts: a
@@ -761,7 +832,7 @@ func blackhole(t *testing.T) int {
 }
 
 // TestProbeBounded: probing a host that never answers ends within the
-// documented bounds, for probe, status and run's port check (Invariant 5).
+// documented bounds, for probe, status and run's port check.
 func TestProbeBounded(t *testing.T) {
 	port := strconv.Itoa(blackhole(t))
 	dir := lockDir(t)

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// Issue 9: the lock lives exactly as long as the gateway, whatever shape the
+// The lock lives exactly as long as the gateway, whatever shape the
 // gateway's life takes, and every report about the holder is true. These
 // tests need Linux: the subreaper, the parent-death signal and /proc.
 
@@ -67,7 +67,7 @@ func statusReport(t *testing.T, lock string) (int, report) {
 	return r.code, rep
 }
 
-// TestDaemonizingGatewayKeepsLock (issue 9, case 1): a gateway whose main
+// TestDaemonizingGatewayKeepsLock: a gateway whose main
 // process starts a daemon in a new session and exits 0 at once. gwlock must
 // keep the lock, keep reporting a running owner, refuse a second starter,
 // and release and exit only when the daemon is gone, with the daemon's code.
@@ -171,7 +171,7 @@ func TestDaemonizingGatewayRestart(t *testing.T) {
 	})
 }
 
-// TestLauncherKilledStopsGateway (issue 9, case 2): SIGKILL the launcher, or
+// TestLauncherKilledStopsGateway: SIGKILL the launcher, or
 // its whole process group: the gateway gets the stop signal from the kernel,
 // exits, and the next starter holds the lock at once.
 func TestLauncherKilledStopsGateway(t *testing.T) {
@@ -199,7 +199,7 @@ func TestLauncherKilledStopsGateway(t *testing.T) {
 	}
 }
 
-// TestLauncherKilledStubbornGateway (issue 9, cases 2 and 3): a gateway that
+// TestLauncherKilledStubbornGateway: a gateway that
 // ignores the stop signal outlives its killed launcher. It keeps the lock
 // (fd 3), and every report names it truthfully: status says orphaned with
 // the gateway alive and the launcher dead, a contender says orphaned, the
@@ -214,7 +214,16 @@ func TestLauncherKilledStubbornGateway(t *testing.T) {
 	if gone(gw) {
 		t.Fatal("the stubborn gateway died; this test needs it alive")
 	}
-	code, rep := statusReport(t, g.lock)
+	checkOrphanedStatus(t, g.lock, gw)
+	checkOrphanedContention(t, g.lock, gw)
+	killThenRecover(t, g.lock, gw)
+}
+
+// checkOrphanedStatus: status names the orphaned gateway gw alive, among
+// the lock's holders, and its launcher dead.
+func checkOrphanedStatus(t *testing.T, lock string, gw int) {
+	t.Helper()
+	code, rep := statusReport(t, lock)
 	if code != statusRunning || rep.State != "orphaned" || rep.GatewayPID != gw ||
 		rep.GatewayAlive == nil || !*rep.GatewayAlive || rep.LauncherAlive == nil || *rep.LauncherAlive {
 		t.Fatalf("status: exit %d %+v; want orphaned, gateway %d alive, launcher dead", code, rep, gw)
@@ -222,11 +231,17 @@ func TestLauncherKilledStubbornGateway(t *testing.T) {
 	if !strings.Contains(","+pidList(rep.Holders)+",", ","+strconv.Itoa(gw)+",") {
 		t.Errorf("status holders = %v, want the gateway %d", rep.Holders, gw)
 	}
-	text := runGwlock(t, nil, "status", "--lock", g.lock)
+	text := runGwlock(t, nil, "status", "--lock", lock)
 	if !strings.Contains(text.stdout, "state=orphaned") || !strings.Contains(text.stdout, "launcher=dead") || !strings.Contains(text.stdout, "gateway=alive") {
 		t.Errorf("status line = %q", text.stdout)
 	}
-	r := runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "200ms", "--", "true")
+}
+
+// checkOrphanedContention: a contender is told the orphaned gateway gw
+// holds the lock, and --if-running ok accepts it at once.
+func checkOrphanedContention(t *testing.T, lock string, gw int) {
+	t.Helper()
+	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "200ms", "--", "true")
 	if r.code != exitBusy {
 		t.Fatalf("contender: exit %d, want %d\n%s", r.code, exitBusy, r.stderr)
 	}
@@ -237,17 +252,16 @@ func TestLauncherKilledStubbornGateway(t *testing.T) {
 	if strings.Contains(r.stderr, "(alive)") || !strings.Contains(r.stderr, "orphaned gateway pid "+strconv.Itoa(gw)) {
 		t.Errorf("busy line does not name the orphaned gateway:\n%s", r.stderr)
 	}
-	ok := runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "10s", "--if-running", "ok", "--", "true")
+	ok := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "10s", "--if-running", "ok", "--", "true")
 	if ok.code != 0 || len(findEvents(ok.events(), "already-running")) != 1 {
 		t.Fatalf("--if-running ok with an orphaned gateway: exit %d\n%s", ok.code, ok.stderr)
 	}
 	if w, _ := strconv.ParseFloat(mustEvent(t, ok.events(), "already-running")["waited_ms"], 64); w > 5000 {
 		t.Errorf("--if-running ok waited %.0f ms for an established owner", w)
 	}
-	killThenRecover(t, g.lock, gw)
 }
 
-// TestNoFlockOrphanedGateway (issue 9, case 4): without kernel locks (ENOLCK,
+// TestNoFlockOrphanedGateway: without kernel locks (ENOLCK,
 // as on NFS without lockd), a dead launcher whose recorded gateway still
 // lives is not a dead owner: no second gateway starts. Both the case where
 // the first holder had flock and only the starter lacks it, and the case
@@ -282,7 +296,7 @@ func TestNoFlockOrphanedGateway(t *testing.T) {
 	}
 }
 
-// TestStatusNeverHoldsDeadOwnersLock (issue 9, case 6): status probes a dead
+// TestStatusNeverHoldsDeadOwnersLock: status probes a dead
 // owner's port (here one that never answers); suspended right then, it must
 // not keep the dead owner's kernel lock from a starter that would recover it.
 func TestStatusNeverHoldsDeadOwnersLock(t *testing.T) {
@@ -325,7 +339,7 @@ func waitSocket(t *testing.T, pid int) {
 	t.Fatalf("pid %d never opened a socket", pid)
 }
 
-// TestIfRunningOKNeedsALiveOwner (issue 9, case 7): an empty or corrupt
+// TestIfRunningOKNeedsALiveOwner: an empty or corrupt
 // young lock file proves no gateway runs: --if-running ok waits like fail and
 // ends in 75, never in a 0 that tells launchd all is well.
 func TestIfRunningOKNeedsALiveOwner(t *testing.T) {
@@ -393,8 +407,8 @@ func TestZombieIsDead(t *testing.T) {
 	}
 	self := selfFacts()
 	raw := mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true, "hostname": self.hostname, "childPid": pid, "childStartTime": start})
-	if v := judgeOwner(raw, 0, time.Minute, true, localFacts); v.reason != reasonOwnerDead {
-		t.Fatalf("judgeOwner with a zombie gateway = %+v, want owner-dead", v)
+	if v := judgeRaw(raw, 0, time.Minute, true, localFacts); v.reason != reasonOwnerDead {
+		t.Fatalf("judge with a zombie gateway = %+v, want owner-dead", v)
 	}
 }
 
@@ -425,7 +439,7 @@ func contendMustWait(t *testing.T, dir, lock string) map[string]string {
 	return ev
 }
 
-// TestWrapperChildKeepsLock (review F1): the gateway's main process is a
+// TestWrapperChildKeepsLock: the gateway's main process is a
 // wrapper that stays (sh -c 'server & wait' shapes) and its server, in the
 // same process group, closed every inherited descriptor. The launcher is
 // SIGKILLed; the parent-death signal stops the wrapper alone. The server
@@ -730,7 +744,7 @@ func TestGatewayGetsToken(t *testing.T) {
 	}
 }
 
-// TestDoubleForkDaemonKeepsLock (review F2): daemon(3)'s double fork, the
+// TestDoubleForkDaemonKeepsLock: daemon(3)'s double fork, the
 // intermediate lingering, the daemon closing every descriptor; then the
 // launcher is SIGKILLed. The payload must name the daemon (recorded when
 // the intermediate exited), not the dead intermediate.
@@ -764,7 +778,7 @@ func TestDoubleForkDaemonKeepsLock(t *testing.T) {
 	mustExist(t, g.lock)
 }
 
-// TestStopKillsLateDescendants (review F4): a gateway and its daemon both
+// TestStopKillsLateDescendants: a gateway and its daemon both
 // ignore SIGTERM; the daemon joins the tree only when SIGKILL has taken its
 // parent. The stop must still end, every process killed, within the stop
 // timeout and its repeats, never hang.
@@ -787,7 +801,7 @@ func TestStopKillsLateDescendants(t *testing.T) {
 	mustNotExist(t, g.lock, "lock left after the stop")
 }
 
-// TestStopSparesBystanders (review F5): a reader that merely has the lock
+// TestStopSparesBystanders: a reader that merely has the lock
 // file open, and a second gwlock waiting for the lock, are not the gateway:
 // stopping a daemonized gateway signals neither, and the waiter gets the
 // lock once the daemon is gone.
@@ -836,7 +850,7 @@ func waitOpen(t *testing.T, pid int, path string) {
 	t.Fatalf("pid %d never opened %s", pid, path)
 }
 
-// TestForeignKernelHolderIsNoGateway (review F10): an empty lock file held
+// TestForeignKernelHolderIsNoGateway: an empty lock file held
 // by another tool (flock(1)) is held, but names no gateway: --if-running ok
 // waits and ends in 75, and status says unknown.
 func TestForeignKernelHolderIsNoGateway(t *testing.T) {
@@ -881,18 +895,18 @@ func flockHeld(t *testing.T, path string) bool {
 	return err == syscall.EWOULDBLOCK
 }
 
-// TestDescribeHolderTransientJudge (review F7): a dead launcher's file whose
+// TestDescribeHolderTransientJudge: a dead launcher's file whose
 // kernel lock someone else took (a slow status, a starter judging it) is no
 // live gateway: unknown, not orphaned, so --if-running ok keeps waiting.
 func TestDescribeHolderTransientJudge(t *testing.T) {
 	raw := []byte(`{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`)
 	dead := map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}}
-	judge := &creatorFacts{fakeFacts: fakeFacts{host: "h", others: dead}, creator: 77}
-	if v := describeHolder(raw, fileID{}, judge); v.status != ownerUnknown {
+	passerBy := &creatorFacts{fakeFacts: fakeFacts{host: "h", others: dead}, creator: 77}
+	if v := judge(evidence{raw: raw, lock: kernelHeld}, 0, passerBy); v.status != ownerUnknown {
 		t.Errorf("kernel lock taken by pid 77 on a dead launcher's file: %s, want unknown", v.status)
 	}
 	inherited := &creatorFacts{fakeFacts: fakeFacts{host: "h", others: dead}, creator: 5}
-	if v := describeHolder(raw, fileID{}, inherited); v.status != ownerOrphaned {
+	if v := judge(evidence{raw: raw, lock: kernelHeld}, 0, inherited); v.status != ownerOrphaned {
 		t.Errorf("the dead launcher's own lock, inherited: %s, want orphaned", v.status)
 	}
 }
@@ -902,9 +916,9 @@ type creatorFacts struct {
 	creator int
 }
 
-func (c *creatorFacts) lockCreator(fileID) (int, bool) { return c.creator, true }
+func (c *creatorFacts) lockCreator(fileID) (int, error) { return c.creator, nil }
 
-// TestGroupOfAnotherSessionIsNotTheGateway (second review, A1): once the
+// TestGroupOfAnotherSessionIsNotTheGateway: once the
 // gateway's process group emptied, its number may lead another user's group
 // (pid reuse); only a group member in the launcher's recorded session keeps
 // a dead launcher's lock. Here process A leads a group in a session of its
@@ -932,15 +946,15 @@ func TestGroupOfAnotherSessionIsNotTheGateway(t *testing.T) {
 		return mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true, "hostname": self.hostname,
 			"childPid": leader, "childStartTime": start, "sessionId": session})
 	}
-	if v := judgeOwner(payload(leader), 0, time.Minute, true, localFacts); v.status != ownerOrphaned {
+	if v := judgeRaw(payload(leader), 0, time.Minute, true, localFacts); v.status != ownerOrphaned {
 		t.Errorf("group %d alive in the recorded session: %s, want orphaned", leader, v.status)
 	}
-	if v := judgeOwner(payload(self.sessionID), 0, time.Minute, true, localFacts); v.reason != reasonOwnerDead {
+	if v := judgeRaw(payload(self.sessionID), 0, time.Minute, true, localFacts); v.reason != reasonOwnerDead {
 		t.Errorf("group %d alive only in another session: %+v, want owner-dead", leader, v)
 	}
 }
 
-// TestLiveMainUntrackedWorker (second review, A3): the gateway's main
+// TestLiveMainUntrackedWorker: the gateway's main
 // process stays, its worker leaves the group (setsid) and closes the lock
 // descriptor. gwlock records the worker within seconds of the start, so a
 // launcher SIGKILLed later leaves an owner that is orphaned, not dead.

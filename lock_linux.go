@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"strconv"
 	"unsafe"
@@ -10,7 +9,6 @@ import (
 )
 
 func init() {
-	isZombie = zombieState
 	// O_TMPFILE needs /proc to be linked into place without privileges
 	// (linkat AT_EMPTY_PATH wants CAP_DAC_READ_SEARCH); minimal containers may
 	// lack /proc, and then the named temp file is used.
@@ -20,17 +18,6 @@ func init() {
 	}
 	dirOpenFlags = unix.O_PATH
 	openNoSymlinks = openat2NoSymlinks
-}
-
-// zombieState reads a process's state (field 3 of /proc/<pid>/stat): Z is
-// an exited process awaiting its reaper, X one being reaped.
-func zombieState(pid int) bool {
-	b, err := readProc("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	st, ok := parseProcStatus(b)
-	return ok && st.exited()
 }
 
 func openTmpfile(dirfd int) (int, error) {
@@ -66,60 +53,6 @@ func touchFD(fd int) error {
 	return nil
 }
 
-// processStartTime is field 22 of /proc/<pid>/stat: clock ticks after boot,
-// fixed for the life of a process, so a reused PID shows a different value.
-func processStartTime(pid int) (string, bool) {
-	if pid <= 0 {
-		return "", false
-	}
-	b, err := readProc("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return "", false
-	}
-	return parseProcStat(b)
-}
-
-// readProc reads a small /proc file with raw syscalls: os.ReadFile would
-// first try to add it to the poller (three wasted calls), and the judgement
-// reads one per process of the table.
-func readProc(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	return readFD(fd, make([]byte, 0, 512), 1<<16)
-}
-
-// readFD appends what fd holds to b, up to max bytes in all.
-func readFD(fd int, b []byte, max int) ([]byte, error) {
-	for len(b) < max {
-		if len(b) == cap(b) {
-			b = append(b, make([]byte, len(b)+512)...)[:len(b)]
-		}
-		n, err := unix.Read(fd, b[len(b):cap(b)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return b, err
-		}
-		if n == 0 {
-			break
-		}
-		b = b[:len(b)+n]
-	}
-	return b, nil
-}
-
-func bootID() string {
-	b, err := readProc("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return ""
-	}
-	return string(bytes.TrimSpace(b))
-}
-
 // setSubreaper makes orphaned descendants ours to reap (PR_SET_CHILD_SUBREAPER),
 // as if gwlock were PID 1.
 func setSubreaper() error {
@@ -128,7 +61,7 @@ func setSubreaper() error {
 
 // socketBindPath names the socket name in d through d's descriptor: bind(2)
 // has no *at form, and the path of the directory, walked again, could have
-// been swapped for a symlink since d was checked (Invariant 4).
+// been swapped for a symlink since d was checked.
 // /proc/self/fd/N is the directory gwlock holds open, whatever its path
 // names now.
 func socketBindPath(d *checkedDir, name string) string {

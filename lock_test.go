@@ -179,9 +179,34 @@ type staleCase struct {
 // TestStaleReasons runs gwlock against lock files left in every state that
 // matters and checks what it decides.
 func TestStaleReasons(t *testing.T) {
+	for _, tc := range staleCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			checkStaleCase(t, tc)
+		})
+	}
+}
+
+// staleCases are the lock files TestStaleReasons leaves, with what gwlock
+// must decide about each.
+func staleCases() []staleCase {
 	self := selfFacts()
-	garbage := func(*testing.T) []byte { return []byte("\x00\x01 not json {") }
-	cases := []staleCase{
+	cases := append(reclaimedStaleCases(self), keptStaleCases(self)...)
+	if self.bootID != "" {
+		cases = append(cases, staleCase{"host-rebooted", func(t *testing.T) []byte {
+			return mustJSON(t, map[string]any{"pid": liveProcess(t), "hostname": self.hostname, "bootId": "00000000-0000-0000-0000-000000000000"})
+		}, 0, "30s", reasonHostRebooted})
+	}
+	return cases
+}
+
+// garbagePayload is a lock file no judge can read.
+func garbagePayload(*testing.T) []byte { return []byte("\x00\x01 not json {") }
+
+// reclaimedStaleCases are the lock files gwlock must reclaim, each for its reason.
+func reclaimedStaleCases(self self) []staleCase {
+	garbage := garbagePayload
+	return []staleCase{
 		{"flock-owner-dead", func(t *testing.T) []byte {
 			return mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true, "hostname": self.hostname})
 		}, 0, "30s", reasonOwnerDead},
@@ -206,7 +231,13 @@ func TestStaleReasons(t *testing.T) {
 		{"stale-unknown-pid-out-of-range", func(t *testing.T) []byte {
 			return []byte(`{"pid":4294967296}`)
 		}, time.Hour, "3s", reasonStaleUnknown},
+	}
+}
 
+// keptStaleCases are the lock files gwlock must leave alone.
+func keptStaleCases(self self) []staleCase {
+	garbage := garbagePayload
+	return []staleCase{
 		{"live-legacy-owner", func(t *testing.T) []byte {
 			pid := liveProcess(t)
 			st, _ := processStartTime(pid)
@@ -215,7 +246,7 @@ func TestStaleReasons(t *testing.T) {
 		{"live-legacy-owner-seed-schema", func(t *testing.T) []byte {
 			return mustJSON(t, map[string]any{"pid": liveProcess(t), "createdAt": "2026-01-01T00:00:00Z", "configPath": "/x"})
 		}, time.Hour, "3s", ""},
-		// Issue 9 (5): a shared filesystem whose flock is local-only (NFS
+		// A shared filesystem whose flock is local-only (NFS
 		// local_lock): the kernel lock is free here, yet another host's owner
 		// may be alive. It is unknown: kept while young or while its port answers.
 		{"flock-other-host-young", func(t *testing.T) []byte {
@@ -235,43 +266,36 @@ func TestStaleReasons(t *testing.T) {
 		{"pid-zero-never-probed", func(t *testing.T) []byte { return []byte(`{"pid":0}`) }, 0, "30s", ""},
 		{"pid-minus-one-never-probed", func(t *testing.T) []byte { return []byte(`{"pid":-1}`) }, 0, "30s", ""},
 	}
-	if self.bootID != "" {
-		cases = append(cases, staleCase{"host-rebooted", func(t *testing.T) []byte {
-			return mustJSON(t, map[string]any{"pid": liveProcess(t), "hostname": self.hostname, "bootId": "00000000-0000-0000-0000-000000000000"})
-		}, 0, "30s", reasonHostRebooted})
+}
+
+// checkStaleCase runs gwlock against the lock file tc leaves.
+func checkStaleCase(t *testing.T, tc staleCase) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "s.lock")
+	before := tc.payload(t)
+	writeLockFile(t, lock, before, tc.age)
+	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "300ms", "--stale", tc.stale, "--", testBinary(t), "helper:gateway")
+	if tc.reason == "" {
+		if r.code != exitBusy {
+			t.Fatalf("exit = %d, want %d (must not reclaim); stderr:\n%s", r.code, exitBusy, r.stderr)
+		}
+		if got, _ := os.ReadFile(lock); !bytes.Equal(got, before) {
+			t.Fatalf("lock file changed: %q, want %q", got, before)
+		}
+		if len(findEvents(r.events(), "stale-lock-recovered")) != 0 {
+			t.Fatalf("recovered a lock that must not be: %s", r.stderr)
+		}
+		return
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			dir := lockDir(t)
-			lock := filepath.Join(dir, "s.lock")
-			before := tc.payload(t)
-			writeLockFile(t, lock, before, tc.age)
-			r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "300ms", "--stale", tc.stale, "--", testBinary(t), "helper:gateway")
-			evs := r.events()
-			if tc.reason == "" {
-				if r.code != exitBusy {
-					t.Fatalf("exit = %d, want %d (must not reclaim); stderr:\n%s", r.code, exitBusy, r.stderr)
-				}
-				if got, _ := os.ReadFile(lock); !bytes.Equal(got, before) {
-					t.Fatalf("lock file changed: %q, want %q", got, before)
-				}
-				if len(findEvents(evs, "stale-lock-recovered")) != 0 {
-					t.Fatalf("recovered a lock that must not be: %s", r.stderr)
-				}
-				return
-			}
-			ev := mustRecover(t, r, tc.reason)
-			if w, _ := strconv.ParseFloat(ev["waited_ms"], 64); tc.age == 0 && w > 250 {
-				t.Errorf("recovery waited %.1f ms; a provably dead owner needs no waiting", w)
-			}
-		})
+	ev := mustRecover(t, r, tc.reason)
+	if w, _ := strconv.ParseFloat(ev["waited_ms"], 64); tc.age == 0 && w > 250 {
+		t.Errorf("recovery waited %.1f ms; a provably dead owner needs no waiting", w)
 	}
 }
 
 // TestLiveKernelHolderWins: a process that holds the kernel lock keeps the
 // lock whatever its payload says, even a dead PID or garbage. The report
-// never calls the dead PID alive (issue 9): the kernel lock was taken by a
+// never calls the dead PID alive: the kernel lock was taken by a
 // process the payload does not name (Linux tells from /proc/locks), so the
 // owner is unknown; elsewhere a dead launcher's held lock is orphaned.
 func TestLiveKernelHolderWins(t *testing.T) {
@@ -559,9 +583,12 @@ type fakeFacts struct {
 	pidns     string
 }
 
-func (f *fakeFacts) groupAlive(pgid, sid int) bool  { return sid == 9 && f.groups[pgid] }
-func (f *fakeFacts) lockCreator(fileID) (int, bool) { return 0, false }
-func (f *fakeFacts) tagged(string) (int, bool)      { return f.taggedPID, f.taggedPID > 0 }
+// errFakeUnknown is a fact fakeFacts was told it cannot learn.
+var errFakeUnknown = errors.New("fact not known to this fake host")
+
+func (f *fakeFacts) groupAlive(pgid, sid int) (bool, error) { return sid == 9 && f.groups[pgid], nil }
+func (f *fakeFacts) lockCreator(fileID) (int, error)        { return 0, errFakeUnknown }
+func (f *fakeFacts) tagged(string) (int, error)             { return f.taggedPID, nil }
 
 type fakeProcess struct {
 	state pidState
@@ -573,18 +600,39 @@ func (f *fakeFacts) bootID() string        { return f.boot }
 func (f *fakeFacts) pidNS() string         { return f.pidns }
 func (f *fakeFacts) selfPID() int          { return f.self }
 func (f *fakeFacts) selfStartTime() string { return f.selfStart }
-func (f *fakeFacts) probe(pid int) pidState {
+func (f *fakeFacts) probe(pid int) (pidState, error) {
 	f.probedPIDs = append(f.probedPIDs, pid)
+	st := f.state
 	if p, ok := f.others[pid]; ok {
-		return p.state
+		st = p.state
 	}
-	return f.state
+	if st == pidUnknown {
+		return st, errFakeUnknown
+	}
+	return st, nil
 }
-func (f *fakeFacts) startTime(pid int) (string, bool) {
+func (f *fakeFacts) startTime(pid int) (string, error) {
 	if p, ok := f.others[pid]; ok {
-		return p.start, p.start != ""
+		return knownIf(p.start, p.start != "")
 	}
-	return f.start, f.haveStart
+	return knownIf(f.start, f.haveStart)
+}
+
+func knownIf(start string, known bool) (string, error) {
+	if !known {
+		return "", errFakeUnknown
+	}
+	return start, nil
+}
+
+// judgeRaw judges raw as found in a file whose kernel lock we just took
+// (free) or that has none.
+func judgeRaw(raw []byte, age, stale time.Duration, free bool, h hostFacts) verdict {
+	lock := kernelNone
+	if free {
+		lock = kernelFree
+	}
+	return judge(evidence{raw: raw, age: age, lock: lock}, stale, h)
 }
 func (f *fakeFacts) listening(port int) bool {
 	f.probedPorts = append(f.probedPorts, port)
@@ -600,108 +648,115 @@ func TestJudgeOtherPIDNamespace(t *testing.T) {
 		return &fakeFacts{host: "h", boot: "b", self: 100, state: pidAbsent, pidns: "pid:[2]"}
 	}
 	f := facts()
-	if v := judgeOwner(raw, time.Second, time.Minute, true, f); v.status != ownerUnknown || v.reason != "" {
+	if v := judgeRaw(raw, time.Second, time.Minute, true, f); v.status != ownerUnknown || v.reason != "" {
 		t.Errorf("young lock from another PID namespace: %+v, want unknown and not reclaimable", v)
 	}
 	if len(f.probedPIDs) != 0 {
 		t.Errorf("probed pids %v of another PID namespace", f.probedPIDs)
 	}
-	if v := judgeOwner(raw, 2*time.Minute, time.Minute, true, facts()); v.reason != reasonStaleUnknown {
+	if v := judgeRaw(raw, 2*time.Minute, time.Minute, true, facts()); v.reason != reasonStaleUnknown {
 		t.Errorf("old lock from another PID namespace: %+v, want %s", v, reasonStaleUnknown)
 	}
 	f = facts()
 	f.taggedPID = 77
-	if v := judgeOwner(raw, time.Second, time.Minute, true, f); v.status != ownerOrphaned || v.gatewayPID != 77 {
+	if v := judgeRaw(raw, time.Second, time.Minute, true, f); v.status != ownerOrphaned || v.gatewayPID != 77 {
 		t.Errorf("its token found here: %+v, want orphaned with gateway 77", v)
 	}
 	f = facts()
 	f.pidns = "pid:[1]"
-	if v := judgeOwner(raw, time.Second, time.Minute, true, f); v.reason != reasonOwnerDead {
+	if v := judgeRaw(raw, time.Second, time.Minute, true, f); v.reason != reasonOwnerDead {
 		t.Errorf("same PID namespace, all dead: %+v, want %s", v, reasonOwnerDead)
 	}
 }
 
+// judgeCase is one judgement TestJudgeOwner checks: a payload of an age, a
+// kernel lock free or absent, and the facts of a host.
+type judgeCase struct {
+	name       string
+	raw        string
+	age        time.Duration
+	kernelFree bool
+	facts      func(*fakeFacts)
+	want       ownerStatus
+	reason     string
+}
+
+// judgeCases are decided against fakeFacts like judgeBase, changed by facts.
+var judgeCases = []judgeCase{
+	{"flock payload, kernel lock free", `{"pid":5,"flock":true,"startTime":"77","hostname":"h"}`, 0, true, nil, ownerDead, reasonOwnerDead},
+	// The gateway closed its lock descriptor and outlived its launcher:
+	// the kernel lock is free, yet the recorded gateway runs.
+	{"flock payload, kernel lock free, recorded gateway alive", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`, 0, true,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerOrphaned, ""},
+	{"flock payload, kernel lock free, recorded gateway pid reused", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`, 0, true,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "89"}} }, ownerDead, reasonOwnerDead},
+	{"flock payload, no kernel locks here", `{"pid":5,"flock":true,"startTime":"77","hostname":"h"}`, 0, false, nil, ownerAlive, ""},
+	// A free kernel lock proves nothing about another host's
+	// owner (NFS local_lock): it is unknown and follows the stale rule.
+	{"flock payload from another host, kernel lock free", `{"pid":5,"flock":true,"hostname":"x"}`, 0, true, nil, ownerUnknown, ""},
+	{"flock payload from another host, old, kernel lock free", `{"pid":5,"flock":true,"hostname":"x"}`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
+	{"flock payload without hostname, kernel lock free, pid alive", `{"pid":5,"flock":true,"startTime":"77"}`, 0, true, nil, ownerAlive, ""},
+	{"flock payload from a rebooted host", `{"pid":5,"flock":true,"hostname":"h","bootId":"old"}`, 0, true, nil, ownerDead, reasonHostRebooted},
+	// Without a kernel lock, a dead launcher whose recorded
+	// gateway still lives is an orphaned owner, never a dead one.
+	{"launcher dead, gateway alive", `{"pid":5,"childPid":6,"childStartTime":"88"}`, time.Hour, false,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerOrphaned, ""},
+	{"launcher pid reused, gateway alive", `{"pid":5,"startTime":"70","childPid":6,"childStartTime":"88"}`, 0, false,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{6: {pidPresent, "88"}} }, ownerOrphaned, ""},
+	{"launcher dead, gateway pid reused", `{"pid":5,"childPid":6,"childStartTime":"88"}`, 0, false,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "99"}} }, ownerDead, reasonOwnerDead},
+	{"launcher dead, gateway without start time", `{"pid":5,"childPid":6}`, 0, false,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerDead, reasonOwnerDead},
+	// A wrapper's child left in the gateway's process group,
+	// and a daemon recorded as a descendant, keep the tree alive.
+	{"launcher and gateway dead, its group lives", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","sessionId":9}`, 0, true,
+		func(f *fakeFacts) {
+			f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}}
+			f.groups = map[int]bool{6: true}
+		}, ownerOrphaned, ""},
+	{"launcher and gateway dead, recorded daemon alive", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","descendants":[{"pid":7,"startTime":"99"}]}`, 0, true,
+		func(f *fakeFacts) {
+			f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}, 7: {pidPresent, "99"}}
+		}, ownerOrphaned, ""},
+	{"launcher and gateway dead, recorded daemon reused", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","descendants":[{"pid":7,"startTime":"99"}]}`, 0, true,
+		func(f *fakeFacts) {
+			f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}, 7: {pidPresent, "98"}}
+			f.groups = map[int]bool{7: true}
+		}, ownerDead, reasonOwnerDead},
+	{"launcher dead, gateway dead", `{"pid":5,"childPid":6,"childStartTime":"88"}`, 0, false,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}} }, ownerDead, reasonOwnerDead},
+	{"other host", `{"pid":5,"hostname":"x"}`, 0, true, nil, ownerUnknown, ""},
+	{"other host, old", `{"pid":5,"hostname":"x"}`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
+	{"other host, old, port listening", `{"pid":5,"hostname":"x","port":80}`, time.Hour, true, func(f *fakeFacts) { f.listen = true }, ownerAlive, ""},
+	{"rebooted", `{"pid":5,"bootId":"old"}`, 0, true, nil, ownerDead, reasonHostRebooted},
+	{"no such pid", `{"pid":5}`, 0, true, func(f *fakeFacts) { f.state = pidAbsent }, ownerDead, reasonOwnerDead},
+	{"pid reused", `{"pid":5,"startTime":"76"}`, 0, true, nil, ownerDead, reasonPIDReused},
+	{"pid alive, same start", `{"pid":5,"startTime":"77"}`, time.Hour, true, nil, ownerAlive, ""},
+	{"pid alive, start unreadable", `{"pid":5,"startTime":"76"}`, 0, true, func(f *fakeFacts) { f.haveStart = false }, ownerAlive, ""},
+	{"pid alive, port free", `{"pid":5,"port":80}`, time.Hour, true, nil, ownerAlive, ""},
+	{"our own pid, not our start", `{"pid":100}`, 0, true, nil, ownerDead, reasonPIDReused},
+	{"our own pid, our start", `{"pid":100,"startTime":"55"}`, 0, true, nil, ownerAlive, ""},
+	{"pid unknown state, old", `{"pid":5}`, time.Hour, true, func(f *fakeFacts) { f.state = pidUnknown }, ownerUnknown, reasonStaleUnknown},
+	{"garbage, young", `xx`, time.Second, true, nil, ownerUnknown, ""},
+	{"garbage, old", `xx`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
+	// The clock was set back after the file was written: its mtime is in
+	// the future, and a negative age must never read as stale.
+	{"garbage, mtime in the future", `xx`, -time.Hour, true, nil, ownerUnknown, ""},
+	{"other host, mtime in the future", `{"pid":5,"hostname":"x"}`, -time.Hour, true, nil, ownerUnknown, ""},
+	{"empty, tiny stale still waits birth grace", ``, time.Second, true, nil, ownerUnknown, ""},
+	{"pid 0", `{"pid":0}`, 0, true, nil, ownerUnknown, ""},
+	{"pid 2^32", `{"pid":4294967296}`, 0, true, nil, ownerUnknown, ""},
+	{"wrong type", `{"pid":"5"}`, 0, true, nil, ownerUnknown, ""},
+}
+
+func judgeBase() *fakeFacts {
+	return &fakeFacts{host: "h", boot: "b", self: 100, selfStart: "55", state: pidPresent, start: "77", haveStart: true}
+}
+
 func TestJudgeOwner(t *testing.T) {
 	const stale = 30 * time.Second
-	base := func() *fakeFacts {
-		return &fakeFacts{host: "h", boot: "b", self: 100, selfStart: "55", state: pidPresent, start: "77", haveStart: true}
-	}
-	tests := []struct {
-		name       string
-		raw        string
-		age        time.Duration
-		kernelFree bool
-		facts      func(*fakeFacts)
-		want       ownerStatus
-		reason     string
-	}{
-		{"flock payload, kernel lock free", `{"pid":5,"flock":true,"startTime":"77","hostname":"h"}`, 0, true, nil, ownerDead, reasonOwnerDead},
-		// The gateway closed its lock descriptor and outlived its launcher:
-		// the kernel lock is free, yet the recorded gateway runs.
-		{"flock payload, kernel lock free, recorded gateway alive", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`, 0, true,
-			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerOrphaned, ""},
-		{"flock payload, kernel lock free, recorded gateway pid reused", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88"}`, 0, true,
-			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "89"}} }, ownerDead, reasonOwnerDead},
-		{"flock payload, no kernel locks here", `{"pid":5,"flock":true,"startTime":"77","hostname":"h"}`, 0, false, nil, ownerAlive, ""},
-		// Issue 9 (5): a free kernel lock proves nothing about another host's
-		// owner (NFS local_lock): it is unknown and follows the stale rule.
-		{"flock payload from another host, kernel lock free", `{"pid":5,"flock":true,"hostname":"x"}`, 0, true, nil, ownerUnknown, ""},
-		{"flock payload from another host, old, kernel lock free", `{"pid":5,"flock":true,"hostname":"x"}`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
-		{"flock payload without hostname, kernel lock free, pid alive", `{"pid":5,"flock":true,"startTime":"77"}`, 0, true, nil, ownerAlive, ""},
-		{"flock payload from a rebooted host", `{"pid":5,"flock":true,"hostname":"h","bootId":"old"}`, 0, true, nil, ownerDead, reasonHostRebooted},
-		// Issue 9 (4): without a kernel lock, a dead launcher whose recorded
-		// gateway still lives is an orphaned owner, never a dead one.
-		{"launcher dead, gateway alive", `{"pid":5,"childPid":6,"childStartTime":"88"}`, time.Hour, false,
-			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerOrphaned, ""},
-		{"launcher pid reused, gateway alive", `{"pid":5,"startTime":"70","childPid":6,"childStartTime":"88"}`, 0, false,
-			func(f *fakeFacts) { f.others = map[int]fakeProcess{6: {pidPresent, "88"}} }, ownerOrphaned, ""},
-		{"launcher dead, gateway pid reused", `{"pid":5,"childPid":6,"childStartTime":"88"}`, 0, false,
-			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "99"}} }, ownerDead, reasonOwnerDead},
-		{"launcher dead, gateway without start time", `{"pid":5,"childPid":6}`, 0, false,
-			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerDead, reasonOwnerDead},
-		// Issue 9: a wrapper's child left in the gateway's process group,
-		// and a daemon recorded as a descendant, keep the tree alive.
-		{"launcher and gateway dead, its group lives", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","sessionId":9}`, 0, true,
-			func(f *fakeFacts) {
-				f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}}
-				f.groups = map[int]bool{6: true}
-			}, ownerOrphaned, ""},
-		{"launcher and gateway dead, recorded daemon alive", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","descendants":[{"pid":7,"startTime":"99"}]}`, 0, true,
-			func(f *fakeFacts) {
-				f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}, 7: {pidPresent, "99"}}
-			}, ownerOrphaned, ""},
-		{"launcher and gateway dead, recorded daemon reused", `{"pid":5,"flock":true,"hostname":"h","childPid":6,"childStartTime":"88","descendants":[{"pid":7,"startTime":"99"}]}`, 0, true,
-			func(f *fakeFacts) {
-				f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}, 7: {pidPresent, "98"}}
-				f.groups = map[int]bool{7: true}
-			}, ownerDead, reasonOwnerDead},
-		{"launcher dead, gateway dead", `{"pid":5,"childPid":6,"childStartTime":"88"}`, 0, false,
-			func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {state: pidAbsent}} }, ownerDead, reasonOwnerDead},
-		{"other host", `{"pid":5,"hostname":"x"}`, 0, true, nil, ownerUnknown, ""},
-		{"other host, old", `{"pid":5,"hostname":"x"}`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
-		{"other host, old, port listening", `{"pid":5,"hostname":"x","port":80}`, time.Hour, true, func(f *fakeFacts) { f.listen = true }, ownerAlive, ""},
-		{"rebooted", `{"pid":5,"bootId":"old"}`, 0, true, nil, ownerDead, reasonHostRebooted},
-		{"no such pid", `{"pid":5}`, 0, true, func(f *fakeFacts) { f.state = pidAbsent }, ownerDead, reasonOwnerDead},
-		{"pid reused", `{"pid":5,"startTime":"76"}`, 0, true, nil, ownerDead, reasonPIDReused},
-		{"pid alive, same start", `{"pid":5,"startTime":"77"}`, time.Hour, true, nil, ownerAlive, ""},
-		{"pid alive, start unreadable", `{"pid":5,"startTime":"76"}`, 0, true, func(f *fakeFacts) { f.haveStart = false }, ownerAlive, ""},
-		{"pid alive, port free", `{"pid":5,"port":80}`, time.Hour, true, nil, ownerAlive, ""},
-		{"our own pid, not our start", `{"pid":100}`, 0, true, nil, ownerDead, reasonPIDReused},
-		{"our own pid, our start", `{"pid":100,"startTime":"55"}`, 0, true, nil, ownerAlive, ""},
-		{"pid unknown state, old", `{"pid":5}`, time.Hour, true, func(f *fakeFacts) { f.state = pidUnknown }, ownerUnknown, reasonStaleUnknown},
-		{"garbage, young", `xx`, time.Second, true, nil, ownerUnknown, ""},
-		{"garbage, old", `xx`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
-		// The clock was set back after the file was written: its mtime is in
-		// the future, and a negative age must never read as stale.
-		{"garbage, mtime in the future", `xx`, -time.Hour, true, nil, ownerUnknown, ""},
-		{"other host, mtime in the future", `{"pid":5,"hostname":"x"}`, -time.Hour, true, nil, ownerUnknown, ""},
-		{"empty, tiny stale still waits birth grace", ``, time.Second, true, nil, ownerUnknown, ""},
-		{"pid 0", `{"pid":0}`, 0, true, nil, ownerUnknown, ""},
-		{"pid 2^32", `{"pid":4294967296}`, 0, true, nil, ownerUnknown, ""},
-		{"wrong type", `{"pid":"5"}`, 0, true, nil, ownerUnknown, ""},
-	}
-	for _, tc := range tests {
-		f := base()
+	for _, tc := range judgeCases {
+		f := judgeBase()
 		if tc.facts != nil {
 			tc.facts(f)
 		}
@@ -709,7 +764,7 @@ func TestJudgeOwner(t *testing.T) {
 		if tc.name == "empty, tiny stale still waits birth grace" {
 			s = time.Millisecond
 		}
-		v := judgeOwner([]byte(tc.raw), tc.age, s, tc.kernelFree, f)
+		v := judgeRaw([]byte(tc.raw), tc.age, s, tc.kernelFree, f)
 		if v.status != tc.want || v.reason != tc.reason {
 			t.Errorf("%s: judgeOwner = (%s, %q), want (%s, %q)", tc.name, v.status, v.reason, tc.want, tc.reason)
 		}
@@ -734,33 +789,49 @@ func FuzzJudgeOwner(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte, ageNS, staleNS int64, kernelFree bool, state uint8, haveStart, listen bool) {
 		facts := &fakeFacts{host: "h", boot: "b", self: 100, selfStart: "55", state: pidState(state % 3), start: "77", haveStart: haveStart, listen: listen}
 		age, stale := time.Duration(ageNS), time.Duration(staleNS)
-		v := judgeOwner(raw, age, stale, kernelFree, facts)
-		for _, pid := range facts.probedPIDs {
-			if pid <= 0 || pid > maxPID {
-				t.Fatalf("probed pid %d", pid)
-			}
-		}
-		if v.reason != "" && v.status == ownerAlive {
-			t.Fatalf("reclaim of an owner judged alive: %+v", v)
-		}
-		if v.reason == reasonStaleUnknown && (age < stale || age < bornGrace) {
-			t.Fatalf("stale-unknown-owner at age %v with stale %v", age, stale)
-		}
-		if v.reason == reasonStaleUnknown && listen && len(facts.probedPorts) > 0 {
-			t.Fatalf("reclaimed an owner whose port listens")
-		}
-		p, err := parsePayload(raw)
-		if err != nil && v.reason != "" && v.reason != reasonStaleUnknown {
-			t.Fatalf("unparsable payload reclaimed as %s", v.reason)
-		}
-		sameHost := err == nil && p.Hostname == facts.host && (p.BootID == "" || p.BootID == facts.boot)
-		if sameHost && p.Flock && kernelFree && v.reason != reasonOwnerDead && v.status != ownerOrphaned {
-			t.Fatalf("this host's flock payload with a free kernel lock not owner-dead: %+v", v)
-		}
-		if err == nil && p.Hostname != "" && p.Hostname != facts.host && v.reason != "" && v.reason != reasonStaleUnknown {
-			t.Fatalf("another host's owner reclaimed as %s: %+v", v.reason, v)
-		}
+		v := judgeRaw(raw, age, stale, kernelFree, facts)
+		checkJudgedByRule(t, v, facts, age, stale, listen)
+		checkJudgedByPayload(t, v, facts, raw, kernelFree)
 	})
+}
+
+// checkJudgedByRule: whatever the payload, no invalid pid is probed, no
+// owner judged alive is reclaimed, and an unknown one only past --stale and
+// the birth grace with its port silent.
+func checkJudgedByRule(t *testing.T, v verdict, facts *fakeFacts, age, stale time.Duration, listen bool) {
+	t.Helper()
+	for _, pid := range facts.probedPIDs {
+		if pid <= 0 || pid > maxPID {
+			t.Fatalf("probed pid %d", pid)
+		}
+	}
+	if v.reason != "" && v.status == ownerAlive {
+		t.Fatalf("reclaim of an owner judged alive: %+v", v)
+	}
+	if v.reason == reasonStaleUnknown && (age < stale || age < bornGrace) {
+		t.Fatalf("stale-unknown-owner at age %v with stale %v", age, stale)
+	}
+	if v.reason == reasonStaleUnknown && listen && len(facts.probedPorts) > 0 {
+		t.Fatalf("reclaimed an owner whose port listens")
+	}
+}
+
+// checkJudgedByPayload: an unparsable payload or another host's is reclaimed
+// only as stale, and this host's flock payload with a free kernel lock is
+// dead or orphaned.
+func checkJudgedByPayload(t *testing.T, v verdict, facts *fakeFacts, raw []byte, kernelFree bool) {
+	t.Helper()
+	p, err := parsePayload(raw)
+	if err != nil && v.reason != "" && v.reason != reasonStaleUnknown {
+		t.Fatalf("unparsable payload reclaimed as %s", v.reason)
+	}
+	sameHost := err == nil && p.Hostname == facts.host && (p.BootID == "" || p.BootID == facts.boot)
+	if sameHost && p.Flock && kernelFree && v.reason != reasonOwnerDead && v.status != ownerOrphaned {
+		t.Fatalf("this host's flock payload with a free kernel lock not owner-dead: %+v", v)
+	}
+	if err == nil && p.Hostname != "" && p.Hostname != facts.host && v.reason != "" && v.reason != reasonStaleUnknown {
+		t.Fatalf("another host's owner reclaimed as %s: %+v", v.reason, v)
+	}
 }
 
 func TestEncodeKeepsLength(t *testing.T) {
@@ -791,7 +862,7 @@ func TestDerivedLockName(t *testing.T) {
 	}
 }
 
-// TestPayloadFields: the payload of a running gwlock says what DESIGN.md
+// TestPayloadFields: the payload of a running gwlock says what the payload's documentation
 // promises, read from the lock file while it is held.
 func TestPayloadFields(t *testing.T) {
 	dir := lockDir(t)

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/windows"
@@ -439,62 +438,6 @@ func defaultLockDir() string {
 	return filepath.Join(os.TempDir(), "gwlock-"+os.Getenv("USERNAME"))
 }
 
-func processProbe(pid int) pidState {
-	if pid <= 0 {
-		return pidUnknown
-	}
-	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION|windows.SYNCHRONIZE, false, uint32(pid))
-	switch err {
-	case nil:
-	case windows.ERROR_INVALID_PARAMETER:
-		return pidAbsent
-	case windows.ERROR_ACCESS_DENIED:
-		return pidPresent
-	default:
-		return pidUnknown
-	}
-	defer windows.CloseHandle(h)
-	return processRunning(h)
-}
-
-// processRunning judges a process by its handle's signalled state, which is
-// set exactly when it has exited. GetExitCodeProcess cannot tell: a process
-// that exited with code 259 reads as STILL_ACTIVE (its docs warn of this),
-// and the object of an exited process lives on while anyone has a handle.
-func processRunning(h windows.Handle) pidState {
-	switch ev, _ := windows.WaitForSingleObject(h, 0); ev {
-	case uint32(windows.WAIT_TIMEOUT):
-		return pidPresent
-	case windows.WAIT_OBJECT_0:
-		return pidAbsent
-	}
-	return pidUnknown
-}
-
-// processStartTime is the process's creation time as a FILETIME count.
-func processStartTime(pid int) (string, bool) {
-	if pid <= 0 {
-		return "", false
-	}
-	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION|windows.SYNCHRONIZE, false, uint32(pid))
-	if err != nil {
-		return "", false
-	}
-	defer windows.CloseHandle(h)
-	// An exited process's object can outlive it while handles remain: only
-	// a running process has a start time worth comparing.
-	if processRunning(h) != pidPresent {
-		return "", false
-	}
-	var created, exited, kernel, user windows.Filetime
-	if windows.GetProcessTimes(h, &created, &exited, &kernel, &user) != nil {
-		return "", false
-	}
-	return strconv.FormatUint(uint64(created.HighDateTime)<<32|uint64(created.LowDateTime), 10), true
-}
-
-func bootID() string { return "" }
-
 func setSubreaper() error { return errors.New("--subreaper is Linux only") }
 
 // stdUsable says, for stdin, stdout and stderr, whether the handle Windows
@@ -530,13 +473,6 @@ func usableStderr() io.Writer {
 
 // id is the file's identity, (volume serial, file index).
 func (f *lockFile) id() fileID { return fileID{uint64(f.vol), f.idx} }
-
-// processGroupAlive: Windows process groups are console groups that die with
-// their processes; the job object, not the group, outlives nothing.
-func processGroupAlive(int, int) bool { return false }
-
-// sessionID: Windows has no POSIX sessions.
-func sessionID() int { return 0 }
 
 // inheritable: none. A LockFileEx lock belongs to the process that took it and
 // ends when that process closes its handle, so an inherited handle would keep

@@ -146,63 +146,75 @@ func TestDefaultLockDirIgnoresEnvironment(t *testing.T) {
 // running and starts none. As root and as an ordinary user, real processes.
 func TestTwoEnvironmentsOneConfig(t *testing.T) {
 	for _, uid := range []int{0, victim} {
-		t.Run("uid-"+strconv.Itoa(uid), func(t *testing.T) {
-			root := fakeRoot(t)
-			home := userDir(t, root, uid)
-			login, other := filepath.Join(home, "xdg"), filepath.Join(home, "tmp")
-			for _, d := range []string{login, other} {
-				if err := os.Mkdir(d, 0o700); err != nil {
-					t.Fatal(err)
-				}
-				_ = os.Chown(d, uid, uid)
-			}
-			cfg, pidfile := filepath.Join(home, "gw.json"), filepath.Join(home, "pid")
-			exe := testBinary(t)
-			if uid != 0 {
-				exe = sharedTestBinary(t)
-			}
-			// The first gateway runs until stopped; a second one would exit at once.
-			start := func(sleep string, env ...string) *exec.Cmd {
-				cmd := helperCmd(t, "gwlock-in", root, "run", "--config", cfg, "--timeout", "0", "--",
-					exe, "helper:gateway", "-sleep", sleep, "-pidfile", pidfile)
-				cmd.Env = append(cmd.Env, env...)
-				if uid != 0 {
-					asUser(t, cmd, uid, exe)
-				}
-				return cmd
-			}
-			first := start("60s", "XDG_RUNTIME_DIR="+login, "TMPDIR="+login)
-			var firstErr lockedBuffer
-			first.Stderr = &firstErr
-			if err := first.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				_ = first.Process.Kill()
-				for _, pid := range readPIDs(t, pidfile) {
-					_ = syscall.Kill(pid, syscall.SIGKILL)
-				}
-			})
-			waitFile(t, pidfile)
-			second := runCmd(t, start("1ms", "XDG_RUNTIME_DIR=", "TMPDIR="+other, "TMP="+other))
-			if second.code != exitBusy {
-				t.Fatalf("second starter (no XDG_RUNTIME_DIR, other TMPDIR): exit %d, want %d: two gateways for one config\nfirst:\n%s\nsecond:\n%s",
-					second.code, exitBusy, firstErr.String(), second.stderr)
-			}
-			want := filepath.Join(defaultLockDirUnder(root, uid), derivedLockName(cfg))
-			for name, out := range map[string]string{"first": firstErr.String(), "second": second.stderr} {
-				if ev := mustEvent(t, parseLogfmt(out), "acquire-start", "lock"); ev["lock"] != want {
-					t.Errorf("%s starter's lock = %s, want %s", name, ev["lock"], want)
-				}
-			}
-			if pids := readPIDs(t, pidfile); len(pids) != 1 {
-				t.Fatalf("%d gateways started, want 1", len(pids))
-			}
-			_ = first.Process.Signal(syscall.SIGTERM)
-			if err := first.Wait(); err == nil || first.ProcessState.ExitCode() != 128+int(syscall.SIGTERM) {
-				t.Fatalf("first starter after SIGTERM: %v, want exit %d", err, 128+int(syscall.SIGTERM))
-			}
-		})
+		t.Run("uid-"+strconv.Itoa(uid), func(t *testing.T) { checkOneGatewayPerConfig(t, uid) })
+	}
+}
+
+// envStarter starts `gwlock run` for one config as uid, in a fake root.
+type envStarter struct {
+	root, cfg, pidfile, exe string
+	uid                     int
+}
+
+// command runs a gateway that sleeps for sleep (the first runs until
+// stopped; a second would exit at once), with env added.
+func (s envStarter) command(t *testing.T, sleep string, env ...string) *exec.Cmd {
+	cmd := helperCmd(t, "gwlock-in", s.root, "run", "--config", s.cfg, "--timeout", "0", "--",
+		s.exe, "helper:gateway", "-sleep", sleep, "-pidfile", s.pidfile)
+	cmd.Env = append(cmd.Env, env...)
+	if s.uid != 0 {
+		asUser(t, cmd, s.uid, s.exe)
+	}
+	return cmd
+}
+
+// checkOneGatewayPerConfig starts two gwlocks for one config as uid with
+// different XDG_RUNTIME_DIR and TMPDIR: both name the same lock, and the
+// second finds the first's gateway.
+func checkOneGatewayPerConfig(t *testing.T, uid int) {
+	root := fakeRoot(t)
+	home := userDir(t, root, uid)
+	login, other := filepath.Join(home, "xdg"), filepath.Join(home, "tmp")
+	for _, d := range []string{login, other} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Chown(d, uid, uid)
+	}
+	s := envStarter{root: root, cfg: filepath.Join(home, "gw.json"), pidfile: filepath.Join(home, "pid"), exe: testBinary(t), uid: uid}
+	if uid != 0 {
+		s.exe = sharedTestBinary(t)
+	}
+	first := s.command(t, "60s", "XDG_RUNTIME_DIR="+login, "TMPDIR="+login)
+	var firstErr lockedBuffer
+	first.Stderr = &firstErr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = first.Process.Kill()
+		for _, pid := range readPIDs(t, s.pidfile) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	waitFile(t, s.pidfile)
+	second := runCmd(t, s.command(t, "1ms", "XDG_RUNTIME_DIR=", "TMPDIR="+other, "TMP="+other))
+	if second.code != exitBusy {
+		t.Fatalf("second starter (no XDG_RUNTIME_DIR, other TMPDIR): exit %d, want %d: two gateways for one config\nfirst:\n%s\nsecond:\n%s",
+			second.code, exitBusy, firstErr.String(), second.stderr)
+	}
+	want := filepath.Join(defaultLockDirUnder(root, uid), derivedLockName(s.cfg))
+	for name, out := range map[string]string{"first": firstErr.String(), "second": second.stderr} {
+		if ev := mustEvent(t, parseLogfmt(out), "acquire-start", "lock"); ev["lock"] != want {
+			t.Errorf("%s starter's lock = %s, want %s", name, ev["lock"], want)
+		}
+	}
+	if pids := readPIDs(t, s.pidfile); len(pids) != 1 {
+		t.Fatalf("%d gateways started, want 1", len(pids))
+	}
+	_ = first.Process.Signal(syscall.SIGTERM)
+	if err := first.Wait(); err == nil || first.ProcessState.ExitCode() != 128+int(syscall.SIGTERM) {
+		t.Fatalf("first starter after SIGTERM: %v, want exit %d", err, 128+int(syscall.SIGTERM))
 	}
 }
 
@@ -215,69 +227,80 @@ func TestTwoEnvironmentsOneConfig(t *testing.T) {
 func TestSquattedDefaultDir(t *testing.T) {
 	requireRoot(t)
 	squats := map[string]func(t *testing.T, path, bait string){
-		"directory": func(t *testing.T, path, _ string) {
-			if err := os.Mkdir(path, 0o777); err != nil {
-				t.Fatal(err)
-			}
-			mustChmod(t, path, 0o777)
-			mustChown(t, path, nobody)
-		},
-		"symlink": func(t *testing.T, path, bait string) {
-			if err := os.Symlink(bait, path); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Lchown(path, nobody, nobody); err != nil {
-				t.Fatal(err)
-			}
-		},
-		"file": func(t *testing.T, path, _ string) {
-			writeLockFile(t, path, []byte("squat"), 0)
-			mustChmod(t, path, 0o666)
-			mustChown(t, path, nobody)
-		},
+		"directory": squatWithDir,
+		"symlink":   squatWithLink,
+		"file":      squatWithFile,
 	}
 	for name, squat := range squats {
-		t.Run(name, func(t *testing.T) {
-			root := fakeRoot(t)
-			home := userDir(t, root, victim)
-			bait := userDir(t, root, nobody)
-			mustChmod(t, bait, 0o777)
-			def := defaultLockDirUnder(root, victim)
-			squat(t, def, bait)
-			pidfile := filepath.Join(home, "pid")
-			cmd := asUser(t, helperCmd(t, "gwlock-in", root, "run", "--config", filepath.Join(home, "gw.json"), "--",
-				"/bin/sh", "-c", "echo $$ > "+pidfile), victim, sharedTestBinary(t))
-			before := time.Now()
-			r := runCmd(t, cmd)
-			if r.code != exitUnsafe {
-				t.Fatalf("exit %d, want %d\n%s", r.code, exitUnsafe, r.stderr)
-			}
-			if took := time.Since(before); took > eventWait {
-				t.Errorf("refusal took %s", took)
-			}
-			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-			last := lines[len(lines)-1]
-			for _, want := range []string{"gwlock: lock dir " + def, "uid 65534", "--lock-dir", "hint:"} {
-				if !strings.Contains(last, want) {
-					t.Errorf("error line %q lacks %q", last, want)
-				}
-			}
-			if _, err := os.Stat(pidfile); err == nil {
-				t.Error("the gateway started")
-			}
-			if ents, _ := os.ReadDir(bait); len(ents) != 1 { // gw.json only
-				t.Errorf("the squatter's directory holds %d entries, want 1: written through the squat", len(ents))
-			}
-			if fi, err := os.Lstat(def); err != nil || int(fi.Sys().(*syscall.Stat_t).Uid) != nobody {
-				t.Errorf("the squatted path changed: %v", err)
-			}
-			// Root's default is not in the squattable tmp: the same squat of
-			// root's name there changes nothing for root.
-			squat(t, filepath.Join(root, "tmp", "gwlock-0"), bait)
-			if r := runCmd(t, helperCmd(t, "gwlock-in", root, "run", "--config", filepath.Join(home, "gw.json"), "--", "true")); r.code != 0 {
-				t.Fatalf("root beside a squatted %s/gwlock-0: exit %d, want 0\n%s", filepath.Join(root, "tmp"), r.code, r.stderr)
-			}
-		})
+		t.Run(name, func(t *testing.T) { checkSquatRefused(t, squat) })
+	}
+}
+
+func squatWithDir(t *testing.T, path, _ string) {
+	if err := os.Mkdir(path, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	mustChmod(t, path, 0o777)
+	mustChown(t, path, nobody)
+}
+
+func squatWithLink(t *testing.T, path, bait string) {
+	if err := os.Symlink(bait, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(path, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func squatWithFile(t *testing.T, path, _ string) {
+	writeLockFile(t, path, []byte("squat"), 0)
+	mustChmod(t, path, 0o666)
+	mustChown(t, path, nobody)
+}
+
+// checkSquatRefused: the victim's default dir squatted by nobody is refused
+// at once in one line naming the squatter, nothing is written through it,
+// and root, whose default is elsewhere, is not hindered by the same squat.
+func checkSquatRefused(t *testing.T, squat func(t *testing.T, path, bait string)) {
+	root := fakeRoot(t)
+	home := userDir(t, root, victim)
+	bait := userDir(t, root, nobody)
+	mustChmod(t, bait, 0o777)
+	def := defaultLockDirUnder(root, victim)
+	squat(t, def, bait)
+	pidfile := filepath.Join(home, "pid")
+	cmd := asUser(t, helperCmd(t, "gwlock-in", root, "run", "--config", filepath.Join(home, "gw.json"), "--",
+		"/bin/sh", "-c", "echo $$ > "+pidfile), victim, sharedTestBinary(t))
+	before := time.Now()
+	r := runCmd(t, cmd)
+	if r.code != exitUnsafe {
+		t.Fatalf("exit %d, want %d\n%s", r.code, exitUnsafe, r.stderr)
+	}
+	if took := time.Since(before); took > eventWait {
+		t.Errorf("refusal took %s", took)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	last := lines[len(lines)-1]
+	for _, want := range []string{"gwlock: lock dir " + def, "uid 65534", "--lock-dir", "hint:"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("error line %q lacks %q", last, want)
+		}
+	}
+	if _, err := os.Stat(pidfile); err == nil {
+		t.Error("the gateway started")
+	}
+	if ents, _ := os.ReadDir(bait); len(ents) != 1 { // gw.json only
+		t.Errorf("the squatter's directory holds %d entries, want 1: written through the squat", len(ents))
+	}
+	if fi, err := os.Lstat(def); err != nil || int(fi.Sys().(*syscall.Stat_t).Uid) != nobody {
+		t.Errorf("the squatted path changed: %v", err)
+	}
+	// Root's default is not in the squattable tmp: the same squat of
+	// root's name there changes nothing for root.
+	squat(t, filepath.Join(root, "tmp", "gwlock-0"), bait)
+	if r := runCmd(t, helperCmd(t, "gwlock-in", root, "run", "--config", filepath.Join(home, "gw.json"), "--", "true")); r.code != 0 {
+		t.Fatalf("root beside a squatted %s/gwlock-0: exit %d, want 0\n%s", filepath.Join(root, "tmp"), r.code, r.stderr)
 	}
 }
 
@@ -288,7 +311,7 @@ func mustChown(t *testing.T, path string, uid int) {
 	}
 }
 
-// TestExplicitPathSymlinks (issue 10, case 7): an explicit lock path may go
+// TestExplicitPathSymlinks: an explicit lock path may go
 // through symlinks that only root or we can have made or changed (owned by
 // root or us, in a directory owned by root or us that nobody else can
 // write), like /var/run -> /run or macOS /tmp -> /private/tmp. Any other
@@ -297,40 +320,67 @@ func mustChown(t *testing.T, path string, uid int) {
 func TestExplicitPathSymlinks(t *testing.T) {
 	requireRoot(t)
 	root := fakeRoot(t)
+	real := plantLinkTree(t, root)
+	for _, tc := range explicitPathCases(t, root, real) {
+		t.Run(tc.name, func(t *testing.T) { checkExplicitPath(t, real, tc) })
+	}
+	// This host's own /var/run, if it is root's symlink to /run: status
+	// reads through it (and creates nothing).
+	if target, err := os.Readlink("/var/run"); err == nil {
+		lock := "/var/run/gwlock-test-" + strconv.Itoa(os.Getpid()) + ".lock"
+		if r := runGwlock(t, nil, "status", "--lock", lock); r.code != statusNotRunning {
+			t.Errorf("status --lock %s (/var/run -> %s): exit %d, want %d\n%s", lock, target, r.code, statusNotRunning, r.stderr)
+		}
+	}
+}
+
+func mustMkdirOwned(t *testing.T, path string, mode os.FileMode, uid int) {
+	t.Helper()
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustChmod(t, path, mode)
+	mustChown(t, path, uid)
+}
+
+func mustLinkOwned(t *testing.T, target, path string, uid int) {
+	t.Helper()
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(path, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// plantLinkTree makes root/real, the lock dir, and the links to it that
+// explicitPathCases walk; it returns root/real.
+func plantLinkTree(t *testing.T, root string) string {
 	real := filepath.Join(root, "real")
-	mkdir := func(path string, mode os.FileMode, uid int) {
-		t.Helper()
-		if err := os.Mkdir(path, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		mustChmod(t, path, mode)
-		mustChown(t, path, uid)
-	}
-	link := func(target, path string, uid int) {
-		t.Helper()
-		if err := os.Symlink(target, path); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Lchown(path, uid, uid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mkdir(real, 0o700, 0)
-	mkdir(filepath.Join(root, "var"), 0o755, 0)
-	link("../real", filepath.Join(root, "var", "run"), 0)                  // root's, in root's 0755 dir
-	link(filepath.Join(root, "var"), filepath.Join(root, "sys-var"), 0)    // a chain: sys-var -> var, var/run -> ../real
-	link(real, filepath.Join(root, "tmp", "in-tmp"), 0)                    // root's, in a dir anyone writes
-	link(filepath.Join(root, "var"), filepath.Join(root, "tmp", "var"), 0) // the same, to a dir
-	link(real, filepath.Join(root, "var", "nobodys"), nobody)              // nobody's
-	mkdir(filepath.Join(root, "nbhome"), 0o755, nobody)                    // nobody's dir
-	link(real, filepath.Join(root, "nbhome", "link"), 0)                   // root's link in it
-	link("loop", filepath.Join(root, "var", "loop"), 0)                    // a loop of trusted links
-	for _, tc := range []struct {
-		name     string
-		args     []string
-		code     int
-		mentions []string
-	}{
+	mustMkdirOwned(t, real, 0o700, 0)
+	mustMkdirOwned(t, filepath.Join(root, "var"), 0o755, 0)
+	mustLinkOwned(t, "../real", filepath.Join(root, "var", "run"), 0)                  // root's, in root's 0755 dir
+	mustLinkOwned(t, filepath.Join(root, "var"), filepath.Join(root, "sys-var"), 0)    // a chain: sys-var -> var, var/run -> ../real
+	mustLinkOwned(t, real, filepath.Join(root, "tmp", "in-tmp"), 0)                    // root's, in a dir anyone writes
+	mustLinkOwned(t, filepath.Join(root, "var"), filepath.Join(root, "tmp", "var"), 0) // the same, to a dir
+	mustLinkOwned(t, real, filepath.Join(root, "var", "nobodys"), nobody)              // nobody's
+	mustMkdirOwned(t, filepath.Join(root, "nbhome"), 0o755, nobody)                    // nobody's dir
+	mustLinkOwned(t, real, filepath.Join(root, "nbhome", "link"), 0)                   // root's link in it
+	mustLinkOwned(t, "loop", filepath.Join(root, "var", "loop"), 0)                    // a loop of trusted links
+	return real
+}
+
+// explicitPathCase is a run with a lock path through plantLinkTree's links:
+// its exit code and what its one error line must mention.
+type explicitPathCase struct {
+	name     string
+	args     []string
+	code     int
+	mentions []string
+}
+
+func explicitPathCases(t *testing.T, root, real string) []explicitPathCase {
+	return []explicitPathCase{
 		{"var-run", []string{"--lock", filepath.Join(root, "var", "run", "x.lock")}, 0, nil},
 		{"var-run-as-lock-dir", []string{"--lock-dir", filepath.Join(root, "var", "run"), "--config", existingConfig(t)}, 0, nil},
 		{"chain", []string{"--lock", filepath.Join(root, "sys-var", "run", "x.lock")}, 0, nil},
@@ -344,36 +394,28 @@ func TestExplicitPathSymlinks(t *testing.T) {
 			[]string{"symlink to " + real + " owned by uid 0", "is owned by uid 65534"}},
 		{"loop", []string{"--lock", filepath.Join(root, "var", "loop", "x.lock")}, exitUnsafe,
 			[]string{"symlink to loop", "more than 40 symlinks"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := runGwlock(t, nil, append(append([]string{"run"}, tc.args...), "--", "true")...)
-			if r.code != tc.code {
-				t.Fatalf("exit %d, want %d\n%s", r.code, tc.code, r.stderr)
-			}
-			if tc.code == 0 {
-				if ents, _ := os.ReadDir(real); len(ents) != 0 {
-					t.Fatalf("lock dir after the run holds %d entries, want none", len(ents))
-				}
-				return
-			}
-			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-			last := lines[len(lines)-1]
-			if len(lines) != 1 || !strings.HasPrefix(last, "gwlock: lock dir ") || !strings.Contains(last, "(hint: ") || strings.Contains(last, "not a directory") {
-				t.Errorf("stderr %q: want one line \"gwlock: lock dir ...: ... (hint: ...)\" that does not call a symlink \"not a directory\"", r.stderr)
-			}
-			for _, want := range tc.mentions {
-				if !strings.Contains(last, want) {
-					t.Errorf("error line %q lacks %q", last, want)
-				}
-			}
-		})
 	}
-	// This host's own /var/run, if it is root's symlink to /run: status
-	// reads through it (and creates nothing).
-	if target, err := os.Readlink("/var/run"); err == nil {
-		lock := "/var/run/gwlock-test-" + strconv.Itoa(os.Getpid()) + ".lock"
-		if r := runGwlock(t, nil, "status", "--lock", lock); r.code != statusNotRunning {
-			t.Errorf("status --lock %s (/var/run -> %s): exit %d, want %d\n%s", lock, target, r.code, statusNotRunning, r.stderr)
+}
+
+func checkExplicitPath(t *testing.T, real string, tc explicitPathCase) {
+	r := runGwlock(t, nil, append(append([]string{"run"}, tc.args...), "--", "true")...)
+	if r.code != tc.code {
+		t.Fatalf("exit %d, want %d\n%s", r.code, tc.code, r.stderr)
+	}
+	if tc.code == 0 {
+		if ents, _ := os.ReadDir(real); len(ents) != 0 {
+			t.Fatalf("lock dir after the run holds %d entries, want none", len(ents))
+		}
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	last := lines[len(lines)-1]
+	if len(lines) != 1 || !strings.HasPrefix(last, "gwlock: lock dir ") || !strings.Contains(last, "(hint: ") || strings.Contains(last, "not a directory") {
+		t.Errorf("stderr %q: want one line \"gwlock: lock dir ...: ... (hint: ...)\" that does not call a symlink \"not a directory\"", r.stderr)
+	}
+	for _, want := range tc.mentions {
+		if !strings.Contains(last, want) {
+			t.Errorf("error line %q lacks %q", last, want)
 		}
 	}
 }

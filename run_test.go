@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"gwlock/internal/proc"
 	"net"
 	"os"
 	"os/exec"
@@ -26,8 +27,8 @@ func gone(pid int) bool {
 		return false
 	}
 	// A zombie main thread with live threads is a live process.
-	st, ok := parseProcStatus(b)
-	return ok && st.exited()
+	st, err := proc.ParseStat(b)
+	return err == nil && st.Exited()
 }
 
 func waitGone(t *testing.T, pid int) {

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 // report is what status says about a lock.
@@ -69,24 +68,18 @@ func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
 		return r, nil, err
 	}
 	got, err := f.tryLock()
-	if err != nil {
-		f.close()
-		return r, nil, err
+	var e evidence
+	if err == nil {
+		e, err = lookAt(f, got)
 	}
-	raw, mtime, err := f.readPayload()
-	in := &inspection{raw: raw, id: f.id(), held: f.kernel && !got}
 	f.close()
 	if err != nil {
 		return r, nil, err
 	}
 	facts := hostProbe{probeHost: c.host}
-	if in.held {
-		in.v = describeHolder(raw, in.id, facts)
-	} else {
-		in.v = judgeOwner(raw, time.Since(mtime), c.stale, got, facts)
-	}
+	in := &inspection{raw: e.raw, id: e.file, held: e.lock == kernelHeld, v: judge(e, c.stale, facts)}
 	r.KernelLocked = in.held
-	r.Owner, _ = parsePayload(raw)
+	r.Owner, _ = parsePayload(in.raw)
 	r.describeOwner(facts, in)
 	port := c.port
 	if port == 0 && r.Owner != nil {
@@ -124,7 +117,7 @@ func (r *report) describeOwner(facts hostFacts, in *inspection) {
 	}
 	r.LauncherPID = p.PID
 	launcherDead := false
-	if st, _ := judgeLauncher(p, facts); st != ownerUnknown {
+	if st := in.v.launcher; st == ownerAlive || st == ownerDead {
 		alive := st == ownerAlive
 		r.LauncherAlive, launcherDead = &alive, !alive
 	}

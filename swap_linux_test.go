@@ -17,8 +17,8 @@ import (
 
 func init() { helpers["swapper"] = helperSwapper }
 
-// helperSwapper PARENT NAME TARGET is the attacker of issue 10, case 3. It
-// can write PARENT; it plants PARENT/.evil, a symlink to TARGET, watches
+// helperSwapper PARENT NAME TARGET is an attacker who swaps the lock dir for
+// a symlink while gwlock works in it. It can write PARENT; it plants PARENT/.evil, a symlink to TARGET, watches
 // PARENT and, the moment anything opens the directory NAME there (gwlock's
 // check), exchanges NAME and .evil in one renameat2(RENAME_EXCHANGE): from
 // then on NAME leads to TARGET. It prints "armed" once watching, then
@@ -79,7 +79,7 @@ func readInotify(fd int) []inotifyEvent {
 	}
 }
 
-// TestSwappedLockDirRedirectsNothing (Invariant 4, issue 10 case 3): root's
+// TestSwappedLockDirRedirectsNothing: root's
 // lock dir sits in a directory that another user (nobody) can write. Driven
 // by inotify, nobody swaps the lock dir for a symlink to its own directory
 // the instant gwlock opens it for the check, so everything gwlock does after
@@ -105,73 +105,98 @@ func TestSwappedLockDirRedirectsNothing(t *testing.T) {
 	mustChown(t, attacker, nobody)
 	cfg := filepath.Join(base, "gw.json")
 	writeLockFile(t, cfg, []byte("{}"), 0)
+	race := &swapRace{base: base, attacker: attacker, cfg: cfg, exe: sharedTestBinary(t),
+		watch: mustWatchTouches(t, attacker), outcomes: map[string]int{}}
+	defer unix.Close(race.watch)
+	for i := 0; i < attempts; i++ {
+		race.attempt(t, i)
+	}
+	race.report(t, attempts)
+}
+
+// mustWatchTouches watches dir for anything created, removed, renamed or
+// written in it.
+func mustWatchTouches(t *testing.T, dir string) int {
 	watch, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(watch)
 	const touched = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_ATTRIB | unix.IN_MODIFY | unix.IN_CLOSE_WRITE
-	if _, err := unix.InotifyAddWatch(watch, attacker, touched); err != nil {
+	if _, err := unix.InotifyAddWatch(watch, dir, touched); err != nil {
+		unix.Close(watch)
 		t.Fatal(err)
 	}
-	exe := sharedTestBinary(t)
-	outcomes := map[string]int{}
-	var intrusions []string
-	intruded := 0 // attempts that changed the attacker's dir
-	for i := 0; i < attempts; i++ {
-		parent := filepath.Join(base, "p"+strconv.Itoa(i))
-		dir := filepath.Join(parent, "locks")
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		mustChown(t, parent, nobody) // nobody can write the lock dir's parent
-		swapper := asUser(t, helperCmd(t, "swapper", parent, "locks", attacker), nobody, exe)
-		out, err := swapper.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := swapper.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := bufio.NewScanner(out)
-		if !lines.Scan() || lines.Text() != "armed" {
-			_ = swapper.Process.Kill()
-			t.Fatalf("swapper did not arm: %q", lines.Text())
-		}
-		r := runGwlock(t, nil, "run", "--lock-dir", dir, "--config", cfg, "--", "true")
-		_ = swapper.Process.Kill() // if it never saw the open
-		swapped := lines.Scan() && lines.Text() == "swapped"
-		_ = swapper.Wait()
-		outcome := fmt.Sprintf("swapped=%t exit=%d", swapped, r.code)
-		outcomes[outcome]++
-		if r.code != 0 && outcomes[outcome] == 1 {
-			t.Logf("attempt %d: %s\n%s", i, outcome, r.stderr)
-		}
-		evs := readInotify(watch)
-		for _, ev := range evs {
-			intrusions = append(intrusions, fmt.Sprintf("attempt %d (%s): %#x on %q", i, outcome, ev.mask, ev.name))
-		}
-		if len(evs) > 0 {
-			intruded++
-		}
+	return watch
+}
+
+// swapRace is TestSwappedLockDirRedirectsNothing's attempts and what they
+// did to the attacker's directory.
+type swapRace struct {
+	base, attacker, cfg, exe string
+	watch                    int
+	outcomes                 map[string]int
+	intrusions               []string
+	intruded                 int // attempts that changed the attacker's dir
+}
+
+// attempt runs gwlock once against a lock dir the swapper is armed to swap.
+func (race *swapRace) attempt(t *testing.T, i int) {
+	parent := filepath.Join(race.base, "p"+strconv.Itoa(i))
+	dir := filepath.Join(parent, "locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
 	}
+	mustChown(t, parent, nobody) // nobody can write the lock dir's parent
+	swapper := asUser(t, helperCmd(t, "swapper", parent, "locks", race.attacker), nobody, race.exe)
+	out, err := swapper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := swapper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "armed" {
+		_ = swapper.Process.Kill()
+		t.Fatalf("swapper did not arm: %q", lines.Text())
+	}
+	r := runGwlock(t, nil, "run", "--lock-dir", dir, "--config", race.cfg, "--", "true")
+	_ = swapper.Process.Kill() // if it never saw the open
+	swapped := lines.Scan() && lines.Text() == "swapped"
+	_ = swapper.Wait()
+	outcome := fmt.Sprintf("swapped=%t exit=%d", swapped, r.code)
+	race.outcomes[outcome]++
+	if r.code != 0 && race.outcomes[outcome] == 1 {
+		t.Logf("attempt %d: %s\n%s", i, outcome, r.stderr)
+	}
+	evs := readInotify(race.watch)
+	for _, ev := range evs {
+		race.intrusions = append(race.intrusions, fmt.Sprintf("attempt %d (%s): %#x on %q", i, outcome, ev.mask, ev.name))
+	}
+	if len(evs) > 0 {
+		race.intruded++
+	}
+}
+
+// report fails if anything landed in the attacker's directory, or if the
+// swap happened too rarely for the race to have been run.
+func (race *swapRace) report(t *testing.T, attempts int) {
 	var summary []string
-	for k, v := range outcomes {
-		summary = append(summary, fmt.Sprintf("%s: %d", k, v))
-	}
-	sort.Strings(summary)
-	t.Logf("%d attempts; %s; %d attempts changed the attacker's dir (%d inotify events)", attempts, strings.Join(summary, ", "), intruded, len(intrusions))
-	if ents, _ := os.ReadDir(attacker); len(ents) != 0 || len(intrusions) != 0 {
-		if len(intrusions) > 10 {
-			intrusions = intrusions[:10]
-		}
-		t.Fatalf("gwlock created, linked or deleted in the attacker's dir (%d entries left):\n%s", len(ents), strings.Join(intrusions, "\n"))
-	}
 	swapped := 0
-	for k, v := range outcomes {
+	for k, v := range race.outcomes {
+		summary = append(summary, fmt.Sprintf("%s: %d", k, v))
 		if strings.HasPrefix(k, "swapped=true") {
 			swapped += v
 		}
+	}
+	sort.Strings(summary)
+	t.Logf("%d attempts; %s; %d attempts changed the attacker's dir (%d inotify events)", attempts, strings.Join(summary, ", "), race.intruded, len(race.intrusions))
+	if ents, _ := os.ReadDir(race.attacker); len(ents) != 0 || len(race.intrusions) != 0 {
+		shown := race.intrusions
+		if len(shown) > 10 {
+			shown = shown[:10]
+		}
+		t.Fatalf("gwlock created, linked or deleted in the attacker's dir (%d entries left):\n%s", len(ents), strings.Join(shown, "\n"))
 	}
 	if swapped < attempts/2 {
 		t.Fatalf("the swap happened in %d of %d attempts; the race was not run", swapped, attempts)

@@ -1,0 +1,145 @@
+// Package proc reads facts about the processes of this host: whether a pid
+// names a live process, when a process started, which processes descend from
+// this one, which hold a flock on a file, which carry a given environment
+// variable, whether a process group has members, and which PID namespace
+// and boot this is.
+//
+// Every fact may be unknowable: the OS may not offer it (errors.Is(err,
+// errors.ErrUnsupported)), a process may hide it (another user's, a
+// non-dumpable one, /proc mounted with hidepid), or reading it may fail
+// (EMFILE, ENFILE, ENOMEM, EACCES, no /proc in a chroot). Each function then
+// returns an error saying which read failed, and its other results are not
+// an answer: a caller must not read "could not tell" as "dead" or "absent".
+// Probe is the one function whose answer and error may come together (see
+// there).
+//
+// Nothing here signals, waits for or changes a process. Each OS's file
+// defines the same unexported functions; this file holds the contract.
+package proc
+
+import (
+	"errors"
+	"fmt"
+)
+
+// State is what the kernel says of a pid.
+type State int
+
+const (
+	Unknown State = iota // the kernel would not say
+	Absent               // no such process, or one that has exited and awaits its reaper
+	Present              // a process that has not exited
+)
+
+func (s State) String() string {
+	switch s {
+	case Absent:
+		return "absent"
+	case Present:
+		return "present"
+	}
+	return "unknown"
+}
+
+// Probe says whether pid names a process that has not exited, without
+// signalling it. A zombie (exited, awaiting its reaper, often init reaping
+// at leisure) is Absent: it holds nothing. A process whose main thread
+// exited while other threads run on is Present.
+//
+// Unknown comes with the reason. Present may also come with an error: the
+// pid exists, but whether it has exited could not be read (Linux reads
+// /proc/<pid>/stat for that; other Unix systems cannot tell a zombie, and
+// say Present). pid <= 0 is Unknown: kill(0) and kill(-1) address groups.
+func Probe(pid int) (State, error) {
+	if pid <= 0 {
+		return Unknown, fmt.Errorf("probe pid %d: not a process id", pid)
+	}
+	return probe(pid)
+}
+
+// StartTime is when process pid started, as text that stays the same for
+// the life of the process and differs for a later process given the same
+// pid: Linux's clock ticks after boot (field 22 of /proc/<pid>/stat), the
+// BSDs' "seconds.microseconds", Windows' FILETIME count. Its format is
+// unspecified beyond that; compare it only with another StartTime of this
+// OS. A process that has exited has none (an error).
+func StartTime(pid int) (string, error) {
+	if pid <= 0 {
+		return "", fmt.Errorf("start time of pid %d: not a process id", pid)
+	}
+	return startTime(pid)
+}
+
+// BootID names this boot of the host, where the clock cannot move it (Linux
+// /proc/sys/kernel/random/boot_id). Elsewhere it is unsupported: a boot time
+// moves when the clock is set, and a false "rebooted" would take a live
+// owner's lock.
+func BootID() (string, error) { return bootID() }
+
+// PIDNamespace names this process's PID namespace, as "pid:[4026531836]";
+// unsupported off Linux, which has none.
+func PIDNamespace() (string, error) { return pidNamespace() }
+
+// SessionID is this process's session (getsid(0)): a process group made in
+// it cannot be made by another user's process.
+func SessionID() (int, error) { return sessionID() }
+
+// Descendants lists every live descendant of this process, found by the
+// parent links of the whole process table: a worker that left its process
+// group (setsid) and closed its descriptors included. It reads every
+// process's stat (about a millisecond for a hundred), so call it on a
+// schedule, not in a hot path. Only Linux can list them without privilege.
+func Descendants() ([]int, error) { return descendants() }
+
+// GroupAlive says a process that has not exited, of session sid, is in
+// process group pgid. The session is what makes the group the one that was
+// meant: once the group emptied, anyone given the same number can lead a
+// group of it, but only in a session of their own (setsid). Off Linux
+// neither the session nor a zombie can be told, so any member counts.
+func GroupAlive(pgid, sid int) (bool, error) {
+	if pgid <= 0 || sid <= 0 {
+		return false, fmt.Errorf("process group %d of session %d: not a group", pgid, sid)
+	}
+	return groupAlive(pgid, sid)
+}
+
+// FlockHolders lists the processes other than this one with a descriptor
+// that holds the flock now on the file (dev, ino), named base in its
+// directory: the processes that share the lock's open file description by
+// inheritance. A process that merely has the file open is not listed.
+// Nothing is stat'ed, so a process with a file on a hung mount cannot stall
+// the scan. Linux only.
+func FlockHolders(dev, ino uint64, base string) ([]int, error) {
+	return flockHolders(dev, ino, base)
+}
+
+// FlockCreator names the process that took the flock now held on the file
+// (dev, ino): the kernel keeps the creator's pid for the lock's whole life,
+// also once that process is dead and its descendants hold the lock. 0 and
+// no error: no flock is held on the file now. Linux only.
+func FlockCreator(dev, ino uint64) (int, error) { return flockCreator(dev, ino) }
+
+// TokenVar is the environment variable Tagged looks for.
+const TokenVar = "GWLOCK_LOCK_TOKEN"
+
+// Tagged names a live process other than this one, of this process's
+// effective uid, whose initial environment holds TokenVar=token. Processes
+// of other users never count: anyone can put the variable in an
+// environment, and a judge running as root must not let another user's
+// process stand for a tree. A zombie's environment is empty.
+//
+// 0 and no error: the whole table was read and no process carries it. 0
+// and an error: none was found, but some process could not be read for a
+// reason other than being gone or another user's. The search remembers the
+// last process it found, and checks it first next time.
+func Tagged(token string) (int, error) {
+	if token == "" {
+		return 0, errors.New("search for a token: empty token")
+	}
+	return tagged(token)
+}
+
+// unsupported is the error of a fact this OS does not offer.
+func unsupported(what string) error {
+	return fmt.Errorf("%s: %w on this OS", what, errors.ErrUnsupported)
+}

@@ -1,0 +1,99 @@
+package proc
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+)
+
+func TestTagged(t *testing.T) {
+	token := "tok" + strconv.Itoa(os.Getpid())
+	// An error may come with 0: a process of our uid with more privilege
+	// (PID 1 of some containers) cannot be read, and then nobody can say
+	// it does not carry the token.
+	if pid, err := Tagged(token); pid != 0 {
+		t.Fatalf("Tagged before any carrier = %d, %v; want 0", pid, err)
+	}
+	h := mustStart(t, func(c *exec.Cmd) { c.Env = append(c.Env, TokenVar+"="+token) })
+	for range 2 { // the second call is answered from the remembered pid
+		if pid, err := Tagged(token); pid != h.pid() || err != nil {
+			t.Fatalf("Tagged = %d, %v; want %d", pid, err, h.pid())
+		}
+	}
+	h.stop()
+	if pid, err := Tagged(token); pid != 0 {
+		t.Fatalf("Tagged after the carrier exited = %d, %v; want 0", pid, err)
+	}
+}
+
+func TestDescendants(t *testing.T) {
+	h := mustStart(t, nil)
+	got, err := Descendants()
+	if err != nil || !slices.Contains(got, h.pid()) {
+		t.Fatalf("Descendants = %v, %v; want %d among them", got, err, h.pid())
+	}
+	h.stop()
+	if got, _ := Descendants(); slices.Contains(got, h.pid()) {
+		t.Fatalf("Descendants = %v after %d exited", got, h.pid())
+	}
+}
+
+func TestGroupAlive(t *testing.T) {
+	sid, err := SessionID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := mustStart(t, func(c *exec.Cmd) { c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} })
+	if alive, err := GroupAlive(h.pid(), sid); !alive || err != nil {
+		t.Errorf("GroupAlive(member's group, our session) = %v, %v; want true", alive, err)
+	}
+	if alive, err := GroupAlive(h.pid(), sid+1); alive || err != nil {
+		t.Errorf("GroupAlive(another session) = %v, %v; want false", alive, err)
+	}
+	h.stop()
+	if alive, err := GroupAlive(h.pid(), sid); alive || err != nil {
+		t.Errorf("GroupAlive(emptied group) = %v, %v; want false", alive, err)
+	}
+}
+
+// TestFlockHoldersAndCreator: a child that inherited our locked descriptor
+// is a holder; the kernel names us as the lock's creator.
+func TestFlockHoldersAndCreator(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.lock")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	dev, ino := uint64(st.Dev), uint64(st.Ino)
+	if pid, err := FlockCreator(dev, ino); pid != 0 || err != nil {
+		t.Fatalf("FlockCreator(unlocked) = %d, %v; want 0, nil", pid, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	h := mustStart(t, func(c *exec.Cmd) { c.ExtraFiles = []*os.File{f} })
+	if pid, err := FlockCreator(dev, ino); pid != os.Getpid() || err != nil {
+		t.Errorf("FlockCreator = %d, %v; want us, %d", pid, err, os.Getpid())
+	}
+	if got, err := FlockHolders(dev, ino, "x.lock"); !slices.Contains(got, h.pid()) || slices.Contains(got, os.Getpid()) || err != nil {
+		t.Errorf("FlockHolders = %v, %v; want %d and not us", got, err, h.pid())
+	}
+}
+
+func TestHostIdentity(t *testing.T) {
+	if id, err := BootID(); id == "" || err != nil {
+		t.Errorf("BootID = %q, %v", id, err)
+	}
+	if ns, err := PIDNamespace(); ns == "" || err != nil {
+		t.Errorf("PIDNamespace = %q, %v", ns, err)
+	}
+}
