@@ -51,25 +51,6 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
-// Exit codes, all in one place (DESIGN.md "Exit codes").
-const (
-	exitOK            = 0
-	exitFailure       = 1
-	exitUsage         = 2
-	exitNoInput       = 66
-	exitPortConflict  = 69
-	exitBusy          = 75
-	exitUnsafe        = 77
-	exitNotExecutable = 126
-	exitNotFound      = 127
-
-	// status, LSB init-script codes
-	statusRunning    = 0
-	statusDeadFile   = 1
-	statusNotRunning = 3
-	statusUnknown    = 4
-)
-
 const usageText = `usage:
   gwlock run    [flags] -- COMMAND [ARG...]   take the lock, run the gateway, hold the lock until it is gone
   gwlock status [flags] [--json]              who holds the lock, is it alive, is its port listening
@@ -614,35 +595,6 @@ func fail(stderr io.Writer, err error) int {
 	}
 	_, _ = io.WriteString(stderr, line+"\n")
 	return code
-}
-
-// exitCode maps an error to the documented exit code.
-func exitCode(err error) int {
-	var (
-		ue *usageError
-		se *unsafeError
-		be *busyError
-		ce *commandError
-		pe *portConflictError
-		ne *noInputError
-	)
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &ue):
-		return exitUsage
-	case errors.As(err, &se):
-		return exitUnsafe
-	case errors.As(err, &be):
-		return exitBusy
-	case errors.As(err, &pe):
-		return exitPortConflict
-	case errors.As(err, &ne):
-		return exitNoInput
-	case errors.As(err, &ce):
-		return ce.code
-	}
-	return exitFailure
 }
 
 // maxDuration bounds every duration: a wait or grace of more than a year is a
