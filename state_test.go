@@ -53,7 +53,7 @@ func TestEnterRefusesIllegalMove(t *testing.T) {
 // TestLives walks the lives the supervisor lives, each move checked by enter.
 func TestLives(t *testing.T) {
 	lives := [][]runState{
-		{stateRunning, stateExited},                                             // runs, exits, no restart
+		{stateRunning, stateExited}, // runs, exits, no restart
 		{stateRunning, stateBackoff, stateStarting, stateRunning, stateExited},  // crash, restart
 		{stateRunning, stateRemnants, stateBackoff, stateStarting, stateExited}, // daemon, then a stop during the start
 		{stateRunning, stateStopping, stateStarting, stateRunning},              // SIGHUP
