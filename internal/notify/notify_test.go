@@ -14,23 +14,6 @@ import (
 // noteWait bounds the wait for a datagram to come through a socket.
 const noteWait = 10 * time.Second
 
-func TestClassify(t *testing.T) {
-	for line, want := range map[string]Kind{
-		"READY=1":                  Ready,
-		"READY=0":                  Drop,
-		"STATUS=warming up":        Pass,
-		"EXTEND_TIMEOUT_USEC=5000": Pass,
-		"MAINPID=1":                Drop,
-		"WATCHDOG=1":               Drop,
-		"FDSTORE=1":                Drop,
-		"":                         Drop,
-	} {
-		if got := Classify(line); got != want {
-			t.Errorf("Classify(%q) = %v, want %v", line, got, want)
-		}
-	}
-}
-
 // mustListen binds a Listener in a fresh directory and says whether remove ran.
 func mustListen(t *testing.T) (*Listener, string, *bool) {
 	t.Helper()
