@@ -254,8 +254,8 @@ func (t *gatewayTree) kill(others []int) { t.signal(unix.SIGKILL, others) }
 // forward passes a signal to the gateway's main process alone.
 func (t *gatewayTree) forward(pid int, sig os.Signal) { _ = unix.Kill(pid, sig.(syscall.Signal)) }
 
-// children are our children: the gateway and, once adopted, its orphans.
-// children are the gateway's whole tree below gwlock, where the OS can list it.
+// children are the gateway's whole tree below gwlock, where the OS can list
+// it, less the processes started beside the gateway.
 func (t *gatewayTree) children() []int { return t.notOwn(descendantPIDs()) }
 
 // mainExited: the gateway's main process, its group's leader, was reaped.
