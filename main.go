@@ -46,25 +46,6 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
-// Exit codes, all in one place.
-const (
-	exitOK            = 0
-	exitFailure       = 1
-	exitUsage         = 2
-	exitNoInput       = 66
-	exitPortConflict  = 69
-	exitBusy          = 75
-	exitUnsafe        = 77
-	exitNotExecutable = 126
-	exitNotFound      = 127
-
-	// status, LSB init-script codes
-	statusRunning    = 0
-	statusDeadFile   = 1
-	statusNotRunning = 3
-	statusUnknown    = 4
-)
-
 // init starts run's background preparation before main, so that it overlaps
 // even the runtime's and flag parsing's work (about 3% of `run -- true`).
 func init() {
@@ -184,33 +165,4 @@ func busyHint(be *busyError) string {
 		hint += "; --if-running ok exits 0 when a gateway already runs"
 	}
 	return hint
-}
-
-// exitCode maps an error to the documented exit code.
-func exitCode(err error) int {
-	var (
-		ue *usageError
-		se *unsafeError
-		be *busyError
-		ce *commandError
-		pe *portConflictError
-		ne *noInputError
-	)
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &ue):
-		return exitUsage
-	case errors.As(err, &se):
-		return exitUnsafe
-	case errors.As(err, &be):
-		return exitBusy
-	case errors.As(err, &pe):
-		return exitPortConflict
-	case errors.As(err, &ne):
-		return exitNoInput
-	case errors.As(err, &ce):
-		return ce.code
-	}
-	return exitFailure
 }

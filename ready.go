@@ -4,14 +4,16 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"gwlock/internal/notify"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Readiness (issue 12). A TCP accept says only that a socket listens: a
+// Readiness. A TCP accept says only that a socket listens: a
 // gateway such as openclaw accepts connections seconds before it serves, and
 // says when it does on an HTTP endpoint (/startupz) or, for a gateway written
 // for systemd, with READY=1 on $NOTIFY_SOCKET. gateway-ready (and systemd's
@@ -20,10 +22,6 @@ import (
 // readyTry bounds one HTTP readiness try, connect to status line, as a
 // Kubernetes httpGet probe's timeoutSeconds (1 s by default) does.
 const readyTry = time.Second
-
-// exitReadyTimeout is the code of a gateway life that --ready-timeout ended:
-// timeout(1)'s, whatever the stopped gateway itself exited with.
-const exitReadyTimeout = 124
 
 // checkReadyURL accepts what the probe can ask: plain http with a host and
 // an explicit or default port. (The probe speaks HTTP/1.1 itself: net/http
@@ -141,4 +139,80 @@ func probeReady(c *config, probe string, gone <-chan struct{}, ready chan<- time
 	if ok {
 		ready <- waited
 	}
+}
+
+// awaitReady arms this life's readiness checks: the probe, the deadline, or
+// nothing to wait for at all.
+func (s *supervisor) awaitReady() {
+	s.childGone, s.ready = make(chan struct{}), make(chan time.Duration, 1)
+	s.rd = newReadiness(s.c)
+	if s.rd.probe != "" {
+		go probeReady(s.c, s.rd.probe, s.childGone, s.ready)
+	}
+	if s.c.readyTimeout > 0 && !s.rd.complete() {
+		s.readyTimer = time.After(s.c.readyTimeout)
+	}
+	if s.rd.probe == "" && !s.rd.notify {
+		// Nothing to wait for: started is ready, as systemd's Type=simple.
+		s.rd.done = true
+		s.notifyReady()
+	}
+}
+
+// notReadyNow: a gateway being stopped (a stop signal, a restart, a lost
+// lock, its readiness deadline) or already gone is not ready, whatever it
+// says on the way out.
+func (s *supervisor) notReadyNow() bool {
+	return s.state != stateRunning && s.state != stateRemnants
+}
+
+// checkReady fires gateway-ready, once per life, when every configured
+// check has passed.
+func (s *supervisor) checkReady() {
+	if s.rd.done || !s.rd.complete() || s.notReadyNow() {
+		return
+	}
+	s.rd.done, s.readyTimer = true, nil
+	s.log.Info("gateway-ready", "port", s.c.port, "by", s.rd.by(), "waited_ms", ms(time.Since(s.started)))
+	s.notifyReady()
+}
+
+// notifyReady tells systemd the unit is up, and with a backend that has
+// more to say (etcd: active, with its fence) its status line.
+func (s *supervisor) notifyReady() {
+	state := "READY=1\nMAINPID=" + strconv.Itoa(os.Getpid())
+	if a, ok := s.hold.(interface{ activeStatus() string }); ok && a.activeStatus() != "" {
+		state += "\n" + a.activeStatus()
+	}
+	sdNotify(state)
+}
+
+// onNote handles one line the gateway sent to its NOTIFY_SOCKET.
+func (s *supervisor) onNote(note string) {
+	switch notify.Classify(note) {
+	case notify.Ready:
+		if s.rd.notify {
+			s.rd.told = true
+			s.checkReady()
+		}
+	case notify.Pass:
+		sdNotify(note)
+		if status, ok := strings.CutPrefix(note, "STATUS="); ok && status != s.status {
+			s.status = status
+			s.log.Info("gateway-status", "status", status)
+		}
+	}
+}
+
+// readyExpired is the end of --ready-timeout: the gateway is stopped and its
+// life ends with exitReadyTimeout, to which the restart policy applies.
+func (s *supervisor) readyExpired() {
+	s.readyTimer = nil
+	if s.rd.done || s.notReadyNow() {
+		// A stop under way (an operator's, a restart, a lost lock) decides
+		// this life's end: a second stop signal would cut its drain short.
+		return
+	}
+	s.log.Warn("ready-timeout", "pid", s.child, "timeout_ms", ms(s.c.readyTimeout), "by", s.rd.by())
+	s.stop(s.c.stopSignal, causeReadyTimeout, "")
 }

@@ -6,13 +6,11 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,7 +33,8 @@ func signalRole(s os.Signal) sigRole {
 
 // stderrWriter writes to file descriptor 2 with write(2). Through os.Stderr,
 // Go kills the process with SIGPIPE when fd 2 is a broken pipe; here the
-// write just fails with EPIPE, which telemetry ignores (Invariant 6), and no
+// write just fails with EPIPE, which telemetry ignores (a log that cannot be
+// written never changes a decision), and no
 // SIGPIPE handler has to be registered at start-up.
 var stderrWriter io.Writer = fdWriter(2)
 
@@ -67,7 +66,13 @@ type gatewayTree struct {
 	// reaped, so its number is free for anyone once the group empties.
 	leaderGone bool
 	exits      chan childExit
-	kick       chan struct{} // a gateway was started: reapEverything may wait again
+	kick       chan struct{} // a child was started: reapEverything may wait again
+
+	// own are gwlock's children beside the gateway (startBeside), each
+	// with where its exit goes: the reaper hands them back, and they are
+	// never counted or recorded as the gateway's tree.
+	mu  sync.Mutex
+	own map[int]chan<- childExit
 }
 
 // stopSignal is the default of --stop-signal.
@@ -75,9 +80,6 @@ var stopSignal os.Signal = unix.SIGTERM
 
 // killSignal ends a gateway that may not wait.
 var killSignal os.Signal = unix.SIGKILL
-
-// msgTrunc flags a datagram cut to fit the buffer (recvmsg(2)).
-const msgTrunc = unix.MSG_TRUNC
 
 // interruptPassesThrough: a SIGINT to gwlock reaches the gateway as SIGINT.
 const interruptPassesThrough = true
@@ -125,7 +127,8 @@ func signalName(s os.Signal) string {
 }
 
 func openGatewayTree(mustReap bool) (*gatewayTree, error) {
-	t := &gatewayTree{reapAll: os.Getpid() == 1, exits: make(chan childExit, 64), kick: make(chan struct{}, 1)}
+	t := &gatewayTree{reapAll: os.Getpid() == 1, exits: make(chan childExit, 64), kick: make(chan struct{}, 1),
+		own: map[int]chan<- childExit{}}
 	if err := setSubreaper(); err == nil {
 		t.reapAll = true
 	} else if mustReap {
@@ -146,14 +149,90 @@ func (t *gatewayTree) start(argv, env []string, fd uintptr, inherit bool, deathS
 	}
 	t.group, t.leaderGone = pid, false
 	if !t.reapAll {
-		go t.waitChild(pid)
+		go func() { t.exits <- waitPID(pid) }()
 		return pid, nil
 	}
+	t.kickReaper()
+	return pid, nil
+}
+
+// kickReaper wakes a reaper that found no child at all.
+func (t *gatewayTree) kickReaper() {
 	select {
 	case t.kick <- struct{}{}:
 	default:
 	}
-	return pid, nil
+}
+
+// startBeside runs argv as gwlock's own child beside the gateway (a probe, a
+// hook): outside the gateway's process group and tree, never recorded in
+// the lock, and its exit delivered once on exited rather than to the
+// supervisor. A process run this way must not leave children of its own:
+// the reaper could not tell them from the gateway's.
+func (t *gatewayTree) startBeside(argv, env []string) (int, <-chan childExit, error) {
+	exited := make(chan childExit, 1)
+	// Registered under mu before the reaper can look it up: the reaper
+	// takes mu after wait4 returns, so even a child that exits at once is
+	// found in own.
+	t.mu.Lock()
+	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}})
+	if err == nil {
+		t.own[pid] = exited
+	}
+	t.mu.Unlock()
+	if err != nil {
+		return 0, nil, &fs.PathError{Op: "start", Path: argv[0], Err: err}
+	}
+	if !t.reapAll {
+		go func() { t.handBack(waitPID(pid)) }()
+		return pid, exited, nil
+	}
+	t.kickReaper()
+	return pid, exited, nil
+}
+
+// handBack delivers e to its starter if the process was started beside the
+// gateway, and reports whether it was.
+func (t *gatewayTree) handBack(e childExit) bool {
+	t.mu.Lock()
+	exited, ok := t.own[e.pid]
+	delete(t.own, e.pid)
+	t.mu.Unlock()
+	if ok {
+		exited <- e
+	}
+	return ok
+}
+
+// ownOnly reports whether every live child of gwlock's, where the OS can
+// list them, was started beside the gateway: then the gateway's tree is
+// gone although wait4 still finds children.
+func (t *gatewayTree) ownOnly() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.own) == 0 {
+		return false
+	}
+	pids := descendantPIDs()
+	for _, pid := range pids {
+		if _, ok := t.own[pid]; !ok {
+			return false
+		}
+	}
+	return len(pids) > 0
+}
+
+// notOwn is pids less those started beside the gateway.
+func (t *gatewayTree) notOwn(pids []int) []int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := pids[:0]
+	for _, pid := range pids {
+		if _, ok := t.own[pid]; !ok {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // signal sends sig to the gateway's process group and to others, the
@@ -175,9 +254,9 @@ func (t *gatewayTree) kill(others []int) { t.signal(unix.SIGKILL, others) }
 // forward passes a signal to the gateway's main process alone.
 func (t *gatewayTree) forward(pid int, sig os.Signal) { _ = unix.Kill(pid, sig.(syscall.Signal)) }
 
-// children are our children: the gateway and, once adopted, its orphans.
-// children are the gateway's whole tree below gwlock, where the OS can list it.
-func (t *gatewayTree) children() []int { return descendantPIDs() }
+// children are the gateway's whole tree below gwlock, where the OS can list
+// it, less the processes started beside the gateway.
+func (t *gatewayTree) children() []int { return t.notOwn(descendantPIDs()) }
 
 // mainExited: the gateway's main process, its group's leader, was reaped.
 func (t *gatewayTree) mainExited() { t.leaderGone = true }
@@ -187,22 +266,22 @@ func (t *gatewayTree) ended() { t.group = 0 }
 
 func (t *gatewayTree) close() {}
 
-// waitChild waits in wait4 for the gateway alone, where gwlock is no
+// waitPID waits in wait4 for one child alone, where gwlock is no
 // subreaper: no SIGCHLD handler needed, and nothing else of ours is reaped.
-func (t *gatewayTree) waitChild(pid int) {
+func waitPID(pid int) childExit {
 	for {
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(pid, &ws, 0, nil)
 		if err == unix.EINTR || (err == nil && !ws.Exited() && !ws.Signaled()) {
 			continue
 		}
-		t.exits <- exitOf(got, ws)
-		return
+		return exitOf(got, ws)
 	}
 }
 
 // reapEverything is the PID 1 (or subreaper) loop: it reaps every child,
-// orphans adopted from the gateway included, so none stays a zombie. After
+// orphans adopted from the gateway included, so none stays a zombie; the
+// children gwlock started beside the gateway are handed back (report). After
 // each exit it collects the others already waiting without blocking, so the
 // last report of a batch says whether any child at all remains.
 func (t *gatewayTree) reapEverything() {
@@ -216,12 +295,25 @@ func (t *gatewayTree) reapEverything() {
 		case err != nil:
 			return
 		case ws.Exited() || ws.Signaled():
-			batch, empty := reapMore([]childExit{exitOf(pid, ws)})
-			for i, e := range batch {
-				e.treeKnown, e.treeEmpty = true, empty && i == len(batch)-1
-				t.exits <- e
-			}
+			t.report(reapMore([]childExit{exitOf(pid, ws)}))
 		}
+	}
+}
+
+// report hands the exits of processes started beside the gateway back and
+// passes the others on; the last of them says whether the gateway's tree is
+// empty: no child left (none), or only those started beside it.
+func (t *gatewayTree) report(batch []childExit, none bool) {
+	tree := batch[:0]
+	for _, e := range batch {
+		if !t.handBack(e) {
+			tree = append(tree, e)
+		}
+	}
+	empty := none || t.ownOnly()
+	for i, e := range tree {
+		e.treeKnown, e.treeEmpty = true, empty && i == len(tree)-1
+		t.exits <- e
 	}
 }
 
@@ -243,10 +335,10 @@ func reapMore(batch []childExit) ([]childExit, bool) {
 	}
 }
 
-// exitOf is a wait status as an exit: the code, 128+N if signal N killed it.
+// exitOf is a wait status as an exit: the code, signalExit(N) if signal N killed it.
 func exitOf(pid int, ws unix.WaitStatus) childExit {
 	if ws.Signaled() {
-		return childExit{pid: pid, code: 128 + int(ws.Signal()), signal: int(ws.Signal())}
+		return childExit{pid: pid, code: signalExit(int(ws.Signal())), signal: int(ws.Signal())}
 	}
 	return childExit{pid: pid, code: ws.ExitStatus()}
 }
@@ -271,39 +363,4 @@ func startGateway(argv, env []string, fd uintptr, inherit bool, deathSig os.Sign
 		return 0, &commandError{code: code, err: &fs.PathError{Op: "start gateway", Path: path, Err: err}}
 	}
 	return pid, nil
-}
-
-// sdNotify sends one datagram to systemd's $NOTIFY_SOCKET (abstract sockets
-// start with '@'); without the variable it does nothing. Failures are ignored:
-// readiness reporting must never stop the gateway.
-func sdNotify(state string) {
-	addr := os.Getenv("NOTIFY_SOCKET")
-	if addr == "" || (!strings.HasPrefix(addr, "/") && !strings.HasPrefix(addr, "@")) {
-		return
-	}
-	notifyOnce.Do(func() { go sendNotes(addr) })
-	select {
-	case notifyQueue <- state:
-	default: // a service manager that stopped reading loses lines, never the supervisor's time
-	}
-}
-
-// notifyQueue holds the states for systemd, sent in order by one goroutine:
-// a slow or stalled notify socket must not hold up the supervisor's loop (a
-// lost lock is acted on at once, whatever systemd does).
-var (
-	notifyQueue = make(chan string, 32)
-	notifyOnce  sync.Once
-)
-
-func sendNotes(addr string) {
-	for state := range notifyQueue {
-		conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
-		if err != nil {
-			continue
-		}
-		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = conn.Write([]byte(state))
-		conn.Close()
-	}
 }

@@ -24,9 +24,6 @@ var stopSignal os.Signal = consoleBreak{}
 // killSignal: the job object kills; the value only stands for it.
 var killSignal os.Signal = os.Kill
 
-// msgTrunc: Windows has no notify relay to read datagrams for.
-const msgTrunc = 0
-
 const interruptPassesThrough = false
 
 // consoleBreak is CTRL_BREAK_EVENT, the one stop a console process can
@@ -60,7 +57,7 @@ func signalName(s os.Signal) string {
 // gatewayTree is the gateway's process tree as Windows lets gwlock hold it:
 // a job object that every process of the tree is in from its first
 // instruction, and that kills them all when gwlock's handle closes, so the
-// gateway dies with its launcher (Invariant 2). The job also tells when the
+// gateway dies with its launcher: no gateway outlives its supervisor. The job also tells when the
 // last of them is gone.
 type gatewayTree struct {
 	job   windows.Handle
@@ -140,9 +137,27 @@ func (t *gatewayTree) signal(os.Signal, []int) {
 }
 
 // kill ends every process in the job.
-func (t *gatewayTree) kill([]int) { _ = windows.TerminateJobObject(t.job, uint32(exitFailure)) }
+func (t *gatewayTree) kill([]int) { _ = windows.TerminateJobObject(t.job, uint32(killedExit)) }
 
 func (t *gatewayTree) forward(int, os.Signal) {}
+
+// startBeside runs argv as gwlock's own child beside the gateway: outside
+// the gateway's job, and its exit delivered once on exited.
+func (t *gatewayTree) startBeside(argv, env []string) (int, <-chan childExit, error) {
+	p, err := os.StartProcess(argv[0], argv, &os.ProcAttr{Env: env, Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}})
+	if err != nil {
+		return 0, nil, err
+	}
+	exited := make(chan childExit, 1)
+	go func() {
+		code := exitFailure
+		if st, err := p.Wait(); err == nil {
+			code = st.ExitCode()
+		}
+		exited <- childExit{pid: p.Pid, code: code}
+	}()
+	return p.Pid, exited, nil
+}
 
 func (t *gatewayTree) children() []int { return nil }
 
@@ -152,10 +167,8 @@ func (t *gatewayTree) ended() { t.pid = 0 }
 
 func (t *gatewayTree) close() { windows.CloseHandle(t.job) }
 
-func sdNotify(string) {}
-
 // startGatewayWindows runs argv directly (no shell) in a new process group,
-// with the environment plus GWLOCK_LOCK_PATH, inside job (issue 9, item 8):
+// with the environment plus GWLOCK_LOCK_PATH, inside job:
 // the process is created suspended, assigned to the job, and only then is its
 // primary thread resumed, so it runs no instruction outside the job and a
 // launcher killed at any later moment takes it along. A failed assignment is
@@ -237,7 +250,7 @@ func createGateway(path string, argv, env []string) (*windows.ProcessInformation
 // the gateway gets no stray inheritable handle of ours. A standard handle
 // that was not valid when gwlock started (stdUsable) or cannot be
 // duplicated is left out rather than failing the start: a closed stderr
-// never changes a decision (Invariant 6).
+// never changes a decision.
 func createSuspended(app, cmdLine, env *uint16) (*windows.ProcessInformation, error) {
 	// Another goroutine's os/exec must not see our inheritable duplicates.
 	syscall.ForkLock.Lock()

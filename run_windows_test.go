@@ -129,7 +129,7 @@ func waitGone(h windows.Handle) bool {
 	return ev == windows.WAIT_OBJECT_0
 }
 
-// TestWindowsLauncherKilledAtGatewayStart (issue 9, item 8): the gateway is
+// TestWindowsLauncherKilledAtGatewayStart: the gateway is
 // in the kill-on-close job before its first instruction, so a launcher killed
 // right after the start, at either step, takes the gateway with it; killed
 // before the resume, the gateway never ran at all. Before the fix the
@@ -162,7 +162,7 @@ func TestWindowsLauncherKilledAtGatewayStart(t *testing.T) {
 	}
 }
 
-// TestWindowsJobAssignmentFailure (issue 9, item 8): a gateway that cannot be
+// TestWindowsJobAssignmentFailure: a gateway that cannot be
 // put in the job never runs: gwlock terminates it unrun, says so in one line,
 // exits 1 and releases the lock. Before the fix the failure was ignored and
 // the gateway ran outside the job.
@@ -198,7 +198,7 @@ func TestWindowsJobAssignmentFailure(t *testing.T) {
 	}
 }
 
-// TestWindowsExitCode259IsDead (issue 10): a process that exited with code
+// TestWindowsExitCode259IsDead: a process that exited with code
 // 259 (STILL_ACTIVE's value) is dead, even while a handle keeps its object,
 // and a lock file naming it is reclaimed at once. Before the fix
 // GetExitCodeProcess == 259 read as running.
@@ -229,7 +229,7 @@ func TestWindowsExitCode259IsDead(t *testing.T) {
 	_ = cmd.Wait()
 }
 
-// TestWindowsScannerDuringPublish (issue 10): a scanner that opens the new
+// TestWindowsScannerDuringPublish: a scanner that opens the new
 // lock file without FILE_SHARE_DELETE just before it is renamed into place
 // delays the run, never fails it. Before the fix: exit 1.
 func TestWindowsScannerDuringPublish(t *testing.T) {
@@ -242,7 +242,7 @@ func TestWindowsScannerDuringPublish(t *testing.T) {
 	mustEvent(t, r.events(), "lock-released")
 }
 
-// TestWindowsScannerOnStaleLock (issue 10): a dead owner's lock file that a
+// TestWindowsScannerOnStaleLock: a dead owner's lock file that a
 // scanner holds open with no sharing at all is opened, judged and reclaimed
 // once the scanner lets go, within --timeout. Before the fix: exit 1.
 func TestWindowsScannerOnStaleLock(t *testing.T) {
@@ -253,7 +253,7 @@ func TestWindowsScannerOnStaleLock(t *testing.T) {
 	mustRecover(t, r, reasonOwnerDead)
 }
 
-// TestWindowsScannerDuringRelease (issue 10): a scanner that keeps the lock
+// TestWindowsScannerDuringRelease: a scanner that keeps the lock
 // file open without FILE_SHARE_DELETE for 1.5 s while gwlock releases it
 // delays the release; the run still succeeds. Before the fix release gave up
 // after 1 s: exit 1.
@@ -270,7 +270,7 @@ func TestWindowsScannerDuringRelease(t *testing.T) {
 	}
 }
 
-// TestWindowsScannerOutlastsRelease (issue 10): a scanner that keeps the lock
+// TestWindowsScannerOutlastsRelease: a scanner that keeps the lock
 // file open past the release bound makes gwlock report the failure (exit 1,
 // no lock-released), never success; its kernel lock is dropped all the same,
 // so the next starter reclaims the file at once (owner-dead).
@@ -288,7 +288,7 @@ func TestWindowsScannerOutlastsRelease(t *testing.T) {
 	mustRecover(t, r, reasonOwnerDead)
 }
 
-// TestWindowsLockPathReplaced (issue 10, item 7): an inherited
+// TestWindowsLockPathReplaced: an inherited
 // GWLOCK_LOCK_PATH, in any letter case (Windows names ignore it), is
 // replaced, not duplicated: the gateway reads the lock it runs under. Before,
 // the gateway's environment held both and GetEnvironmentVariable found the
