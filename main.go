@@ -31,7 +31,7 @@
 //
 // The reference for each command is `gwlock help CMD` (manual.go, also
 // rendered as gwlock.1); the protocol, the telemetry events and the payload
-// are in docs/design.md.
+// are in docs/contract.md.
 package main
 
 import (

@@ -21,7 +21,7 @@ import (
 	"time"
 )
 
-// Issue 12: what a real gateway (openclaw) needs from its launcher. The
+// What a real gateway (openclaw) needs from its launcher. The
 // gateway here is helperReadyGateway, the test binary acting as a gateway
 // that serves /startupz late, drains slowly, reports on $NOTIFY_SOCKET.
 
