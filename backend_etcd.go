@@ -288,11 +288,11 @@ func etcdStatus(cfg etcdConfig, stdout io.Writer, asJSON bool) int {
 	}
 	switch code {
 	case statusRunning:
-		fmt.Fprintf(stdout, "%s: held by pid %d on %s, fence %d, gateway pid %d, lease %ds left\n", rep.Key, rep.PID, rep.Host, rep.Fence, rep.GatewayPID, rep.TTLLeftS)
+		printLine(stdout, "%s: held by pid %d on %s, fence %d, gateway pid %d, lease %ds left", rep.Key, rep.PID, rep.Host, rep.Fence, rep.GatewayPID, rep.TTLLeftS)
 	case statusNotRunning:
-		fmt.Fprintf(stdout, "%s: not held\n", rep.Key)
+		printLine(stdout, "%s: not held", rep.Key)
 	default:
-		fmt.Fprintf(stdout, "%s: unknown: %s\n", rep.Key, rep.Error)
+		printLine(stdout, "%s: unknown: %s", rep.Key, rep.Error)
 	}
 	return code
 }

@@ -138,8 +138,8 @@ func helperGwlockNoJob(args []string) int {
 	return cli(args[1:], os.Stdout, stderrWriter)
 }
 
-// helperGwlockScanned is gwlock in whose first file operation OP ("publish",
-// "open", "remove") a scanner process opens the file with share mode SHARE
+// helperGwlockScanned is gwlock in whose first file operation OP ("lock new",
+// "publish", "open", "remove") a scanner process opens the file with share mode SHARE
 // and keeps it open for HOLD, as antivirus scanners and indexers do:
 // "helper:gwlock-scanned OP SHARE HOLD RELEASE-LIMIT gwlock-args...".
 func helperGwlockScanned(args []string) int {
@@ -173,13 +173,29 @@ func helperGwlockScanned(args []string) int {
 }
 
 // helperScanner opens PATH for reading with share mode SHARE (r, rw, or
-// none), says "open" on stdout, and closes it after HOLD:
-// "helper:scanner PATH SHARE HOLD".
+// none; or lock: shared like gwlock's own handles, and holding the lock
+// range, as another acquisition's sweep of temp files does), says "open" on
+// stdout, and closes it after HOLD: "helper:scanner PATH SHARE HOLD".
 func helperScanner(args []string) int {
 	path, hold := args[0], args[2]
 	d, err := time.ParseDuration(hold)
 	if err != nil {
 		return 2
+	}
+	if args[1] == "lock" {
+		h, err := createFile(path, windows.OPEN_EXISTING)
+		if err != nil {
+			fmt.Println("error", err)
+			return 1
+		}
+		if ok, err := (&lockFile{h: h}).lockRange(false); !ok {
+			fmt.Println("error: lock range not taken:", err)
+			return 1
+		}
+		fmt.Println("open")
+		time.Sleep(d)
+		windows.CloseHandle(h)
+		return 0
 	}
 	share := map[string]uint32{"none": 0, "r": windows.FILE_SHARE_READ, "rw": windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE}[args[1]]
 	p, _ := windows.UTF16PtrFromString(path)

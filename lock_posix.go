@@ -458,8 +458,9 @@ func (f *lockFile) id() fileID { return fileID{f.dev, f.ino} }
 // belongs to the open file, so every process that has it holds the lock.
 func (f *lockFile) inheritable() (uintptr, bool) { return uintptr(f.fd), true }
 
-// clearSocket removes the socket name in d, if there is one; anything else
-// by that name (a file, a symlink) is refused and left alone.
+// clearSocket removes our leftover socket name in d, if there is one;
+// anything else by that name (another user's socket, a file, a symlink) is
+// a squatter: refused (exit 77) and left alone, even by root.
 func clearSocket(d *checkedDir, name string) error {
 	var st unix.Stat_t
 	switch err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); {
@@ -467,8 +468,12 @@ func clearSocket(d *checkedDir, name string) error {
 		return nil
 	case err != nil:
 		return err
+	case int(st.Uid) != os.Geteuid():
+		return squattedNotify.of(d.join(name), foreignUID(st.Uid))
+	case st.Mode&unix.S_IFMT == unix.S_IFREG:
+		return squattedNotify.of(d.join(name), "is a regular file, not a socket")
 	case st.Mode&unix.S_IFMT != unix.S_IFSOCK:
-		return errors.New("not a socket: left in place")
+		return squattedNotify.of(d.join(name), "is a "+fileKind(uint32(st.Mode))+", not a socket")
 	}
 	if err := unix.Unlinkat(d.fd, name, 0); err != nil && err != unix.ENOENT {
 		return err

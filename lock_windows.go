@@ -45,6 +45,23 @@ type lockFile struct {
 const shareAll = windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FILE_SHARE_DELETE
 
 func createOwnerFile(d *checkedDir, base string) (*lockFile, error) {
+	// Another acquisition's sweep may hold a young temp file's lock for an
+	// instant while it judges it (young, creator alive: keep). Rather than
+	// wait on it, start over with a new file, as the POSIX side does.
+	for attempt := 0; ; attempt++ {
+		f, err := createOwnerFileOnce(d, base)
+		if !errors.Is(err, errSweptMeanwhile) || attempt == 8 {
+			return f, err
+		}
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Microsecond)
+	}
+}
+
+// errSweptMeanwhile: another acquisition's sweep held our new temp file's
+// lock when we went to take it.
+var errSweptMeanwhile = errors.New("a sweep held our new temp file")
+
+func createOwnerFileOnce(d *checkedDir, base string) (*lockFile, error) {
 	dir := d.path
 	name := filepath.Join(dir, ownTempName(base))
 	h, err := createFile(name, windows.CREATE_NEW)
@@ -56,8 +73,16 @@ func createOwnerFile(d *checkedDir, base string) (*lockFile, error) {
 		f.discard()
 		return nil, err
 	}
+	if testHookFileOp != nil {
+		testHookFileOp("lock new", name)
+	}
 	ok, err := f.lockRange(false)
-	if err != nil || !ok {
+	if !ok && err == nil {
+		// Not a failure of ours: the range is locked by a sweep. A
+		// *PathError must never carry a nil Err, whose Error would panic.
+		err = errSweptMeanwhile
+	}
+	if err != nil {
 		f.discard()
 		return nil, &fs.PathError{Op: "lock new lock file in", Path: dir, Err: err}
 	}
@@ -362,20 +387,25 @@ func removeLockPath(d *checkedDir, name string) error {
 // inUseError is a Windows error that a third party's open handle causes; it
 // matches errFileInUse so callers retry it.
 type inUseError struct {
-	errno windows.Errno
-	why   string
+	err error // the OS's error; never nil (inUse)
+	why string
 }
 
-func inUse(errno error, why string) error {
-	e, _ := errno.(windows.Errno)
-	return &inUseError{errno: e, why: why}
+// inUse wraps err, whatever its type: a nil err (no OS error to show)
+// becomes errFileInUse itself, so Error never reaches a nil value.
+func inUse(err error, why string) error {
+	if err == nil {
+		err = errFileInUse
+	}
+	return &inUseError{err: err, why: why}
 }
 
-func (e *inUseError) Error() string        { return e.why + ", still after retrying: " + e.errno.Error() }
-func (e *inUseError) Unwrap() error        { return e.errno }
+func (e *inUseError) Error() string        { return e.why + ", still after retrying: " + e.err.Error() }
+func (e *inUseError) Unwrap() error        { return e.err }
 func (e *inUseError) Is(target error) bool { return target == errFileInUse }
 
-// testHookFileOp, if set, runs before each publish ("publish", temp path),
+// testHookFileOp, if set, runs before each new file's first lock ("lock new",
+// temp path), publish ("publish", temp path),
 // openExisting ("open") and removeLockPath ("remove"): tests use it to have
 // another process open the file at exactly that moment.
 var testHookFileOp func(op, path string)

@@ -153,8 +153,15 @@ func fail(stderr io.Writer, err error) int {
 	if hint != "" {
 		line += " (hint: " + hint + ")"
 	}
-	_, _ = io.WriteString(stderr, line+"\n")
+	printLine(stderr, "%s", line)
 	return code
+}
+
+// printLine writes one line of gwlock's own, not an event line: whatever
+// its arguments hold (a path, a key, an OS error) is escaped, so the line
+// can neither end early nor let a forged line follow (telemetry.Printable).
+func printLine(w io.Writer, format string, args ...any) {
+	_, _ = io.WriteString(w, telemetry.Printable(fmt.Sprintf(format, args...))+"\n")
 }
 
 // busyHint says where to look next when a holder keeps the lock (exit 75),

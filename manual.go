@@ -121,7 +121,7 @@ func statusPage() manualPage {
 		summary:  "who holds the lock, is it alive, is its port listening",
 		sections: []manualSection{
 			{title: "DESCRIPTION", paras: []string{
-				"status reads the lock named by --config (or --lock) and prints one line: the lock path, its state, the reason, the owner's pid, its gateway's pid, its port and whether the port is listening. It only reads: it never keeps a lock it found free, and never removes a file.",
+				"status reads the lock named by --config (or --lock) and prints one line: the lock path, its state, the reason, the owner's pid, its gateway's pid, its port and whether the port is listening. It only reads: it never keeps a lock it found free, and never removes a file. A value holding a space, '=', '\"', a control character or bytes that are not UTF-8 is quoted as in the telemetry lines (Go's strconv.Quote), so no path can forge a line or a key.",
 				"States: running (a live launcher holds the lock), restarting (a live launcher waits out a restart backoff: last_exit is the last gateway's code, restart_at when the next one starts, and no gateway pid is named), orphaned (the launcher is dead but its gateway, or the gateway's descendants, still hold the lock: their pids are named), dead (a lock file left by a dead owner, with the reason: owner-dead, pid-reused, host-rebooted, stale-unknown-owner), not-running (no lock file), unknown (an owner that cannot be judged, such as one on another host, or a lock that could not be read).",
 			}},
 			{title: "OPTIONS", paras: []string{durationNote}, items: append(append([]manualItem{}, lockFlagItems...),

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -70,12 +69,12 @@ func cmdProbe(c *config, stderr io.Writer) int {
 		if _, ok := waitForPort(c.host, c.port, c.wait, 100*time.Millisecond, nil); ok {
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "gwlock: probe %s: not listening after %s\n", addr, c.wait)
+		printLine(stderr, "gwlock: probe %s: not listening after %s", addr, c.wait)
 		return exitFailure
 	}
 	if portListening(c.host, c.port, time.Second) {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "gwlock: probe %s: not listening\n", addr)
+	printLine(stderr, "gwlock: probe %s: not listening", addr)
 	return exitFailure
 }

@@ -68,7 +68,7 @@ func cmdRun(c *config, log *telemetry.Logger, stderr io.Writer) int {
 		if hold != nil {
 			_ = hold.release(log)
 		}
-		fmt.Fprintf(stderr, "gwlock: run %s: stopped by %v before the gateway started\n", b.where(), sig)
+		printLine(stderr, "gwlock: run %s: stopped by %v before the gateway started", b.where(), sig)
 		return signalExit(int(sig.(syscall.Signal)))
 	}
 	var busy *busyError

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -241,6 +242,62 @@ func TestWindowsScannerDuringPublish(t *testing.T) {
 	}
 	mustEvent(t, r.events(), "lock-released")
 }
+
+// TestWindowsSweepDuringCreate: another acquisition's sweep of temp files
+// holds the lock range of our new temp file at the moment we go to lock it.
+// That is a reason to start over with a new file, never an error; before the
+// fix the run failed with an error line whose Error method panicked (a
+// *PathError with a nil Err): exit 1.
+func TestWindowsSweepDuringCreate(t *testing.T) {
+	lock := filepath.Join(lockDir(t), "c.lock")
+	r := runCmd(t, helperCmd(t, "gwlock-scanned", "lock new", "lock", "2s", "5s",
+		"run", "--lock", lock, "--", testBinary(t), "helper:gateway", "-exit", "7"))
+	if r.code != 7 || strings.Contains(r.stderr, "PANIC") {
+		t.Fatalf("exit %d, want the gateway's 7\n%s", r.code, r.stderr)
+	}
+	mustEvent(t, r.events(), "lock-released")
+}
+
+// TestWindowsErrorsNeverPanic: each error the Windows lock path builds
+// prints, whatever the OS gave it: one attempt at a new file whose range a
+// sweep holds, and a third party's handle with no OS error to show.
+func TestWindowsErrorsNeverPanic(t *testing.T) {
+	d := &checkedDir{path: lockDir(t)}
+	var sweep windows.Handle
+	testHookFileOp = func(op, path string) {
+		if op != "lock new" {
+			return
+		}
+		h, err := createFile(path, windows.OPEN_EXISTING)
+		if err != nil {
+			t.Errorf("open the new temp file as a sweep would: %v", err)
+			return
+		}
+		if ok, err := (&lockFile{h: h}).lockRange(false); !ok {
+			t.Errorf("lock the new temp file's range as a sweep would: %v", err)
+		}
+		sweep = h
+	}
+	defer func() { testHookFileOp = nil }()
+	f, err := createOwnerFileOnce(d, "n.lock")
+	windows.CloseHandle(sweep)
+	if err == nil {
+		f.discard()
+		t.Fatal("createOwnerFileOnce succeeded while a sweep held the range")
+	}
+	if msg := printed(err); !errors.Is(err, errSweptMeanwhile) || strings.Contains(msg, "PANIC") {
+		t.Errorf("createOwnerFileOnce with the range held = %s, want errSweptMeanwhile", msg)
+	}
+	for _, err := range []error{inUse(nil, "held"), inUse(errors.New("not an Errno"), "held"), inUse(windows.ERROR_SHARING_VIOLATION, "held")} {
+		if msg := printed(err); strings.Contains(msg, "PANIC") || !errors.Is(err, errFileInUse) {
+			t.Errorf("inUse error = %s, want a message matching errFileInUse", msg)
+		}
+	}
+}
+
+// printed is err as the final error line shows it: %v recovers a panic in
+// Error and prints it as %!v(PANIC=...).
+func printed(err error) string { return fmt.Sprintf("%v", err) }
 
 // TestWindowsScannerOnStaleLock: a dead owner's lock file that a
 // scanner holds open with no sharing at all is opened, judged and reclaimed

@@ -165,9 +165,11 @@ func statusOf(c *config, t lockTarget, stdout, stderr io.Writer, asJSON bool) in
 // line is the text form of a report: logfmt, one line.
 func (r *report) line() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "lock=%s state=%s", r.Lock, r.State)
+	// Values gwlock does not choose are quoted as in the event lines: a
+	// path with a newline or a space must not forge a line or a key.
+	fmt.Fprintf(&b, "lock=%s state=%s", telemetry.Value(r.Lock), telemetry.Value(r.State))
 	if r.Reason != "" {
-		b.WriteString(" reason=" + r.Reason)
+		b.WriteString(" reason=" + telemetry.Value(r.Reason))
 	}
 	if r.Owner != nil {
 		fmt.Fprintf(&b, " pid=%d", r.Owner.PID)
@@ -194,7 +196,7 @@ func (r *report) line() string {
 			fmt.Fprintf(&b, " last_exit=%d", *r.Owner.LastExit)
 		}
 		if r.Owner.RestartAt != "" {
-			b.WriteString(" restart_at=" + r.Owner.RestartAt)
+			b.WriteString(" restart_at=" + telemetry.Value(r.Owner.RestartAt))
 		}
 	}
 	if r.PortListening != nil {
@@ -221,7 +223,7 @@ func unlockOf(c *config, t lockTarget, log *telemetry.Logger, stderr io.Writer) 
 		return fail(stderr, err)
 	}
 	if in == nil {
-		fmt.Fprintf(stderr, "gwlock: unlock %s: nothing to remove, no lock file\n", t.path)
+		printLine(stderr, "gwlock: unlock %s: nothing to remove, no lock file", t.path)
 		return exitOK
 	}
 	// Only a provably gone owner: a stale-unknown file is left to run's rules.
@@ -230,13 +232,13 @@ func unlockOf(c *config, t lockTarget, log *telemetry.Logger, stderr io.Writer) 
 		if in.v.status.established() {
 			why = "it is " + holderText(in.v.pid, in.v.status, in.v.gatewayPID)
 		}
-		fmt.Fprintf(stderr, "gwlock: unlock %s: refused, %s (hint: gwlock status --lock %s shows the owner)\n", t.path, why, t.path)
+		printLine(stderr, "gwlock: unlock %s: refused, %s (hint: gwlock status --lock %s shows the owner)", t.path, why, t.path)
 		return exitFailure
 	}
 	base := filepath.Base(t.path)
 	f, err := openExisting(t.d, base)
 	if errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(stderr, "gwlock: unlock %s: nothing to remove, someone else removed it meanwhile\n", t.path)
+		printLine(stderr, "gwlock: unlock %s: nothing to remove, someone else removed it meanwhile", t.path)
 		return exitOK
 	}
 	if err != nil {
@@ -246,7 +248,7 @@ func unlockOf(c *config, t lockTarget, log *telemetry.Logger, stderr io.Writer) 
 	raw, _, rerr := f.readPayload()
 	if err != nil || rerr != nil || (f.kernel && !got) || f.id() != in.id || !bytes.Equal(raw, in.raw) {
 		f.close()
-		fmt.Fprintf(stderr, "gwlock: unlock %s: refused, the lock changed while it was judged (hint: run gwlock unlock again)\n", t.path)
+		printLine(stderr, "gwlock: unlock %s: refused, the lock changed while it was judged (hint: run gwlock unlock again)", t.path)
 		return exitFailure
 	}
 	removed, err := reclaim(f, t.d, base)
@@ -254,7 +256,7 @@ func unlockOf(c *config, t lockTarget, log *telemetry.Logger, stderr io.Writer) 
 		return fail(stderr, err)
 	}
 	if !removed {
-		fmt.Fprintf(stderr, "gwlock: unlock %s: nothing to remove, the path names another file now\n", t.path)
+		printLine(stderr, "gwlock: unlock %s: nothing to remove, the path names another file now", t.path)
 		return exitOK
 	}
 	pid := int64(0)

@@ -74,8 +74,8 @@ func supervise(c *config, hold holder, log *telemetry.Logger, st *startup) (int,
 	s := &supervisor{c: c, hold: hold, log: log, procs: procs, lockAlone: make(chan error, 1)}
 	s.tree, _ = hold.(treeHolder)
 	if s.relay, err = openNotifyRelay(hold, c.readyNotify); err != nil {
-		if c.readyNotify {
-			return exitFailure, err
+		if c.readyNotify || exitCode(err) == exitUnsafe {
+			return exitCode(err), err
 		}
 		log.Warn("notify-relay-unavailable", "error", err.Error())
 	}

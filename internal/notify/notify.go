@@ -6,17 +6,29 @@
 // Contract:
 //
 //   - Listen binds a datagram socket at a path the caller chose and made
-//     safe; Close unbinds it and calls the caller's remove. The Listener reads
-//     datagrams in a goroutine of its own and delivers their non-empty lines,
-//     in order, on Notes. A datagram cut to fit the buffer is dropped whole,
-//     as systemd drops it: its lines are not what was sent.
-//   - Every datagram that arrives is accepted: anyone who can write to the
-//     socket can speak for the program. A check of the sender (its peer
-//     credentials) belongs in admit, the one place that decides.
+//     safe; Close unbinds it and calls the caller's remove. The socket is
+//     private to this process's uid (mode 0600) from the moment its name
+//     exists, whatever the umask: it is bound inside a new 0700 directory
+//     beside the path, set to 0600 there, and only then linked to the path.
+//     A name that appears at the path meanwhile is never replaced: Listen
+//     fails with an error matching fs.ErrExist.
+//   - The Listener reads datagrams in a goroutine of its own and delivers
+//     the non-empty lines of those it admits, in order, on Notes. A datagram
+//     cut to fit the buffer is dropped whole, as systemd drops it: its lines
+//     are not what was sent.
+//   - Who may speak: on Linux the kernel names each datagram's sender
+//     (SO_PASSCRED, SCM_CREDENTIALS: its pid and uid when it sent), and a
+//     datagram counts only if the caller's admit says yes for that Peer; one
+//     the kernel does not vouch for never counts. Elsewhere no sender is
+//     named for a datagram (macOS has no such message; FreeBSD's LOCAL_CREDS
+//     gives no pid), admit is not asked, and the socket's mode is the only
+//     check: any process of this uid, or root, can speak for the program.
 //   - Classify says what a line is for a supervisor: READY=1 is the
 //     program's readiness, STATUS= and EXTEND_TIMEOUT_USEC= pass up as they
-//     are, and everything else (MAINPID=, WATCHDOG=, the file descriptor
-//     store) is the supervisor's own business and is dropped.
+//     are, and everything else (MAINPID=, WATCHDOG=, BARRIER=, the file
+//     descriptor store) is the supervisor's own business and is dropped.
+//     Descriptors a sender attaches (sd_notify_barrier's, FDSTORE=1's) are
+//     never taken in: the kernel closes them, which ends a barrier's wait.
 //   - Send never blocks and never fails the caller: states go into a bounded
 //     queue written by one goroutine with a one-second write deadline each;
 //     a service manager that stops reading loses states, never the caller's
@@ -25,7 +37,11 @@
 package notify
 
 import (
+	"errors"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -56,24 +72,81 @@ func Classify(line string) Kind {
 // notification is larger, but no line gwlock relays comes near it.
 const maxDatagram = 4096
 
+// Peer is a datagram's sender as the kernel names it: its pid and uid when
+// it sent.
+type Peer struct{ PID, UID int }
+
 // Listener is the program's NOTIFY_SOCKET, bound while the supervisor runs.
 type Listener struct {
 	conn   *net.UnixConn
 	remove func()
+	admit  func(Peer) bool
 	notes  chan string
 }
 
-// Listen binds bindPath as a datagram socket and starts reading it; remove,
-// called by Close (or at once if the bind fails), deletes the socket's name.
-func Listen(bindPath string, remove func()) (*Listener, error) {
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: bindPath, Net: "unixgram"})
+// Listen binds bindPath as a datagram socket private to this uid and starts
+// reading it; remove, called by Close (or at once if the bind fails),
+// deletes the socket's name. admit decides, where the OS names senders,
+// whether a datagram counts; nil admits every sender it names.
+func Listen(bindPath string, remove func(), admit func(Peer) bool) (*Listener, error) {
+	conn, err := bindPrivate(bindPath)
+	if err == nil {
+		err = passCredentials(conn)
+	}
 	if err != nil {
-		remove()
+		if conn != nil {
+			conn.Close()
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			remove() // the name is ours to remove only if we made it
+		}
 		return nil, err
 	}
-	l := &Listener{conn: conn, remove: remove, notes: make(chan string, 64)}
+	if admit == nil {
+		admit = func(Peer) bool { return true }
+	}
+	l := &Listener{conn: conn, remove: remove, admit: admit, notes: make(chan string, 64)}
 	go l.read()
 	return l, nil
+}
+
+// bindPrivate binds the socket under a temporary name in a new directory
+// of mode 0700 beside bindPath, makes it 0600, and links it to bindPath.
+// bind(2) creates the socket's inode with the mode 0777 less the umask, and
+// a umask set around it would be the whole process's, racing every other
+// goroutine's files; inside a directory only we can enter, the looser mode
+// of that instant reaches nobody. link(2), unlike rename(2), never replaces
+// a name that appeared at bindPath meanwhile.
+func bindPrivate(bindPath string) (*net.UnixConn, error) {
+	tmp, err := os.MkdirTemp(filepath.Dir(bindPath), ".n")
+	if err != nil {
+		return nil, &fs.PathError{Op: "bind notify socket", Path: bindPath, Err: err}
+	}
+	defer os.Remove(tmp)
+	name := filepath.Join(tmp, "s")
+	defer os.Remove(name)
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
+	if err != nil {
+		return nil, &fs.PathError{Op: "bind notify socket", Path: bindPath, Err: err}
+	}
+	if err = os.Chmod(name, 0o600); err == nil {
+		err = os.Link(name, bindPath)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, &fs.PathError{Op: "bind notify socket", Path: bindPath, Err: unwrapLink(err)}
+	}
+	return conn, nil
+}
+
+// unwrapLink is the OS's own error from a failed link: *os.LinkError would
+// name both paths, and the temporary one is nobody's business.
+func unwrapLink(err error) error {
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
 }
 
 // Notes delivers one KEY=VALUE line at a time until the socket closes.
@@ -82,12 +155,13 @@ func (l *Listener) Notes() <-chan string { return l.notes }
 // read splits each admitted datagram into its lines until the socket closes.
 func (l *Listener) read() {
 	buf := make([]byte, maxDatagram)
+	oob := make([]byte, credSpace)
 	for {
-		n, _, flags, _, err := l.conn.ReadMsgUnix(buf, nil)
+		n, oobn, flags, _, err := l.conn.ReadMsgUnix(buf, oob)
 		if err != nil {
 			return
 		}
-		if !admit(flags) {
+		if flags&msgTrunc != 0 || !l.admitted(oob[:oobn]) {
 			continue
 		}
 		for _, line := range strings.Split(string(buf[:n]), "\n") {
@@ -98,10 +172,15 @@ func (l *Listener) read() {
 	}
 }
 
-// admit decides whether a datagram counts. Today only its size does; the
-// sender's credentials (SCM_CREDENTIALS, with SO_PASSCRED set at Listen)
-// would be checked here.
-func admit(flags int) bool { return flags&msgTrunc == 0 }
+// admitted decides whether a datagram with the control messages oob counts:
+// where the OS names senders, only one the kernel named and admit accepts.
+func (l *Listener) admitted(oob []byte) bool {
+	if !namesSenders {
+		return true
+	}
+	peer, ok := sender(oob)
+	return ok && l.admit(peer)
+}
 
 // Drain discards the lines read but not yet taken: what a program's last
 // life said must not count for the next one.

@@ -3,10 +3,13 @@
 package notify
 
 import (
+	"errors"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -19,7 +22,7 @@ func mustListen(t *testing.T) (*Listener, string, *bool) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "n.notify")
 	removed := new(bool)
-	l, err := Listen(path, func() { *removed = true; os.Remove(path) })
+	l, err := Listen(path, func() { *removed = true; os.Remove(path) }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +95,7 @@ func TestListenerDrainAndClose(t *testing.T) {
 // A failed bind removes the name at once: nothing is left behind.
 func TestListenRemovesOnFailure(t *testing.T) {
 	removed := false
-	if _, err := Listen(filepath.Join(t.TempDir(), "missing", "n.notify"), func() { removed = true }); err == nil {
+	if _, err := Listen(filepath.Join(t.TempDir(), "missing", "n.notify"), func() { removed = true }, nil); err == nil {
 		t.Fatal("Listen in a missing directory succeeded")
 	}
 	if !removed {
@@ -129,5 +132,31 @@ func TestSenderNeverBlocks(t *testing.T) {
 		case <-time.After(noteWait):
 			t.Fatalf("Send to %q blocked", addr)
 		}
+	}
+}
+
+// The socket is 0600 from the moment its name exists, whatever the umask,
+// and a name already at the path is never replaced.
+func TestListenPrivateWhateverUmask(t *testing.T) {
+	old := syscall.Umask(0)
+	l, path, _ := mustListen(t)
+	syscall.Umask(old)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode under umask 000 = %v, want a socket of mode 0600", fi.Mode())
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
+		t.Errorf("Listen left %d names beside the socket, want none", len(ents)-1)
+	}
+	removed := false
+	if _, err := Listen(path, func() { removed = true }, nil); !errors.Is(err, fs.ErrExist) || removed {
+		t.Errorf("Listen over an existing name = %v (remove called: %v), want fs.ErrExist and the name left alone", err, removed)
+	}
+	mustSend(t, path, "READY=1")
+	if got := mustNote(t, l); got != "READY=1" {
+		t.Errorf("note = %q after a refused second Listen, want READY=1", got)
 	}
 }

@@ -5,6 +5,10 @@
 // front of a slow writer drops lines instead of blocking, and the next line
 // that gets through says how many were dropped (dropped=N).
 //
+// Printable and Value (quote.go) give the lines a caller writes itself the
+// event lines' safety: nothing printed can end a line early, pose as another
+// line or key, or rewrite a terminal.
+//
 // The package knows nothing of locks or gateways; callers choose the event
 // names and keys.
 package telemetry

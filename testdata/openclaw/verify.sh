@@ -4,11 +4,13 @@
 # runs openclaw under gwlock as the recipe in README.md and docs/openclaw.md does, and checks
 #   1. gateway-ready comes no earlier than openclaw's /startupz says started
 #      (no /startupz answer after gateway-ready says "starting");
-#   2. a respawn request (SIGUSR2) under a systemd-like environment restarts
-#      the gateway instead of ending the run;
+#   2. a respawn request (SIGUSR2, as `openclaw gateway restart` and an
+#      update send it) keeps the gateway up: with OPENCLAW_SYSTEMD_UNIT set,
+#      as openclaw's own unit sets it and gwlock passes it on, openclaw exits
+#      0 for its supervisor to start it again, and --restart always does;
 #   3. SIGTERM lets it drain and exit 0, with `stop` logged and no escalation;
-#   4. an exit 78 (EX_CONFIG, here a bad config) is not restarted under
-#      --restart on-failure, and gwlock exits 78.
+#   4. an exit 78 (EX_CONFIG, here a bad config) is not restarted, even under
+#      --restart always, and gwlock exits 78.
 # Not run in CI: it needs npm's registry, about 1 GB of RAM and a minute or
 # two of CPU. Usage, from anywhere:
 #   testdata/openclaw/verify.sh [SCRATCH_DIR]     (SCRATCH_DIR is reused: no reinstall)
@@ -69,12 +71,18 @@ echo '{"gateway":{"mode":"local","port":"not a port"}}' >"$bad"
 
 # What systemd gives a unit's main process: gwlock must not pass it on.
 export INVOCATION_ID=0123456789abcdef0123456789abcdef JOURNAL_STREAM=8:4242 SYSTEMD_EXEC_PID=$$
+# What openclaw's own generated unit sets, kept by an operator who put gwlock
+# in front: gwlock passes it on (it is not systemd's), and openclaw then
+# believes systemd restarts it. GWLOCK_RESTART=on-failure shows the old
+# recipe's outcome: the respawn request ends the run with exit 0.
+export OPENCLAW_SYSTEMD_UNIT=openclaw-gateway.service
+restart=${GWLOCK_RESTART:-always}
 
 # The recipe of README.md and docs/openclaw.md.
 gwlock_run() { # config log
 	OPENCLAW_CONFIG_PATH=$1 "$scratch/gwlock" run --config "$1" --port "$port" \
 		--ready-url "http://127.0.0.1:$port/startupz" --ready-timeout 180s \
-		--stop-timeout 335s --restart on-failure \
+		--stop-timeout 335s --restart "$restart" \
 		-- openclaw gateway run --port "$port" --bind loopback 2>"$2" &
 	gw=$!
 }
@@ -120,23 +128,25 @@ if tr '\0' '\n' </proc/"$child"/environ | grep -E '^(INVOCATION_ID|JOURNAL_STREA
 fi
 echo "ok: the gateway's environment has no INVOCATION_ID, JOURNAL_STREAM, SYSTEMD_EXEC_PID"
 
-say "2. respawn request (SIGUSR2) under a systemd-like environment"
+say "2. respawn request (SIGUSR2) with OPENCLAW_SYSTEMD_UNIT set"
 lines=$(wc -l <"$scratch/run.err")
 loglines=$(cat "$scratch/openclaw.log" 2>/dev/null | wc -l)
 kill -USR2 "$gw"
-restarted=""
+code=""
 for ((i = 0; i < 1800; i++)); do
-	if tail -n +"$((loglines + 1))" "$scratch/openclaw.log" | grep -q 'restart mode'; then restarted=1; fi
-	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port/startupz" || true)
-	[ -n "$restarted" ] && [ "$code" = 200 ] && break
-	kill -0 "$gw" 2>/dev/null || { cat "$scratch/run.err"; fail "gwlock ended after the respawn request"; }
+	kill -0 "$gw" 2>/dev/null || { tail -n +"$((lines + 1))" "$scratch/run.err" | grep 'event='; fail "gwlock ended after the respawn request: the gateway stays down"; }
+	started=$(tail -n +"$((lines + 1))" "$scratch/run.err" | sed -n 's/.*event=child-start pid=\([0-9]*\).*/\1/p' | tail -1)
+	if [ -n "$started" ]; then
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port/startupz" || true)
+		[ "$code" = 200 ] && break
+	fi
 	sleep 0.1
 done
 tail -n +"$((loglines + 1))" "$scratch/openclaw.log" | grep -o 'restart mode[^"]*' | tail -1 || true
-tail -n +"$((lines + 1))" "$scratch/run.err" | grep 'event=' || true
-[ -n "$restarted" ] || fail "openclaw did not restart"
-[ "$code" = 200 ] || fail "/startupz not started again after the restart"
-echo "ok: the gateway restarted and serves again; gwlock still runs"
+tail -n +"$((lines + 1))" "$scratch/run.err" | grep -E 'event=(child-exit|restart|child-start|gateway-ready)' || true
+[ -n "$started" ] && [ "$started" != "$child" ] || fail "no new gateway after the respawn request"
+[ "$code" = 200 ] || fail "/startupz not started again after the respawn"
+echo "ok: openclaw exited for a respawn, gwlock started it again (pid $child -> $started), it serves; gwlock still runs"
 
 say "3. SIGTERM drains, exit 0"
 t1=$(now)
