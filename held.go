@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"gwlock/internal/telemetry"
 	"io/fs"
+	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -162,6 +164,7 @@ func (l *heldLock) setChild(pid int) error {
 	defer l.mu.Unlock()
 	l.payload.ChildPID, l.payload.ChildStartTime, l.payload.Descendants = pid, startTimeOf(pid), nil
 	l.payload.RestartAt = ""
+	l.noteUIDs([]int{pid})
 	return l.rewrite()
 }
 
@@ -185,11 +188,32 @@ func (l *heldLock) setDescendants(pids []int) error {
 			refs = append(refs, procRef{PID: pid, StartTime: st})
 		}
 	}
-	if fmt.Sprint(refs) == fmt.Sprint(l.payload.Descendants) {
+	// The main process is looked at again: a gateway may switch user after
+	// it started (setpriv, su, its own setuid()).
+	newUID := l.noteUIDs(append([]int{l.payload.ChildPID}, pids...))
+	if !newUID && fmt.Sprint(refs) == fmt.Sprint(l.payload.Descendants) {
 		return nil
 	}
 	l.payload.Descendants = refs
 	return l.rewrite()
+}
+
+// noteUIDs adds to the payload's tree uids the real uids the processes
+// pids run as, other than ours, the first maxTreeUIDs of them for the
+// holding's whole life (a uid once seen stays: a re-forked process of it
+// may still run); true if one was added. A process whose uid cannot be
+// read adds none.
+func (l *heldLock) noteUIDs(pids []int) bool {
+	added := false
+	for _, pid := range pids {
+		uid, ok := processUID(pid)
+		if pid <= 0 || !ok || uid == os.Geteuid() || slices.Contains(l.payload.TreeUIDs, uid) || len(l.payload.TreeUIDs) >= maxTreeUIDs {
+			continue
+		}
+		l.payload.TreeUIDs = append(l.payload.TreeUIDs, uid)
+		added = true
+	}
+	return added
 }
 
 func (l *heldLock) rewrite() error {
