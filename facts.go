@@ -38,9 +38,10 @@ type hostFacts interface {
 	pidNS() string
 	// tagged names a live process, not us, running as one of uids (its
 	// real uid), whose environment carries token (the GWLOCK_LOCK_TOKEN a
-	// launcher gave its gateway): a process of that gateway's tree. 0 and
-	// no error: none does.
-	tagged(token string, uids []int) (int, error)
+	// launcher gave its gateway): a process of that gateway's tree. A
+	// process that started before bornAfter (the launcher's start time,
+	// "" if unknown) is not of it. 0 and no error: none does.
+	tagged(token string, uids []int, bornAfter string) (int, error)
 	// selfUID is our effective uid: the owner of every lock file we judge.
 	selfUID() int
 	// stopped says a live process is stopped by a signal.
@@ -96,8 +97,8 @@ func (hostProbe) startTime(pid int) (string, error)      { return proc.StartTime
 func (hostProbe) groupAlive(pgid, sid int) (bool, error) { return proc.GroupAlive(pgid, sid) }
 func (hostProbe) selfUID() int                           { return os.Geteuid() }
 func (hostProbe) stopped(pid int) (bool, error)          { return proc.Stopped(pid) }
-func (hostProbe) tagged(token string, uids []int) (int, error) {
-	return proc.Tagged(token, uids)
+func (hostProbe) tagged(token string, uids []int, bornAfter string) (int, error) {
+	return proc.Tagged(token, uids, bornAfter)
 }
 func (hostProbe) lockCreator(file fileID) (int, error) {
 	return proc.FlockCreator(file.a, file.b)

@@ -333,7 +333,8 @@ func taggedProcess(p *ownerPayload, h hostFacts) (int, error) {
 	if p.Token == "" {
 		return 0, nil
 	}
-	gw, err := h.tagged(p.Token, treeUIDs(p, h))
+	bornAfter, _ := startTimeText(p.StartTime)
+	gw, err := h.tagged(p.Token, treeUIDs(p, h), bornAfter)
 	if errors.Is(err, errors.ErrUnsupported) {
 		return 0, nil
 	}

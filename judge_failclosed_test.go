@@ -43,11 +43,11 @@ func (f *faultyFacts) groupAlive(pgid, sid int) (bool, error) {
 	return f.fakeFacts.groupAlive(pgid, sid)
 }
 
-func (f *faultyFacts) tagged(token string, uids []int) (int, error) {
+func (f *faultyFacts) tagged(token string, uids []int, bornAfter string) (int, error) {
 	if f.fault == "tagged" {
 		return 0, errFault
 	}
-	return f.fakeFacts.tagged(token, uids)
+	return f.fakeFacts.tagged(token, uids, bornAfter)
 }
 
 func (f *faultyFacts) lockCreator(fileID) (int, error) {

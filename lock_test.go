@@ -592,7 +592,7 @@ var errFakeUnknown = errors.New("fact not known to this fake host")
 
 func (f *fakeFacts) groupAlive(pgid, sid int) (bool, error) { return sid == 9 && f.groups[pgid], nil }
 func (f *fakeFacts) lockCreator(fileID) (int, error)        { return 0, errFakeUnknown }
-func (f *fakeFacts) tagged(_ string, uids []int) (int, error) {
+func (f *fakeFacts) tagged(_ string, uids []int, _ string) (int, error) {
 	f.taggedUIDs = uids
 	return f.taggedPID, f.taggedErr
 }

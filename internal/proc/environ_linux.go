@@ -22,7 +22,7 @@ var lastTagged struct {
 	buf   []byte // reused: a scan reads every process's environment
 }
 
-func tagged(token string, uids []int) (int, error) {
+func tagged(token string, uids []int, bornAfter string) (int, error) {
 	needle := []byte("\x00" + TokenVar + "=" + token + "\x00")
 	self := os.Getpid()
 	lastTagged.Lock()
@@ -30,7 +30,7 @@ func tagged(token string, uids []int) (int, error) {
 	buf := lastTagged.buf
 	defer func() { lastTagged.buf = buf[:0] }()
 	if lastTagged.token == token {
-		if found, _ := carries(strconv.Itoa(lastTagged.pid), needle, uids, &buf); found {
+		if found, _ := carries(strconv.Itoa(lastTagged.pid), needle, uids, bornAfter, &buf); found {
 			return lastTagged.pid, nil
 		}
 	}
@@ -43,7 +43,7 @@ func tagged(token string, uids []int) (int, error) {
 		if nums[i] == self {
 			continue
 		}
-		found, err := carries(name, needle, uids, &buf)
+		found, err := carries(name, needle, uids, bornAfter, &buf)
 		if found {
 			lastTagged.token, lastTagged.pid = token, nums[i]
 			return nums[i], nil
@@ -61,7 +61,7 @@ func tagged(token string, uids []int) (int, error) {
 // when it is non-dumpable: a directory of none of uids is not read at all
 // (a non-root judge could not read it anyway); otherwise the real uid,
 // from status, decides before the environment is read.
-func carries(pid string, needle []byte, uids []int, buf *[]byte) (bool, error) {
+func carries(pid string, needle []byte, uids []int, bornAfter string, buf *[]byte) (bool, error) {
 	dir := "/proc/" + pid
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil {
@@ -83,10 +83,30 @@ func carries(pid string, needle []byte, uids []int, buf *[]byte) (bool, error) {
 		// through; the process's other threads still show it.
 		env, err = threadEnviron(pid, buf)
 	}
+	if err != nil && !gone(err) && startedBefore(pid, bornAfter) {
+		// Unreadable (PID 1 of a container, a process with capabilities
+		// we lack), but older than the tree: it cannot carry the token.
+		return false, nil
+	}
 	if err != nil {
 		return false, unlessGone(&os.PathError{Op: "read", Path: dir + "/environ", Err: err})
 	}
 	return bytes.Contains(env, needle), nil
+}
+
+// startedBefore says process pid is known to have started before the
+// start time bound (clock ticks after boot, as StartTime gives them).
+func startedBefore(pid, bound string) bool {
+	limit, err := strconv.ParseUint(bound, 10, 64)
+	if err != nil {
+		return false
+	}
+	st, err := readStat(pid)
+	if err != nil {
+		return false
+	}
+	started, err := strconv.ParseUint(st.StartTime, 10, 64)
+	return err == nil && started < limit
 }
 
 // unlessGone is err, or nil when it says only that the process went away.

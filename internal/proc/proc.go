@@ -132,18 +132,23 @@ const TokenVar = "GWLOCK_LOCK_TOKEN"
 // owned by one of uids are read at all, so a judge running as root reads
 // no other user's environment. A zombie's environment is empty.
 //
+// bornAfter, if not "", is the StartTime of the process that handed the
+// token out (the launcher): a process started before it cannot carry it,
+// so one whose environment cannot be read (PID 1 of a container, a process
+// with capabilities we lack) is passed over when it is that old.
+//
 // 0 and no error: the whole table was read and no process carries it. 0
 // and an error: none was found, but some process that might have carried
 // it could not be read for a reason other than being gone. The search
 // remembers the last process it found, and checks it first next time.
-func Tagged(token string, uids []int) (int, error) {
+func Tagged(token string, uids []int, bornAfter string) (int, error) {
 	if token == "" {
 		return 0, errors.New("search for a token: empty token")
 	}
 	if len(uids) == 0 {
 		return 0, errors.New("search for a token: no uid to search")
 	}
-	return tagged(token, uids)
+	return tagged(token, uids, bornAfter)
 }
 
 // UID is the real uid process pid runs as. Linux only.

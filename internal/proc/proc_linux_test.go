@@ -17,20 +17,20 @@ func TestTagged(t *testing.T) {
 	// An error may come with 0: a process of our uid with more privilege
 	// (PID 1 of some containers) cannot be read, and then nobody can say
 	// it does not carry the token.
-	if pid, err := Tagged(token, ours); pid != 0 {
+	if pid, err := Tagged(token, ours, ""); pid != 0 {
 		t.Fatalf("Tagged before any carrier = %d, %v; want 0", pid, err)
 	}
 	h := mustStart(t, func(c *exec.Cmd) { c.Env = append(c.Env, TokenVar+"="+token) })
 	for range 2 { // the second call is answered from the remembered pid
-		if pid, err := Tagged(token, ours); pid != h.pid() || err != nil {
+		if pid, err := Tagged(token, ours, ""); pid != h.pid() || err != nil {
 			t.Fatalf("Tagged = %d, %v; want %d", pid, err, h.pid())
 		}
 	}
-	if pid, err := Tagged(token, []int{os.Getuid() + 1}); pid != 0 {
+	if pid, err := Tagged(token, []int{os.Getuid() + 1}, ""); pid != 0 {
 		t.Fatalf("Tagged for another uid = %d, %v; want 0", pid, err)
 	}
 	h.stop()
-	if pid, err := Tagged(token, ours); pid != 0 {
+	if pid, err := Tagged(token, ours, ""); pid != 0 {
 		t.Fatalf("Tagged after the carrier exited = %d, %v; want 0", pid, err)
 	}
 }
