@@ -1,0 +1,140 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// A judge that cannot read the process table must not take a live
+// orphaned gateway for dead. These tests starve a real starter of what it
+// reads, beside a real gateway whose launcher was SIGKILLed, and check that
+// it removes nothing, starts nothing, and says why it cannot tell.
+
+// orphanShapes are gateways that outlive a SIGKILLed launcher: one keeps
+// the inherited lock descriptor (it ignores the stop signal), one
+// daemonizes and closes it, so the kernel lock is free and only the
+// process table shows it alive.
+var orphanShapes = map[string][]string{
+	"kept-fd":       {"-ignore-term", "-sleep", "60s"},
+	"daemon-closed": {"-daemonize", "-close-lock", "-sleep", "60s"},
+}
+
+// startOrphan runs a gateway of shape flags, waits until its tree is
+// recorded, SIGKILLs its launcher and returns the lock and the live
+// gateway's pid.
+func startOrphan(t *testing.T, dir string, flags []string) (string, int) {
+	t.Helper()
+	g := startRun(t, dir, nil, flags...)
+	gw := g.gatewayPID(t)
+	t.Cleanup(func() { _ = syscall.Kill(gw, syscall.SIGKILL) })
+	if flags[0] == "-daemonize" {
+		g.waitEvent(t, "gateway-descendants")
+	}
+	_ = g.cmd.Process.Kill()
+	waitGone(t, g.cmd.Process.Pid)
+	return g.lock, gw
+}
+
+// lockSnapshot is a lock file's identity and contents.
+func lockSnapshot(t *testing.T, lock string) (uint64, []byte) {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(lock, &st); err != nil {
+		t.Fatalf("lock file: %v", err)
+	}
+	b, err := os.ReadFile(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino, b
+}
+
+// mustKeepOrphan checks that the starter r left the lock as it was and
+// started nothing, then that an ordinary starter finds the orphan.
+func mustKeepOrphan(t *testing.T, dir, lock string, ino uint64, payload []byte, second string, r result) {
+	t.Helper()
+	if r.code == 0 {
+		t.Fatalf("starved starter: exit 0\n%s", r.stderr)
+	}
+	mustNotExist(t, second, "a starved starter started a second gateway")
+	if gotIno, gotPayload := lockSnapshot(t, lock); gotIno != ino || !bytes.Equal(gotPayload, payload) {
+		t.Fatalf("a starved starter replaced the live orphan's lock file\n%s", r.stderr)
+	}
+	if ev := findEvents(r.events(), "stale-lock-recovered"); len(ev) > 0 {
+		t.Fatalf("a starved starter reclaimed a live orphan's lock: %v", ev)
+	}
+	contendMustWait(t, dir, lock)
+}
+
+// TestStarvedJudgeKeepsOrphan: a starter under `ulimit -n N` for a range
+// of N beside a live orphaned gateway. Each either fails before it
+// judges, or judges the owner unknown with the read that failed; none
+// removes the lock or starts a gateway. At least one N must reach the
+// judgement, so the test cannot pass by never judging.
+func TestStarvedJudgeKeepsOrphan(t *testing.T) {
+	for name, flags := range orphanShapes {
+		t.Run(name, func(t *testing.T) {
+			dir := lockDir(t)
+			lock, _ := startOrphan(t, dir, flags)
+			ino, payload := lockSnapshot(t, lock)
+			second := filepath.Join(dir, "second")
+			judged := 0
+			for n := 6; n <= 12; n++ {
+				script := "ulimit -n " + strconv.Itoa(n) + " && exec \"$@\""
+				cmd := helperCmd(t, "gwlock")
+				cmd.Path = "/bin/sh"
+				cmd.Args = []string{"sh", "-c", script, "sh", testBinary(t), "helper:gwlock", "run", "--lock", lock,
+					"--timeout", "200ms", "--", testBinary(t), "helper:gateway", "-pidfile", second}
+				r := runCmd(t, cmd)
+				mustKeepOrphan(t, dir, lock, ino, payload, second, r)
+				for _, ev := range findEvents(r.events(), "acquire-contention") {
+					if ev["owner_status"] == "unknown" && !strings.Contains(ev["unknown_reason"], "too many open files") {
+						t.Errorf("ulimit -n %d: unknown_reason=%q, want the read that failed", n, ev["unknown_reason"])
+					}
+					judged++
+				}
+			}
+			if judged == 0 {
+				t.Fatal("no descriptor limit let the starter reach the judgement")
+			}
+		})
+	}
+}
+
+// TestJudgeWithoutProcKeepsOrphan: a starter in a mount namespace with no
+// /proc (as in a chroot) beside a live orphaned gateway: unknown, with the
+// reason, and nothing removed or started.
+func TestJudgeWithoutProcKeepsOrphan(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("unshare -m needs root")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("no unshare")
+	}
+	for name, flags := range orphanShapes {
+		t.Run(name, func(t *testing.T) {
+			dir := lockDir(t)
+			lock, _ := startOrphan(t, dir, flags)
+			ino, payload := lockSnapshot(t, lock)
+			second := filepath.Join(dir, "second")
+			cmd := helperCmd(t, "gwlock")
+			cmd.Path, _ = exec.LookPath("unshare")
+			cmd.Args = []string{"unshare", "-m", "--propagation", "private", "sh", "-c", "umount -l /proc && exec \"$@\"", "sh",
+				testBinary(t), "helper:gwlock", "run", "--lock", lock, "--timeout", "200ms", "--", testBinary(t), "helper:gateway", "-pidfile", second}
+			r := runCmd(t, cmd)
+			ev := mustEvent(t, r.events(), "acquire-contention", "owner_status")
+			if name == "daemon-closed" && (ev["owner_status"] != "unknown" || ev["unknown_reason"] == "") {
+				t.Errorf("without /proc: %v, want owner_status=unknown with its unknown_reason", ev)
+			}
+			mustKeepOrphan(t, dir, lock, ino, payload, second, r)
+		})
+	}
+}
