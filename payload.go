@@ -12,9 +12,9 @@ import (
 )
 
 const (
-	maxPayloadWrite = 4 << 10                // payloads we write stay under this
-	maxPayloadRead  = 64 << 10               // never read more than this from a lock file
-	payloadPad      = 512                    // payloads are padded so an update is one pwrite of the same size
+	maxPayloadWrite = 4 << 10                                      // payloads we write stay under this
+	maxPayloadRead  = 64 << 10                                     // never read more than this from a lock file
+	payloadPad      = 512                                          // payloads are padded so an update is one pwrite of the same size
 	childFieldsRoom = 96 + maxDescendants*48 + 16 + maxTreeUIDs*11 // the gateway's pid, start time, descendants and tree uids fit in this
 )
 

@@ -25,9 +25,9 @@ type report struct {
 	LauncherPID   int64 `json:"launcherPid,omitempty"`
 	LauncherAlive *bool `json:"launcherAlive,omitempty"`
 	// LauncherStopped: the live launcher is stopped by a signal.
-	LauncherStopped bool `json:"launcherStopped,omitempty"`
-	GatewayPID    int   `json:"gatewayPid,omitempty"`
-	GatewayAlive  *bool `json:"gatewayAlive,omitempty"`
+	LauncherStopped bool  `json:"launcherStopped,omitempty"`
+	GatewayPID      int   `json:"gatewayPid,omitempty"`
+	GatewayAlive    *bool `json:"gatewayAlive,omitempty"`
 	// Holders are the processes that share the held lock (Linux), the
 	// gateway's descendants when its launcher is gone.
 	Holders       []int         `json:"holders,omitempty"`
