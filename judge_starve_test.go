@@ -138,3 +138,37 @@ func TestJudgeWithoutProcKeepsOrphan(t *testing.T) {
 		})
 	}
 }
+
+// TestStoppedLauncherIsNotRunning: a launcher stopped by SIGSTOP whose
+// gateway died holds the kernel lock, but nothing runs. status must say
+// so (state=stopped launcher=stopped gateway=dead, exit 3), and a starter
+// waits and ends in 75 naming the stopped launcher.
+func TestStoppedLauncherIsNotRunning(t *testing.T) {
+	dir := lockDir(t)
+	g := startRun(t, dir, nil, "-sleep", "60s")
+	gw := g.gatewayPID(t)
+	launcher := g.cmd.Process.Pid
+	if err := syscall.Kill(launcher, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(launcher, syscall.SIGCONT) })
+	_ = syscall.Kill(gw, syscall.SIGKILL)
+	waitGone(t, gw)
+	code, rep := statusReport(t, g.lock)
+	if code != statusNotRunning || rep.State != "stopped" || !rep.LauncherStopped || rep.GatewayAlive == nil || *rep.GatewayAlive {
+		t.Errorf("status, launcher stopped and gateway dead: exit %d %+v; want %d, stopped, gateway dead", code, rep, statusNotRunning)
+	}
+	text := runGwlock(t, nil, "status", "--lock", g.lock)
+	if !strings.Contains(text.stdout, "state=stopped") || !strings.Contains(text.stdout, "launcher=stopped") || !strings.Contains(text.stdout, "gateway=dead") {
+		t.Errorf("status line: %s", text.stdout)
+	}
+	second := filepath.Join(dir, "second")
+	r := runGwlock(t, nil, "run", "--lock", g.lock, "--timeout", "300ms", "--", testBinary(t), "helper:gateway", "-pidfile", second)
+	if r.code != exitBusy || !strings.Contains(r.stderr, "stopped by a signal") {
+		t.Errorf("starter beside a stopped launcher: exit %d, want %d naming it stopped\n%s", r.code, exitBusy, r.stderr)
+	}
+	if ev := mustEvent(t, r.events(), "acquire-contention", "owner_status"); ev["launcher"] != "stopped" {
+		t.Errorf("acquire-contention = %v, want launcher=stopped", ev)
+	}
+	mustNotExist(t, second, "a starter started a gateway beside a stopped launcher")
+}
