@@ -59,13 +59,22 @@ func (l *heldLock) release(log *telemetry.Logger) error {
 		l.reportLostLocked(log)
 		return nil
 	}
-	err = untilFree(time.Now().Add(releaseInUseLimit), nil, func() error { return removeLockPath(l.dir, l.base) })
+	err = untilFree(time.Now().Add(releaseInUseLimit), nil, func() error {
+		if testHookBeforeUnlink != nil {
+			testHookBeforeUnlink()
+		}
+		return removeLockPath(l.dir, l.base)
+	})
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return &fs.PathError{Op: "remove lock", Path: l.path, Err: err}
 	}
 	log.Info("lock-released", "lock", l.path, "held_ms", ms(time.Since(l.acquired)))
 	return nil
 }
+
+// testHookBeforeUnlink lets tests look at the kernel lock at the moment
+// release unlinks the file.
+var testHookBeforeUnlink func()
 
 // othersHold reports whether processes other than this launcher still share
 // the lock: the gateway's descendants that inherited its descriptor. Closing
