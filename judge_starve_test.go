@@ -125,18 +125,39 @@ func TestJudgeWithoutProcKeepsOrphan(t *testing.T) {
 			lock, _ := startOrphan(t, dir, flags)
 			ino, payload := lockSnapshot(t, lock)
 			second := filepath.Join(dir, "second")
-			cmd := helperCmd(t, "gwlock")
-			cmd.Path, _ = exec.LookPath("unshare")
-			cmd.Args = []string{"unshare", "-m", "--propagation", "private", "sh", "-c", "umount -l /proc && exec \"$@\"", "sh",
-				testBinary(t), "helper:gwlock", "run", "--lock", lock, "--timeout", "200ms", "--", testBinary(t), "helper:gateway", "-pidfile", second}
-			r := runCmd(t, cmd)
+			r := runCmd(t, withoutProc(t, "run", "--lock", lock, "--timeout", "200ms", "--", testBinary(t), "helper:gateway", "-pidfile", second))
 			ev := mustEvent(t, r.events(), "acquire-contention", "owner_status")
 			if name == "daemon-closed" && (ev["owner_status"] != "unknown" || ev["unknown_reason"] == "") {
 				t.Errorf("without /proc: %v, want owner_status=unknown with its unknown_reason", ev)
 			}
 			mustKeepOrphan(t, dir, lock, ino, payload, second, r)
+			if name != "daemon-closed" {
+				return
+			}
+			// status and unlock judge alike: unknown (exit 4) with the
+			// reason, and a refusal.
+			if st := runCmd(t, withoutProc(t, "status", "--lock", lock)); st.code != statusUnknown || !strings.Contains(st.stdout, "state=unknown") || !strings.Contains(st.stdout, "unknown_reason=") {
+				t.Errorf("status without /proc: exit %d %s%s, want %d, state=unknown with its reason", st.code, st.stdout, st.stderr, statusUnknown)
+			}
+			if un := runCmd(t, withoutProc(t, "unlock", "--lock", lock)); un.code != exitFailure || !strings.Contains(un.stderr, "refused") {
+				t.Errorf("unlock without /proc: exit %d %s, want %d and a refusal", un.code, un.stderr, exitFailure)
+			}
+			if gotIno, _ := lockSnapshot(t, lock); gotIno != ino {
+				t.Error("unlock without /proc removed a live orphan's lock")
+			}
 		})
 	}
+}
+
+// withoutProc is gwlock with args in a mount namespace of its own where
+// /proc is unmounted.
+func withoutProc(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := helperCmd(t, "gwlock")
+	cmd.Path, _ = exec.LookPath("unshare")
+	cmd.Args = append([]string{"unshare", "-m", "--propagation", "private", "sh", "-c", "umount -l /proc && exec \"$@\"", "sh",
+		testBinary(t), "helper:gwlock"}, args...)
+	return cmd
 }
 
 // TestStoppedLauncherIsNotRunning: a launcher stopped by SIGSTOP whose
