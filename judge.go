@@ -107,16 +107,6 @@ func lookAt(cur *lockFile, got bool) (evidence, error) {
 // payload cannot give (another host's, an unparsable file) becomes
 // reclaimable only by age (--stale) with its port silent.
 //
-// Who counts as the gateway: the processes the launcher recorded (pid and
-// start time), whatever uid they run as, their process group in the
-// launcher's session, and any process that carries the holding's token
-// (GWLOCK_LOCK_TOKEN) and runs, by its real uid, as the judge's uid (the
-// lock file's owner, the launcher's) or as a uid the launcher saw its
-// tree run as (treeUids). The token is known to the launcher's uid (the
-// lock file is private to it), to root, and to the gateway's tree; a
-// process of any other uid that carries it, non-dumpable or not, is not
-// the gateway.
-//
 // A kernel lock held by someone else proves a holder alive: the launcher,
 // or its gateway's tree that inherited the descriptor (orphaned). A free
 // port never proves death (the owner may be booting); a listening one can
@@ -142,11 +132,11 @@ func judge(e evidence, stale time.Duration, h hostFacts) verdict {
 	if !foreign {
 		v.launcher, launcherReason, launcherUnread = judgeLauncher(p, h)
 	}
-	if e.lock == kernelHeld {
-		return judgeHeld(p, v, e.file, h)
-	}
 	if v.launcher == ownerUnknown && launcherUnread != nil {
 		v.unknownReason = launcherUnread.Error()
+	}
+	if e.lock == kernelHeld {
+		return judgeHeld(p, v, e.file, h)
 	}
 	return judgeUnheld(p, v, launcherReason, e, stale, h)
 }
@@ -260,6 +250,16 @@ func judgeLauncher(p *ownerPayload, h hostFacts) (ownerStatus, string, error) {
 	return ownerAlive, "", nil
 }
 
+// Who counts as the gateway (the one rule, which judge follows): the processes the launcher recorded (pid and
+// start time), whatever uid they run as, their process group in the
+// launcher's session, and any process that carries the holding's token
+// (GWLOCK_LOCK_TOKEN) and runs, by its real uid, as the judge's uid (the
+// lock file's owner, the launcher's) or as a uid the launcher saw its
+// tree run as (treeUids). The token is known to the launcher's uid (the
+// lock file is private to it), to root, and to the gateway's tree; a
+// process of any other uid that carries it, non-dumpable or not, is not
+// the gateway.
+//
 // gatewayAlive reports whether the gateway the payload records still runs:
 // its main process, a process left in its process group (a child of a
 // wrapper script that was not exec'd), or a recorded descendant that left
@@ -356,6 +356,7 @@ func treeUIDs(p *ownerPayload, h hostFacts) []int {
 
 // judgeHeld names whoever keeps the kernel lock of a file we could not
 // lock. The kernel says someone holds it; the payload says who should. A
+// launcher whose pid or start time could not be read is unknown. A
 // live launcher is alive (stopped, if a signal stopped it). A dead
 // launcher whose lock lives on through the descriptor its gateway
 // inherited is orphaned. A kernel lock taken by someone else on a dead
@@ -363,6 +364,9 @@ func treeUIDs(p *ownerPayload, h hostFacts) []int {
 // whose holder or tree cannot be learnt, is unknown: no gateway is proven
 // to run.
 func judgeHeld(p *ownerPayload, v verdict, file fileID, h hostFacts) verdict {
+	if v.unknownReason != "" {
+		return v // the launcher could not be judged: the holder may be anyone
+	}
 	v.status = ownerAlive
 	if foreign, _ := pidsForeign(p, h); foreign || v.launcher != ownerDead {
 		if v.launcher == ownerAlive {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,16 +87,7 @@ func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
 	r.KernelLocked = in.held
 	r.Owner, _ = parsePayload(in.raw)
 	tree := r.describeOwner(facts, in)
-	if r.Owner != nil {
-		// The token names the holding to the gateway's tree alone: a
-		// report never shows it, to anyone.
-		shown := *r.Owner
-		shown.Token = ""
-		r.Owner = &shown
-	}
-	if in.v.unknownReason != "" {
-		r.UnknownReason = in.v.unknownReason
-	}
+	r.UnknownReason = cmp.Or(r.UnknownReason, in.v.unknownReason)
 	port := c.port
 	if port == 0 && r.Owner != nil {
 		port = r.Owner.Port
@@ -157,6 +149,11 @@ func (r *report) describeOwner(facts hostFacts, in *inspection) treeState {
 	if p == nil {
 		return treeNotAsked
 	}
+	// The token names the holding to the gateway's tree alone: a report
+	// never shows it, to anyone.
+	shown := *p
+	shown.Token = ""
+	r.Owner = &shown
 	if foreign, err := pidsForeign(p, facts); foreign || err != nil {
 		return treeNotAsked
 	}
