@@ -192,4 +192,7 @@ func TestStoppedLauncherIsNotRunning(t *testing.T) {
 		t.Errorf("acquire-contention = %v, want launcher=stopped", ev)
 	}
 	mustNotExist(t, second, "a starter started a gateway beside a stopped launcher")
+	_ = syscall.Kill(launcher, syscall.SIGCONT)
+	g.signal(t, syscall.SIGTERM)
+	g.wait(t)
 }

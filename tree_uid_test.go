@@ -226,7 +226,6 @@ func TestStatusNeverShowsToken(t *testing.T) {
 	dir := lockDir(t)
 	g := startRun(t, dir, nil, "-sleep", "60s", "-token-file", filepath.Join(dir, "token"))
 	g.gatewayPID(t)
-	waitFile(t, filepath.Join(dir, "token"))
 	token := strings.TrimSpace(string(waitFile(t, filepath.Join(dir, "token"))))
 	if len(token) != 32 {
 		t.Fatalf("gateway token %q", token)
@@ -237,4 +236,6 @@ func TestStatusNeverShowsToken(t *testing.T) {
 			t.Errorf("%v shows the token:\n%s%s", args, r.stdout, r.stderr)
 		}
 	}
+	g.signal(t, syscall.SIGTERM)
+	g.wait(t)
 }
