@@ -298,7 +298,7 @@ func (a *acquisition) contended(cur *lockFile, v verdict) error {
 	if a.opts.CancelReady != nil && a.lastOwner == "" {
 		<-a.opts.CancelReady // a waiting gwlock must be stoppable
 	}
-	if key := fmt.Sprintf("%d/%s/%d/%t/%s", v.pid, v.status, v.gatewayPID, v.stopped, v.unknownReason); key != a.lastOwner {
+	if key := fmt.Sprintf("%d/%s/%d/%t", v.pid, v.status, v.gatewayPID, v.stopped); key != a.lastOwner {
 		a.lastOwner = key
 		a.log.Info("acquire-contention", "lock", a.opts.Path, "owner_pid", v.pid, "owner_status", string(v.status),
 			gatewayKey(v), ownerDetail(v), "waited_ms", ms(time.Since(a.start)), "attempt", a.attempts)
