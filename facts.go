@@ -36,10 +36,16 @@ type hostFacts interface {
 	groupAlive(pgid, sid int) (bool, error)
 	// pidNS is our PID namespace ("" where there are none).
 	pidNS() string
-	// tagged names a live process, not us, of our uid, whose environment
-	// carries token (the GWLOCK_LOCK_TOKEN a launcher gave its gateway): a
-	// process of that gateway's tree. 0 and no error: none does.
-	tagged(token string) (int, error)
+	// tagged names a live process, not us, running as one of uids (its
+	// real uid), whose environment carries token (the GWLOCK_LOCK_TOKEN a
+	// launcher gave its gateway): a process of that gateway's tree. A
+	// process that started before bornAfter (the launcher's start time,
+	// "" if unknown) is not of it. 0 and no error: none does.
+	tagged(token string, uids []int, bornAfter string) (int, error)
+	// selfUID is our effective uid: the owner of every lock file we judge.
+	selfUID() int
+	// stopped says a live process is stopped by a signal.
+	stopped(pid int) (bool, error)
 	// lockCreator names the process that took the kernel lock now held on
 	// file (inherited descriptors keep the creator's pid); 0 and no error:
 	// no kernel lock is held on it now.
@@ -89,7 +95,11 @@ func (hostProbe) selfStartTime() string                  { return selfFacts().st
 func (hostProbe) probe(pid int) (pidState, error)        { return proc.Probe(pid) }
 func (hostProbe) startTime(pid int) (string, error)      { return proc.StartTime(pid) }
 func (hostProbe) groupAlive(pgid, sid int) (bool, error) { return proc.GroupAlive(pgid, sid) }
-func (hostProbe) tagged(token string) (int, error)       { return proc.Tagged(token) }
+func (hostProbe) selfUID() int                           { return os.Geteuid() }
+func (hostProbe) stopped(pid int) (bool, error)          { return proc.Stopped(pid) }
+func (hostProbe) tagged(token string, uids []int, bornAfter string) (int, error) {
+	return proc.Tagged(token, uids, bornAfter)
+}
 func (hostProbe) lockCreator(file fileID) (int, error) {
 	return proc.FlockCreator(file.a, file.b)
 }
@@ -98,9 +108,10 @@ func (h hostProbe) listening(port int) bool {
 }
 
 // The process facts the launcher and the held lock use outside the
-// judgement. Each reads a fact it cannot learn as the cautious answer of
-// today: a process whose state cannot be read counts as present, a start
-// time, a tree or a group that cannot be read as none.
+// judgement, where no owner is judged: each reads a fact it cannot learn
+// as the cautious answer for its caller (a process whose state cannot be
+// read counts as present; a start time, a uid, a tree or a group that
+// cannot be read is simply not recorded).
 
 // processProbe says whether pid names a process that has not exited.
 func processProbe(pid int) pidState {
@@ -118,6 +129,12 @@ func processStartTime(pid int) (string, bool) {
 func processGroupAlive(pgid, sid int) bool {
 	alive, _ := proc.GroupAlive(pgid, sid)
 	return alive
+}
+
+// processUID is the real uid pid runs as, false where it cannot be read.
+func processUID(pid int) (int, bool) {
+	uid, err := proc.UID(pid)
+	return uid, err == nil
 }
 
 // descendantPIDs lists this process's live descendants where the OS can.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"gwlock/internal/telemetry"
 	"io/fs"
+	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -57,13 +59,22 @@ func (l *heldLock) release(log *telemetry.Logger) error {
 		l.reportLostLocked(log)
 		return nil
 	}
-	err = untilFree(time.Now().Add(releaseInUseLimit), nil, func() error { return removeLockPath(l.dir, l.base) })
+	err = untilFree(time.Now().Add(releaseInUseLimit), nil, func() error {
+		if testHookBeforeUnlink != nil {
+			testHookBeforeUnlink()
+		}
+		return removeLockPath(l.dir, l.base)
+	})
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return &fs.PathError{Op: "remove lock", Path: l.path, Err: err}
 	}
 	log.Info("lock-released", "lock", l.path, "held_ms", ms(time.Since(l.acquired)))
 	return nil
 }
+
+// testHookBeforeUnlink lets tests look at the kernel lock at the moment
+// release unlinks the file.
+var testHookBeforeUnlink func()
 
 // othersHold reports whether processes other than this launcher still share
 // the lock: the gateway's descendants that inherited its descriptor. Closing
@@ -162,6 +173,7 @@ func (l *heldLock) setChild(pid int) error {
 	defer l.mu.Unlock()
 	l.payload.ChildPID, l.payload.ChildStartTime, l.payload.Descendants = pid, startTimeOf(pid), nil
 	l.payload.RestartAt = ""
+	l.noteUIDs([]int{pid})
 	return l.rewrite()
 }
 
@@ -185,11 +197,32 @@ func (l *heldLock) setDescendants(pids []int) error {
 			refs = append(refs, procRef{PID: pid, StartTime: st})
 		}
 	}
-	if fmt.Sprint(refs) == fmt.Sprint(l.payload.Descendants) {
+	// The main process is looked at again: a gateway may switch user after
+	// it started (setpriv, su, its own setuid()).
+	newUID := l.noteUIDs(append([]int{l.payload.ChildPID}, pids...))
+	if !newUID && fmt.Sprint(refs) == fmt.Sprint(l.payload.Descendants) {
 		return nil
 	}
 	l.payload.Descendants = refs
 	return l.rewrite()
+}
+
+// noteUIDs adds to the payload's tree uids the real uids the processes
+// pids run as, other than ours, the first maxTreeUIDs of them for the
+// holding's whole life (a uid once seen stays: a re-forked process of it
+// may still run); true if one was added. A process whose uid cannot be
+// read adds none.
+func (l *heldLock) noteUIDs(pids []int) bool {
+	added := false
+	for _, pid := range pids {
+		uid, ok := processUID(pid)
+		if pid <= 0 || !ok || uid == os.Geteuid() || slices.Contains(l.payload.TreeUIDs, uid) || len(l.payload.TreeUIDs) >= maxTreeUIDs {
+			continue
+		}
+		l.payload.TreeUIDs = append(l.payload.TreeUIDs, uid)
+		added = true
+	}
+	return added
 }
 
 func (l *heldLock) rewrite() error {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -35,6 +37,11 @@ type verdict struct {
 	// dead or unknown), for a payload whose pids name processes here; ""
 	// when they do not or the payload is unreadable.
 	launcher ownerStatus
+	// stopped: the live launcher is stopped by a signal and runs nothing.
+	stopped bool
+	// unknownReason is, for an unknown owner, the fact that could not be
+	// read (the unknown_reason of contention lines and status).
+	unknownReason string
 }
 
 // established says a live owner is certain: --if-running ok may stop waiting.
@@ -82,11 +89,22 @@ func lookAt(cur *lockFile, got bool) (evidence, error) {
 // and a file may be removed only when its verdict has a reason.
 //
 // The rule: only a positive fact proves an owner dead; anything that is not
-// known makes the owner unknown. The positive facts are a free kernel lock
-// on a file written on this host (same hostname and boot id) and no live
-// process of its recorded tree; another boot id; a launcher pid the kernel
-// says is absent, or present with another start time (reused), with no
-// live process of its recorded tree. An owner that stays unknown becomes
+// known makes the owner unknown, and the verdict says why (unknownReason).
+// The positive facts are a free kernel lock on a file written on this host
+// (same hostname and boot id) and no live process of its recorded tree;
+// another boot id; a launcher pid the kernel says is absent, or present
+// with another start time (reused), with no live process of its recorded
+// tree. "No live process of the tree" is itself a fact to learn: every
+// recorded process answered absent or reused, its group answered empty,
+// and the token search read every process it had to. A fact that could not
+// be read (too many open files, no memory, permission denied, a /proc
+// hidden by hidepid or missing in a chroot, a malformed answer) proves
+// nothing either way: the owner is unknown, never dead, and such an owner
+// is never reclaimed, not even by age; only a listening port can still
+// prove it alive. A fact this OS does not offer at all (the token search
+// off Linux) is not a failure: the judgement does without it, as the
+// contract's limits say. An owner unknown for want of facts that a
+// payload cannot give (another host's, an unparsable file) becomes
 // reclaimable only by age (--stale) with its port silent.
 //
 // A kernel lock held by someone else proves a holder alive: the launcher,
@@ -94,11 +112,6 @@ func lookAt(cur *lockFile, got bool) (evidence, error) {
 // port never proves death (the owner may be booting); a listening one can
 // prove life. A pid from another host or PID namespace, or outside
 // 1..2^31-1, proves nothing and is never passed to kill.
-//
-// Where a fact could not be read, hostFacts says so with an error. Not yet
-// everywhere does the judgement follow the rule with it: gatewayAlive still
-// passes over a recorded process whose state, start time or group it could
-// not read, and a token search that failed, as if none of them ran.
 func judge(e evidence, stale time.Duration, h hostFacts) verdict {
 	p, err := parsePayload(e.raw)
 	if err != nil {
@@ -110,8 +123,17 @@ func judge(e evidence, stale time.Duration, h hostFacts) verdict {
 	}
 	v := verdict{status: ownerUnknown, pid: p.PID, port: p.Port}
 	var launcherReason string
-	if !pidsForeign(p, h) {
-		v.launcher, launcherReason = judgeLauncher(p, h)
+	var launcherUnread error
+	foreign, unread := pidsForeign(p, h)
+	if unread != nil {
+		v.unknownReason = unread.Error()
+		return staleRule(v, e.age, stale, h)
+	}
+	if !foreign {
+		v.launcher, launcherReason, launcherUnread = judgeLauncher(p, h)
+	}
+	if v.launcher == ownerUnknown && launcherUnread != nil {
+		v.unknownReason = launcherUnread.Error()
 	}
 	if e.lock == kernelHeld {
 		return judgeHeld(p, v, e.file, h)
@@ -137,9 +159,13 @@ func judgeUnheld(p *ownerPayload, v verdict, launcherReason string, e evidence, 
 		// Written in another PID namespace (a container sharing the lock
 		// dir and the hostname): its pids prove nothing here, only its
 		// token can find its gateway; else it is judged like a foreign host's.
-		if gw, err := h.tagged(p.Token); err == nil && gw > 0 && p.Token != "" {
+		gw, err := taggedProcess(p, h)
+		switch {
+		case gw > 0:
 			v.status, v.gatewayPID = ownerOrphaned, gw
 			return v
+		case err != nil:
+			v.unknownReason = err.Error()
 		}
 		return staleRule(v, e.age, stale, h)
 	}
@@ -147,13 +173,17 @@ func judgeUnheld(p *ownerPayload, v verdict, launcherReason string, e evidence, 
 		// The launcher is gone; so is the gateway unless it closed the
 		// inherited descriptor (daemons that close every file do) and
 		// outlived its launcher: then it still runs, and keeps the lock.
-		v.status, v.reason = ownerDead, reasonOwnerDead
+		v.status, v.reason, v.unknownReason = ownerDead, reasonOwnerDead, ""
 	} else {
 		v.status, v.reason = v.launcher, launcherReason
 	}
 	if v.status == ownerDead {
-		if gw, ok := gatewayAlive(p, h); ok {
+		gw, alive, err := gatewayAlive(p, h)
+		switch {
+		case alive:
 			v.status, v.reason, v.gatewayPID = ownerOrphaned, "", gw
+		case err != nil:
+			v.status, v.reason, v.unknownReason = ownerUnknown, "", err.Error()
 		}
 	}
 	if v.status == ownerUnknown {
@@ -163,9 +193,17 @@ func judgeUnheld(p *ownerPayload, v verdict, launcherReason string, e evidence, 
 }
 
 // pidsForeign says the payload's pids name nothing here: it was written on
-// another host or in another PID namespace.
-func pidsForeign(p *ownerPayload, h hostFacts) bool {
-	return (p.Hostname != "" && p.Hostname != h.hostname()) || otherPIDNS(p, h)
+// another host or in another PID namespace. It fails when the payload
+// names a host or namespace and ours cannot be learnt: then nobody can say
+// whose pids they are.
+func pidsForeign(p *ownerPayload, h hostFacts) (bool, error) {
+	if p.Hostname != "" && h.hostname() == "" {
+		return false, errors.New("cannot learn this host's name")
+	}
+	if p.PIDNS != "" && h.pidNS() == "" {
+		return false, errors.New("cannot learn this process's PID namespace (/proc/self/ns/pid)")
+	}
+	return (p.Hostname != "" && p.Hostname != h.hostname()) || otherPIDNS(p, h), nil
 }
 
 // otherPIDNS says the payload was written in a PID namespace other than ours.
@@ -175,10 +213,11 @@ func otherPIDNS(p *ownerPayload, h hostFacts) bool {
 }
 
 // judgeLauncher judges the payload's pid, the launcher, by the process table
-// alone: alive, dead with a reason, or unknown.
-func judgeLauncher(p *ownerPayload, h hostFacts) (ownerStatus, string) {
+// alone: alive, dead with a reason, or unknown, with the fact that could
+// not be read when there was one.
+func judgeLauncher(p *ownerPayload, h hostFacts) (ownerStatus, string, error) {
 	if p.PID <= 0 || p.PID > maxPID {
-		return ownerUnknown, ""
+		return ownerUnknown, "", nil
 	}
 	recorded, haveRecorded := startTimeText(p.StartTime)
 	if int(p.PID) == h.selfPID() {
@@ -186,87 +225,186 @@ func judgeLauncher(p *ownerPayload, h hostFacts) (ownerStatus, string) {
 		// earlier process with the same PID (PID 1 in a fresh container)
 		// unless its start time is ours.
 		if haveRecorded && recorded == h.selfStartTime() {
-			return ownerAlive, ""
+			return ownerAlive, "", nil
 		}
-		return ownerDead, reasonPIDReused
+		return ownerDead, reasonPIDReused, nil
 	}
-	switch st, _ := h.probe(int(p.PID)); st {
-	case pidAbsent:
-		return ownerDead, reasonOwnerDead
-	case pidPresent:
-		if haveRecorded {
-			if now, err := h.startTime(int(p.PID)); err == nil && now != recorded {
-				return ownerDead, reasonPIDReused
-			}
-		}
-		return ownerAlive, ""
+	st, err := h.probe(int(p.PID))
+	switch {
+	case st == pidAbsent:
+		return ownerDead, reasonOwnerDead, nil
+	case st == pidUnknown, err != nil:
+		// Present with an error: the pid exists, but whether it exited
+		// (a zombie) could not be read.
+		return ownerUnknown, "", err
+	case !haveRecorded:
+		return ownerAlive, "", nil
 	}
-	return ownerUnknown, ""
+	now, err := h.startTime(int(p.PID))
+	switch {
+	case err != nil:
+		return ownerUnknown, "", err
+	case now != recorded:
+		return ownerDead, reasonPIDReused, nil
+	}
+	return ownerAlive, "", nil
 }
 
+// Who counts as the gateway (the one rule, which judge follows): the processes the launcher recorded (pid and
+// start time), whatever uid they run as, their process group in the
+// launcher's session, and any process that carries the holding's token
+// (GWLOCK_LOCK_TOKEN) and runs, by its real uid, as the judge's uid (the
+// lock file's owner, the launcher's) or as a uid the launcher saw its
+// tree run as (treeUids). The token is known to the launcher's uid (the
+// lock file is private to it), to root, and to the gateway's tree; a
+// process of any other uid that carries it, non-dumpable or not, is not
+// the gateway.
+//
 // gatewayAlive reports whether the gateway the payload records still runs:
 // its main process, a process left in its process group (a child of a
 // wrapper script that was not exec'd), or a recorded descendant that left
-// the group (a daemon), or that one's group. Recorded start times are
-// required: without them a reused PID would pass for the gateway and keep a
-// dead lock forever. The pid returned names a live process of the tree, or
-// the group that lives on.
-func gatewayAlive(p *ownerPayload, h hostFacts) (int, bool) {
+// the group (a daemon), or that one's group, or a process found by the
+// token. Recorded start times are required: without them a reused PID
+// would pass for the gateway and keep a dead lock forever. The pid
+// returned names a live process of the tree, or the group that lives on.
+// Not alive with an error: no process of the tree was found, but some fact
+// could not be read, so nobody can say none lives.
+func gatewayAlive(p *ownerPayload, h hostFacts) (int, bool, error) {
+	var unread error
 	refs := append([]procRef{{PID: p.ChildPID, StartTime: p.ChildStartTime}}, p.Descendants...)
 	for _, r := range refs {
 		recorded, ok := startTimeText(r.StartTime)
 		if r.PID <= 0 || r.PID > maxPID || !ok || r.PID == h.selfPID() {
 			continue
 		}
-		switch st, _ := h.probe(r.PID); st {
-		case pidPresent:
-			if now, err := h.startTime(r.PID); err == nil && now == recorded {
-				return r.PID, true
-			}
-			// The number was reused, which the kernel does only once the
-			// recorded process and any group it led are gone.
-		case pidAbsent:
-			if alive, _ := h.groupAlive(r.PID, p.SessionID); alive {
-				return r.PID, true
-			}
+		alive, err := recordedAlive(r.PID, recorded, p.SessionID, h)
+		if alive {
+			return r.PID, true, nil
+		}
+		if unread == nil {
+			unread = err
 		}
 	}
 	// Nothing recorded lives, but the record can lag the tree: a launcher
 	// killed between starting the gateway and writing its pid, or before it
 	// saw a daemon that left the group within its first 100 ms. Every
 	// process of the tree inherited the payload's token in its environment.
-	if p.Token == "" {
-		return 0, false
+	gw, err := taggedProcess(p, h)
+	if gw > 0 {
+		return gw, true, nil
 	}
-	gw, err := h.tagged(p.Token)
-	return gw, err == nil && gw > 0
+	if unread == nil {
+		unread = err
+	}
+	return 0, false, unread
+}
+
+// recordedAlive says whether the recorded process pid, started at
+// recorded, or the group it led in session sid, lives; an error when that
+// could not be learnt.
+func recordedAlive(pid int, recorded string, sid int, h hostFacts) (bool, error) {
+	st, err := h.probe(pid)
+	switch {
+	case st == pidAbsent:
+		if sid <= 0 {
+			return false, nil // no session recorded: no group to look for
+		}
+		alive, err := h.groupAlive(pid, sid)
+		if errors.Is(err, errors.ErrUnsupported) {
+			return false, nil
+		}
+		return alive, err
+	case st == pidUnknown, err != nil:
+		return false, err
+	}
+	now, err := h.startTime(pid)
+	if err != nil {
+		return false, err
+	}
+	// Another start time: the number was reused, which the kernel does
+	// only once the recorded process and any group it led are gone.
+	return now == recorded, nil
+}
+
+// taggedProcess is a live process that carries the payload's token and
+// runs as a uid of the tree (see judge), 0 when none does. An OS without
+// a token search answers 0 and no error: there the record alone speaks.
+func taggedProcess(p *ownerPayload, h hostFacts) (int, error) {
+	if p.Token == "" {
+		return 0, nil
+	}
+	bornAfter, _ := startTimeText(p.StartTime)
+	gw, err := h.tagged(p.Token, treeUIDs(p, h), bornAfter)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return 0, nil
+	}
+	return gw, err
+}
+
+// treeUIDs are the uids a process carrying the token may run as to count
+// as the gateway's: the judge's own (the lock file's owner, so the
+// launcher's) and those the launcher saw its tree run as.
+func treeUIDs(p *ownerPayload, h hostFacts) []int {
+	uids := []int{h.selfUID()}
+	for _, u := range p.TreeUIDs {
+		if u >= 0 && !slices.Contains(uids, u) {
+			uids = append(uids, u)
+		}
+	}
+	return uids
 }
 
 // judgeHeld names whoever keeps the kernel lock of a file we could not
 // lock. The kernel says someone holds it; the payload says who should. A
-// live launcher is alive. A dead launcher whose lock lives on through the
-// descriptor its gateway inherited is orphaned. A kernel lock taken by
-// someone else on a dead launcher's file (a judge or status passing by) and
-// a payload that names nobody are unknown: no gateway is proven to run.
+// launcher whose pid or start time could not be read is unknown. A
+// live launcher is alive (stopped, if a signal stopped it). A dead
+// launcher whose lock lives on through the descriptor its gateway
+// inherited is orphaned. A kernel lock taken by someone else on a dead
+// launcher's file (a judge or status passing by) whose tree is gone, or
+// whose holder or tree cannot be learnt, is unknown: no gateway is proven
+// to run.
 func judgeHeld(p *ownerPayload, v verdict, file fileID, h hostFacts) verdict {
+	if v.unknownReason != "" {
+		return v // the launcher could not be judged: the holder may be anyone
+	}
 	v.status = ownerAlive
-	if pidsForeign(p, h) || v.launcher != ownerDead {
+	if foreign, _ := pidsForeign(p, h); foreign || v.launcher != ownerDead {
+		if v.launcher == ownerAlive {
+			v.stopped, _ = h.stopped(int(p.PID)) // said, never judged by
+		}
 		return v // held here by something; a foreign payload's pid is not ours to probe
 	}
-	gw, treeLives := gatewayAlive(p, h)
-	if creator, err := h.lockCreator(file); err == nil && creator != int(p.PID) && !treeLives {
-		v.status = ownerUnknown
+	gw, treeLives, treeUnread := gatewayAlive(p, h)
+	if treeLives {
+		v.status, v.gatewayPID = ownerOrphaned, gw
 		return v
 	}
-	v.status, v.gatewayPID = ownerOrphaned, gw
+	creator, err := h.lockCreator(file)
+	switch {
+	case err == nil && creator == int(p.PID) && creator > 0:
+		// The launcher's own lock, kept by a process that inherited it.
+		v.status = ownerOrphaned
+	case treeUnread != nil:
+		v.status, v.unknownReason = ownerUnknown, treeUnread.Error()
+	case err != nil:
+		v.status, v.unknownReason = ownerUnknown, "cannot tell who holds the kernel lock: "+err.Error()
+	default:
+		v.status = ownerUnknown
+		v.unknownReason = fmt.Sprintf("the kernel lock is held by pid %d, not by the dead launcher's tree", creator)
+	}
 	return v
 }
 
 // staleRule: an owner that cannot be judged becomes reclaimable only when the
-// file is older than --stale (and than the birth grace) and its port is silent.
+// file is older than --stale (and than the birth grace) and its port is
+// silent; one that could not be judged because a fact could not be read
+// never does.
 func staleRule(v verdict, age, stale time.Duration, h hostFacts) verdict {
 	if v.port > 0 && h.listening(v.port) {
-		v.status = ownerAlive
+		v.status, v.unknownReason = ownerAlive, ""
+		return v
+	}
+	if v.unknownReason != "" {
 		return v
 	}
 	limit := stale
@@ -291,6 +429,33 @@ func holderText(pid int64, status ownerStatus, gatewayPID int) string {
 		return fmt.Sprintf("held by an owner that names no pid (%s)", status)
 	}
 	return fmt.Sprintf("held by pid %d (%s)", pid, status)
+}
+
+// holderOf is holderText for a verdict: a stopped launcher and the fact an
+// unknown owner's judgement lacked are said too.
+func holderOf(v verdict) string {
+	text := holderText(v.pid, v.status, v.gatewayPID)
+	switch {
+	case v.stopped:
+		text += ", stopped by a signal (it runs nothing until continued)"
+	case v.status == ownerUnknown && v.unknownReason != "":
+		text += ": " + v.unknownReason
+	}
+	return text
+}
+
+// ownerDetail is the telemetry pair that says more of a judged owner: a
+// launcher stopped by a signal (launcher=stopped), or the fact an unknown
+// owner's judgement could not read (unknown_reason); an empty Attr, which
+// slog's handlers skip, otherwise.
+func ownerDetail(v verdict) slog.Attr {
+	switch {
+	case v.stopped:
+		return slog.String("launcher", "stopped")
+	case v.status == ownerUnknown && v.unknownReason != "":
+		return slog.String("unknown_reason", v.unknownReason)
+	}
+	return slog.Attr{}
 }
 
 // gatewayKey is the gateway_pid telemetry pair of an orphaned owner whose

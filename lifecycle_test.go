@@ -524,7 +524,10 @@ func TestTaggedProcessKeepsLock(t *testing.T) {
 	lock := filepath.Join(dir, "g.lock")
 	self := selfFacts()
 	const token = "5f0c2a9e41d37b6a8c1e0f2d4b6a8c0e"
-	raw := mustJSON(t, map[string]any{"pid": deadPID(t), "flock": true, "hostname": self.hostname, "bootId": self.bootID, "sessionId": 1, "token": token})
+	// The launcher's start time bounds the search: a process older than
+	// it (PID 1, whose environment a container may hide) is not its tree.
+	raw := mustJSON(t, map[string]any{"pid": deadPID(t), "startTime": self.startTime, "flock": true, "hostname": self.hostname,
+		"bootId": self.bootID, "sessionId": 1, "token": token})
 	if err := os.WriteFile(lock, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}

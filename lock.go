@@ -93,10 +93,15 @@ type busyError struct {
 	Status     ownerStatus
 	GatewayPID int
 	Waited     time.Duration
+	holder     string // holderOf the last verdict
 }
 
 func (e *busyError) Error() string {
-	return fmt.Sprintf("lock %s: %s after waiting %s", e.Path, holderText(e.OwnerPID, e.Status, e.GatewayPID), e.Waited.Round(time.Millisecond))
+	holder := e.holder
+	if holder == "" {
+		holder = holderText(e.OwnerPID, e.Status, e.GatewayPID)
+	}
+	return fmt.Sprintf("lock %s: %s after waiting %s", e.Path, holder, e.Waited.Round(time.Millisecond))
 }
 
 // lockOptions says which lock to take and how long to try.
@@ -293,18 +298,18 @@ func (a *acquisition) contended(cur *lockFile, v verdict) error {
 	if a.opts.CancelReady != nil && a.lastOwner == "" {
 		<-a.opts.CancelReady // a waiting gwlock must be stoppable
 	}
-	if key := fmt.Sprintf("%d/%s/%d", v.pid, v.status, v.gatewayPID); key != a.lastOwner {
+	if key := fmt.Sprintf("%d/%s/%d/%t", v.pid, v.status, v.gatewayPID, v.stopped); key != a.lastOwner {
 		a.lastOwner = key
 		a.log.Info("acquire-contention", "lock", a.opts.Path, "owner_pid", v.pid, "owner_status", string(v.status),
-			gatewayKey(v), "waited_ms", ms(time.Since(a.start)), "attempt", a.attempts)
+			gatewayKey(v), ownerDetail(v), "waited_ms", ms(time.Since(a.start)), "attempt", a.attempts)
 	}
 	waited := time.Since(a.start)
-	busy := &busyError{Path: a.opts.Path, OwnerPID: v.pid, Status: v.status, GatewayPID: v.gatewayPID, Waited: waited}
+	busy := &busyError{Path: a.opts.Path, OwnerPID: v.pid, Status: v.status, GatewayPID: v.gatewayPID, Waited: waited, holder: holderOf(v)}
 	switch {
 	case a.opts.StopIfAlive && v.status.established():
 	case !time.Now().Before(a.deadline):
 		a.log.Warn("acquire-timeout", "lock", a.opts.Path, "owner_pid", v.pid, "owner_status", string(v.status),
-			gatewayKey(v), "waited_ms", ms(waited), "timeout_ms", ms(a.opts.Timeout), "attempts", a.attempts)
+			gatewayKey(v), ownerDetail(v), "waited_ms", ms(waited), "timeout_ms", ms(a.opts.Timeout), "attempts", a.attempts)
 	default:
 		return nil
 	}

@@ -411,6 +411,9 @@ func removeLockPath(d *checkedDir, name string) error {
 // successor we displaced keeps running until its heartbeat reports lock-lost.
 func reclaimWithoutKernelLock(cur *lockFile, d *checkedDir, base string) (bool, error) {
 	private := tempName(base, "reclaim")
+	if testHookBeforeRename != nil {
+		testHookBeforeRename()
+	}
 	if err := unix.Renameat(d.fd, base, d.fd, private); err != nil {
 		if err == unix.ENOENT {
 			return false, nil
@@ -425,6 +428,10 @@ func reclaimWithoutKernelLock(cur *lockFile, d *checkedDir, base string) (bool, 
 	}
 	return false, nil
 }
+
+// testHookBeforeRename lets tests publish a successor between the check
+// that the path names the judged file and the rename that takes it away.
+var testHookBeforeRename func()
 
 func noKernelLocks(err error) bool {
 	return err == unix.ENOTSUP || err == unix.EOPNOTSUPP || err == unix.ENOLCK || err == unix.EINVAL

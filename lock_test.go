@@ -581,6 +581,10 @@ type fakeFacts struct {
 	groups    map[int]bool // process groups with a live member
 	taggedPID int          // a live process carrying the payload's token in its environment
 	pidns     string
+	// taggedErr is the token search's failure; taggedUIDs the uids it was asked for.
+	taggedErr   error
+	taggedUIDs  []int
+	stoppedPIDs map[int]bool
 }
 
 // errFakeUnknown is a fact fakeFacts was told it cannot learn.
@@ -588,7 +592,14 @@ var errFakeUnknown = errors.New("fact not known to this fake host")
 
 func (f *fakeFacts) groupAlive(pgid, sid int) (bool, error) { return sid == 9 && f.groups[pgid], nil }
 func (f *fakeFacts) lockCreator(fileID) (int, error)        { return 0, errFakeUnknown }
-func (f *fakeFacts) tagged(string) (int, error)             { return f.taggedPID, nil }
+func (f *fakeFacts) tagged(_ string, uids []int, _ string) (int, error) {
+	f.taggedUIDs = uids
+	return f.taggedPID, f.taggedErr
+}
+func (f *fakeFacts) selfUID() int { return 0 }
+func (f *fakeFacts) stopped(pid int) (bool, error) {
+	return f.stoppedPIDs[pid], nil
+}
 
 type fakeProcess struct {
 	state pidState
@@ -732,11 +743,13 @@ var judgeCases = []judgeCase{
 	{"no such pid", `{"pid":5}`, 0, true, func(f *fakeFacts) { f.state = pidAbsent }, ownerDead, reasonOwnerDead},
 	{"pid reused", `{"pid":5,"startTime":"76"}`, 0, true, nil, ownerDead, reasonPIDReused},
 	{"pid alive, same start", `{"pid":5,"startTime":"77"}`, time.Hour, true, nil, ownerAlive, ""},
-	{"pid alive, start unreadable", `{"pid":5,"startTime":"76"}`, 0, true, func(f *fakeFacts) { f.haveStart = false }, ownerAlive, ""},
+	// A start time that cannot be read cannot tell the launcher from a
+	// process that reused its pid: unknown, and never reclaimed.
+	{"pid alive, start unreadable", `{"pid":5,"startTime":"76"}`, time.Hour, true, func(f *fakeFacts) { f.haveStart = false }, ownerUnknown, ""},
 	{"pid alive, port free", `{"pid":5,"port":80}`, time.Hour, true, nil, ownerAlive, ""},
 	{"our own pid, not our start", `{"pid":100}`, 0, true, nil, ownerDead, reasonPIDReused},
 	{"our own pid, our start", `{"pid":100,"startTime":"55"}`, 0, true, nil, ownerAlive, ""},
-	{"pid unknown state, old", `{"pid":5}`, time.Hour, true, func(f *fakeFacts) { f.state = pidUnknown }, ownerUnknown, reasonStaleUnknown},
+	{"pid unknown state, old", `{"pid":5}`, time.Hour, true, func(f *fakeFacts) { f.state = pidUnknown }, ownerUnknown, ""},
 	{"garbage, young", `xx`, time.Second, true, nil, ownerUnknown, ""},
 	{"garbage, old", `xx`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
 	// The clock was set back after the file was written: its mtime is in

@@ -153,8 +153,9 @@ func TestStatusUnlock(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("status --json: %q: %v", r.stdout, err)
 	}
-	if rep.State != "running" || !rep.KernelLocked || rep.Owner == nil || rep.Owner.PID != int64(h.cmd.Process.Pid) || !rep.Owner.Flock {
-		t.Fatalf("status --json = %+v, want running, kernel-locked, owner pid %d", rep, h.cmd.Process.Pid)
+	// The holder starts no gateway: its launcher lives, no tree does.
+	if rep.State != "starting" || !rep.KernelLocked || rep.Owner == nil || rep.Owner.PID != int64(h.cmd.Process.Pid) || !rep.Owner.Flock {
+		t.Fatalf("status --json = %+v, want starting, kernel-locked, owner pid %d", rep, h.cmd.Process.Pid)
 	}
 	if r = runGwlock(t, nil, "unlock", "--lock", lock); r.code != exitFailure || !strings.Contains(r.stderr, "refused") {
 		t.Fatalf("unlock of a live owner: %d %q, want 1 and a refusal", r.code, r.stderr)

@@ -122,16 +122,16 @@ func statusPage() manualPage {
 		sections: []manualSection{
 			{title: "DESCRIPTION", paras: []string{
 				"status reads the lock named by --config (or --lock) and prints one line: the lock path, its state, the reason, the owner's pid, its gateway's pid, its port and whether the port is listening. It only reads: it never keeps a lock it found free, and never removes a file. A value holding a space, '=', '\"', a control character or bytes that are not UTF-8 is quoted as in the telemetry lines (Go's strconv.Quote), so no path can forge a line or a key.",
-				"States: running (a live launcher holds the lock), restarting (a live launcher waits out a restart backoff: last_exit is the last gateway's code, restart_at when the next one starts, and no gateway pid is named), orphaned (the launcher is dead but its gateway, or the gateway's descendants, still hold the lock: their pids are named), dead (a lock file left by a dead owner, with the reason: owner-dead, pid-reused, host-rebooted, stale-unknown-owner), not-running (no lock file), unknown (an owner that cannot be judged, such as one on another host, or a lock that could not be read).",
+				"States: running (a live launcher holds the lock and a process of its gateway's tree is known to live), restarting (a live launcher waits out a restart backoff: last_exit is the last gateway's code, restart_at when the next one starts, and no gateway pid is named; or its gateway just exited), starting (a live launcher that has recorded no gateway yet), stopped (a signal stopped the launcher, launcher=stopped, and no process of its gateway's tree lives), orphaned (the launcher is dead but its gateway, or the gateway's descendants, still hold the lock: their pids are named), dead (a lock file left by a dead owner, with the reason: owner-dead, pid-reused, host-rebooted, stale-unknown-owner), not-running (no lock file), unknown (an owner that cannot be judged, such as one on another host, a fact that could not be read, with unknown_reason naming the read that failed, or a lock that could not be read). Only a positive fact proves an owner dead; one gwlock cannot read (too many open files, permission denied, a hidden or missing /proc) never does. The payload is shown without its token.",
 			}},
 			{title: "OPTIONS", paras: []string{durationNote}, items: append(append([]manualItem{}, lockFlagItems...),
 				manualItem{"--json", "Print the report as one JSON object, the owner's payload included."},
 			)},
 			{title: "ETCD BACKEND", paras: []string{"With --backend etcd, status prints the key's holder: its host, pid, fence, gateway pid and the lease's TTL left; exit 0 held, 3 not held, 4 unknown or unreachable."}, items: etcdFlagItems},
 			{title: "EXIT STATUS", paras: []string{"The LSB init-script codes."}, items: []manualItem{
-				{"0", "Running, restarting or orphaned: a gateway holds the lock, or its launcher does between two gateways."},
+				{"0", "Running, restarting, starting or orphaned: a gateway holds the lock, or its launcher does between two gateways."},
 				{"1", "A lock file left by a dead owner."},
-				{"3", "Not running: no lock file."},
+				{"3", "Not running: no lock file, or a stopped launcher whose gateway is gone."},
 				{"4", "Unknown: the owner cannot be judged, or the lock could not be read."},
 			}},
 		},

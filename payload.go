@@ -12,10 +12,10 @@ import (
 )
 
 const (
-	maxPayloadWrite = 4 << 10                // payloads we write stay under this
-	maxPayloadRead  = 64 << 10               // never read more than this from a lock file
-	payloadPad      = 512                    // payloads are padded so an update is one pwrite of the same size
-	childFieldsRoom = 96 + maxDescendants*48 // the gateway's pid, start time and descendants fit in this
+	maxPayloadWrite = 4 << 10                                      // payloads we write stay under this
+	maxPayloadRead  = 64 << 10                                     // never read more than this from a lock file
+	payloadPad      = 512                                          // payloads are padded so an update is one pwrite of the same size
+	childFieldsRoom = 96 + maxDescendants*48 + 16 + maxTreeUIDs*11 // the gateway's pid, start time, descendants and tree uids fit in this
 )
 
 // ownerPayload is the JSON written into the lock file. Readers accept the
@@ -34,6 +34,11 @@ type ownerPayload struct {
 	// Descendants are the other live processes of the gateway's tree (its
 	// workers, a daemon that left its group), as gwlock last saw them.
 	Descendants []procRef `json:"descendants,omitempty"`
+	// TreeUIDs are the real uids, other than the launcher's, that the
+	// launcher saw processes of the gateway's tree run as (a gateway that
+	// switched user): a process carrying the token counts as the gateway's
+	// only when it runs as the lock file's owner or as one of these.
+	TreeUIDs []int `json:"treeUids,omitempty"`
 	// SessionID is the launcher's session, where the gateway's process group
 	// lives: a group of the gateway's number in another session is not it.
 	SessionID int    `json:"sessionId,omitempty"`
@@ -120,7 +125,7 @@ func (p *ownerPayload) encode() ([]byte, error) {
 	// The size depends on the payload without its gateway fields plus room
 	// for them, so recording a gateway later never changes the length.
 	fixed := *p
-	fixed.ChildPID, fixed.ChildStartTime, fixed.Descendants = 0, nil, nil
+	fixed.ChildPID, fixed.ChildStartTime, fixed.Descendants, fixed.TreeUIDs = 0, nil, nil, nil
 	fb, err := json.Marshal(&fixed)
 	if err != nil {
 		return nil, err
@@ -147,8 +152,12 @@ type procRef struct {
 	StartTime json.RawMessage `json:"startTime,omitempty"`
 }
 
-// maxDescendants bounds the recorded descendants, and so the payload.
-const maxDescendants = 8
+// maxDescendants bounds the recorded descendants, and maxTreeUIDs the
+// recorded uids, and so the payload.
+const (
+	maxDescendants = 8
+	maxTreeUIDs    = 4
+)
 
 func newPayload(opts lockOptions) ownerPayload {
 	self := selfFacts()

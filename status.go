@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,13 +10,14 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
 // report is what status says about a lock.
 type report struct {
 	Lock  string `json:"lock"`
-	State string `json:"state"` // running, restarting, orphaned, dead, not-running, unknown
+	State string `json:"state"` // running, restarting, starting, stopped, orphaned, dead, not-running, unknown
 	// Reason is why a dead owner's file may be reclaimed.
 	Reason       string `json:"reason,omitempty"`
 	KernelLocked bool   `json:"kernelLocked"`
@@ -23,14 +25,18 @@ type report struct {
 	// judged alive or not on this host; absent where nothing can be said.
 	LauncherPID   int64 `json:"launcherPid,omitempty"`
 	LauncherAlive *bool `json:"launcherAlive,omitempty"`
-	GatewayPID    int   `json:"gatewayPid,omitempty"`
-	GatewayAlive  *bool `json:"gatewayAlive,omitempty"`
+	// LauncherStopped: the live launcher is stopped by a signal.
+	LauncherStopped bool  `json:"launcherStopped,omitempty"`
+	GatewayPID      int   `json:"gatewayPid,omitempty"`
+	GatewayAlive    *bool `json:"gatewayAlive,omitempty"`
 	// Holders are the processes that share the held lock (Linux), the
 	// gateway's descendants when its launcher is gone.
 	Holders       []int         `json:"holders,omitempty"`
 	PortListening *bool         `json:"portListening,omitempty"`
 	Owner         *ownerPayload `json:"owner,omitempty"`
 	Error         string        `json:"error,omitempty"`
+	// UnknownReason is, for state unknown, the fact that could not be read.
+	UnknownReason string `json:"unknownReason,omitempty"`
 }
 
 // inspection is one look at a lock file: what was read, and the judgement.
@@ -80,7 +86,8 @@ func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
 	in := &inspection{raw: e.raw, id: e.file, held: e.lock == kernelHeld, v: judge(e, c.stale, facts)}
 	r.KernelLocked = in.held
 	r.Owner, _ = parsePayload(in.raw)
-	r.describeOwner(facts, in)
+	tree := r.describeOwner(facts, in)
+	r.UnknownReason = cmp.Or(r.UnknownReason, in.v.unknownReason)
 	port := c.port
 	if port == 0 && r.Owner != nil {
 		port = r.Owner.Port
@@ -89,17 +96,33 @@ func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
 		l := portListening(c.host, port, probeTimeout)
 		r.PortListening = &l
 	}
-	r.Reason, r.State = in.v.reason, stateOf(in.v, r.Owner)
+	r.Reason, r.State = in.v.reason, stateOf(in.v, r.Owner, tree)
+	if r.State != "unknown" {
+		r.UnknownReason = ""
+	}
 	return r, in, nil
 }
 
-// stateOf names a judged owner's state for status.
-func stateOf(v verdict, owner *ownerPayload) string {
+// stateOf names a judged owner's state for status. running is said only
+// when a process of the gateway's tree is known to live: a live launcher
+// whose tree is gone is restarting (a backoff, or between an exit and
+// what follows it), starting (no gateway recorded yet), or stopped (a
+// signal stopped the launcher: nothing runs until it is continued); one
+// whose tree cannot be learnt is unknown.
+func stateOf(v verdict, owner *ownerPayload, tree treeState) string {
 	switch {
 	case v.status == ownerAlive && owner != nil && owner.RestartAt != "":
 		return "restarting" // a backoff: no gateway runs until restartAt
+	case v.status == ownerAlive && (tree == treeLives || tree == treeNotAsked):
+		return "running" // treeNotAsked: another host's owner, its port listening
+	case v.status == ownerAlive && tree == treeUnknown:
+		return "unknown"
+	case v.status == ownerAlive && v.stopped:
+		return "stopped"
+	case v.status == ownerAlive && (owner == nil || owner.ChildPID == 0):
+		return "starting"
 	case v.status == ownerAlive:
-		return "running"
+		return "restarting"
 	case v.status == ownerOrphaned:
 		return "orphaned"
 	case v.reason != "":
@@ -108,45 +131,74 @@ func stateOf(v verdict, owner *ownerPayload) string {
 	return "unknown"
 }
 
+// treeState is what status learnt of a live launcher's gateway tree.
+type treeState int
+
+const (
+	treeNotAsked treeState = iota // the launcher is not alive here: the verdict speaks
+	treeLives
+	treeGone
+	treeUnknown
+)
+
 // describeOwner fills in who the launcher and the gateway are and whether
-// each lives, for an owner of this host; another host's pids prove nothing.
-func (r *report) describeOwner(facts hostFacts, in *inspection) {
+// each lives, for an owner of this host; another host's pids prove
+// nothing. It returns what it learnt of a live launcher's tree.
+func (r *report) describeOwner(facts hostFacts, in *inspection) treeState {
 	p := r.Owner
-	if p == nil || pidsForeign(p, facts) {
-		return
+	if p == nil {
+		return treeNotAsked
+	}
+	// The token names the holding to the gateway's tree alone: a report
+	// never shows it, to anyone.
+	shown := *p
+	shown.Token = ""
+	r.Owner = &shown
+	if foreign, err := pidsForeign(p, facts); foreign || err != nil {
+		return treeNotAsked
 	}
 	r.LauncherPID = p.PID
-	launcherDead := false
 	if st := in.v.launcher; st == ownerAlive || st == ownerDead {
 		alive := st == ownerAlive
-		r.LauncherAlive, launcherDead = &alive, !alive
+		r.LauncherAlive = &alive
+		r.LauncherStopped = alive && in.v.stopped
 	}
 	// The gateway named is the live process of its tree if one is left (a
 	// daemon, once the main process exited; a process found by its token
 	// when the launcher died before recording any), else the main process.
-	// For a dead launcher the verdict has looked already: the process table
+	// For a judged orphan the verdict has looked already: the process table
 	// is not read twice.
+	tree := treeNotAsked
 	gw, alive := in.v.gatewayPID, in.v.gatewayPID > 0
-	if !alive && !launcherDead && p.ChildPID > 0 {
-		gw, alive = gatewayAlive(p, facts)
+	if in.v.status == ownerAlive {
+		var err error
+		gw, alive, err = gatewayAlive(p, facts)
+		tree = map[bool]treeState{true: treeLives, false: treeGone}[alive]
+		if err != nil && !alive {
+			tree, r.UnknownReason = treeUnknown, err.Error()
+		}
 	}
 	if alive || p.ChildPID > 0 {
 		if !alive {
 			gw = p.ChildPID
 		}
 		r.GatewayPID, r.GatewayAlive = gw, &alive
+		if tree == treeUnknown {
+			r.GatewayAlive = nil
+		}
 	}
 	if in.held && in.v.status == ownerOrphaned {
 		r.Holders = flockHolders(in.id, filepath.Base(r.Lock))
 	}
+	return tree
 }
 
 // statusOf prints the report on the lock t and returns the LSB code.
 func statusOf(c *config, t lockTarget, stdout, stderr io.Writer, asJSON bool) int {
 	r, _, err := inspectLock(c, &t)
 	t.d.close()
-	code := map[string]int{"running": statusRunning, "restarting": statusRunning, "orphaned": statusRunning,
-		"dead": statusDeadFile, "not-running": statusNotRunning}[r.State]
+	code := map[string]int{"running": statusRunning, "restarting": statusRunning, "starting": statusRunning,
+		"orphaned": statusRunning, "dead": statusDeadFile, "stopped": statusNotRunning, "not-running": statusNotRunning}[r.State]
 	if err != nil {
 		r.State, r.Error, code = "unknown", err.Error(), statusUnknown
 		fail(stderr, err)
@@ -173,7 +225,9 @@ func (r *report) line() string {
 	}
 	if r.Owner != nil {
 		fmt.Fprintf(&b, " pid=%d", r.Owner.PID)
-		if r.LauncherAlive != nil {
+		if r.LauncherStopped {
+			b.WriteString(" launcher=stopped")
+		} else if r.LauncherAlive != nil {
 			b.WriteString(" launcher=" + aliveWord(*r.LauncherAlive))
 		}
 		if r.Owner.ChildPID > 0 {
@@ -201,6 +255,9 @@ func (r *report) line() string {
 	}
 	if r.PortListening != nil {
 		fmt.Fprintf(&b, " port_listening=%t", *r.PortListening)
+	}
+	if r.UnknownReason != "" {
+		b.WriteString(" unknown_reason=" + strconv.Quote(r.UnknownReason))
 	}
 	return b.String()
 }
@@ -230,7 +287,9 @@ func unlockOf(c *config, t lockTarget, log *telemetry.Logger, stderr io.Writer) 
 	if r.State != "dead" || r.Reason == reasonStaleUnknown {
 		why := "its owner cannot be proven gone"
 		if in.v.status.established() {
-			why = "it is " + holderText(in.v.pid, in.v.status, in.v.gatewayPID)
+			why = "it is " + holderOf(in.v)
+		} else if in.v.unknownReason != "" {
+			why += ": " + in.v.unknownReason
 		}
 		printLine(stderr, "gwlock: unlock %s: refused, %s (hint: gwlock status --lock %s shows the owner)", t.path, why, t.path)
 		return exitFailure

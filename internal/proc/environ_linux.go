@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -11,9 +12,9 @@ import (
 )
 
 // The token search reads the initial environment (/proc/<pid>/environ) of
-// every process of our uid. A zombie's is empty; a process whose main thread
-// called pthread_exit is read through one of its other threads.
-
+// every process that runs as one of the given uids. A zombie's is empty; a
+// process whose main thread called pthread_exit is read through one of its
+// other threads.
 var lastTagged struct {
 	sync.Mutex
 	token string
@@ -21,15 +22,15 @@ var lastTagged struct {
 	buf   []byte // reused: a scan reads every process's environment
 }
 
-func tagged(token string) (int, error) {
+func tagged(token string, uids []int, bornAfter string) (int, error) {
 	needle := []byte("\x00" + TokenVar + "=" + token + "\x00")
-	self, uid := os.Getpid(), os.Geteuid()
+	self := os.Getpid()
 	lastTagged.Lock()
 	defer lastTagged.Unlock()
 	buf := lastTagged.buf
 	defer func() { lastTagged.buf = buf[:0] }()
 	if lastTagged.token == token {
-		if found, _ := carries(strconv.Itoa(lastTagged.pid), needle, uid, &buf); found {
+		if found, _ := carries(strconv.Itoa(lastTagged.pid), needle, uids, bornAfter, &buf); found {
 			return lastTagged.pid, nil
 		}
 	}
@@ -42,7 +43,7 @@ func tagged(token string) (int, error) {
 		if nums[i] == self {
 			continue
 		}
-		found, err := carries(name, needle, uid, &buf)
+		found, err := carries(name, needle, uids, bornAfter, &buf)
 		if found {
 			lastTagged.token, lastTagged.pid = token, nums[i]
 			return nums[i], nil
@@ -54,49 +55,82 @@ func tagged(token string) (int, error) {
 	return 0, failed
 }
 
-// carries says process pid, of user uid, has needle in its environment. A
-// process that is gone or another user's is not an error.
-func carries(pid string, needle []byte, uid int, buf *[]byte) (bool, error) {
-	env, err := readEnviron("/proc/"+pid+"/environ", uid, buf)
+// carries says process pid runs as one of uids and has needle in its
+// environment. A process that is gone, or that runs as another uid, is not
+// an error. Its /proc directory belongs to its effective uid, or to root
+// when it is non-dumpable: a directory of none of uids is not read at all
+// (a non-root judge could not read it anyway); otherwise the real uid,
+// from status, decides before the environment is read.
+func carries(pid string, needle []byte, uids []int, bornAfter string, buf *[]byte) (bool, error) {
+	dir := "/proc/" + pid
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		if gone(err) {
+			return false, nil
+		}
+		return false, &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	if !slices.Contains(uids, int(st.Uid)) {
+		return false, nil
+	}
+	real, err := readUID(pid)
+	if err != nil || !slices.Contains(uids, real) {
+		return false, unlessGone(err)
+	}
+	env, err := readEnviron(dir+"/environ", buf)
 	if errors.Is(err, unix.ESRCH) {
 		// A main thread that called pthread_exit has no memory to read
 		// through; the process's other threads still show it.
-		env, err = threadEnviron(pid, uid, buf)
+		env, err = threadEnviron(pid, buf)
 	}
-	switch {
-	case err == nil:
-		return bytes.Contains(env, needle), nil
-	case errors.Is(err, errNotOurs), gone(err):
+	if err != nil && !gone(err) && startedBefore(pid, bornAfter) {
+		// Unreadable (PID 1 of a container, a process with capabilities
+		// we lack), but older than the tree: it cannot carry the token.
 		return false, nil
 	}
-	return false, &os.PathError{Op: "read", Path: "/proc/" + pid + "/environ", Err: err}
+	if err != nil {
+		return false, unlessGone(&os.PathError{Op: "read", Path: dir + "/environ", Err: err})
+	}
+	return bytes.Contains(env, needle), nil
+}
+
+// startedBefore says process pid is known to have started before the
+// start time bound (clock ticks after boot, as StartTime gives them).
+func startedBefore(pid, bound string) bool {
+	limit, err := strconv.ParseUint(bound, 10, 64)
+	if err != nil {
+		return false
+	}
+	st, err := readStat(pid)
+	if err != nil {
+		return false
+	}
+	started, err := strconv.ParseUint(st.StartTime, 10, 64)
+	return err == nil && started < limit
+}
+
+// unlessGone is err, or nil when it says only that the process went away.
+func unlessGone(err error) error {
+	if err == nil || gone(err) {
+		return nil
+	}
+	return err
 }
 
 // environMax bounds what is read of one environment (Linux allows a few MiB
 // for argv and environ together).
 const environMax = 8 << 20
 
-var errNotOurs = errors.New("another user's process")
-
-// readEnviron reads an environ file of a process of user uid into *buf,
-// with a NUL before and after, so that every variable is delimited on both
-// sides. Raw syscalls: os.Open would try to add each /proc file to the
-// poller, three wasted calls per process of a scan over the whole table.
-func readEnviron(path string, uid int, buf *[]byte) ([]byte, error) {
+// readEnviron reads an environ file into *buf, with a NUL before and after,
+// so that every variable is delimited on both sides. Raw syscalls: os.Open
+// would try to add each /proc file to the poller, three wasted calls per
+// process of a scan over the whole table.
+func readEnviron(path string, buf *[]byte) ([]byte, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, refusedAsOthers(path, uid, err)
-	}
-	defer unix.Close(fd)
-	// /proc/<pid> files belong to the process's effective uid (root if it
-	// made itself undumpable, and then we could not read it anyway).
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, err
 	}
-	if int(st.Uid) != uid {
-		return nil, errNotOurs
-	}
+	defer unix.Close(fd)
 	b, err := readFD(fd, append((*buf)[:0], 0), environMax)
 	b = append(b, 0)
 	*buf = b // kept for the next process, whatever this read gave
@@ -106,21 +140,8 @@ func readEnviron(path string, uid int, buf *[]byte) ([]byte, error) {
 	return b, nil
 }
 
-// refusedAsOthers turns a refusal to open another user's environ into
-// errNotOurs: only a refusal of one of our own processes is a failure.
-func refusedAsOthers(path string, uid int, err error) error {
-	if err != unix.EACCES && err != unix.EPERM {
-		return err
-	}
-	var st unix.Stat_t
-	if unix.Stat(path, &st) == nil && int(st.Uid) != uid {
-		return errNotOurs
-	}
-	return err
-}
-
 // threadEnviron reads pid's environment through one of its other threads.
-func threadEnviron(pid string, uid int, buf *[]byte) ([]byte, error) {
+func threadEnviron(pid string, buf *[]byte) ([]byte, error) {
 	tasks, err := os.ReadDir("/proc/" + pid + "/task")
 	if err != nil {
 		return nil, err
@@ -129,9 +150,33 @@ func threadEnviron(pid string, uid int, buf *[]byte) ([]byte, error) {
 		if t.Name() == pid {
 			continue
 		}
-		if env, err := readEnviron("/proc/"+pid+"/task/"+t.Name()+"/environ", uid, buf); err == nil {
+		if env, err := readEnviron("/proc/"+pid+"/task/"+t.Name()+"/environ", buf); err == nil {
 			return env, nil
 		}
 	}
 	return nil, unix.ESRCH
+}
+
+func uid(pid int) (int, error) { return readUID(strconv.Itoa(pid)) }
+
+// readUID reads the real uid, the first number of status's "Uid:" line.
+func readUID(pid string) (int, error) {
+	path := "/proc/" + pid + "/status"
+	b, err := readProc(path)
+	if err != nil {
+		return 0, &os.PathError{Op: "read", Path: path, Err: err}
+	}
+	uid, err := ParseStatusUID(b)
+	if err != nil {
+		return 0, &os.PathError{Op: "parse", Path: path, Err: err}
+	}
+	return uid, nil
+}
+
+func stopped(pid int) (bool, error) {
+	st, err := readStat(strconv.Itoa(pid))
+	if err != nil {
+		return false, err
+	}
+	return st.Stopped(), nil
 }

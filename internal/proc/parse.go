@@ -91,3 +91,29 @@ func ParseKinfoProc(b []byte, pid int) (string, error) {
 func formatTimeval(sec, usec int64) string {
 	return strconv.FormatInt(sec, 10) + "." + strconv.FormatInt(usec, 10)
 }
+
+// Stopped says the process is stopped by a signal (T) or by a tracer (t).
+func (st Stat) Stopped() bool { return st.State == 'T' || st.State == 't' }
+
+var errStatusUID = errors.New("no Uid line in /proc/<pid>/status")
+
+// ParseStatusUID reads the real uid from a /proc/<pid>/status file: the
+// first of the four numbers of its "Uid:" line (real, effective, saved, fs).
+func ParseStatusUID(b []byte) (int, error) {
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		rest, ok := bytes.CutPrefix(line, []byte("Uid:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) == 0 {
+			break
+		}
+		uid, err := strconv.ParseUint(string(f[0]), 10, 32)
+		if err != nil {
+			break
+		}
+		return int(uid), nil
+	}
+	return 0, errStatusUID
+}

@@ -84,3 +84,31 @@ func TestParseKinfoProc(t *testing.T) {
 		t.Error("accepted a kinfo_proc of another layout size")
 	}
 }
+
+func TestParseStatusUID(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"Name:\tcat\nUmask:\t0022\nState:\tR (running)\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n", 1000, true},
+		{"Uid:\t65534\t65534\t65534\t65534\n", 65534, true},
+		{"Name:\tx\nGid:\t1\n", 0, false},
+		{"Uid:\n", 0, false},
+		{"Uid:\t-1\t0\n", 0, false},
+	} {
+		got, err := ParseStatusUID([]byte(tc.in))
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseStatusUID(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func FuzzParseStatusUID(f *testing.F) {
+	f.Add([]byte("Uid:\t0\t0\t0\t0\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if uid, err := ParseStatusUID(b); err != nil && uid != 0 || uid < 0 {
+			t.Fatalf("ParseStatusUID(%q) = %d, %v", b, uid, err)
+		}
+	})
+}

@@ -122,21 +122,50 @@ func FlockCreator(dev, ino uint64) (int, error) { return flockCreator(dev, ino) 
 // TokenVar is the environment variable Tagged looks for.
 const TokenVar = "GWLOCK_LOCK_TOKEN"
 
-// Tagged names a live process other than this one, of this process's
-// effective uid, whose initial environment holds TokenVar=token. Processes
-// of other users never count: anyone can put the variable in an
-// environment, and a judge running as root must not let another user's
-// process stand for a tree. A zombie's environment is empty.
+// Tagged names a live process other than this one whose initial
+// environment holds TokenVar=token and whose real uid is one of uids: a
+// process of the tree that was given the token. Anyone can put the
+// variable in an environment, so the uid is what makes a carrier count,
+// and it is the real uid from /proc/<pid>/status, never the owner of the
+// process's /proc files: those are root's for a process that made itself
+// non-dumpable, whoever runs it. Only processes whose /proc directory is
+// owned by one of uids are read at all, so a judge running as root reads
+// no other user's environment. A zombie's environment is empty.
+//
+// bornAfter, if not "", is the StartTime of the process that handed the
+// token out (the launcher): a process started before it cannot carry it,
+// so one whose environment cannot be read (PID 1 of a container, a process
+// with capabilities we lack) is passed over when it is that old.
 //
 // 0 and no error: the whole table was read and no process carries it. 0
-// and an error: none was found, but some process could not be read for a
-// reason other than being gone or another user's. The search remembers the
-// last process it found, and checks it first next time.
-func Tagged(token string) (int, error) {
+// and an error: none was found, but some process that might have carried
+// it could not be read for a reason other than being gone. The search
+// remembers the last process it found, and checks it first next time.
+func Tagged(token string, uids []int, bornAfter string) (int, error) {
 	if token == "" {
 		return 0, errors.New("search for a token: empty token")
 	}
-	return tagged(token)
+	if len(uids) == 0 {
+		return 0, errors.New("search for a token: no uid to search")
+	}
+	return tagged(token, uids, bornAfter)
+}
+
+// UID is the real uid process pid runs as. Linux only.
+func UID(pid int) (int, error) {
+	if pid <= 0 {
+		return 0, fmt.Errorf("uid of pid %d: not a process id", pid)
+	}
+	return uid(pid)
+}
+
+// Stopped says process pid is stopped by a signal (SIGSTOP, SIGTSTP, a
+// tracer): it runs nothing until continued. Linux only.
+func Stopped(pid int) (bool, error) {
+	if pid <= 0 {
+		return false, fmt.Errorf("state of pid %d: not a process id", pid)
+	}
+	return stopped(pid)
 }
 
 // unsupported is the error of a fact this OS does not offer.

@@ -8,24 +8,29 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestTagged(t *testing.T) {
 	token := "tok" + strconv.Itoa(os.Getpid())
+	ours := []int{os.Getuid()}
 	// An error may come with 0: a process of our uid with more privilege
 	// (PID 1 of some containers) cannot be read, and then nobody can say
 	// it does not carry the token.
-	if pid, err := Tagged(token); pid != 0 {
+	if pid, err := Tagged(token, ours, ""); pid != 0 {
 		t.Fatalf("Tagged before any carrier = %d, %v; want 0", pid, err)
 	}
 	h := mustStart(t, func(c *exec.Cmd) { c.Env = append(c.Env, TokenVar+"="+token) })
 	for range 2 { // the second call is answered from the remembered pid
-		if pid, err := Tagged(token); pid != h.pid() || err != nil {
+		if pid, err := Tagged(token, ours, ""); pid != h.pid() || err != nil {
 			t.Fatalf("Tagged = %d, %v; want %d", pid, err, h.pid())
 		}
 	}
+	if pid, err := Tagged(token, []int{os.Getuid() + 1}, ""); pid != 0 {
+		t.Fatalf("Tagged for another uid = %d, %v; want 0", pid, err)
+	}
 	h.stop()
-	if pid, err := Tagged(token); pid != 0 {
+	if pid, err := Tagged(token, ours, ""); pid != 0 {
 		t.Fatalf("Tagged after the carrier exited = %d, %v; want 0", pid, err)
 	}
 }
@@ -95,5 +100,29 @@ func TestHostIdentity(t *testing.T) {
 	}
 	if ns, err := PIDNamespace(); ns == "" || err != nil {
 		t.Errorf("PIDNamespace = %q, %v", ns, err)
+	}
+}
+
+func TestUIDAndStopped(t *testing.T) {
+	if got, err := UID(os.Getpid()); got != os.Getuid() || err != nil {
+		t.Errorf("UID(self) = %d, %v; want %d", got, err, os.Getuid())
+	}
+	h := mustStart(t, nil)
+	if st, err := Stopped(h.pid()); st || err != nil {
+		t.Errorf("Stopped(running) = %v, %v; want false", st, err)
+	}
+	if err := syscall.Kill(h.pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(h.pid(), syscall.SIGCONT)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if st, err := Stopped(h.pid()); st && err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("Stopped(stopped) = %v, %v; want true", st, err)
+		}
+	}
+	if _, err := Stopped(deadPID(t)); err == nil {
+		t.Error("Stopped(dead) gave no error")
 	}
 }

@@ -15,4 +15,6 @@ func flockHolders(uint64, uint64, string) ([]int, error) {
 
 func flockCreator(uint64, uint64) (int, error) { return 0, unsupported("find a flock's creator") }
 
-func tagged(string) (int, error) { return 0, unsupported("search environments") }
+func tagged(string, []int, string) (int, error) { return 0, unsupported("search environments") }
+func uid(int) (int, error)                      { return 0, unsupported("read a process's uid") }
+func stopped(int) (bool, error)                 { return false, unsupported("read a process's state") }

@@ -125,7 +125,7 @@ func TestUnsupported(t *testing.T) {
 	if runtime.GOOS == "linux" {
 		t.Skip("Linux offers every fact")
 	}
-	if _, err := Tagged("t"); !errors.Is(err, errors.ErrUnsupported) {
+	if _, err := Tagged("t", []int{0}, ""); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("Tagged = %v, want unsupported", err)
 	}
 	if _, err := BootID(); !errors.Is(err, errors.ErrUnsupported) {
@@ -137,7 +137,7 @@ func TestUnsupported(t *testing.T) {
 }
 
 func TestTaggedEmptyToken(t *testing.T) {
-	if pid, err := Tagged(""); err == nil {
+	if pid, err := Tagged("", []int{0}, ""); err == nil {
 		t.Errorf("Tagged(\"\") = %d, nil; want an error", pid)
 	}
 }
