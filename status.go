@@ -96,7 +96,7 @@ func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
 		l := portListening(c.host, port, probeTimeout)
 		r.PortListening = &l
 	}
-	r.Reason, r.State = in.v.reason, stateOf(in.v, r.Owner, tree)
+	r.Reason, r.State = in.v.reason, stateOf(in.v, r.Owner, tree, r.PortListening != nil && *r.PortListening)
 	if r.State != "unknown" {
 		r.UnknownReason = ""
 	}
@@ -104,24 +104,29 @@ func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
 }
 
 // stateOf names a judged owner's state for status. running is said only
-// when a process of the gateway's tree is known to live: a live launcher
-// whose tree is gone is restarting (a backoff, or between an exit and
-// what follows it), starting (no gateway recorded yet), or stopped (a
-// signal stopped the launcher: nothing runs until it is continued); one
-// whose tree cannot be learnt is unknown.
-func stateOf(v verdict, owner *ownerPayload, tree treeState) string {
+// when a process of the gateway's tree is known to live, or, for a tree
+// out of sight, when the port listens: a live launcher whose tree is gone is stopped (a signal stopped
+// the launcher: nothing runs until it is continued, backoff or not),
+// restarting (a backoff, or between an exit and what follows it), or
+// starting (no gateway recorded yet); one whose tree cannot be learnt, or
+// cannot be seen from here (another host's, another PID namespace's), is
+// unknown.
+func stateOf(v verdict, owner *ownerPayload, tree treeState, listening bool) string {
+	alive := v.status == ownerAlive
 	switch {
-	case v.status == ownerAlive && owner != nil && owner.RestartAt != "":
-		return "restarting" // a backoff: no gateway runs until restartAt
-	case v.status == ownerAlive && (tree == treeLives || tree == treeNotAsked):
-		return "running" // treeNotAsked: another host's owner, its port listening
-	case v.status == ownerAlive && tree == treeUnknown:
+	case alive && (tree == treeLives || tree == treeUnseen && listening):
+		return "running" // a tree seen alive; one out of sight whose port listens
+	case alive && tree == treeUnseen:
 		return "unknown"
-	case v.status == ownerAlive && v.stopped:
+	case alive && v.stopped && tree == treeGone:
 		return "stopped"
-	case v.status == ownerAlive && (owner == nil || owner.ChildPID == 0):
+	case alive && owner != nil && owner.RestartAt != "":
+		return "restarting" // a backoff: no gateway runs until restartAt
+	case alive && tree != treeGone:
+		return "unknown"
+	case alive && (owner == nil || owner.ChildPID == 0):
 		return "starting"
-	case v.status == ownerAlive:
+	case alive:
 		return "restarting"
 	case v.status == ownerOrphaned:
 		return "orphaned"
@@ -135,18 +140,23 @@ func stateOf(v verdict, owner *ownerPayload, tree treeState) string {
 type treeState int
 
 const (
-	treeNotAsked treeState = iota // the launcher is not alive here: the verdict speaks
+	treeNotAsked treeState = iota // the owner is not alive: the verdict speaks
 	treeLives
 	treeGone
-	treeUnknown
+	treeUnknown // a fact about the tree could not be read
+	treeUnseen  // the tree runs where this status cannot look
 )
 
 // describeOwner fills in who the launcher and the gateway are and whether
-// each lives, for an owner of this host; another host's pids prove
-// nothing. It returns what it learnt of a live launcher's tree.
+// each lives, for an owner of this kernel and PID namespace; another
+// host's or namespace's pids prove nothing. It returns what it learnt of
+// a live owner's tree.
 func (r *report) describeOwner(facts hostFacts, in *inspection) treeState {
 	p := r.Owner
 	if p == nil {
+		if in.v.status == ownerAlive {
+			return treeUnseen // no payload names a tree: only the port speaks
+		}
 		return treeNotAsked
 	}
 	// The token names the holding to the gateway's tree alone: a report
@@ -154,8 +164,8 @@ func (r *report) describeOwner(facts hostFacts, in *inspection) treeState {
 	shown := *p
 	shown.Token = ""
 	r.Owner = &shown
-	if foreign, err := pidsForeign(p, facts); foreign || err != nil {
-		return treeNotAsked
+	if where, err := originOf(p, facts); where != originHere || err != nil {
+		return r.describeUnseen(p, where, err, facts, in)
 	}
 	r.LauncherPID = p.PID
 	if st := in.v.launcher; st == ownerAlive || st == ownerDead {
@@ -191,6 +201,36 @@ func (r *report) describeOwner(facts hostFacts, in *inspection) treeState {
 		r.Holders = flockHolders(in.id, filepath.Base(r.Lock))
 	}
 	return tree
+}
+
+// describeUnseen is describeOwner for a payload whose pids name nothing
+// here. Its holder may be alive (the kernel lock says someone holds it),
+// but that proves no gateway runs: on this kernel its token can still
+// find the tree; elsewhere only the port can speak.
+func (r *report) describeUnseen(p *ownerPayload, where origin, unread error, facts hostFacts, in *inspection) treeState {
+	if in.v.status != ownerAlive {
+		return treeNotAsked
+	}
+	switch {
+	case unread != nil:
+		r.UnknownReason = unread.Error()
+		return treeUnseen
+	case where != originOtherNS:
+		r.UnknownReason = "the lock was written on another host (hostname " + strconv.Quote(p.Hostname) + "): its gateway's tree cannot be seen from here"
+		return treeUnseen
+	}
+	gw, err := taggedProcess(p, facts)
+	switch {
+	case gw > 0:
+		alive := true
+		r.GatewayPID, r.GatewayAlive = gw, &alive
+		return treeLives
+	case err != nil:
+		r.UnknownReason = err.Error()
+		return treeUnknown
+	}
+	r.UnknownReason = "the lock was written in another PID namespace (" + strconv.Quote(p.PIDNS) + ") and no process carrying its token can be seen from this one"
+	return treeUnseen
 }
 
 // statusOf prints the report on the lock t and returns the LSB code.
