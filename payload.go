@@ -21,8 +21,10 @@ const (
 // ownerPayload is the JSON written into the lock file. Readers accept the
 // seed's schema {pid, createdAt, configPath, startTime?} and ignore unknown fields.
 type ownerPayload struct {
-	PID        int64           `json:"pid"`
-	CreatedAt  string          `json:"createdAt"`
+	PID       int64  `json:"pid"`
+	CreatedAt string `json:"createdAt"`
+	// ConfigPath is the config's path as jsonText writes it: Go-quoted
+	// when it holds anything unprintable or bytes that are not UTF-8.
 	ConfigPath string          `json:"configPath"`
 	StartTime  json.RawMessage `json:"startTime,omitempty"`
 	BootID     string          `json:"bootId,omitempty"`
@@ -167,7 +169,7 @@ func newPayload(opts lockOptions) ownerPayload {
 	return ownerPayload{
 		PID:        int64(os.Getpid()),
 		CreatedAt:  time.Now().UTC().Format(payloadTime),
-		ConfigPath: opts.ConfigPath,
+		ConfigPath: jsonText(opts.ConfigPath), // JSON would turn bytes that are not UTF-8 into U+FFFD
 		StartTime:  self.startTimeJSON,
 		BootID:     self.bootID,
 		Hostname:   self.hostname,

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -246,7 +247,7 @@ func statusOf(c *config, t lockTarget, stdout, stderr io.Writer, asJSON bool) in
 		code = statusUnknown
 	}
 	if asJSON {
-		b, _ := json.Marshal(r)
+		b, _ := json.Marshal(r.forJSON())
 		fmt.Fprintf(stdout, "%s\n", b)
 		return code
 	}
@@ -300,6 +301,54 @@ func (r *report) line() string {
 		b.WriteString(" unknown_reason=" + strconv.Quote(r.UnknownReason))
 	}
 	return b.String()
+}
+
+// forJSON is r as status --json prints it: every string gwlock does not
+// choose as jsonText writes it. json.Marshal alone would print a bidi
+// override as it is and every byte that is not UTF-8 as U+FFFD, so two
+// different paths could print the same.
+func (r report) forJSON() report {
+	r.Lock, r.Error, r.UnknownReason = jsonText(r.Lock), jsonText(r.Error), jsonText(r.UnknownReason)
+	if r.Owner == nil {
+		return r
+	}
+	o := *r.Owner
+	if telemetry.Printable(o.ConfigPath) != o.ConfigPath {
+		o.ConfigPath = jsonText(o.ConfigPath) // an older writer's, as it wrote it
+	}
+	for _, s := range []*string{&o.CreatedAt, &o.BootID, &o.Hostname, &o.Version, &o.RestartAt, &o.PIDNS, &o.Token} {
+		*s = jsonText(*s)
+	}
+	o.StartTime, o.ChildStartTime = jsonStart(o.StartTime), jsonStart(o.ChildStartTime)
+	o.Descendants = slices.Clone(o.Descendants)
+	for i := range o.Descendants {
+		o.Descendants[i].StartTime = jsonStart(o.Descendants[i].StartTime)
+	}
+	r.Owner = &o
+	return r
+}
+
+// jsonText is s as status --json prints it: as it is when it is printable
+// UTF-8 (telemetry.Printable leaves it alone) and does not begin with '"';
+// else Go-quoted (strconv.Quote: "\u202e", "\xff"), so a reader tells
+// every string from every other: one that begins with '"' is unquoted with
+// Go's rules, any other is the text itself.
+func jsonText(s string) string {
+	if telemetry.Printable(s) == s && !strings.HasPrefix(s, `"`) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// jsonStart is a recorded start time as status --json prints it: a number
+// as it is, a string as jsonText writes it.
+func jsonStart(raw json.RawMessage) json.RawMessage {
+	st, ok := startTimeText(raw)
+	if !ok || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte(`"`)) {
+		return raw
+	}
+	b, _ := json.Marshal(jsonText(st))
+	return b
 }
 
 func aliveWord(alive bool) string {
