@@ -113,28 +113,34 @@ func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
 // cannot be seen from here (another host's, another PID namespace's), is
 // unknown.
 func stateOf(v verdict, owner *ownerPayload, tree treeState, listening bool) string {
-	alive := v.status == ownerAlive
 	switch {
-	case alive && (tree == treeLives || tree == treeUnseen && listening):
-		return "running" // a tree seen alive; one out of sight whose port listens
-	case alive && tree == treeUnseen:
-		return "unknown"
-	case alive && v.stopped && tree == treeGone:
-		return "stopped"
-	case alive && owner != nil && owner.RestartAt != "":
-		return "restarting" // a backoff: no gateway runs until restartAt
-	case alive && tree != treeGone:
-		return "unknown"
-	case alive && (owner == nil || owner.ChildPID == 0):
-		return "starting"
-	case alive:
-		return "restarting"
+	case v.status == ownerAlive:
+		return liveState(v, owner, tree, listening)
 	case v.status == ownerOrphaned:
 		return "orphaned"
 	case v.reason != "":
 		return "dead"
 	}
 	return "unknown"
+}
+
+// liveState is stateOf for an owner judged alive.
+func liveState(v verdict, owner *ownerPayload, tree treeState, listening bool) string {
+	switch {
+	case tree == treeLives || tree == treeUnseen && listening:
+		return "running" // a tree seen alive; one out of sight whose port listens
+	case tree == treeUnseen:
+		return "unknown"
+	case v.stopped && tree == treeGone:
+		return "stopped"
+	case owner != nil && owner.RestartAt != "":
+		return "restarting" // a backoff: no gateway runs until restartAt
+	case tree != treeGone:
+		return "unknown"
+	case owner == nil || owner.ChildPID == 0:
+		return "starting"
+	}
+	return "restarting"
 }
 
 // treeState is what status learnt of a live launcher's gateway tree.
