@@ -208,21 +208,28 @@ func (l *heldLock) setDescendants(pids []int) error {
 }
 
 // noteUIDs adds to the payload's tree uids the real uids the processes
-// pids run as, other than ours, the first maxTreeUIDs of them for the
-// holding's whole life (a uid once seen stays: a re-forked process of it
-// may still run); true if one was added. A process whose uid cannot be
-// read adds none.
+// pids run as, other than ours, for the holding's whole life (a uid once
+// seen stays: a re-forked process of it may still run); true if the
+// payload changed. Past maxTreeUIDs a new uid sets TreeUIDsOverflow
+// instead, never silently dropped: a judge then cannot prove the tree
+// gone by its token. A process whose uid cannot be read adds none.
 func (l *heldLock) noteUIDs(pids []int) bool {
-	added := false
+	changed := false
 	for _, pid := range pids {
 		uid, ok := processUID(pid)
-		if pid <= 0 || !ok || uid == os.Geteuid() || slices.Contains(l.payload.TreeUIDs, uid) || len(l.payload.TreeUIDs) >= maxTreeUIDs {
+		if pid <= 0 || !ok || uid == os.Geteuid() || slices.Contains(l.payload.TreeUIDs, uid) {
 			continue
 		}
-		l.payload.TreeUIDs = append(l.payload.TreeUIDs, uid)
-		added = true
+		switch {
+		case len(l.payload.TreeUIDs) < maxTreeUIDs:
+			l.payload.TreeUIDs = append(l.payload.TreeUIDs, uid)
+			changed = true
+		case !l.payload.TreeUIDsOverflow:
+			l.payload.TreeUIDsOverflow = true
+			changed = true
+		}
 	}
-	return added
+	return changed
 }
 
 func (l *heldLock) rewrite() error {

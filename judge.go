@@ -90,9 +90,10 @@ func lookAt(cur *lockFile, got bool) (evidence, error) {
 //
 // The rule: only a positive fact proves an owner dead; anything that is not
 // known makes the owner unknown, and the verdict says why (unknownReason).
-// The positive facts are a free kernel lock on a file written on this host
-// (same hostname and boot id) and no live process of its recorded tree;
-// another boot id; a launcher pid the kernel says is absent, or present
+// The positive facts are a free kernel lock on a file written on this
+// kernel in our PID namespace (originOf: the boot id decides, whatever the
+// hostname says; the hostname only where a boot id is unknown) and no live
+// process of its recorded tree; another boot id with our hostname; a launcher pid the kernel says is absent, or present
 // with another start time (reused), with no live process of its recorded
 // tree. "No live process of the tree" is itself a fact to learn: every
 // recorded process answered absent or reused, its group answered empty,
@@ -122,42 +123,41 @@ func judge(e evidence, stale time.Duration, h hostFacts) verdict {
 		return staleRule(verdict{status: ownerUnknown}, e.age, stale, h)
 	}
 	v := verdict{status: ownerUnknown, pid: p.PID, port: p.Port}
-	var launcherReason string
-	var launcherUnread error
-	foreign, unread := pidsForeign(p, h)
+	where, unread := originOf(p, h)
 	if unread != nil {
 		v.unknownReason = unread.Error()
 		return staleRule(v, e.age, stale, h)
 	}
-	if !foreign {
+	var launcherReason string
+	if where == originHere {
+		var launcherUnread error
 		v.launcher, launcherReason, launcherUnread = judgeLauncher(p, h)
-	}
-	if v.launcher == ownerUnknown && launcherUnread != nil {
-		v.unknownReason = launcherUnread.Error()
+		if v.launcher == ownerUnknown && launcherUnread != nil {
+			v.unknownReason = launcherUnread.Error()
+		}
 	}
 	if e.lock == kernelHeld {
-		return judgeHeld(p, v, e.file, h)
+		return judgeHeld(p, v, where, e.file, h)
 	}
-	return judgeUnheld(p, v, launcherReason, e, stale, h)
+	return judgeUnheld(p, v, where, launcherReason, e, stale, h)
 }
 
 // judgeUnheld judges the owner of a file whose kernel lock we hold or the
 // filesystem lacks. A free kernel lock proves the launcher gone only for a
-// payload written on this host: on a shared filesystem whose locks are
+// payload written on this kernel: on a shared filesystem whose locks are
 // local (NFS local_lock, some FUSE mounts) another host's owner holds
 // nothing we can see. A launcher that is gone while its recorded gateway
 // lives is an orphaned owner, never a dead one.
-func judgeUnheld(p *ownerPayload, v verdict, launcherReason string, e evidence, stale time.Duration, h hostFacts) verdict {
-	if p.Hostname != "" && p.Hostname != h.hostname() {
+func judgeUnheld(p *ownerPayload, v verdict, where origin, launcherReason string, e evidence, stale time.Duration, h hostFacts) verdict {
+	switch where {
+	case originElsewhere:
 		return staleRule(v, e.age, stale, h)
-	}
-	if boot := h.bootID(); p.BootID != "" && boot != "" && p.BootID != boot {
+	case originEarlyBoot:
 		v.status, v.reason = ownerDead, reasonHostRebooted
 		return v
-	}
-	if otherPIDNS(p, h) {
-		// Written in another PID namespace (a container sharing the lock
-		// dir and the hostname): its pids prove nothing here, only its
+	case originOtherNS:
+		// Written in another PID namespace of this kernel (a container
+		// sharing the lock dir): its pids prove nothing here, only its
 		// token can find its gateway; else it is judged like a foreign host's.
 		gw, err := taggedProcess(p, h)
 		switch {
@@ -169,7 +169,7 @@ func judgeUnheld(p *ownerPayload, v verdict, launcherReason string, e evidence, 
 		}
 		return staleRule(v, e.age, stale, h)
 	}
-	if p.Flock && e.lock == kernelFree && p.Hostname != "" {
+	if p.Flock && e.lock == kernelFree && namesHost(p) {
 		// The launcher is gone; so is the gateway unless it closed the
 		// inherited descriptor (daemons that close every file do) and
 		// outlived its launcher: then it still runs, and keeps the lock.
@@ -192,25 +192,52 @@ func judgeUnheld(p *ownerPayload, v verdict, launcherReason string, e evidence, 
 	return v
 }
 
-// pidsForeign says the payload's pids name nothing here: it was written on
-// another host or in another PID namespace. It fails when the payload
-// names a host or namespace and ours cannot be learnt: then nobody can say
-// whose pids they are.
-func pidsForeign(p *ownerPayload, h hostFacts) (bool, error) {
-	if p.Hostname != "" && h.hostname() == "" {
-		return false, errors.New("cannot learn this host's name")
+// origin is where a payload was written, as far as this judge can tell.
+type origin int
+
+const (
+	originHere      origin = iota // this kernel and PID namespace: its pids name processes here
+	originOtherNS                 // this kernel, another PID namespace: its pids name nothing here
+	originEarlyBoot               // this host before it rebooted: nothing of it runs
+	originElsewhere               // another host: nothing of it can be seen from here
+)
+
+// originOf says where the payload was written. The boot id names the
+// kernel: a payload carrying ours was written on this kernel whatever
+// hostname it carries (a UTS namespace, a renamed host), and its token and
+// pids are valid here (its pids in its own PID namespace only). One
+// carrying another boot id was written before a reboot when its hostname
+// is ours, else on another host. Only when either side's boot id is
+// unknown (an OS without one, a payload of an older writer) does the
+// hostname alone say. It fails when the fact that decides cannot be
+// learnt: then nobody can say whose pids the payload names.
+func originOf(p *ownerPayload, h hostFacts) (origin, error) {
+	boot := h.bootID()
+	sameKernel := p.BootID != "" && boot != "" && p.BootID == boot
+	if !sameKernel && p.Hostname != "" {
+		host := h.hostname()
+		switch {
+		case host == "":
+			return originHere, errors.New("cannot learn this host's name")
+		case p.Hostname != host:
+			return originElsewhere, nil
+		}
+	}
+	if p.BootID != "" && boot != "" && !sameKernel {
+		return originEarlyBoot, nil
 	}
 	if p.PIDNS != "" && h.pidNS() == "" {
-		return false, errors.New("cannot learn this process's PID namespace (/proc/self/ns/pid)")
+		return originHere, errors.New("cannot learn this process's PID namespace (/proc/self/ns/pid)")
 	}
-	return (p.Hostname != "" && p.Hostname != h.hostname()) || otherPIDNS(p, h), nil
+	if p.PIDNS != "" && p.PIDNS != h.pidNS() {
+		return originOtherNS, nil
+	}
+	return originHere, nil
 }
 
-// otherPIDNS says the payload was written in a PID namespace other than ours.
-func otherPIDNS(p *ownerPayload, h hostFacts) bool {
-	ns := h.pidNS()
-	return p.PIDNS != "" && ns != "" && p.PIDNS != ns
-}
+// namesHost says the payload names the host it was written on (a hostname
+// or a boot id): a free kernel lock proves its launcher gone only then.
+func namesHost(p *ownerPayload) bool { return p.Hostname != "" || p.BootID != "" }
 
 // judgeLauncher judges the payload's pid, the launcher, by the process table
 // alone: alive, dead with a reason, or unknown, with the fact that could
@@ -335,11 +362,21 @@ func taggedProcess(p *ownerPayload, h hostFacts) (int, error) {
 	}
 	bornAfter, _ := startTimeText(p.StartTime)
 	gw, err := h.tagged(p.Token, treeUIDs(p, h), bornAfter)
-	if errors.Is(err, errors.ErrUnsupported) {
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
 		return 0, nil
+	case gw == 0 && err == nil && p.TreeUIDsOverflow:
+		// The search left out uids the tree ran as: none found is no
+		// fact. Searching every uid instead would let any user pin the
+		// lock with a token a process of the tree leaked to it.
+		return 0, errTreeUIDsOverflow
 	}
 	return gw, err
 }
+
+// errTreeUIDsOverflow: the launcher saw its tree run as more uids than a
+// payload records, so a process of one it left out may carry the token.
+var errTreeUIDsOverflow = errors.New("the gateway's tree ran as more uids than recorded (treeUidsOverflow): a process of an unrecorded uid may carry its token")
 
 // treeUIDs are the uids a process carrying the token may run as to count
 // as the gateway's: the judge's own (the lock file's owner, so the
@@ -363,12 +400,12 @@ func treeUIDs(p *ownerPayload, h hostFacts) []int {
 // launcher's file (a judge or status passing by) whose tree is gone, or
 // whose holder or tree cannot be learnt, is unknown: no gateway is proven
 // to run.
-func judgeHeld(p *ownerPayload, v verdict, file fileID, h hostFacts) verdict {
+func judgeHeld(p *ownerPayload, v verdict, where origin, file fileID, h hostFacts) verdict {
 	if v.unknownReason != "" {
 		return v // the launcher could not be judged: the holder may be anyone
 	}
 	v.status = ownerAlive
-	if foreign, _ := pidsForeign(p, h); foreign || v.launcher != ownerDead {
+	if where != originHere || v.launcher != ownerDead {
 		if v.launcher == ownerAlive {
 			v.stopped, _ = h.stopped(int(p.PID)) // said, never judged by
 		}

@@ -64,6 +64,15 @@ func (f *faultyFacts) hostname() string {
 	return f.fakeFacts.hostname()
 }
 
+// bootID fails with the hostname: a judge that knows its boot id needs
+// no hostname to tell its own kernel's payloads.
+func (f *faultyFacts) bootID() string {
+	if f.fault == "hostname" {
+		return ""
+	}
+	return f.fakeFacts.bootID()
+}
+
 func (f *faultyFacts) pidNS() string {
 	if f.fault == "pidNS" {
 		return ""

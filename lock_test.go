@@ -740,6 +740,15 @@ var judgeCases = []judgeCase{
 	{"other host, old", `{"pid":5,"hostname":"x"}`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
 	{"other host, old, port listening", `{"pid":5,"hostname":"x","port":80}`, time.Hour, true, func(f *fakeFacts) { f.listen = true }, ownerAlive, ""},
 	{"rebooted", `{"pid":5,"bootId":"old"}`, 0, true, nil, ownerDead, reasonHostRebooted},
+	// The boot id names the kernel: a payload carrying ours was written
+	// here whatever hostname it carries (a UTS namespace, a renamed host).
+	{"our boot id, another hostname, kernel lock free", `{"pid":5,"flock":true,"hostname":"x","bootId":"b"}`, 0, true, nil, ownerDead, reasonOwnerDead},
+	{"our boot id, another hostname, gateway alive", `{"pid":5,"flock":true,"hostname":"x","bootId":"b","childPid":6,"childStartTime":"88"}`, time.Hour, true,
+		func(f *fakeFacts) { f.others = map[int]fakeProcess{5: {state: pidAbsent}, 6: {pidPresent, "88"}} }, ownerOrphaned, ""},
+	{"our boot id, another hostname, launcher alive", `{"pid":5,"startTime":"77","hostname":"x","bootId":"b"}`, time.Hour, false, nil, ownerAlive, ""},
+	{"another boot id, another hostname", `{"pid":5,"flock":true,"hostname":"x","bootId":"old"}`, 0, true, nil, ownerUnknown, ""},
+	{"another boot id, another hostname, old", `{"pid":5,"flock":true,"hostname":"x","bootId":"old"}`, time.Hour, true, nil, ownerUnknown, reasonStaleUnknown},
+	{"no boot id here, another hostname", `{"pid":5,"flock":true,"hostname":"x","bootId":"b"}`, 0, true, func(f *fakeFacts) { f.boot = "" }, ownerUnknown, ""},
 	{"no such pid", `{"pid":5}`, 0, true, func(f *fakeFacts) { f.state = pidAbsent }, ownerDead, reasonOwnerDead},
 	{"pid reused", `{"pid":5,"startTime":"76"}`, 0, true, nil, ownerDead, reasonPIDReused},
 	{"pid alive, same start", `{"pid":5,"startTime":"77"}`, time.Hour, true, nil, ownerAlive, ""},
@@ -838,11 +847,16 @@ func checkJudgedByPayload(t *testing.T, v verdict, facts *fakeFacts, raw []byte,
 	if err != nil && v.reason != "" && v.reason != reasonStaleUnknown {
 		t.Fatalf("unparsable payload reclaimed as %s", v.reason)
 	}
-	sameHost := err == nil && p.Hostname == facts.host && (p.BootID == "" || p.BootID == facts.boot)
-	if sameHost && p.Flock && kernelFree && v.reason != reasonOwnerDead && v.status != ownerOrphaned {
-		t.Fatalf("this host's flock payload with a free kernel lock not owner-dead: %+v", v)
+	if err != nil {
+		return
 	}
-	if err == nil && p.Hostname != "" && p.Hostname != facts.host && v.reason != "" && v.reason != reasonStaleUnknown {
+	// The boot id names the kernel; the hostname speaks only without one.
+	sameKernel := p.BootID == facts.boot || (p.BootID == "" && p.Hostname == facts.host)
+	if sameKernel && p.PIDNS == "" && p.Flock && kernelFree && v.reason != reasonOwnerDead && v.status != ownerOrphaned {
+		t.Fatalf("this kernel's flock payload with a free kernel lock not owner-dead: %+v", v)
+	}
+	otherHost := p.Hostname != "" && p.Hostname != facts.host && p.BootID != facts.boot
+	if otherHost && v.reason != "" && v.reason != reasonStaleUnknown {
 		t.Fatalf("another host's owner reclaimed as %s: %+v", v.reason, v)
 	}
 }

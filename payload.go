@@ -12,17 +12,19 @@ import (
 )
 
 const (
-	maxPayloadWrite = 4 << 10                                      // payloads we write stay under this
-	maxPayloadRead  = 64 << 10                                     // never read more than this from a lock file
-	payloadPad      = 512                                          // payloads are padded so an update is one pwrite of the same size
-	childFieldsRoom = 96 + maxDescendants*48 + 16 + maxTreeUIDs*11 // the gateway's pid, start time, descendants and tree uids fit in this
+	maxPayloadWrite = 4 << 10                                           // payloads we write stay under this
+	maxPayloadRead  = 64 << 10                                          // never read more than this from a lock file
+	payloadPad      = 512                                               // payloads are padded so an update is one pwrite of the same size
+	childFieldsRoom = 96 + maxDescendants*48 + 16 + maxTreeUIDs*11 + 26 // the gateway's pid, start time, descendants, tree uids and their overflow fit in this
 )
 
 // ownerPayload is the JSON written into the lock file. Readers accept the
 // seed's schema {pid, createdAt, configPath, startTime?} and ignore unknown fields.
 type ownerPayload struct {
-	PID        int64           `json:"pid"`
-	CreatedAt  string          `json:"createdAt"`
+	PID       int64  `json:"pid"`
+	CreatedAt string `json:"createdAt"`
+	// ConfigPath is the config's path as jsonText writes it: Go-quoted
+	// when it holds anything unprintable or bytes that are not UTF-8.
 	ConfigPath string          `json:"configPath"`
 	StartTime  json.RawMessage `json:"startTime,omitempty"`
 	BootID     string          `json:"bootId,omitempty"`
@@ -39,6 +41,9 @@ type ownerPayload struct {
 	// switched user): a process carrying the token counts as the gateway's
 	// only when it runs as the lock file's owner or as one of these.
 	TreeUIDs []int `json:"treeUids,omitempty"`
+	// TreeUIDsOverflow: the tree ran as more uids than TreeUIDs holds. A
+	// token search that finds nothing then proves nothing.
+	TreeUIDsOverflow bool `json:"treeUidsOverflow,omitempty"`
 	// SessionID is the launcher's session, where the gateway's process group
 	// lives: a group of the gateway's number in another session is not it.
 	SessionID int    `json:"sessionId,omitempty"`
@@ -125,7 +130,7 @@ func (p *ownerPayload) encode() ([]byte, error) {
 	// The size depends on the payload without its gateway fields plus room
 	// for them, so recording a gateway later never changes the length.
 	fixed := *p
-	fixed.ChildPID, fixed.ChildStartTime, fixed.Descendants, fixed.TreeUIDs = 0, nil, nil, nil
+	fixed.ChildPID, fixed.ChildStartTime, fixed.Descendants, fixed.TreeUIDs, fixed.TreeUIDsOverflow = 0, nil, nil, nil, false
 	fb, err := json.Marshal(&fixed)
 	if err != nil {
 		return nil, err
@@ -164,7 +169,7 @@ func newPayload(opts lockOptions) ownerPayload {
 	return ownerPayload{
 		PID:        int64(os.Getpid()),
 		CreatedAt:  time.Now().UTC().Format(payloadTime),
-		ConfigPath: opts.ConfigPath,
+		ConfigPath: jsonText(opts.ConfigPath), // JSON would turn bytes that are not UTF-8 into U+FFFD
 		StartTime:  self.startTimeJSON,
 		BootID:     self.bootID,
 		Hostname:   self.hostname,

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -96,7 +97,7 @@ func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
 		l := portListening(c.host, port, probeTimeout)
 		r.PortListening = &l
 	}
-	r.Reason, r.State = in.v.reason, stateOf(in.v, r.Owner, tree)
+	r.Reason, r.State = in.v.reason, stateOf(in.v, r.Owner, tree, r.PortListening != nil && *r.PortListening)
 	if r.State != "unknown" {
 		r.UnknownReason = ""
 	}
@@ -104,25 +105,17 @@ func inspectLock(c *config, t *lockTarget) (report, *inspection, error) {
 }
 
 // stateOf names a judged owner's state for status. running is said only
-// when a process of the gateway's tree is known to live: a live launcher
-// whose tree is gone is restarting (a backoff, or between an exit and
-// what follows it), starting (no gateway recorded yet), or stopped (a
-// signal stopped the launcher: nothing runs until it is continued); one
-// whose tree cannot be learnt is unknown.
-func stateOf(v verdict, owner *ownerPayload, tree treeState) string {
+// when a process of the gateway's tree is known to live, or, for a tree
+// out of sight, when the port listens: a live launcher whose tree is gone is stopped (a signal stopped
+// the launcher: nothing runs until it is continued, backoff or not),
+// restarting (a backoff, or between an exit and what follows it), or
+// starting (no gateway recorded yet); one whose tree cannot be learnt, or
+// cannot be seen from here (another host's, another PID namespace's), is
+// unknown.
+func stateOf(v verdict, owner *ownerPayload, tree treeState, listening bool) string {
 	switch {
-	case v.status == ownerAlive && owner != nil && owner.RestartAt != "":
-		return "restarting" // a backoff: no gateway runs until restartAt
-	case v.status == ownerAlive && (tree == treeLives || tree == treeNotAsked):
-		return "running" // treeNotAsked: another host's owner, its port listening
-	case v.status == ownerAlive && tree == treeUnknown:
-		return "unknown"
-	case v.status == ownerAlive && v.stopped:
-		return "stopped"
-	case v.status == ownerAlive && (owner == nil || owner.ChildPID == 0):
-		return "starting"
 	case v.status == ownerAlive:
-		return "restarting"
+		return liveState(v, owner, tree, listening)
 	case v.status == ownerOrphaned:
 		return "orphaned"
 	case v.reason != "":
@@ -131,22 +124,46 @@ func stateOf(v verdict, owner *ownerPayload, tree treeState) string {
 	return "unknown"
 }
 
+// liveState is stateOf for an owner judged alive.
+func liveState(v verdict, owner *ownerPayload, tree treeState, listening bool) string {
+	switch {
+	case tree == treeLives || tree == treeUnseen && listening:
+		return "running" // a tree seen alive; one out of sight whose port listens
+	case tree == treeUnseen:
+		return "unknown"
+	case v.stopped && tree == treeGone:
+		return "stopped"
+	case owner != nil && owner.RestartAt != "":
+		return "restarting" // a backoff: no gateway runs until restartAt
+	case tree != treeGone:
+		return "unknown"
+	case owner == nil || owner.ChildPID == 0:
+		return "starting"
+	}
+	return "restarting"
+}
+
 // treeState is what status learnt of a live launcher's gateway tree.
 type treeState int
 
 const (
-	treeNotAsked treeState = iota // the launcher is not alive here: the verdict speaks
+	treeNotAsked treeState = iota // the owner is not alive: the verdict speaks
 	treeLives
 	treeGone
-	treeUnknown
+	treeUnknown // a fact about the tree could not be read
+	treeUnseen  // the tree runs where this status cannot look
 )
 
 // describeOwner fills in who the launcher and the gateway are and whether
-// each lives, for an owner of this host; another host's pids prove
-// nothing. It returns what it learnt of a live launcher's tree.
+// each lives, for an owner of this kernel and PID namespace; another
+// host's or namespace's pids prove nothing. It returns what it learnt of
+// a live owner's tree.
 func (r *report) describeOwner(facts hostFacts, in *inspection) treeState {
 	p := r.Owner
 	if p == nil {
+		if in.v.status == ownerAlive {
+			return treeUnseen // no payload names a tree: only the port speaks
+		}
 		return treeNotAsked
 	}
 	// The token names the holding to the gateway's tree alone: a report
@@ -154,8 +171,8 @@ func (r *report) describeOwner(facts hostFacts, in *inspection) treeState {
 	shown := *p
 	shown.Token = ""
 	r.Owner = &shown
-	if foreign, err := pidsForeign(p, facts); foreign || err != nil {
-		return treeNotAsked
+	if where, err := originOf(p, facts); where != originHere || err != nil {
+		return r.describeUnseen(p, where, err, facts, in)
 	}
 	r.LauncherPID = p.PID
 	if st := in.v.launcher; st == ownerAlive || st == ownerDead {
@@ -193,6 +210,36 @@ func (r *report) describeOwner(facts hostFacts, in *inspection) treeState {
 	return tree
 }
 
+// describeUnseen is describeOwner for a payload whose pids name nothing
+// here. Its holder may be alive (the kernel lock says someone holds it),
+// but that proves no gateway runs: on this kernel its token can still
+// find the tree; elsewhere only the port can speak.
+func (r *report) describeUnseen(p *ownerPayload, where origin, unread error, facts hostFacts, in *inspection) treeState {
+	if in.v.status != ownerAlive {
+		return treeNotAsked
+	}
+	switch {
+	case unread != nil:
+		r.UnknownReason = unread.Error()
+		return treeUnseen
+	case where != originOtherNS:
+		r.UnknownReason = "the lock was written on another host (hostname " + strconv.Quote(p.Hostname) + "): its gateway's tree cannot be seen from here"
+		return treeUnseen
+	}
+	gw, err := taggedProcess(p, facts)
+	switch {
+	case gw > 0:
+		alive := true
+		r.GatewayPID, r.GatewayAlive = gw, &alive
+		return treeLives
+	case err != nil:
+		r.UnknownReason = err.Error()
+		return treeUnknown
+	}
+	r.UnknownReason = "the lock was written in another PID namespace (" + strconv.Quote(p.PIDNS) + ") and no process carrying its token can be seen from this one"
+	return treeUnseen
+}
+
 // statusOf prints the report on the lock t and returns the LSB code.
 func statusOf(c *config, t lockTarget, stdout, stderr io.Writer, asJSON bool) int {
 	r, _, err := inspectLock(c, &t)
@@ -206,7 +253,7 @@ func statusOf(c *config, t lockTarget, stdout, stderr io.Writer, asJSON bool) in
 		code = statusUnknown
 	}
 	if asJSON {
-		b, _ := json.Marshal(r)
+		b, _ := json.Marshal(r.forJSON())
 		fmt.Fprintf(stdout, "%s\n", b)
 		return code
 	}
@@ -260,6 +307,54 @@ func (r *report) line() string {
 		b.WriteString(" unknown_reason=" + strconv.Quote(r.UnknownReason))
 	}
 	return b.String()
+}
+
+// forJSON is r as status --json prints it: every string gwlock does not
+// choose as jsonText writes it. json.Marshal alone would print a bidi
+// override as it is and every byte that is not UTF-8 as U+FFFD, so two
+// different paths could print the same.
+func (r report) forJSON() report {
+	r.Lock, r.Error, r.UnknownReason = jsonText(r.Lock), jsonText(r.Error), jsonText(r.UnknownReason)
+	if r.Owner == nil {
+		return r
+	}
+	o := *r.Owner
+	if telemetry.Printable(o.ConfigPath) != o.ConfigPath {
+		o.ConfigPath = jsonText(o.ConfigPath) // an older writer's, as it wrote it
+	}
+	for _, s := range []*string{&o.CreatedAt, &o.BootID, &o.Hostname, &o.Version, &o.RestartAt, &o.PIDNS, &o.Token} {
+		*s = jsonText(*s)
+	}
+	o.StartTime, o.ChildStartTime = jsonStart(o.StartTime), jsonStart(o.ChildStartTime)
+	o.Descendants = slices.Clone(o.Descendants)
+	for i := range o.Descendants {
+		o.Descendants[i].StartTime = jsonStart(o.Descendants[i].StartTime)
+	}
+	r.Owner = &o
+	return r
+}
+
+// jsonText is s as status --json prints it: as it is when it is printable
+// UTF-8 (telemetry.Printable leaves it alone) and does not begin with '"';
+// else Go-quoted (strconv.Quote: "\u202e", "\xff"), so a reader tells
+// every string from every other: one that begins with '"' is unquoted with
+// Go's rules, any other is the text itself.
+func jsonText(s string) string {
+	if telemetry.Printable(s) == s && !strings.HasPrefix(s, `"`) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// jsonStart is a recorded start time as status --json prints it: a number
+// as it is, a string as jsonText writes it.
+func jsonStart(raw json.RawMessage) json.RawMessage {
+	st, ok := startTimeText(raw)
+	if !ok || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte(`"`)) {
+		return raw
+	}
+	b, _ := json.Marshal(jsonText(st))
+	return b
 }
 
 func aliveWord(alive bool) string {
