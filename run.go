@@ -85,6 +85,9 @@ func (e *lockLostError) Error() string {
 
 func cmdRun(c *config, log *telemetry.Logger, stderr io.Writer) int {
 	st := runStartup()
+	if err := reserveThreads(); err != nil {
+		return fail(stderr, err)
+	}
 	if os.Getenv("GWLOCK_ALLOW_MULTI") == "1" {
 		log.Warn("acquire-skipped", "reason", "GWLOCK_ALLOW_MULTI=1")
 		code, err := supervise(c, nil, log, st)

@@ -381,7 +381,10 @@ func startError(path string, err error) error {
 	case errors.Is(err, syscall.ENOENT):
 		return &commandError{code: exitNotFound, err: &fs.PathError{Op: "start gateway", Path: path, Err: err}}
 	case isResourceErr(err):
-		return &resourceError{op: "start gateway " + path + ": fork", err: err}
+		if errno, ok := err.(syscall.Errno); ok {
+			err = os.NewSyscallError("fork", errno)
+		}
+		return &resourceError{op: "start gateway " + path, err: err}
 	}
 	return &commandError{code: exitNotExecutable, err: &fs.PathError{Op: "start gateway", Path: path, Err: err}}
 }
