@@ -24,13 +24,15 @@ const deathTrials = 20
 
 // helperDeathCount is a gateway that counts its stop signals: it opens -out
 // first (so it can still write after dropping root), drops to -uid if given,
-// says "ready", writes "TERM" for each SIGTERM it handles and "done" at
-// SIGWINCH, the test's fence. Signals pending together are handled lowest
-// number first, so every SIGTERM sent before the fence is counted before it.
+// says "ready", writes "TERM" for each -sig (SIGTERM by default) it handles
+// and "done" at SIGWINCH, the test's fence. Signals pending together are
+// handled lowest number first, so every one sent before the fence is
+// counted before it.
 func helperDeathCount(args []string) int {
 	set := flag.NewFlagSet("deathcount", flag.ContinueOnError)
 	out := set.String("out", "", "append lines here")
 	uid := set.Int("uid", -1, "setgid and setuid to this id once started")
+	sig := set.Int("sig", int(syscall.SIGTERM), "the signal to count")
 	if set.Parse(args) != nil {
 		return 2
 	}
@@ -39,7 +41,7 @@ func helperDeathCount(args []string) int {
 		return 3
 	}
 	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGWINCH)
+	signal.Notify(sigs, syscall.Signal(*sig), syscall.SIGWINCH)
 	if *uid >= 0 {
 		if syscall.Setgid(*uid) != nil || syscall.Setuid(*uid) != nil {
 			return 4
@@ -59,15 +61,17 @@ func helperDeathCount(args []string) int {
 // killLauncherCountTerms starts gwlock with the counting gateway, SIGKILLs
 // gwlock once the gateway is ready, and returns how many SIGTERMs the gateway
 // handled by the time gwlock was reaped (every signal the kernel sends for
-// its death is sent by then) and the fence was handled.
-func killLauncherCountTerms(t *testing.T, dir string, gatewayArgs ...string) int {
+// its death is sent by then) and the fence was handled. runArgs go to run,
+// gatewayArgs to the gateway.
+func killLauncherCountTerms(t *testing.T, dir string, runArgs []string, gatewayArgs ...string) int {
 	t.Helper()
 	trial, err := os.MkdirTemp(dir, "trial")
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(trial, "count")
-	argv := append([]string{"run", "--lock", filepath.Join(trial, "d.lock"), "--", testBinary(t), "helper:deathcount", "-out", out}, gatewayArgs...)
+	argv := append(append([]string{"run", "--lock", filepath.Join(trial, "d.lock")}, runArgs...), "--", testBinary(t), "helper:deathcount", "-out", out)
+	argv = append(argv, gatewayArgs...)
 	cmd := helperCmd(t, "gwlock", argv...)
 	// A file, not a pipe: the gateway outlives gwlock holding its stderr.
 	stderr, err := os.Create(filepath.Join(trial, "stderr"))
@@ -122,7 +126,7 @@ func TestLauncherKilledOneStopSignal(t *testing.T) {
 	dir := lockDir(t)
 	counts := map[int]int{}
 	for i := 0; i < deathTrials; i++ {
-		counts[killLauncherCountTerms(t, dir)]++
+		counts[killLauncherCountTerms(t, dir, nil)]++
 	}
 	if counts[1] != deathTrials {
 		t.Fatalf("SIGTERMs per killed launcher (count: trials) = %v, want 1: %d", counts, deathTrials)
@@ -139,8 +143,24 @@ func TestLauncherKilledAfterUIDChange(t *testing.T) {
 	}
 	dir := lockDir(t)
 	for i := 0; i < 3; i++ {
-		if n := killLauncherCountTerms(t, dir, "-uid", "65534"); n != 1 {
+		if n := killLauncherCountTerms(t, dir, nil, "-uid", "65534"); n != 1 {
 			t.Fatalf("trial %d: the gateway at uid 65534 handled %d SIGTERMs after its launcher's SIGKILL, want 1", i, n)
 		}
+	}
+}
+
+// TestDeathSignalFlag: --death-signal is what a SIGKILLed launcher's gateway
+// gets, once, whatever --stop-signal says; a signal that does not end a
+// process is refused as a usage error. Fails with the flag ignored (the
+// gateway counts no SIGUSR2 and gets SIGTERM instead).
+func TestDeathSignalFlag(t *testing.T) {
+	dir := lockDir(t)
+	usr2 := strconv.Itoa(int(syscall.SIGUSR2))
+	if n := killLauncherCountTerms(t, dir, []string{"--death-signal", "USR2"}, "-sig", usr2); n != 1 {
+		t.Fatalf("the gateway handled %d SIGUSR2 after its launcher's SIGKILL, want 1", n)
+	}
+	r := runGwlock(t, nil, "run", "--lock", filepath.Join(dir, "u.lock"), "--death-signal", "SIGSTOP", "--", "true")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--death-signal") {
+		t.Fatalf("--death-signal SIGSTOP: exit %d, want %d naming the flag\n%s", r.code, exitUsage, r.stderr)
 	}
 }
