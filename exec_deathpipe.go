@@ -93,7 +93,7 @@ func forkGateway(path string, argv, env []string, files []uintptr, deathSig sysc
 	}
 	pid, err := dp.start(path, argv, env, files)
 	if err != nil {
-		dp.close()
+		dp.disarm() // the helper may still be exiting: it is not to be signalled
 		return 0, nil, err
 	}
 	return pid, dp.disarm, nil
