@@ -30,13 +30,16 @@ const deathTrials = 20
 // counted before it.
 func helperDeathCount(args []string) int {
 	set := flag.NewFlagSet("deathcount", flag.ContinueOnError)
-	out := set.String("out", "", "append lines here")
+	out := set.String("out", "", "append lines here (-: stdout)")
 	uid := set.Int("uid", -1, "setgid and setuid to this id once started")
 	sig := set.Int("sig", int(syscall.SIGTERM), "the signal to count")
 	if set.Parse(args) != nil {
 		return 2
 	}
-	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.Stdout, error(nil)
+	if *out != "-" {
+		f, err = os.OpenFile(*out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	}
 	if err != nil {
 		return 3
 	}
@@ -65,12 +68,25 @@ func helperDeathCount(args []string) int {
 // gatewayArgs to the gateway.
 func killLauncherCountTerms(t *testing.T, dir string, runArgs []string, gatewayArgs ...string) int {
 	t.Helper()
+	return killLauncherCount(t, dir, runArgs, nil, gatewayArgs...)
+}
+
+// killLauncherCount is killLauncherCountTerms with the counting gateway run
+// through wrapper (setpriv, su: it executes its arguments), writing its
+// lines to gwlock's stdout, a file.
+func killLauncherCount(t *testing.T, dir string, runArgs, wrapper []string, gatewayArgs ...string) int {
+	t.Helper()
 	trial, err := os.MkdirTemp(dir, "trial")
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(trial, "count")
-	argv := append(append([]string{"run", "--lock", filepath.Join(trial, "d.lock")}, runArgs...), "--", testBinary(t), "helper:deathcount", "-out", out)
+	argv := append([]string{"run", "--lock", filepath.Join(trial, "d.lock")}, runArgs...)
+	if wrapper == nil {
+		argv = append(argv, "--", testBinary(t), "helper:deathcount", "-out", out)
+	} else {
+		argv = append(append(append(argv, "--"), wrapper...), "helper:deathcount", "-out", "-")
+	}
 	argv = append(argv, gatewayArgs...)
 	cmd := helperCmd(t, "gwlock", argv...)
 	// A file, not a pipe: the gateway outlives gwlock holding its stderr.
@@ -80,6 +96,14 @@ func killLauncherCountTerms(t *testing.T, dir string, runArgs []string, gatewayA
 	}
 	defer stderr.Close()
 	cmd.Stderr = stderr
+	if wrapper != nil {
+		stdout, err := os.Create(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stdout.Close()
+		cmd.Stdout = stdout
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,5 +186,23 @@ func TestDeathSignalFlag(t *testing.T) {
 	r := runGwlock(t, nil, "run", "--lock", filepath.Join(dir, "u.lock"), "--death-signal", "SIGSTOP", "--", "true")
 	if r.code != exitUsage || !strings.Contains(r.stderr, "--death-signal") {
 		t.Fatalf("--death-signal SIGSTOP: exit %d, want %d naming the flag\n%s", r.code, exitUsage, r.stderr)
+	}
+}
+
+// TestLauncherKilledAfterSetpriv: a gateway run through setpriv --reuid, a
+// uid change made before the gateway's own program runs, gets its one stop
+// signal when its launcher is SIGKILLed. Fails with the parent-death signal.
+func TestLauncherKilledAfterSetpriv(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to change the gateway's uid")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv not installed")
+	}
+	exe := sharedTestBinary(t)
+	wrapper := []string{setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", exe}
+	if n := killLauncherCount(t, lockDir(t), nil, wrapper); n != 1 {
+		t.Fatalf("the gateway under setpriv handled %d SIGTERMs after its launcher's SIGKILL, want 1", n)
 	}
 }
