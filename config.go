@@ -39,6 +39,10 @@ type config struct {
 	// STOPSIGNAL); stopSignalName as given, for the usage check.
 	stopSignal     os.Signal
 	stopSignalName string
+	// deathSignal is what the kernel sends the gateway when gwlock dies
+	// (--death-signal); nil: the default, see (*supervisor).deathSignal.
+	deathSignal     os.Signal
+	deathSignalName string
 	// Exit codes that are never, and always, restarted (systemd's
 	// RestartPreventExitStatus= and RestartForceExitStatus=).
 	preventExit, forceExit exitCodes
@@ -125,6 +129,7 @@ func (c *config) flags(cmd string) flagSet {
 		set.BoolVar(&c.readyNotify, "ready-notify", false, "")
 		dur(&c.readyTimeout, "ready-timeout", "")
 		str(&c.stopSignalName, "stop-signal", "")
+		str(&c.deathSignalName, "death-signal", "")
 		set.Var(&c.preventExit, "restart-prevent-exit-status", "")
 		set.Var(&c.forceExit, "restart-force-exit-status", "")
 	case "status":
@@ -237,6 +242,11 @@ func (c *config) validateRun() error {
 		return usagef("bad --stop-signal %q: %v", c.stopSignalName, err)
 	}
 	c.stopSignal = sig
+	if c.deathSignalName != "" {
+		if c.deathSignal, err = parseStopSignal(c.deathSignalName); err != nil {
+			return usagef("bad --death-signal %q: %v", c.deathSignalName, err)
+		}
+	}
 	for _, code := range c.forceExit {
 		if c.preventExit.has(code) {
 			return usagef("exit code %d is in both --restart-prevent-exit-status and --restart-force-exit-status: give it one meaning", code)

@@ -4,14 +4,14 @@ package main
 
 import "syscall"
 
-// gatewayProcAttr: macOS and the other BSDs have no parent-death signal. A
-// gateway whose launcher is SIGKILLed lives on there, keeping the lock
+// forkGateway starts path as the gateway in its own process group. macOS
+// and the other BSDs have no parent-death signal, and their pipes signal
+// O_ASYNC owners with SIGIO alone (no F_SETSIG): a gateway whose launcher
+// is SIGKILLed gets no signal at all there and lives on, keeping the lock
 // through its inherited descriptor (fd 3) until it exits; status reports it
 // as orphaned.
-func gatewayProcAttr(syscall.Signal) *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
-}
-
-func forkGateway(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
-	return syscall.ForkExec(path, argv, attr)
+func forkGateway(path string, argv, env []string, files []uintptr, _ syscall.Signal) (int, func(), error) {
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files,
+		Sys: &syscall.SysProcAttr{Setpgid: true}})
+	return pid, nil, err
 }

@@ -1,4 +1,4 @@
-//go:build linux || freebsd
+//go:build freebsd
 
 package main
 
@@ -7,22 +7,19 @@ import (
 	"syscall"
 )
 
-// gatewayProcAttr: the gateway gets its own process group and its stop
-// signal (--stop-signal: a dying launcher asks for the same graceful stop as
-// a live one) when its launcher dies (SIGKILL, OOM), so it never lives on
-// unsupervised.
-func gatewayProcAttr(stop syscall.Signal) *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: stop}
-}
-
-// forkGateway forks on a thread that lives as long as the launcher: Linux
-// sends the parent-death signal when the *thread* that forked exits
-// (golang/go#27505), and the Go runtime retires idle threads. The calling
-// goroutine, run's main goroutine, is locked to its thread from the first
-// fork on and never unlocked, so every gateway is forked from that one thread
-// and no goroutine switch is paid per start (a forking goroutine of its own
-// cost about 0.4 ms a start on two loaded cores).
-func forkGateway(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+// forkGateway starts path as the gateway in its own process group, with
+// deathSig as its parent-death signal (procctl PROC_PDEATHSIG_CTL): FreeBSD
+// sends it once, when the parent process exits (a child belongs to the
+// process there, not to one of its threads). A fork clears it, so it reaches
+// the gateway's main process alone; whether it survives the gateway's change
+// of uid is not verified on FreeBSD. There is nothing to disarm: it dies
+// with the gateway.
+//
+// The fork runs on a thread that lives as long as the launcher, as on Linux
+// (golang/go#27505): the calling goroutine stays locked to its thread.
+func forkGateway(path string, argv, env []string, files []uintptr, deathSig syscall.Signal) (int, func(), error) {
 	runtime.LockOSThread()
-	return syscall.ForkExec(path, argv, attr)
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files,
+		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: deathSig}})
+	return pid, nil, err
 }

@@ -13,6 +13,7 @@ const (
 	exitUsage         = 2   // bad flags or arguments
 	exitNoInput       = 66  // --config names no file
 	exitPortConflict  = 69  // the port is served by a process that does not hold the lock
+	exitOSErr         = 71  // the OS refused a process, thread, descriptor or memory: EX_OSERR
 	exitBusy          = 75  // a live owner holds the lock after --timeout
 	exitUnsafe        = 77  // unsafe lock directory or path
 	exitReadyTimeout  = 124 // not ready within --ready-timeout: timeout(1)'s code
@@ -43,6 +44,7 @@ func exitCode(err error) int {
 		ce *commandError
 		pe *portConflictError
 		ne *noInputError
+		re *resourceError
 	)
 	switch {
 	case err == nil:
@@ -57,6 +59,8 @@ func exitCode(err error) int {
 		return exitPortConflict
 	case errors.As(err, &ne):
 		return exitNoInput
+	case errors.As(err, &re):
+		return exitOSErr
 	case errors.As(err, &ce):
 		return ce.code
 	}

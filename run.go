@@ -27,6 +27,43 @@ type commandError struct {
 func (e *commandError) Error() string { return e.err.Error() }
 func (e *commandError) Unwrap() error { return e.err }
 
+// resourceError: the OS refused gwlock a resource it needed (a process, a
+// thread, a descriptor, memory): exit 71, EX_OSERR, whatever the step. The
+// line names the step and the resource, and the limit to raise.
+type resourceError struct {
+	op  string // what failed: "start gateway /usr/bin/gw: fork"
+	err error
+}
+
+func (e *resourceError) Error() string {
+	return fmt.Sprintf("%s: %v (hint: %s)", e.op, e.err, resourceHint(e.err))
+}
+func (e *resourceError) Unwrap() error { return e.err }
+
+// isResourceErr reports whether err is the OS running out of something
+// rather than refusing the request itself.
+func isResourceErr(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EAGAIN, syscall.ENOMEM, syscall.EMFILE, syscall.ENFILE} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}
+
+// resourceHint says which limit ran out.
+func resourceHint(err error) string {
+	switch {
+	case errors.Is(err, syscall.EMFILE):
+		return "too many open files in gwlock: raise ulimit -n"
+	case errors.Is(err, syscall.ENFILE):
+		return "the system's file table is full"
+	case errors.Is(err, syscall.ENOMEM):
+		return "out of memory: raise ulimit -v or free memory"
+	}
+	return "no process or thread left for this user: raise ulimit -u (RLIMIT_NPROC) or stop some of its processes"
+}
+
 // portConflictError: the port is served by a process that does not hold the lock (exit 69).
 type portConflictError struct {
 	host string
@@ -48,6 +85,9 @@ func (e *lockLostError) Error() string {
 
 func cmdRun(c *config, log *telemetry.Logger, stderr io.Writer) int {
 	st := runStartup()
+	if err := reserveThreads(); err != nil {
+		return fail(stderr, err)
+	}
 	if os.Getenv("GWLOCK_ALLOW_MULTI") == "1" {
 		log.Warn("acquire-skipped", "reason", "GWLOCK_ALLOW_MULTI=1")
 		code, err := supervise(c, nil, log, st)

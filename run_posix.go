@@ -67,6 +67,9 @@ type gatewayTree struct {
 	leaderGone bool
 	exits      chan childExit
 	kick       chan struct{} // a child was started: reapEverything may wait again
+	// disarm stops the current life's death signal once its tree is gone;
+	// nil where the OS arms nothing that outlives the gateway.
+	disarm func()
 
 	// own are gwlock's children beside the gateway (startBeside), each
 	// with where its exit goes: the reaper hands them back, and they are
@@ -143,11 +146,11 @@ func openGatewayTree(mustReap bool) (*gatewayTree, error) {
 // start runs argv as the gateway, with fd, if inherit, as its fd 3, and
 // deathSig as its parent-death signal where the OS has one.
 func (t *gatewayTree) start(argv, env []string, fd uintptr, inherit bool, deathSig os.Signal) (int, error) {
-	pid, err := startGateway(argv, env, fd, inherit, deathSig)
+	pid, disarm, err := startGateway(argv, env, fd, inherit, deathSig)
 	if err != nil {
 		return 0, err
 	}
-	t.group, t.leaderGone = pid, false
+	t.group, t.leaderGone, t.disarm = pid, false, disarm
 	if !t.reapAll {
 		go func() { t.exits <- waitPID(pid) }()
 		return pid, nil
@@ -261,8 +264,15 @@ func (t *gatewayTree) children() []int { return t.notOwn(descendantPIDs()) }
 // mainExited: the gateway's main process, its group's leader, was reaped.
 func (t *gatewayTree) mainExited() { t.leaderGone = true }
 
-// ended: the tree is gone; its group id may be anyone's now.
-func (t *gatewayTree) ended() { t.group = 0 }
+// ended: the tree is gone; its group id may be anyone's now, and its
+// death signal must not outlive it.
+func (t *gatewayTree) ended() {
+	t.group = 0
+	if t.disarm != nil {
+		t.disarm()
+		t.disarm = nil
+	}
+}
 
 func (t *gatewayTree) close() {}
 
@@ -344,23 +354,37 @@ func exitOf(pid int, ws unix.WaitStatus) childExit {
 }
 
 // startGateway runs argv directly (no shell) in its own process group, with
-// env, and fd as its fd 3 if inherit: the lock, shared by inheritance.
-func startGateway(argv, env []string, fd uintptr, inherit bool, deathSig os.Signal) (int, error) {
+// env, and fd as its fd 3 if inherit: the lock, shared by inheritance. It
+// returns how to disarm the gateway's death signal (nil: nothing to do).
+func startGateway(argv, env []string, fd uintptr, inherit bool, deathSig os.Signal) (int, func(), error) {
 	path, err := lookGateway(argv[0])
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	files := []uintptr{0, 1, 2}
 	if inherit {
 		files = append(files, fd)
 	}
-	pid, err := forkGateway(path, argv, &syscall.ProcAttr{Env: env, Files: files, Sys: gatewayProcAttr(deathSig.(syscall.Signal))})
+	pid, disarm, err := forkGateway(path, argv, env, files, deathSig.(syscall.Signal))
 	if err != nil {
-		code := exitNotExecutable
-		if err == syscall.ENOENT {
-			code = exitNotFound
-		}
-		return 0, &commandError{code: code, err: &fs.PathError{Op: "start gateway", Path: path, Err: err}}
+		return 0, nil, startError(path, err)
 	}
-	return pid, nil
+	return pid, disarm, nil
+}
+
+// startError is why the gateway could not be started, with its exit code:
+// a program that is not there (127) or cannot run (126) is the command's
+// fault; a fork the OS refused (no process, descriptor or memory left) is
+// not, and says so (71).
+func startError(path string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		return &commandError{code: exitNotFound, err: &fs.PathError{Op: "start gateway", Path: path, Err: err}}
+	case isResourceErr(err):
+		if errno, ok := err.(syscall.Errno); ok {
+			err = os.NewSyscallError("fork", errno)
+		}
+		return &resourceError{op: "start gateway " + path, err: err}
+	}
+	return &commandError{code: exitNotExecutable, err: &fs.PathError{Op: "start gateway", Path: path, Err: err}}
 }

@@ -6,6 +6,12 @@ import "fmt"
 // one value that says what the loop is doing; the tree's shape (the main
 // process's pid, when it left others behind) and the timers are data beside
 // it, and a stop's cause says what follows the tree's end.
+//
+// A life's death signal (what the kernel sends the gateway if gwlock dies)
+// is armed by the start that enters stateRunning and disarmed when the
+// tree's end is seen, on the way out of whichever of the tree-alive states
+// (treeAlive) the life was in; a start that fails arms nothing. No state is
+// added for it: outside treeAlive no death signal is armed.
 type runState int
 
 const (

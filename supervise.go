@@ -225,12 +225,16 @@ func (s *supervisor) start() error {
 	return nil
 }
 
-// deathSignal is what the kernel sends the gateway when its launcher dies.
-// On one host the stop signal: the gateway drains, and the lock it
-// inherited keeps a successor out until it is gone. Across hosts nothing
-// would keep one out: the lease expires and a standby starts, with no
-// launcher left to escalate to SIGKILL, so the gateway is killed at once.
+// deathSignal is what the kernel sends the gateway when its launcher dies:
+// --death-signal, or by default on one host the stop signal: the gateway
+// drains, and the lock it inherited keeps a successor out until it is gone.
+// Across hosts nothing would keep one out: the lease expires and a standby
+// starts, with no launcher left to escalate to SIGKILL, so by default the
+// gateway is killed at once.
 func (s *supervisor) deathSignal() os.Signal {
+	if s.c.deathSignal != nil {
+		return s.c.deathSignal
+	}
 	if s.c.backend == "etcd" {
 		return killSignal
 	}

@@ -1,0 +1,253 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The gateway's stop when its launcher dies, on Linux: a pipe, not the
+// parent-death signal.
+//
+// The parent-death signal fails twice here. Linux sends it each time the
+// gateway is handed from one exiting thread of its parent to the next, so a
+// SIGKILLed multithreaded launcher (Go's runtime has several threads) sends
+// it one to four times, and a gateway that takes a second SIGTERM as "exit
+// now" has its drain cut. And any change of the gateway's credentials
+// (setuid(), setpriv --reuid, su, runuser, a set-user-ID program) clears it,
+// so a gateway that drops root outlives its launcher unsupervised.
+//
+// The pipe: gwlock holds its write end, the gateway its read end, marked
+// O_ASYNC with F_SETSIG naming the death signal and F_SETOWN naming the
+// gateway's main process (as the parent-death signal did: the rest of its
+// tree is its own to stop). When the last write end closes, gwlock's death,
+// the kernel signals the owner once (pipe_release's kill_fasync, si_code
+// POLL_IN), with the credentials recorded at F_SETOWN, so it reaches a
+// gateway that changed uid since. gwlock keeps a copy of the read end too,
+// at a lower descriptor than the write end (at exit the kernel releases the
+// highest first, so the read end is still open when the write end goes,
+// even if the gateway closed its copy), and disarms it with F_SETOWN 0 once
+// the gateway's tree is gone.
+//
+// F_SETOWN needs the gateway's pid, which exists only after the fork. A
+// launcher killed between its fork and its F_SETOWN would leave a gateway
+// nobody signals; so the fork runs gwlock itself first (/proc/self/exe, the
+// exec helper), with SIGKILL as its parent-death signal, and it waits for
+// gwlock's word that F_SETOWN is done. Then it clears the parent-death
+// signal and executes the gateway, keeping a write end of its own until the
+// exec: a launcher that dies meanwhile leaves that copy as the last writer,
+// and its close at the exec signals the new program, once. So a launcher
+// death before the gateway runs kills the helper (no gateway ever ran), and
+// one after sends exactly one signal.
+
+// execHelperArg, as argv[1], makes gwlock the exec helper (execHelper).
+const execHelperArg = ":exec-gateway"
+
+// execHelperExe is gwlock's own program, as the exec helper runs it: the
+// running binary even if it was replaced or deleted since.
+const execHelperExe = "/proc/self/exe"
+
+// fdSetSig is F_SETSIG: which signal O_ASYNC sends (SIGIO without it).
+const fdSetSig = 10
+
+// execHelperGo is gwlock's word to the exec helper that F_SETOWN is done;
+// errnoPrefix starts the helper's report of a failed exec.
+const (
+	execHelperGo = 'g'
+	errnoPrefix  = "\x00errno="
+)
+
+func init() {
+	if len(os.Args) > 3 && os.Args[1] == execHelperArg {
+		os.Exit(execHelper(os.Args[2], os.Args[3], os.Args[4:]))
+	}
+}
+
+// forkGateway starts path as the gateway with its death signal armed, and
+// returns its pid and how to disarm that signal once its tree is gone.
+//
+// It forks on a thread that lives as long as the launcher: Linux sends the
+// parent-death signal (here the exec helper's SIGKILL) when the *thread*
+// that forked exits (golang/go#27505), and the Go runtime retires idle
+// threads. The calling goroutine, run's main goroutine, stays locked to its
+// thread from the first fork on, so no goroutine switch is paid per start.
+func forkGateway(path string, argv, env []string, files []uintptr, deathSig syscall.Signal) (int, func(), error) {
+	runtime.LockOSThread()
+	if _, err := os.Stat(execHelperExe); err != nil {
+		// No /proc (a bare chroot): the parent-death signal alone, with its
+		// repeats and its blindness to uid changes.
+		pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files,
+			Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: deathSig}})
+		return pid, nil, err
+	}
+	dp, err := newDeathPipe(deathSig)
+	if err != nil {
+		return 0, nil, err
+	}
+	pid, err := dp.start(path, argv, env, files)
+	if err != nil {
+		dp.disarm() // the helper may still be exiting: it is not to be signalled
+		return 0, nil, err
+	}
+	return pid, dp.disarm, nil
+}
+
+// deathPipe is one gateway life's death signal: r, the read end, below w,
+// the write end, both close-on-exec in gwlock.
+type deathPipe struct{ r, w int }
+
+func newDeathPipe(sig syscall.Signal) (*deathPipe, error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, os.NewSyscallError("pipe2", err)
+	}
+	dp := &deathPipe{r: p[0], w: p[1]}
+	if dp.w < dp.r {
+		high, err := unix.FcntlInt(uintptr(dp.w), unix.F_DUPFD_CLOEXEC, dp.r+1)
+		if err != nil {
+			dp.close()
+			return nil, os.NewSyscallError("fcntl", err)
+		}
+		_ = unix.Close(dp.w)
+		dp.w = high
+	}
+	fl, err := unix.FcntlInt(uintptr(dp.r), unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(dp.r), fdSetSig, int(sig))
+	}
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(dp.r), unix.F_SETFL, fl|unix.O_ASYNC)
+	}
+	if err != nil {
+		dp.close()
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	return dp, nil
+}
+
+// start runs the exec helper and arms the pipe for its pid, then
+// lets it execute the gateway. The helper sees files with its report
+// channel as fd 2, then the read end, the write end and the gateway's
+// stderr; the gateway sees files and the read end after them.
+func (dp *deathPipe) start(path string, argv, env []string, files []uintptr) (int, error) {
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, os.NewSyscallError("socketpair", err)
+	}
+	report, helperEnd := sp[0], sp[1]
+	defer unix.Close(report)
+	helperFiles := append([]uintptr{files[0], files[1], uintptr(helperEnd)}, files[3:]...)
+	helperFiles = append(helperFiles, uintptr(dp.r), uintptr(dp.w), files[2])
+	helperArgv := append([]string{"gwlock", execHelperArg, strconv.Itoa(len(files)), path}, argv...)
+	pid, err := syscall.ForkExec(execHelperExe, helperArgv, &syscall.ProcAttr{Env: env, Files: helperFiles,
+		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}})
+	_ = unix.Close(helperEnd)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := unix.FcntlInt(uintptr(dp.r), unix.F_SETOWN, pid); err != nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		return 0, os.NewSyscallError("fcntl F_SETOWN", err)
+	}
+	_, _ = unix.Write(report, []byte{execHelperGo})
+	return pid, readExecReport(report)
+}
+
+// readExecReport reads the exec helper's report until the exec closes it:
+// nothing is success, an errno is the exec's failure, anything else is the
+// helper's own death (the runtime could not start: no thread, no memory).
+func readExecReport(fd int) error {
+	var msg []byte
+	buf := make([]byte, 512)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if n <= 0 {
+			break
+		}
+		if len(msg) < 4096 {
+			msg = append(msg, buf[:n]...)
+		}
+	}
+	if len(msg) == 0 {
+		return nil
+	}
+	if num, ok := bytes.CutPrefix(msg, []byte(errnoPrefix)); ok {
+		if n, err := strconv.Atoi(string(num)); err == nil {
+			return syscall.Errno(n)
+		}
+	}
+	first, _, _ := bytes.Cut(bytes.TrimSpace(msg), []byte("\n"))
+	return &helperError{reason: string(first)}
+}
+
+// helperError: the exec helper died before it could execute the gateway.
+// Its first line is the Go runtime's, e.g. "runtime: failed to create new
+// OS thread": the process table or memory ran out.
+type helperError struct{ reason string }
+
+func (e *helperError) Error() string { return "exec helper died: " + e.reason }
+
+// Is makes the helper's death a resource failure for the exit code.
+func (e *helperError) Is(target error) bool { return target == syscall.EAGAIN }
+
+// disarm stops the signal before the pipe closes: the gateway's tree is
+// gone, and its read end may live on in processes that left it.
+func (dp *deathPipe) disarm() {
+	_, _ = unix.FcntlInt(uintptr(dp.r), unix.F_SETOWN, 0)
+	dp.close()
+}
+
+func (dp *deathPipe) close() {
+	_ = unix.Close(dp.w)
+	_ = unix.Close(dp.r)
+}
+
+// execHelper is gwlock run as the exec helper: it waits for the word that
+// its death signal is armed, gives up its parent-death signal, puts the
+// gateway's stderr in place and executes the gateway. Its fd 2 reports to
+// gwlock until then. It never returns when the exec succeeds.
+func execHelper(nfiles, path string, argv []string) int {
+	n, err := strconv.Atoi(nfiles)
+	if err != nil || n < 3 {
+		return exitUsage
+	}
+	// fd n, the read end, stays open across the exec: the gateway's copy.
+	writeEnd, stderrFD := n+1, n+2
+	var word [1]byte
+	for {
+		got, err := unix.Read(2, word[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if got != 1 || word[0] != execHelperGo {
+			return exitFailure // gwlock died before arming: start nothing
+		}
+		break
+	}
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
+		return exitFailure
+	}
+	report, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, stderrFD+1)
+	if err != nil || unix.Dup3(stderrFD, 2, 0) != nil {
+		return exitFailure
+	}
+	_ = unix.Close(stderrFD)
+	_, _ = unix.FcntlInt(uintptr(writeEnd), unix.F_SETFD, unix.FD_CLOEXEC)
+	err = syscall.Exec(path, argv, os.Environ())
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		errno = syscall.EINVAL
+	}
+	_, _ = unix.Write(report, []byte(errnoPrefix+strconv.Itoa(int(errno))))
+	return exitNotExecutable
+}

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package main
+
+// threadCount is unknown off Linux: run makes no threads ahead there.
+func threadCount() int { return 0 }
+
+func processHeadroom(int) error { return nil }
