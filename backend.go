@@ -12,6 +12,14 @@ import (
 // locks live: the file lock on this host is the first; the supervisor, status
 // and unlock know nothing else of it. A holder is one lock held: it says when
 // it is lost, what the gateway must be told, and lets go.
+//
+// To add a backend: implement lockBackend and holder (and treeHolder if the
+// gateway inherits the lock), accept its name in checkBackendName, build it
+// in backendFor below (a lock on another host stands on the local file lock
+// inside a stackedBackend, so one contender per host reaches it), register
+// its flags from config.flags as etcd_flags.go does, and say in
+// supervisor.deathSignal whether a launcher's death must kill its gateway
+// at once (a lock other hosts wait on: nothing else keeps them out).
 type lockBackend interface {
 	// acquire takes the lock as req says, emitting the acquire-* events. A
 	// live owner when the time is up (or at once, with StopIfAlive) is a
@@ -288,4 +296,19 @@ func (h *stackedHold) release(log *telemetry.Logger) error {
 		return err
 	}
 	return rerr
+}
+
+// backendFor is the backend the command line names. The etcd backend stands
+// on the local file lock: one contender per host for one key.
+func backendFor(c *config, log *telemetry.Logger) (lockBackend, error) {
+	local, err := newFileBackend(c)
+	if err != nil || c.backend != "etcd" {
+		return local, err
+	}
+	remote, err := newEtcdBackend(c.etcd, log)
+	if err != nil {
+		return nil, err
+	}
+	remote.Notify = sdNotify
+	return &stackedBackend{local: local, remote: remote}, nil
 }

@@ -48,10 +48,6 @@ type config struct {
 	preventExit, forceExit exitCodes
 }
 
-// exitEXConfig is EX_CONFIG (sysexits.h): a gateway that says its
-// configuration is wrong; restarting it cannot help.
-const exitEXConfig = 78
-
 // flagSet is one command's flags and the variable each also reads.
 type flagSet struct {
 	*flag.FlagSet

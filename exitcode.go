@@ -7,6 +7,13 @@ import "errors"
 // passes through unchanged; a gateway killed by signal N, or a run stopped by
 // signal N before any gateway ran, ends with signalExit(N), as a shell and
 // tini report it.
+//
+// Where codes are produced: exitCode below, for the error that ends any
+// command; exitOf (run_posix.go) for a reaped gateway's 128+N; cmdRun
+// (run.go) and the supervisor's onSignal (stop.go) for a run stopped by a
+// signal before or between gateways; killedExit for Windows' job
+// termination (run_windows.go); exitEXConfig for the restart policy's
+// default exception.
 const (
 	exitOK            = 0
 	exitFailure       = 1   // the launcher failed; a lock lost under the gateway
@@ -66,3 +73,7 @@ func exitCode(err error) int {
 	}
 	return exitFailure
 }
+
+// exitEXConfig is EX_CONFIG (sysexits.h): a gateway that says its
+// configuration is wrong; restarting it cannot help.
+const exitEXConfig = 78

@@ -6,8 +6,13 @@ import (
 	"strings"
 )
 
-// The gateway's environment is gwlock's own, less what systemd meant for
-// gwlock alone, plus what the lock's holder tells the gateway about its lock.
+// The gateway's environment is gwlock's own (os.Environ, taken by
+// supervisor.start), less unitEnv, what systemd meant for gwlock alone, plus
+// what the lock's holder tells the gateway about its lock, each replacing
+// any inherited value: GWLOCK_LOCK_PATH and GWLOCK_LOCK_TOKEN from the file
+// lock (fileHold.gatewayEnv, backend.go); GWLOCK_FENCE, GWLOCK_BACKEND and
+// GWLOCK_LOCK_KEY from the etcd lock (backend_etcd.go); NOTIFY_SOCKET, the
+// relay's socket, when gwlock relays readiness (notify.go).
 
 // unitEnv are the variables systemd gives the unit's main process, gwlock,
 // that are false or harmful in the gateway, a supervised child:

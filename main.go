@@ -22,12 +22,8 @@
 // GWLOCK_LOCK_DIR, GWLOCK_PORT, GWLOCK_HOST, GWLOCK_TIMEOUT, GWLOCK_STALE,
 // GWLOCK_LOG_FORMAT, ...); the flag wins. GWLOCK_ALLOW_MULTI=1 skips the lock.
 //
-// Exit codes: the gateway's own code (128+N if signal N killed it; 78 is
-// never restarted by default), 0 success, 1 launcher failure, 2 usage error,
-// 66 --config names no file, 69 port already served by another process, 75 a
-// live owner holds the lock after --timeout, 77 unsafe lock directory or
-// path, 124 not ready within --ready-timeout, 126/127 COMMAND not executable
-// / not found.
+// Exit codes: the gateway's own code (128+N if signal N killed it), or one of
+// gwlock's own; every code and where each is produced is in exitcode.go.
 //
 // The reference for each command is `gwlock help CMD` (manual.go, also
 // rendered as gwlock.1); the protocol, the telemetry events and the payload
@@ -118,21 +114,6 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return b.status(stdout, stderr, c.json)
 	}
 	return b.unlock(log, stderr)
-}
-
-// backendFor is the backend the command line names. The etcd backend stands
-// on the local file lock: one contender per host for one key.
-func backendFor(c *config, log *telemetry.Logger) (lockBackend, error) {
-	local, err := newFileBackend(c)
-	if err != nil || c.backend != "etcd" {
-		return local, err
-	}
-	remote, err := newEtcdBackend(c.etcd, log)
-	if err != nil {
-		return nil, err
-	}
-	remote.Notify = sdNotify
-	return &stackedBackend{local: local, remote: remote}, nil
 }
 
 // fail prints the one line that explains err and returns its exit code.

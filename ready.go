@@ -18,6 +18,13 @@ import (
 // says when it does on an HTTP endpoint (/startupz) or, for a gateway written
 // for systemd, with READY=1 on $NOTIFY_SOCKET. gateway-ready (and systemd's
 // READY=1) fire once every check configured for the gateway has passed.
+//
+// To add a check: a new kind of probe (one of TCP, HTTP, ...) is a case in
+// newReadiness and in probeReady, which runs off the supervisor's loop and
+// answers on its ready channel; a check that must pass as well (like
+// --ready-notify) is a field of readiness, counted in complete and by, fed
+// by an event of supervisor.next. Its flag goes in config.flags and
+// validateRun, its text in manual.go (then make man).
 
 // readyTry bounds one HTTP readiness try, connect to status line, as a
 // Kubernetes httpGet probe's timeoutSeconds (1 s by default) does.
