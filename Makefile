@@ -135,6 +135,7 @@ wine-test:
 	export WINEPREFIX=$(WINE_DIR)/prefix WINEDEBUG=-all GWLOCK_TEST_SCALE=$(GWLOCK_TEST_SCALE); \
 	  [ -d $$WINEPREFIX/drive_c/windows/system32 ] || wineboot -i >/dev/null 2>&1; \
 	  cp $(WINE_DIR)/bcryptprimitives.dll $$WINEPREFIX/drive_c/windows/system32/; \
+	  mkdir -p $(WINE_DIR)/docs && cp README.md $(WINE_DIR)/ && cp docs/*.md $(WINE_DIR)/docs/; \
 	  cd $(WINE_DIR) && timeout 900 wine gwlock.test.exe -test.v -test.timeout 600s > wine-test.log 2>&1; rc=$$?; \
 	  grep -E '^(--- |PASS|FAIL|ok)|storm:|SKIP' wine-test.log | grep -v -- '--- PASS: Fuzz' ; \
 	  [ $$rc -eq 0 ] || { tail -50 wine-test.log; exit $$rc; }

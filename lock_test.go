@@ -295,14 +295,12 @@ func checkStaleCase(t *testing.T, tc staleCase) {
 
 // TestLiveKernelHolderWins: a process that holds the kernel lock keeps the
 // lock whatever its payload says, even a dead PID or garbage. The report
-// never calls the dead PID alive: the kernel lock was taken by a
-// process the payload does not name (Linux tells from /proc/locks), so the
-// owner is unknown; elsewhere a dead launcher's held lock is orphaned.
+// never calls the dead PID alive, nor orphaned: no process of its tree is
+// known to live, and the kernel lock is held by a process the payload does
+// not name (Linux tells from /proc/locks) or by one no OS call can name
+// (elsewhere), so the owner is unknown.
 func TestLiveKernelHolderWins(t *testing.T) {
-	dead := "orphaned"
-	if runtime.GOOS == "linux" {
-		dead = "unknown"
-	}
+	dead := "unknown"
 	for _, tc := range []struct{ payload, status string }{
 		{fmt.Sprintf(`{"pid":%d,"flock":true}`, deadPID(t)), dead},
 		{`{"pid":1,"flock":false,"startTime":"1"}`, dead},
