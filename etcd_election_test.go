@@ -12,7 +12,8 @@ import (
 
 // TestEtcdLeaderLoss: on a three-member cluster with etcd's default
 // election timing, the holder's own member is the leader, and the leader
-// is killed (kill -9) or frozen (SIGSTOP) for a whole TTL: at the shortest
+// is killed (kill -9) or frozen (SIGSTOP) for a whole TTL, just before a
+// keepalive is due: at the shortest
 // TTL gwlock accepts for its stop budget, the holder keeps renewing through
 // the election and never loses the lock, and the standby never wins.
 func TestEtcdLeaderLoss(t *testing.T) {
@@ -24,9 +25,11 @@ func TestEtcdLeaderLoss(t *testing.T) {
 			leader := leaderNow(t, c)
 			r := newEtcdRunner(t, leaderFirst(c, leader), "-name", "election-"+fault, "-ttl", ttl.String(), "-real-election")
 			a := r.start(nil, "")
-			r.waitGateway(t, a.waitEvent(t, "acquire-success"))
+			acquired := a.waitEvent(t, "acquire-success")
+			r.waitGateway(t, acquired)
 			b := r.start(nil, "")
 			b.waitEvent(t, "acquire-contention")
+			time.Sleep(time.Until(worstMoment(eventTime(t, acquired), ttl/3)))
 			if fault == "kill" {
 				c.Kill(leader)
 			} else {
@@ -45,13 +48,12 @@ func TestEtcdLeaderLoss(t *testing.T) {
 			seen := parseLogfmt(strings.Join(a.seen, "\n"))
 			t.Logf("leader %s at TTL %s (stop budget %s): lock kept; holder's keepalive-failed %d, backend-error %d",
 				fault, ttl, cfg.stopBudget(), len(findEvents(seen, "keepalive-failed")), len(findEvents(seen, "backend-error")))
-			// The old leader back costs nothing either, but for a known
-			// bug of etcd before 3.5.13.
+			// A frozen leader that resumes may delete the key, lease and
+			// all (etcd before 3.5.13 does, and 3.6.16 was seen to once):
+			// then the holder must stop, and the standby must wait.
 			if lost := eventWithin(t, a, scaled(2*time.Second), "lock-lost"); lost != nil {
-				if etcdtest.RevokesOnlyAsLeader(t) {
-					t.Fatalf("lock lost after the old leader came back: %v\n%s", lost, strings.Join(a.seen, "\n"))
-				}
 				resumedLeaderRevokes(t, r, lost, a, b)
+				t.Logf("old leader's log:\n%s", c.Log(leader))
 				return
 			}
 			// The standby first: stopped while it waits, it exits 128+15;
@@ -63,6 +65,18 @@ func TestEtcdLeaderLoss(t *testing.T) {
 			checkGatewayLog(t, r.dir)
 		})
 	}
+}
+
+// worstMoment is the fault's moment: just before one of the holder's
+// keepalives is due (they follow the acquisition every period while they
+// succeed), so the one that was answered last is a whole period old and
+// the election eats into what is left before the stop deadline.
+func worstMoment(acquired time.Time, period time.Duration) time.Time {
+	at := acquired.Add(period - 100*time.Millisecond)
+	for time.Until(at) < 50*time.Millisecond {
+		at = at.Add(period)
+	}
+	return at
 }
 
 // leaderNow is the member that leads now, waiting for the cluster to agree on one.
@@ -91,12 +105,12 @@ func leaderFirst(c *etcdtest.Cluster, leader int) []string {
 	return eps
 }
 
-// resumedLeaderRevokes: an etcd before 3.5.13 whose leader was frozen past
-// the holder's lease TTL revokes that lease when it resumes (it still
+// resumedLeaderRevokes: an etcd leader frozen past the holder's lease TTL
+// may revoke that lease when it resumes (before 3.5.13 it does: it still
 // believes it leads), though the new leader kept it renewed. The holder
 // sees its key deleted and stops; the standby, finding the lease gone
-// before it could have expired, waits the holder's stop budget, so the two
-// gateways never overlap.
+// before it could have expired (or alive), waits the holder's stop budget,
+// so the two gateways never overlap.
 func resumedLeaderRevokes(t *testing.T, r *etcdRunner, lost map[string]string, a, b *background) {
 	t.Helper()
 	if lost["reason"] != "key-deleted" {
@@ -104,10 +118,11 @@ func resumedLeaderRevokes(t *testing.T, r *etcdRunner, lost map[string]string, a
 	}
 	waitExit(t, a, 1)
 	r.waitGateway(t, b.waitEvent(t, "acquire-success"))
-	if ev := b.waitEvent(t, "takeover-delay"); ev["reason"] != "lease-revoked" || ev["delay_ms"] == "0" {
-		t.Errorf("standby's takeover after an early revoke = %v, want reason=lease-revoked and a delay", ev)
+	ev := b.waitEvent(t, "takeover-delay")
+	if (ev["reason"] != "lease-revoked" && ev["reason"] != "key-deleted-lease-alive") || ev["delay_ms"] == "0" {
+		t.Errorf("standby's takeover after an early deletion = %v, want reason=lease-revoked or key-deleted-lease-alive, and a delay", ev)
 	}
-	t.Logf("etcd %s: the resumed leader revoked the live lease (fixed in 3.5.13); the holder stopped, the standby waited", etcdtest.Version(t))
+	t.Logf("etcd %s: the resumed leader deleted the key (takeover reason %s); the holder stopped, the standby waited", etcdtest.Version(t), ev["reason"])
 	b.signal(t, syscall.SIGTERM)
 	waitExit(t, b, 0)
 	if runs := checkGatewayLog(t, r.dir); len(runs) != 2 {

@@ -296,12 +296,5 @@ func Version(t testing.TB) string {
 	return ""
 }
 
-// RevokesOnlyAsLeader says whether this etcd checks that it still leads
-// before it revokes expired leases (3.5.13 and later, etcd PR #16822). An
-// older leader frozen past a lease's TTL revokes the lease when it resumes,
-// though the new leader has been renewing it.
-func RevokesOnlyAsLeader(t testing.TB) bool {
-	var major, minor, patch int
-	_, _ = fmt.Sscanf(Version(t), "%d.%d.%d", &major, &minor, &patch)
-	return major > 3 || (major == 3 && (minor > 5 || (minor == 5 && patch >= 13)))
-}
+// Log is what member i wrote (errors only, unless the test asked for more).
+func (c *Cluster) Log(i int) string { return c.Members[i].log.String() }
