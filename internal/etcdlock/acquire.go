@@ -60,9 +60,9 @@ type attempt struct {
 	// revoked, not left to expire.
 	holderExpiry time.Time
 	deletedAt    time.Time // when the watch saw the holder's DELETE
-	sawHolder   bool
-	deleted     *etcd.KV // the predecessor as the DELETE event showed it
-	seenRev     int64    // the revision at which a holder was last seen
+	sawHolder    bool
+	deleted      *etcd.KV // the predecessor as the DELETE event showed it
+	seenRev      int64    // the revision at which a holder was last seen
 }
 
 // attemptNext says where Acquire goes after one step.
