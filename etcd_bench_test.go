@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"gwlock/internal/etcdtest"
 	"os"
@@ -22,7 +23,9 @@ import (
 //   - handoff: the first holder's command ends, the second's starts (ms);
 //   - failover after SIGKILL of the holder, and after a black hole between
 //     the holder and etcd: fault to the standby's command running, in ms
-//     and in TTLs;
+//     and in TTLs, and from the holder's key's DELETE (its lease's expiry)
+//     to the standby's command running: fault to expiry depends on where
+//     the fault fell between two keepalives, the rest on the lock alone;
 //   - overlap: how long the old holder's command ran on after the new one
 //     started (ms), watched for overlapWindow: gwlock's must be 0; etcdctl's
 //     command outlives its lock, so its figure is the window itself.
@@ -165,7 +168,7 @@ func BenchmarkEtcdFailoverPartition(b *testing.B) {
 
 func benchFailover(b *testing.B, c *etcdtest.Cluster, fault func(*benchHolder, *etcdtest.Proxy)) {
 	benchKinds(b, func(b *testing.B, kind string) {
-		var total, overlap time.Duration
+		var total, overlap, afterDelete time.Duration
 		for i := 0; i < b.N; i++ {
 			dir := tempDir(b)
 			proxy := etcdtest.StartProxy(b, strings.TrimPrefix(c.Endpoints()[0], "http://"))
@@ -173,10 +176,17 @@ func benchFailover(b *testing.B, c *etcdtest.Cluster, fault func(*benchHolder, *
 			waitRun(b, dir, "1", 10*time.Second)
 			next := startBenchHolder(b, kind, dir, "2", c.Endpoints()[0], "-life 1m")
 			time.Sleep(300 * time.Millisecond) // the standby is waiting
+			deleted := watchDelete(b, c.Endpoints()[0], benchKey[kind])
 			at := time.Now()
 			fault(a, proxy)
 			second := waitRun(b, dir, "2", 4*benchTTL+10*time.Second)
 			total += second.first.Sub(at)
+			select {
+			case del := <-deleted:
+				afterDelete += second.first.Sub(del)
+			case <-time.After(time.Second):
+				b.Fatalf("%s: no DELETE of the holder's key seen", kind)
+			}
 			time.Sleep(overlapWindow) // does the old command run on?
 			runs := benchRuns(b, dir)
 			if d := runs["1"].last.Sub(runs["2"].first); d > 0 {
@@ -187,6 +197,7 @@ func benchFailover(b *testing.B, c *etcdtest.Cluster, fault func(*benchHolder, *
 		}
 		b.ReportMetric(float64(total)/float64(b.N)/float64(benchTTL), "TTLs-to-failover")
 		b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "failover-ms")
+		b.ReportMetric(float64(afterDelete.Milliseconds())/float64(b.N), "after-delete-ms")
 		b.ReportMetric(float64(overlap.Milliseconds())/float64(b.N), "overlap-ms")
 	})
 }
@@ -224,4 +235,36 @@ func BenchmarkEtcdFrozenLauncher(b *testing.B) {
 		}
 		b.ReportMetric(float64(overlap.Milliseconds())/float64(b.N), "overlap-ms")
 	})
+}
+
+// benchKey is the key (or, for etcdctl lock, the prefix) each kind's holder
+// keeps on its lease.
+var benchKey = map[string]string{"gwlock": "/gwlock-test/v1/bench", "etcdctl": "/gwlock-bench-etcdctl"}
+
+// watchDelete watches key's prefix with etcdctl and sends the time the
+// first DELETE was read.
+func watchDelete(b *testing.B, endpoint, key string) <-chan time.Time {
+	b.Helper()
+	cmd := exec.Command("etcdctl", "--endpoints", endpoint, "watch", "--prefix", key)
+	cmd.Env = append(cleanEnv(), "ETCDCTL_API=3")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deleted := make(chan time.Time, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == "DELETE" {
+				deleted <- time.Now()
+				return
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // the watch is open
+	return deleted
 }
