@@ -135,7 +135,10 @@ const keepaliveRetry = 100 * time.Millisecond
 func (h *Hold) keepaliveLoop() {
 	defer h.wg.Done()
 	period := h.lease.TTL / 3
-	next := time.Now() // at once: the lease's known life is what acquisition left
+	// A period after the lease's last renewal, as ever after: Acquire
+	// claims only on a lease renewed within a period, so its stop deadline
+	// is as far ahead as in the steady state.
+	next := h.lease.goodSend.Add(period)
 	for {
 		if !h.sleepUntil(next) || h.lostNow() {
 			return
