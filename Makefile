@@ -23,7 +23,7 @@ GOBUILD := CGO_ENABLED=0 GOARM=7 $(GO) build -trimpath -buildvcs=false -ldflags 
 DIST    ?= dist
 FUZZTIME ?= 30s
 
-.PHONY: build static-check test check fmt-check vet cross dist dist-check offline-check mod-check man bench fuzz chaos chaos-etcd wine-test clean ci
+.PHONY: build static-check test check fmt-check vet cross dist dist-check offline-check mod-check man bench fuzz chaos chaos-etcd etcd-versions wine-test clean ci
 
 build:
 	$(GOBUILD) -o gwlock .
@@ -52,8 +52,17 @@ check: test cross static-check
 # ci is exactly what .ci/run runs once the packages are installed: every gate
 # of check, the offline and reproducibility proofs, the Windows suite under
 # Wine, and the README's test command.
-ci: offline-check mod-check fmt-check vet cross static-check dist-check wine-test
+ci: offline-check mod-check fmt-check vet cross static-check dist-check wine-test etcd-versions
 	$(GO) test -race ./...
+
+# The etcd tests (the root's TestEtcd*, internal/etcd and internal/etcdlock)
+# once more against each etcd server in ETCD_BINS, space-separated paths:
+# .ci/run builds 3.5 and 3.6 there; the rest of the suite uses etcd on PATH.
+ETCD_BINS ?=
+etcd-versions:
+	@for bin in $(ETCD_BINS); do echo "etcd tests against $$($$bin --version | head -1) at $$bin"; \
+		GWLOCK_ETCD_BIN=$$bin CI=true $(GO) test -count=1 -run Etcd . && \
+		GWLOCK_ETCD_BIN=$$bin CI=true $(GO) test -count=1 ./internal/etcd ./internal/etcdlock || exit 1; done
 
 # Release binaries gwlock-<version>-<os>-<arch>[.exe] and their SHA256SUMS.
 dist:
@@ -118,6 +127,7 @@ chaos:
 # Three etcd-backed supervisors on a 3-member etcd with faults at random
 # moments (holder kill, black hole, resets, member and quorum loss, key
 # deleted) for CHAOS_ETCD (5m). The seed is printed; GWLOCK_TEST_SEED replays it.
+# GWLOCK_ETCD_BIN picks the etcd server (default: etcd on PATH).
 CHAOS_ETCD ?= 5m
 chaos-etcd:
 	GWLOCK_ETCD_CHAOS=$(CHAOS_ETCD) $(GO) test -count=1 -timeout 0 -run '^TestEtcdChaos$$' -v .

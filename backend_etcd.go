@@ -68,10 +68,7 @@ func newEtcdClient(cfg etcdConfig, log *telemetry.Logger) (*etcd.Client, error) 
 		}
 		password = strings.TrimRight(string(b), "\r\n")
 	}
-	attempt := cfg.LeaseTTL / 3
-	if attempt > 2*time.Second || attempt <= 0 {
-		attempt = 2 * time.Second
-	}
+	attempt := etcdAttempt(cfg.LeaseTTL)
 	if cfg.requestTimeoutOverride > 0 {
 		attempt = cfg.requestTimeoutOverride
 	}
@@ -114,7 +111,7 @@ type clientLog struct{ log *telemetry.Logger }
 func (l clientLog) EndpointChanged(ep string) { l.log.Info("backend-endpoint", "endpoint", ep) }
 
 func (l clientLog) RequestFailed(op, ep string, code int, err error) {
-	l.log.Warn("backend-error", "op", op, "endpoint", ep, "code", code, "err", err.Error())
+	l.log.Warn("backend-error", "op", op, "endpoint", ep, "code", code, "err", err.Error(), "hint", etcdHint(err))
 }
 
 // lockLog is the lock's events as telemetry lines, for one acquire request
@@ -136,12 +133,16 @@ func (o lockLog) Acquired(h *etcdlock.Hold, waited time.Duration) {
 		"ttl_s", int64(h.Lease().TTL/time.Second), "waited_ms", ms(waited))
 }
 
-func (o lockLog) TakeoverDelay(delay time.Duration, prev etcdlock.Holder) {
-	o.req.Log.Warn("takeover-delay", "key", o.b.key, "delay_ms", ms(delay), "holder_pid", prev.PID, "holder_host", prev.Hostname)
+func (o lockLog) TakeoverDelay(delay time.Duration, prev etcdlock.Holder, reason string) {
+	say := o.req.Log.Warn
+	if delay <= 0 {
+		say = o.req.Log.Info // the predecessor's lease ended: nothing to wait for
+	}
+	say("takeover-delay", "key", o.b.key, "delay_ms", ms(delay), "reason", reason, "holder_pid", prev.PID, "holder_host", prev.Hostname)
 }
 
 func (o lockLog) KeepaliveFailed(h *etcdlock.Hold, stopIn time.Duration, err error) {
-	o.req.Log.Warn("keepalive-failed", "key", o.b.key, "stop_in_ms", ms(stopIn), "err", err.Error())
+	o.req.Log.Warn("keepalive-failed", "key", o.b.key, "stop_in_ms", ms(stopIn), "err", err.Error(), "hint", etcdHint(err))
 }
 
 func (o lockLog) Lost(h *etcdlock.Hold, reason string) {
@@ -194,9 +195,10 @@ func etcdHint(err error) string {
 	plain := errors.As(err, &ee) && ee.PlainText
 	switch msg := err.Error(); {
 	case plain && strings.Contains(ee.Message, "CommonName"):
-		// etcd's JSON gateway refuses a client certificate that has a
-		// CommonName once auth is on; a gRPC client would not be refused.
-		return "use a client certificate without a CommonName (its subject empty, the name in subjectAltName), or reach etcd through a gRPC proxy"
+		// etcd 3.5 and later refuse, on the JSON gateway, a client
+		// certificate that has a CommonName once auth is on (under
+		// --client-cert-auth the CommonName would otherwise name the user).
+		return "use a client certificate without a CommonName (its subject empty, the name in subjectAltName), or turn off --client-cert-auth and keep --etcd-user"
 	case plain:
 		return "the endpoint did not answer as etcd's JSON gateway: check that --etcd-endpoints names etcd's client URLs"
 	case strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") || strings.Contains(msg, "certificate"):
@@ -276,6 +278,7 @@ type etcdStatusReport struct {
 	TTLLeftS   int64  `json:"leaseTtlLeftSeconds,omitempty"`
 	Released   bool   `json:"released,omitempty"`
 	Error      string `json:"error,omitempty"`
+	Hint       string `json:"hint,omitempty"` // what to check, from what the server said
 }
 
 // etcdStatus prints who holds the key (LSB codes: 0 held, 3 not held, 4 unknown).
@@ -292,6 +295,10 @@ func etcdStatus(cfg etcdConfig, stdout io.Writer, asJSON bool) int {
 	case statusNotRunning:
 		printLine(stdout, "%s: not held", rep.Key)
 	default:
+		if rep.Hint != "" {
+			printLine(stdout, "%s: unknown: %s (hint: %s)", rep.Key, rep.Error, rep.Hint)
+			break
+		}
 		printLine(stdout, "%s: unknown: %s", rep.Key, rep.Error)
 	}
 	return code
@@ -314,7 +321,7 @@ func etcdStatusOf(cfg etcdConfig) (etcdStatusReport, int) {
 	st, err := etcdlock.Inspect(ctx, c, key)
 	switch {
 	case err != nil:
-		rep.Error = err.Error()
+		rep.Error, rep.Hint = err.Error(), etcdHint(err)
 		return rep, statusUnknown
 	case !st.Held:
 		return rep, statusNotRunning

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"gwlock/internal/etcdtest"
 	"os"
@@ -18,15 +19,25 @@ import (
 // The etcd benchmarks measure what an operator waits for, with real
 // processes on one loopback etcd, `gwlock run --backend etcd` (helper
 // etcd-run) side by side with `etcdctl lock NAME -- CMD` at the same lease
-// TTL:
+// TTL, the shortest gwlock accepts for a 1 s stop budget:
 //   - handoff: the first holder's command ends, the second's starts (ms);
 //   - failover after SIGKILL of the holder, and after a black hole between
-//     the holder and etcd: fault to the standby's command running, in TTLs;
+//     the holder and etcd: fault to the standby's command running, in ms
+//     and in TTLs, and from the holder's key's DELETE (its lease's expiry)
+//     to the standby's command running: fault to expiry depends on where
+//     the fault fell between two keepalives, the rest on the lock alone;
 //   - overlap: how long the old holder's command ran on after the new one
 //     started (ms), watched for overlapWindow: gwlock's must be 0; etcdctl's
 //     command outlives its lock, so its figure is the window itself.
 
 const overlapWindow = time.Second
+
+// benchTTL is the lease TTL of both contenders: the shortest gwlock accepts
+// for the tests' stop budget, election rule included.
+var benchTTL = func() time.Duration {
+	cfg := etcdConfig{StopTimeout: etcdTestStopTimeout, LeaseMargin: etcdTestMargin, election: etcdElection}
+	return cfg.minLeaseTTL(cfg.stopBudget())
+}()
 
 // benchHolder is one contender: gwlock (etcd-run) or etcdctl lock.
 type benchHolder struct {
@@ -39,10 +50,10 @@ func startBenchHolder(b *testing.B, kind, dir, label string, endpoint string, gw
 	exe := testBinary(b)
 	gw := fmt.Sprintf("-log %s -label %s -pidfile %s %s", filepath.Join(dir, "gateway.log"), label, filepath.Join(dir, "gw-"+label+".pid"), gwArgs)
 	var cmd *exec.Cmd
-	ttl := strconv.Itoa(int(etcdTestTTL / time.Second))
+	ttl := strconv.Itoa(int(benchTTL / time.Second))
 	switch kind {
 	case "gwlock":
-		cmd = exec.Command(exe, "helper:etcd-run", "-endpoints", endpoint, "-name", "bench", "-ttl", etcdTestTTL.String(),
+		cmd = exec.Command(exe, "helper:etcd-run", "-endpoints", endpoint, "-name", "bench", "-ttl", benchTTL.String(), "-real-election",
 			"-stop-timeout", etcdTestStopTimeout.String(), "-margin", etcdTestMargin.String(), "-gateway", gw)
 	case "etcdctl":
 		cmd = exec.Command("etcdctl", append([]string{"--endpoints", endpoint, "lock", "--ttl", ttl, "/gwlock-bench-etcdctl", "--", exe, "helper:etcd-gateway"}, strings.Fields(gw)...)...)
@@ -157,7 +168,7 @@ func BenchmarkEtcdFailoverPartition(b *testing.B) {
 
 func benchFailover(b *testing.B, c *etcdtest.Cluster, fault func(*benchHolder, *etcdtest.Proxy)) {
 	benchKinds(b, func(b *testing.B, kind string) {
-		var total, overlap time.Duration
+		var total, overlap, afterDelete time.Duration
 		for i := 0; i < b.N; i++ {
 			dir := tempDir(b)
 			proxy := etcdtest.StartProxy(b, strings.TrimPrefix(c.Endpoints()[0], "http://"))
@@ -165,10 +176,17 @@ func benchFailover(b *testing.B, c *etcdtest.Cluster, fault func(*benchHolder, *
 			waitRun(b, dir, "1", 10*time.Second)
 			next := startBenchHolder(b, kind, dir, "2", c.Endpoints()[0], "-life 1m")
 			time.Sleep(300 * time.Millisecond) // the standby is waiting
+			deleted := watchDelete(b, c.Endpoints()[0], benchKey[kind])
 			at := time.Now()
 			fault(a, proxy)
-			second := waitRun(b, dir, "2", 4*etcdTestTTL+10*time.Second)
+			second := waitRun(b, dir, "2", 4*benchTTL+10*time.Second)
 			total += second.first.Sub(at)
+			select {
+			case del := <-deleted:
+				afterDelete += second.first.Sub(del)
+			case <-time.After(time.Second):
+				b.Fatalf("%s: no DELETE of the holder's key seen", kind)
+			}
 			time.Sleep(overlapWindow) // does the old command run on?
 			runs := benchRuns(b, dir)
 			if d := runs["1"].last.Sub(runs["2"].first); d > 0 {
@@ -177,7 +195,76 @@ func benchFailover(b *testing.B, c *etcdtest.Cluster, fault func(*benchHolder, *
 			_ = next.cmd.Process.Kill()
 			proxy.Close()
 		}
-		b.ReportMetric(float64(total)/float64(b.N)/float64(etcdTestTTL), "TTLs-to-failover")
+		b.ReportMetric(float64(total)/float64(b.N)/float64(benchTTL), "TTLs-to-failover")
+		b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "failover-ms")
+		b.ReportMetric(float64(afterDelete.Milliseconds())/float64(b.N), "after-delete-ms")
 		b.ReportMetric(float64(overlap.Milliseconds())/float64(b.N), "overlap-ms")
 	})
+}
+
+// frozenFor is how long BenchmarkEtcdFrozenLauncher freezes the holder's
+// launcher: past the TTL, beyond what --lease-margin allows.
+var frozenFor = benchTTL + 3*time.Second
+
+// BenchmarkEtcdFrozenLauncher: SIGSTOP of the holder's launcher alone (not
+// its command) for frozenFor, then SIGCONT. The lease expires while it is
+// frozen and the standby starts; the frozen launcher stops its command
+// only once it runs again. Reported: how long the two commands overlapped.
+func BenchmarkEtcdFrozenLauncher(b *testing.B) {
+	c := etcdtest.Start(b, 1, "http")
+	benchKinds(b, func(b *testing.B, kind string) {
+		var overlap time.Duration
+		for i := 0; i < b.N; i++ {
+			dir := tempDir(b)
+			a := startBenchHolder(b, kind, dir, "1", c.Endpoints()[0], "-life 1m")
+			waitRun(b, dir, "1", 10*time.Second)
+			next := startBenchHolder(b, kind, dir, "2", c.Endpoints()[0], "-life 1m")
+			time.Sleep(300 * time.Millisecond) // the standby is waiting
+			_ = a.cmd.Process.Signal(syscall.SIGSTOP)
+			time.Sleep(frozenFor)
+			_ = a.cmd.Process.Signal(syscall.SIGCONT)
+			time.Sleep(overlapWindow + etcdTestStopTimeout) // the resumed launcher's stop, then: does the old command run on?
+			runs := benchRuns(b, dir)
+			if runs["2"] == nil {
+				b.Fatalf("%s: the standby never ran", kind)
+			}
+			if d := runs["1"].last.Sub(runs["2"].first); d > 0 {
+				overlap += d
+			}
+			_ = next.cmd.Process.Kill()
+		}
+		b.ReportMetric(float64(overlap.Milliseconds())/float64(b.N), "overlap-ms")
+	})
+}
+
+// benchKey is the key (or, for etcdctl lock, the prefix) each kind's holder
+// keeps on its lease.
+var benchKey = map[string]string{"gwlock": "/gwlock-test/v1/bench", "etcdctl": "/gwlock-bench-etcdctl"}
+
+// watchDelete watches key's prefix with etcdctl and sends the time the
+// first DELETE was read.
+func watchDelete(b *testing.B, endpoint, key string) <-chan time.Time {
+	b.Helper()
+	cmd := exec.Command("etcdctl", "--endpoints", endpoint, "watch", "--prefix", key)
+	cmd.Env = append(cleanEnv(), "ETCDCTL_API=3")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deleted := make(chan time.Time, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == "DELETE" {
+				deleted <- time.Now()
+				return
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // the watch is open
+	return deleted
 }

@@ -39,7 +39,8 @@ func quietFor(t testing.TB, b *background, d time.Duration, forbidden ...string)
 }
 
 // TestEtcdHolderKilled: SIGKILL of the holder kills its gateway with it; the
-// standby wins within TTL + 1 s and starts after the predecessor's stop budget.
+// standby wins within TTL + 1 s, when the lease expires, and starts its
+// gateway at once: the holder's stop deadline passed before its lease ended.
 func TestEtcdHolderKilled(t *testing.T) {
 	c := etcdtest.Start(t, 1, "http")
 	// A gateway that ignores SIGTERM too (third review, R3): with its
@@ -61,7 +62,12 @@ func etcdHolderKilled(t *testing.T, c *etcdtest.Cluster, name, gw string) {
 	_, _ = a.wait(t)
 	evB := b.waitEvent(t, "acquire-success")
 	won := time.Since(killed)
+	// The killed holder's lease expired: its stop deadline passed before,
+	// so the standby starts its gateway without a delay.
 	delay := b.waitEvent(t, "takeover-delay")
+	if delay["delay_ms"] != "0" || delay["reason"] != "lease-ended" {
+		t.Errorf("takeover-delay after the holder's lease expired = %v, want delay_ms=0 reason=lease-ended", delay)
+	}
 	r.waitGateway(t, evB)
 	t.Logf("failover after SIGKILL: acquired %s after the kill (TTL %s), takeover delay %s ms", won, etcdTestTTL, delay["delay_ms"])
 	if won > etcdTestTTL+scaled(time.Second) {
@@ -132,7 +138,10 @@ func TestEtcdKeyDeleted(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newEtcdRunner(t, c.Endpoints(), "-name", "deleted-"+tc.name)
-			a := r.start(nil, "")
+			// Its gateway ignores SIGTERM, so the holder's gwlock revokes
+			// its lease only --stop-timeout after the deletion: the standby
+			// finds the lease alive, the case where it must wait.
+			a := r.start(nil, "-ignore-term")
 			r.waitGateway(t, a.waitEvent(t, "acquire-success"))
 			var extra []string
 			if tc.flag != "" {
@@ -148,8 +157,8 @@ func TestEtcdKeyDeleted(t *testing.T) {
 			waitExit(t, a, 1)
 			evB := b.waitEvent(t, "acquire-success")
 			delay := b.waitEvent(t, "takeover-delay")
-			if delay["delay_ms"] != strconv.FormatInt(tc.want.Milliseconds(), 10) {
-				t.Errorf("takeover-delay delay_ms = %s, want %d", delay["delay_ms"], tc.want.Milliseconds())
+			if delay["delay_ms"] != strconv.FormatInt(tc.want.Milliseconds(), 10) || delay["reason"] != "key-deleted-lease-alive" {
+				t.Errorf("takeover-delay = %v, want delay_ms=%d reason=key-deleted-lease-alive", delay, tc.want.Milliseconds())
 			}
 			r.waitGateway(t, evB)
 			b.signal(t, syscall.SIGTERM)

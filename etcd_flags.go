@@ -79,12 +79,60 @@ func (c *etcdConfig) finish(cmd string, set *flag.FlagSet, common *config) error
 	}
 	c.StopTimeout, c.ConfigPath, c.Port = common.stopTimeout, common.configPath, common.port
 	c.requestTimeoutOverride = etcdRequestTimeoutForTests
+	c.election = etcdElection
+	if etcdElectionForTests >= 0 {
+		c.election = etcdElectionForTests
+	}
 	return c.validate(cmd)
 }
 
 // etcdRequestTimeoutForTests, when set by a test process, bounds each etcd
 // request more tightly than the lease arithmetic would.
 var etcdRequestTimeoutForTests time.Duration
+
+// etcdElection is how long a holder's keepalives may find no leader to
+// answer them without the lock being lost: with etcd's default election
+// timeout (1 s) the followers notice a dead or frozen leader within 1-2 s
+// and elect another within one more timeout (measured 1.0-2.0 s on 3.4 and
+// 3.6, the wait on a frozen leader's connection included). A cluster tuned
+// to a longer --election-timeout needs a longer --lease-ttl.
+const etcdElection = 3 * time.Second
+
+// etcdElectionForTests, when 0 or more, replaces etcdElection in a test
+// process whose cluster elects in 500 ms and whose test times other faults
+// at a short TTL.
+var etcdElectionForTests time.Duration = -1
+
+// etcdAttempt is the bound on one request to one endpoint for a lease of
+// ttl: a third of it, at most 2 s, so a frozen member costs one attempt and
+// the next endpoint still answers within the keepalive period.
+func etcdAttempt(ttl time.Duration) time.Duration {
+	if a := ttl / 3; a > 0 && a < 2*time.Second {
+		return a
+	}
+	return 2 * time.Second
+}
+
+// rideOut is how long the keepalives may go unanswered after a keepalive
+// missed at ttl: from the missed send (a period after the last good one) to
+// the stop deadline (the last good send + ttl - b).
+func rideOut(ttl, b time.Duration) time.Duration { return ttl - ttl/3 - b }
+
+// electionNeed is what rideOut must cover: an election, and one attempt on
+// a frozen member's connection before the client moves to another.
+func (c *etcdConfig) electionNeed(ttl time.Duration) time.Duration {
+	return c.election + etcdAttempt(ttl)
+}
+
+// minLeaseTTL is the shortest TTL, in whole seconds, that fits both stop
+// rules for budget b: 3b, and an election ridden out.
+func (c *etcdConfig) minLeaseTTL(b time.Duration) time.Duration {
+	ttl := time.Second
+	for ttl < 3*b || rideOut(ttl, b) < c.electionNeed(ttl) {
+		ttl += time.Second
+	}
+	return ttl
+}
 
 // etcdConfig is the etcd backend's part of the command line.
 type etcdConfig struct {
@@ -100,6 +148,7 @@ type etcdConfig struct {
 	Port                   int           // recorded in the value
 	endpointsText          string
 	requestTimeoutOverride time.Duration // tests: a shorter bound for one request
+	election               time.Duration // how long an election may leave keepalives unanswered
 	watchLifetimeOverride  time.Duration // tests: a shorter life for one watch stream
 }
 
@@ -147,10 +196,22 @@ func (c *etcdConfig) validate(cmd string) error {
 		return usagef("bad --lease-ttl %s: want whole seconds", c.LeaseTTL)
 	}
 	if cmd == "run" {
-		if b := c.stopBudget(); c.LeaseTTL < 3*b {
-			return usagef("--lease-ttl %s is below 3 x stop budget %s (--stop-timeout %s + %s + --lease-margin %s) (hint: raise --lease-ttl to %s or lower --stop-timeout)",
-				c.LeaseTTL, b, c.StopTimeout, stopReserve, c.LeaseMargin, (3*b + time.Second - 1).Truncate(time.Second))
-		}
+		return c.checkTTL()
+	}
+	return nil
+}
+
+// checkTTL refuses a TTL the stop rule cannot keep: below 3B, or too short
+// for a holder to keep renewing through an etcd leader election.
+func (c *etcdConfig) checkTTL() error {
+	b := c.stopBudget()
+	if c.LeaseTTL < 3*b {
+		return usagef("--lease-ttl %s is below 3 x stop budget %s (--stop-timeout %s + %s + --lease-margin %s) (hint: raise --lease-ttl to %s or lower --stop-timeout)",
+			c.LeaseTTL, b, c.StopTimeout, stopReserve, c.LeaseMargin, c.minLeaseTTL(b))
+	}
+	if have, need := rideOut(c.LeaseTTL, b), c.electionNeed(c.LeaseTTL); have < need {
+		return usagef("--lease-ttl %s cannot ride out an etcd leader election: after a missed keepalive the holder must stop within TTL - TTL/3 - stop budget %s = %s, and an election with etcd's default timing takes up to %s plus %s on a frozen leader's connection (hint: raise --lease-ttl to %s or lower --stop-timeout)",
+			c.LeaseTTL, b, have.Round(time.Millisecond), c.election, etcdAttempt(c.LeaseTTL), c.minLeaseTTL(b))
 	}
 	return nil
 }

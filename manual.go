@@ -52,9 +52,9 @@ var etcdFlagItems = []manualItem{
 	{"--etcd-cacert FILE, --etcd-cert FILE, --etcd-key FILE", "PEM files for TLS and mutual TLS. The CA that signed etcd's certificate, and a client certificate and key."},
 	{"--etcd-user NAME, --etcd-password-file FILE", "etcd RBAC; the password is read from the file, never from argv. Authentication goes through /v3/auth/authenticate."},
 	{"--lock-name NAME", "The key's last part (default: a hash of the config file's contents). Set it when the hosts' configs differ. [GWLOCK_LOCK_NAME]"},
-	{"--lease-ttl D", "The lease's TTL in whole seconds (default 20s). It must be at least 3 times the stop budget B = --stop-timeout + 0.5s + --lease-margin (exit 2 otherwise); --stop-timeout defaults to 5s under etcd."},
+	{"--lease-ttl D", "The lease's TTL in whole seconds (default 20s). It must be at least 3 times the stop budget B = --stop-timeout + 0.5s + --lease-margin, and TTL - TTL/3 - B must cover an etcd leader election (3s) plus one request attempt (TTL/3, at most 2s), so a holder keeps renewing through it (exit 2 otherwise, naming the smallest TTL that fits); --stop-timeout defaults to 5s under etcd."},
 	{"--lease-margin D", "How long gwlock itself may be frozen without the stop rule failing (default 1s). A paused VM or a stopped process is such a freeze."},
-	{"--takeover-delay auto|D", "How long a new holder waits before starting its gateway after the last holder vanished without releasing. That is, its key was deleted or its lease expired: auto (the default) waits that holder's own stop budget; a duration replaces it, 0 for none. [GWLOCK_TAKEOVER_DELAY]"},
+	{"--takeover-delay auto|D", "How long a new holder waits before starting its gateway after the last holder's key was deleted, or its lease revoked, before the lease could expire: auto (the default) waits that holder's own stop budget; a duration replaces it, 0 for none. After the lease expired nothing waits: that holder's stop deadline has passed. [GWLOCK_TAKEOVER_DELAY]"},
 }
 
 var durationNote = "Durations take Go syntax (250ms, 5s, 1m) or bare seconds. Every flag that names an environment variable also reads it; the flag wins."

@@ -195,11 +195,18 @@ func (c *Client) call(ctx context.Context, op, path string, req, resp any, withT
 			break
 		}
 		ep, idx := c.endpoint()
+		began := time.Now()
 		err := c.once(ctx, op, ep, path, body, resp, withToken)
 		if err == nil {
 			return nil
 		}
 		last = err
+		if ctx.Err() != nil && time.Since(began) < c.attempt {
+			// The caller's own deadline cut the attempt short: the
+			// endpoint is not to blame, and moving off it would send the
+			// next request to a member not yet tried, perhaps a frozen one.
+			break
+		}
 		var ee *Error
 		code := 0
 		if errors.As(err, &ee) {

@@ -54,9 +54,15 @@ type attempt struct {
 	lease       Lease
 	lastHolder  int64 // fence of the last holder reported
 	holderValue *Holder
-	sawHolder   bool
-	deleted     *etcd.KV // the predecessor as the DELETE event showed it
-	seenRev     int64    // the revision at which a holder was last seen
+	holderLease int64 // the lease the last holder seen kept the key on
+	// holderExpiry is the earliest the holder's lease can expire unless
+	// renewed, as last read (zero: never read): a lease gone before it was
+	// revoked, not left to expire.
+	holderExpiry time.Time
+	deletedAt    time.Time // when the watch saw the holder's DELETE
+	sawHolder    bool
+	deleted      *etcd.KV // the predecessor as the DELETE event showed it
+	seenRev      int64    // the revision at which a holder was last seen
 }
 
 // attemptNext says where Acquire goes after one step.
@@ -156,14 +162,43 @@ func (a *attempt) finishWon(rev int64) attemptStep {
 		// words (released:true or not) are still in the history.
 		a.deleted = a.l.predecessor(a.ctx, a.seenRev+1, rev)
 	}
+	if s := a.freshen(); s.next != attemptProceed {
+		return s
+	}
 	return stepFinish(a.l.won(a, rev))
+}
+
+// freshen renews our lease before the key counts as won, when its last
+// refresh is more than a keepalive period old (a slow round, an election):
+// a hold that started on it could reach its stop deadline before its first
+// keepalive is answered. A renewal that fails leaves the key unclaimed; the
+// next round renews again and finds the key on our own lease, or, if the
+// lease ended, the key gone.
+func (a *attempt) freshen() attemptStep {
+	if time.Since(a.lease.goodSend) <= a.lease.TTL/3 {
+		return stepProceed
+	}
+	send := time.Now()
+	r, err := a.l.client.KeepAlive(a.l.opCtx(a.ctx, a.deadline), a.lease.ID)
+	switch {
+	case err != nil:
+		return a.requestFailed(err)
+	case r.TTL <= 0:
+		a.lease = Lease{} // expired: its key went with it
+		return stepAgain
+	}
+	a.lease.goodSend, a.lease.TTL = send, time.Duration(r.TTL)*time.Second
+	return stepProceed
 }
 
 // noteHolder records the holder seen at rev, and tells the observer when it
 // is a new one.
 func (a *attempt) noteHolder(kv *etcd.KV, rev int64) Holder {
 	v := holderOf(kv)
-	a.sawHolder, a.holderValue, a.seenRev, a.deleted = true, &v, rev, nil
+	if kv.Lease != a.holderLease {
+		a.holderExpiry = time.Time{}
+	}
+	a.sawHolder, a.holderValue, a.holderLease, a.seenRev, a.deleted = true, &v, kv.Lease, rev, nil
 	if kv.CreateRevision != a.lastHolder {
 		a.lastHolder = kv.CreateRevision
 		if a.req.Observer != nil {
@@ -179,8 +214,28 @@ func (a *attempt) giveUpOrWait(v Holder) attemptStep {
 	if a.req.GiveUpOnHolder || a.req.Timeout == 0 || time.Now().After(a.deadline) {
 		return a.giveUp(&BusyError{Key: a.l.opts.Key, Holder: v, Waited: time.Since(a.start)})
 	}
+	a.readHolderLease()
 	a.deleted = a.l.waitForDelete(a.ctx, &a.lease, a.seenRev+1, a.deadline)
+	if a.deleted != nil {
+		a.deletedAt = time.Now()
+	}
 	return stepAgain
+}
+
+// readHolderLease notes the earliest moment the holder's lease can expire
+// if it is not renewed: the send time of a TimeToLive plus the whole
+// seconds it reports (the server truncates). A failed read keeps the last
+// one, which renewals can only have moved later.
+func (a *attempt) readHolderLease() {
+	if a.holderLease == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, a.l.client.Attempt())
+	defer cancel()
+	send := time.Now()
+	if ttl, err := a.l.client.TimeToLive(ctx, a.holderLease); err == nil && ttl > 0 {
+		a.holderExpiry = send.Add(time.Duration(ttl) * time.Second)
+	}
 }
 
 // waitForDelete watches the key from rev until a DELETE, the deadline, or a
@@ -258,17 +313,24 @@ func (l *Locker) won(a *attempt, fence int64) (*Hold, error) {
 		return h, nil
 	}
 	prev := a.holderValue
+	gone := vanished{lease: a.holderLease, expiry: a.holderExpiry, at: a.deletedAt}
 	if a.deleted != nil && len(a.deleted.Value) > 0 {
 		if v, err := ParseValue(a.deleted.Value); err == nil {
 			prev = v
+			if a.deleted.Lease != gone.lease {
+				gone = vanished{lease: a.deleted.Lease}
+			}
 		}
 	}
-	delay := l.takeoverDelay(prev)
+	if gone.at.IsZero() {
+		gone.at = time.Now() // the DELETE went between two watch streams: no earlier than now
+	}
+	delay, why := l.takeover(a.ctx, prev, gone)
+	if why != "" && a.req.Observer != nil {
+		a.req.Observer.TakeoverDelay(delay, *prev, why)
+	}
 	if delay <= 0 {
 		return h, nil
-	}
-	if a.req.Observer != nil {
-		a.req.Observer.TakeoverDelay(delay, *prev)
 	}
 	t := time.NewTimer(delay)
 	defer t.Stop()

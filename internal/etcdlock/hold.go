@@ -125,20 +125,29 @@ func (h *Hold) start() {
 	go h.valueLoop()
 }
 
+// keepaliveRetry is the pause after a failed keepalive try: tries follow
+// each other closely until the deadline, so the first one after an election
+// ends is sent within this of it.
+const keepaliveRetry = 100 * time.Millisecond
+
 // keepaliveLoop refreshes the lease every TTL/3 after the last good send;
-// each failure says how long is left.
+// each failure says how long is left, and the next try follows at once.
 func (h *Hold) keepaliveLoop() {
 	defer h.wg.Done()
 	period := h.lease.TTL / 3
-	next := time.Now() // at once: the lease's known life is what acquisition left
+	// A period after the lease's last renewal, as ever after: Acquire
+	// claims only on a lease renewed within a period, so its stop deadline
+	// is as far ahead as in the steady state.
+	next := h.lease.goodSend.Add(period)
 	for {
 		if !h.sleepUntil(next) || h.lostNow() {
 			return
 		}
 		send := time.Now()
-		// Half a period per try: a failure is told, and retried, while the
-		// deadline is still ahead.
-		ctx, cancel := h.reqCtxWithin(period / 2)
+		// Two attempts per try (never past the deadline): one may wait on
+		// a frozen member, the other reaches the next one, which answers
+		// as soon as the cluster has a leader again.
+		ctx, cancel := h.reqCtxWithin(2 * h.l.client.Attempt())
 		r, err := h.l.client.KeepAlive(ctx, h.lease.ID)
 		cancel()
 		switch {
@@ -151,11 +160,13 @@ func (h *Hold) keepaliveLoop() {
 		case err == nil:
 			h.lose(LostLeaseExpired)
 			return
+		case h.isDone():
+			return // released meanwhile: the try was cut short, nothing failed
 		default:
 			if h.obs != nil {
 				h.obs.KeepaliveFailed(h, time.Until(h.deadline()), err)
 			}
-			next = time.Now().Add(period / 4)
+			next = time.Now().Add(keepaliveRetry)
 		}
 	}
 }

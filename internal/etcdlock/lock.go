@@ -16,8 +16,14 @@
 // replaced. Every loss is told once: to the Observer, then on Lost.
 //
 // A contender that wins after a holder vanished without marking its value
-// released waits the takeover delay before Acquire returns: the vanished
-// holder may still be stopping.
+// released asks whether that holder's lease has ended, and reads, while it
+// waits, how long that lease has left at least. A lease that ended no
+// earlier than it could expire unrenewed proves its holder's stop deadline
+// passed: Acquire returns at once. A key deleted while its lease lives, a
+// lease that ended sooner (revoked by hand, or by a frozen etcd leader that
+// resumed), or a lease it could not ask about: it waits the takeover delay,
+// as the vanished holder may still be stopping. A contender claims the key
+// only on a lease renewed within the last keepalive period.
 //
 // The package knows nothing of how its events are shown: it reports them to
 // an Observer and returns values.
@@ -69,8 +75,10 @@ type Observer interface {
 	Contention(holder Holder)
 	// Acquired: the key is ours; the hold's loops run from now.
 	Acquired(h *Hold, waited time.Duration)
-	// TakeoverDelay: the previous holder vanished without releasing.
-	TakeoverDelay(delay time.Duration, prev Holder)
+	// TakeoverDelay: the previous holder vanished without releasing; the
+	// new holder waits delay (0 after its lease ended), for reason (one of
+	// the Takeover* constants).
+	TakeoverDelay(delay time.Duration, prev Holder, reason string)
 	// KeepaliveFailed: one keepalive failed; stopIn is what is left.
 	KeepaliveFailed(h *Hold, stopIn time.Duration, err error)
 	// Lost: the hold is lost, for reason (one of the Lost* constants).
@@ -183,9 +191,62 @@ func (l *Locker) refreshLease(ctx context.Context, lease *Lease) error {
 	return nil
 }
 
-// takeoverDelay is how long to wait before Acquire returns after the holder
-// prev vanished: none after released:true, else Options.TakeoverDelay, or
-// under TakeoverAuto prev's own stop budget (ours if it recorded none).
+// Why a new holder waits, or not, after its predecessor vanished without
+// releasing, as Observer.TakeoverDelay hears it.
+const (
+	// TakeoverLeaseEnded: the predecessor's lease is gone, and went no
+	// earlier than it could expire unrenewed: the predecessor stopped
+	// renewing, and its stop deadline passed before the lease could end.
+	// Nothing waits.
+	TakeoverLeaseEnded = "lease-ended"
+	// TakeoverLeaseRevoked: the lease went before it could have expired:
+	// revoked by hand, or early by an etcd leader that was frozen. The
+	// predecessor is stopping only now.
+	TakeoverLeaseRevoked = "lease-revoked"
+	// TakeoverLeaseLives: the key went while its lease lives (deleted by
+	// hand): the predecessor is stopping only now.
+	TakeoverLeaseLives = "key-deleted-lease-alive"
+	// TakeoverLeaseUnknown: the lease could not be asked about, or its
+	// remaining life was never read: the predecessor may still be stopping.
+	TakeoverLeaseUnknown = "lease-unknown"
+)
+
+// vanished is what a contender knows of a predecessor gone without
+// releasing: its lease, the earliest that lease could expire unrenewed as
+// last read (zero: never read), and when its DELETE was seen.
+type vanished struct {
+	lease      int64
+	expiry, at time.Time
+}
+
+// takeover is how long to wait before Acquire returns after the holder prev
+// vanished, and why: nothing after released:true (and no reason to tell),
+// nothing once its lease has ended no earlier than it could expire, else
+// takeoverDelay.
+func (l *Locker) takeover(ctx context.Context, prev *Holder, gone vanished) (time.Duration, string) {
+	if prev == nil || prev.Released {
+		return 0, ""
+	}
+	if gone.lease == 0 {
+		return l.takeoverDelay(prev), TakeoverLeaseUnknown
+	}
+	tctx, cancel := context.WithTimeout(ctx, l.client.Attempt())
+	defer cancel()
+	ttl, err := l.client.TimeToLive(tctx, gone.lease)
+	switch {
+	case err != nil || (ttl < 0 && gone.expiry.IsZero()):
+		return l.takeoverDelay(prev), TakeoverLeaseUnknown
+	case ttl >= 0:
+		return l.takeoverDelay(prev), TakeoverLeaseLives
+	case gone.at.Before(gone.expiry):
+		return l.takeoverDelay(prev), TakeoverLeaseRevoked
+	}
+	return 0, TakeoverLeaseEnded
+}
+
+// takeoverDelay is how long to wait after the holder prev vanished while
+// its lease may live: none after released:true, else Options.TakeoverDelay,
+// or under TakeoverAuto prev's own stop budget (ours if it recorded none).
 func (l *Locker) takeoverDelay(prev *Holder) time.Duration {
 	switch {
 	case prev == nil || prev.Released:

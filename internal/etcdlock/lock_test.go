@@ -5,6 +5,7 @@ package etcdlock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -44,9 +45,11 @@ func (e *events) add(s string) {
 	e.seen = append(e.seen, s)
 }
 
-func (e *events) Contention(Holder)                           { e.add("contention") }
-func (e *events) Acquired(*Hold, time.Duration)               { e.add("acquired") }
-func (e *events) TakeoverDelay(time.Duration, Holder)         { e.add("takeover-delay") }
+func (e *events) Contention(Holder)             { e.add("contention") }
+func (e *events) Acquired(*Hold, time.Duration) { e.add("acquired") }
+func (e *events) TakeoverDelay(d time.Duration, _ Holder, why string) {
+	e.add(fmt.Sprintf("takeover-delay %s %s", d, why))
+}
 func (e *events) KeepaliveFailed(*Hold, time.Duration, error) { e.add("keepalive-failed") }
 func (e *events) Lost(_ *Hold, reason string)                 { e.add("lost " + reason) }
 

@@ -1,9 +1,13 @@
 //go:build linux
 
 // Package etcdtest runs real etcd for tests: a cluster of members on
-// loopback ports (started from the etcd on PATH, stopped when the test
-// ends), a fault proxy in front of a member, and a PKI for TLS. Without etcd
-// a test is skipped, except under CI=true, where that is a failure.
+// loopback ports (started from Bin, stopped when the test ends), a fault
+// proxy in front of a member, and a PKI for TLS. Without etcd a test is
+// skipped, except under CI=true, where that is a failure.
+//
+// Members elect fast (heartbeat 50 ms, election timeout 500 ms) unless a
+// test passes etcd's own defaults, DefaultTimings, as extra flags: the
+// later flag wins.
 package etcdtest
 
 import (
@@ -37,10 +41,23 @@ func TimeFactor() float64 {
 // Scaled is d times TimeFactor.
 func Scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * TimeFactor()) }
 
-// requireEtcd skips without etcd, except in CI, where its absence is a failure.
+// Bin is the etcd server the tests run: GWLOCK_ETCD_BIN, or etcd on PATH.
+// CI runs the suite once per etcd release this way.
+func Bin() string {
+	if b := os.Getenv("GWLOCK_ETCD_BIN"); b != "" {
+		return b
+	}
+	return "etcd"
+}
+
+// DefaultTimings are etcd's own heartbeat and election timeout, the ones an
+// operator's cluster runs with unless tuned.
+var DefaultTimings = []string{"--heartbeat-interval", "100", "--election-timeout", "1000"}
+
+// Require skips without etcd, except in CI, where its absence is a failure.
 func Require(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("etcd"); err != nil {
+	if _, err := exec.LookPath(Bin()); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("etcd not installed but CI=true (hint: apt-get install etcd-server etcd-client): %v", err)
 		}
@@ -48,6 +65,7 @@ func Require(t testing.TB) {
 	}
 }
 
+// Member is one etcd process of a Cluster.
 type Member struct {
 	name, clientURL, peerURL, dir string
 	scheme                        string
@@ -56,6 +74,7 @@ type Member struct {
 	log                           *lockedBuffer
 }
 
+// Cluster is the members Start started.
 type Cluster struct {
 	t       testing.TB
 	Members []*Member
@@ -63,7 +82,7 @@ type Cluster struct {
 	initial string
 }
 
-// startEtcd starts an n-member cluster on free loopback ports, stopped when the test ends.
+// Start starts an n-member cluster on free loopback ports, stopped when the test ends.
 func Start(t testing.TB, n int, scheme string, extra ...string) *Cluster {
 	t.Helper()
 	Require(t)
@@ -90,6 +109,7 @@ func Start(t testing.TB, n int, scheme string, extra ...string) *Cluster {
 	return c
 }
 
+// Start (re)starts member i on its data dir.
 func (c *Cluster) Start(i int) {
 	c.t.Helper()
 	m := c.Members[i]
@@ -100,7 +120,7 @@ func (c *Cluster) Start(i int) {
 		"--heartbeat-interval", "50", "--election-timeout", "500", "--unsafe-no-fsync",
 		"--logger", "zap", "--log-level", "error", "--listen-metrics-urls", ""}
 	args = append(args, c.extra...)
-	m.cmd = exec.Command("etcd", args...)
+	m.cmd = exec.Command(Bin(), args...)
 	m.log = &lockedBuffer{}
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	m.cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH="+etcdArch())
@@ -117,7 +137,7 @@ func etcdArch() string {
 	return strings.TrimSpace(string(out))
 }
 
-// kill stops member i at once (SIGKILL: a crashed host), and waits for it.
+// Kill stops member i at once (SIGKILL: a crashed host), and waits for it.
 func (c *Cluster) Kill(i int) {
 	m := c.Members[i]
 	if m.cmd == nil || m.cmd.Process == nil {
@@ -131,6 +151,14 @@ func (c *Cluster) Kill(i int) {
 	m.cmd = nil
 }
 
+// Signal sends sig to member i (SIGSTOP and SIGCONT: a frozen host).
+func (c *Cluster) Signal(i int, sig syscall.Signal) {
+	if m := c.Members[i]; m.cmd != nil && m.cmd.Process != nil {
+		_ = m.cmd.Process.Signal(sig)
+	}
+}
+
+// Endpoints are the members' client URLs, in order.
 func (c *Cluster) Endpoints() []string {
 	var out []string
 	for _, m := range c.Members {
@@ -139,7 +167,7 @@ func (c *Cluster) Endpoints() []string {
 	return out
 }
 
-// waitHealthy waits until each member answers /health with a leader.
+// WaitHealthy waits until each member answers /health with a leader.
 func (c *Cluster) WaitHealthy(ms ...*Member) {
 	c.t.Helper()
 	deadline := time.Now().Add(Scaled(StartWait))
@@ -182,7 +210,7 @@ func portOpen(url string) bool {
 	return true
 }
 
-// leader returns the index of the member that leads now (-1 if none is known).
+// Leader returns the index of the member that leads now (-1 if none is known).
 func (c *Cluster) Leader() int {
 	for i, m := range c.Members {
 		if m.cmd == nil {
@@ -208,7 +236,7 @@ func (c *Cluster) Leader() int {
 	return -1
 }
 
-// etcdctl runs etcdctl against the cluster and returns its output.
+// Etcdctl runs etcdctl against the cluster and returns its output.
 func (c *Cluster) Etcdctl(args ...string) string {
 	c.t.Helper()
 	cmd := exec.Command("etcdctl", append([]string{"--endpoints", strings.Join(c.Endpoints(), ","), "--dial-timeout", "3s", "--command-timeout", "5s"}, args...)...)
@@ -248,3 +276,25 @@ func freePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// Version is the etcd server's release, e.g. "3.6.16".
+func Version(t testing.TB) string {
+	t.Helper()
+	Require(t)
+	cmd := exec.Command(Bin(), "--version")
+	cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH="+etcdArch())
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v", Bin(), err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "etcd Version: "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("%s --version said no version:\n%s", Bin(), out)
+	return ""
+}
+
+// Log is what member i wrote (errors only, unless the test asked for more).
+func (c *Cluster) Log(i int) string { return c.Members[i].log.String() }

@@ -18,9 +18,16 @@ import (
 )
 
 // PKI is the files MakePKI wrote.
-type PKI struct{ CA, ServerCert, ServerKey, ClientCert, ClientKey string }
+type PKI struct {
+	CA, ServerCert, ServerKey string
+	// ClientCert has an empty subject and its name in subjectAltName: etcd
+	// 3.5 and later refuse a client certificate with a CommonName on the
+	// JSON gateway. ClientCNCert is the same with CommonName "gwlock".
+	ClientCert, ClientKey     string
+	ClientCNCert, ClientCNKey string
+}
 
-// MakePKI writes a CA, a server pair for 127.0.0.1 and a client pair.
+// MakePKI writes a CA, a server pair for 127.0.0.1 and two client pairs.
 func MakePKI(t testing.TB, dir string) PKI {
 	t.Helper()
 	newKey := func() *ecdsa.PrivateKey {
@@ -51,7 +58,7 @@ func MakePKI(t testing.TB, dir string) PKI {
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"gwlock"}}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
 		if err != nil {
 			t.Fatal(err)
@@ -65,8 +72,10 @@ func MakePKI(t testing.TB, dir string) PKI {
 	// etcd 3.4's JSON gateway dials its own gRPC port with the server pair,
 	// so under --client-cert-auth that pair must be a client certificate too.
 	sc, sk := leaf(2, "etcd", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
-	cc, ck := leaf(3, "gwlock", x509.ExtKeyUsageClientAuth)
+	cc, ck := leaf(3, "", x509.ExtKeyUsageClientAuth)
+	cnc, cnk := leaf(4, "gwlock", x509.ExtKeyUsageClientAuth)
 	return PKI{CA: write("ca.pem", "CERTIFICATE", caDER),
 		ServerCert: write("server.pem", "CERTIFICATE", sc), ServerKey: write("server-key.pem", "EC PRIVATE KEY", sk),
-		ClientCert: write("client.pem", "CERTIFICATE", cc), ClientKey: write("client-key.pem", "EC PRIVATE KEY", ck)}
+		ClientCert: write("client.pem", "CERTIFICATE", cc), ClientKey: write("client-key.pem", "EC PRIVATE KEY", ck),
+		ClientCNCert: write("client-cn.pem", "CERTIFICATE", cnc), ClientCNKey: write("client-cn-key.pem", "EC PRIVATE KEY", cnk)}
 }
