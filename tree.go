@@ -119,7 +119,12 @@ func (s *supervisor) reaped(e childExit) (bool, int, error) {
 	if e.treeKnown && e.treeEmpty {
 		return s.treeGone()
 	}
-	s.recordTree()
+	if len(s.procs.exits) == 0 {
+		// Recorded once the exits that came together are handled: a
+		// recording reads the whole process table, and one per exit makes
+		// a tree of thousands that is killed at once take quadratic time.
+		s.recordTree()
+	}
 	return false, 0, nil
 }
 
