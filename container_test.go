@@ -51,38 +51,9 @@ func TestContainerRecipe(t *testing.T) {
 	unshareWorks(t)
 	entrypoint, cmd := readmeDockerfile(t)
 	dir := lockDir(t)
-	config := filepath.Join(dir, "config.json")
-	if err := os.WriteFile(config, []byte("{}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	lockDirInImage := filepath.Join(dir, "run-gwlock")
-	if err := os.Mkdir(lockDirInImage, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	port := strconv.Itoa(freePort(t))
-	inImage := map[string]string{
-		"/gwlock":                  testBinary(t),
-		"/etc/gateway/config.json": config,
-		"/run/gwlock":              lockDirInImage,
-		"18789":                    port,
-	}
-	sep := -1
-	var argv []string
-	for i, arg := range entrypoint {
-		if arg == "--" {
-			sep = i
-			break
-		}
-		if to, ok := inImage[arg]; ok {
-			arg = to
-		} else if strings.HasPrefix(arg, "/") {
-			t.Fatalf("README Dockerfile names %s, which this test does not map", arg)
-		}
-		argv = append(argv, arg)
-	}
-	if sep < 0 || argv[0] != testBinary(t) || len(cmd) == 0 {
-		t.Fatalf("README Dockerfile: ENTRYPOINT %q must be /gwlock ... -- and CMD the gateway", entrypoint)
-	}
+	inImage, lockDirInImage := containerImage(t, dir, port)
+	argv := imageArgv(t, entrypoint, cmd, inImage)
 	pidFile, sigFile, report := filepath.Join(dir, "pid"), filepath.Join(dir, "signals"), filepath.Join(dir, "zombies")
 	const stopCode = 42
 	args := append([]string{"--pid", "--fork", "--mount-proc", argv[0], "helper:gwlock"}, argv[1:]...)
@@ -104,7 +75,65 @@ func TestContainerRecipe(t *testing.T) {
 	if len(locks) != 1 {
 		t.Fatalf("lock files in the image's lock dir = %q, want one\n%s", locks, out.String())
 	}
-	// docker stop sends SIGTERM to the container's PID 1: unshare's child.
+	if code := dockerStop(t, unshare, &out); code != stopCode {
+		t.Fatalf("exit after SIGTERM to PID 1 = %d, want the gateway's %d\n%s", code, stopCode, out.String())
+	}
+	if got := strings.TrimSpace(string(waitFile(t, sigFile))); got != syscall.SIGTERM.String() {
+		t.Fatalf("gateway received %q, want %q", got, syscall.SIGTERM.String())
+	}
+	if locks, _ := filepath.Glob(filepath.Join(lockDirInImage, "gateway.*.lock")); len(locks) != 0 {
+		t.Fatalf("lock files left after the gateway stopped: %q", locks)
+	}
+}
+
+// containerImage makes the files the README's image has, under dir, and
+// maps each path (and the port) the Dockerfile names to its stand-in.
+func containerImage(t *testing.T, dir, port string) (inImage map[string]string, lockDirInImage string) {
+	t.Helper()
+	config := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(config, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lockDirInImage = filepath.Join(dir, "run-gwlock")
+	if err := os.Mkdir(lockDirInImage, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{
+		"/gwlock":                  testBinary(t),
+		"/etc/gateway/config.json": config,
+		"/run/gwlock":              lockDirInImage,
+		"18789":                    port,
+	}, lockDirInImage
+}
+
+// imageArgv is the ENTRYPOINT up to its "--", each name replaced by its
+// stand-in in inImage; a path the test does not map fails it.
+func imageArgv(t *testing.T, entrypoint, cmd []string, inImage map[string]string) []string {
+	t.Helper()
+	sep := -1
+	var argv []string
+	for i, arg := range entrypoint {
+		if arg == "--" {
+			sep = i
+			break
+		}
+		if to, ok := inImage[arg]; ok {
+			arg = to
+		} else if strings.HasPrefix(arg, "/") {
+			t.Fatalf("README Dockerfile names %s, which this test does not map", arg)
+		}
+		argv = append(argv, arg)
+	}
+	if sep < 0 || argv[0] != testBinary(t) || len(cmd) == 0 {
+		t.Fatalf("README Dockerfile: ENTRYPOINT %q must be /gwlock ... -- and CMD the gateway", entrypoint)
+	}
+	return argv
+}
+
+// dockerStop does what docker stop does, SIGTERM to the container's PID 1
+// (unshare's child), and returns the container's exit code.
+func dockerStop(t *testing.T, unshare *exec.Cmd, out *lockedBuffer) int {
+	t.Helper()
 	pid1 := namespacePID1(t, unshare.Process.Pid)
 	if err := syscall.Kill(pid1, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -116,15 +145,7 @@ func TestContainerRecipe(t *testing.T) {
 	case <-time.After(eventWait):
 		t.Fatalf("gwlock as PID 1 did not end after SIGTERM\n%s", out.String())
 	}
-	if code := unshare.ProcessState.ExitCode(); code != stopCode {
-		t.Fatalf("exit after SIGTERM to PID 1 = %d, want the gateway's %d\n%s", code, stopCode, out.String())
-	}
-	if got := strings.TrimSpace(string(waitFile(t, sigFile))); got != syscall.SIGTERM.String() {
-		t.Fatalf("gateway received %q, want %q", got, syscall.SIGTERM.String())
-	}
-	if locks, _ := filepath.Glob(filepath.Join(lockDirInImage, "gateway.*.lock")); len(locks) != 0 {
-		t.Fatalf("lock files left after the gateway stopped: %q", locks)
-	}
+	return unshare.ProcessState.ExitCode()
 }
 
 // namespacePID1 is the host pid of unshare --fork's only child.

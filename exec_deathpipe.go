@@ -26,15 +26,19 @@ import (
 //
 // The pipe: gwlock holds its write end, the gateway its read end, marked
 // O_ASYNC with F_SETSIG naming the death signal and F_SETOWN naming the
-// gateway's main process (as the parent-death signal did: the rest of its
-// tree is its own to stop). When the last write end closes, gwlock's death,
-// the kernel signals the owner once (pipe_release's kill_fasync, si_code
-// POLL_IN), with the credentials recorded at F_SETOWN, so it reaches a
-// gateway that changed uid since. gwlock keeps a copy of the read end too,
-// at a lower descriptor than the write end (at exit the kernel releases the
-// highest first, so the read end is still open when the write end goes,
-// even if the gateway closed its copy), and disarms it with F_SETOWN 0 once
-// the gateway's tree is gone.
+// gateway's process group, which its main process leads: the same processes
+// a live launcher's stop signals. Its workers are to stop with it: under
+// etcd a worker left running would serve beside the gateway another host
+// starts once the lease expires, still holding the old fence. When the last
+// write end closes, gwlock's death, the kernel signals each process of the
+// group once (pipe_release's kill_fasync, si_code POLL_IN), with the
+// credentials recorded at F_SETOWN, so it reaches a gateway that changed uid
+// since. A process that left the group (setsid) is not reached: the kernel
+// signals the owner, not whoever holds a copy of the read end. gwlock keeps
+// a copy of the read end too, at a lower descriptor than the write end (at
+// exit the kernel releases the highest first, so the read end is still open
+// when the write end goes, even if the gateway closed its copy), and
+// disarms it with F_SETOWN 0 once the gateway's tree is gone.
 //
 // F_SETOWN needs the gateway's pid, which exists only after the fork. A
 // launcher killed between its fork and its F_SETOWN would leave a gateway
@@ -152,7 +156,8 @@ func (dp *deathPipe) start(path string, argv, env []string, files []uintptr) (in
 	if err != nil {
 		return 0, err
 	}
-	if _, err := unix.FcntlInt(uintptr(dp.r), unix.F_SETOWN, pid); err != nil {
+	// Negative: the process group pid leads (Setpgid), not the process.
+	if _, err := unix.FcntlInt(uintptr(dp.r), unix.F_SETOWN, -pid); err != nil {
 		_ = unix.Kill(pid, unix.SIGKILL)
 		return 0, os.NewSyscallError("fcntl F_SETOWN", err)
 	}

@@ -432,6 +432,7 @@ type gatewayOpts struct {
 	exitCode, listen, termExit, orphans                           int
 	sleep, listenAfter, linger, drain                             time.Duration
 	ignoreTerm, daemonize, spawnDaemon, closeLock, childCloseLock bool
+	childIgnoreTerm                                               bool
 	pidFile, sigFile, zombieReport, envFile, tokenFile, copyLock  string
 	argsFile, lockMode, exclusive, childPidfile, openFile, await  string
 	args                                                          []string // after the flags
@@ -462,6 +463,7 @@ func parseGatewayOpts(args []string) (*gatewayOpts, error) {
 	set.BoolVar(&o.spawnDaemon, "spawn-daemon", false, "start a copy of ourselves in a new session (without this flag) and go on running")
 	set.BoolVar(&o.closeLock, "close-lock", false, "close the inherited lock descriptor (fd 3) first, as daemons that close all files do")
 	set.BoolVar(&o.childCloseLock, "child-close-lock", false, "with -child-pidfile: the child closes the inherited lock descriptor")
+	set.BoolVar(&o.childIgnoreTerm, "child-ignore-term", false, "with -child-pidfile: the child ignores SIGTERM")
 	set.StringVar(&o.openFile, "open", "", "keep this file open for reading, as a bystander (tail -f) would")
 	set.StringVar(&o.await, "await", "", "before anything else, wait until this file exists")
 	set.DurationVar(&o.drain, "drain", 0, "on the first SIGTERM or SIGINT, drain this long, then exit with -term-exit (or 0); a second one aborts the drain: exit 99")
@@ -538,8 +540,12 @@ func (o *gatewayOpts) reportFacts() {
 		if o.childCloseLock {
 			childArgs = append(childArgs, "-close-lock")
 		}
+		if o.childIgnoreTerm {
+			// The child says its pid once SIGTERM is ignored, not before.
+			childArgs = append(childArgs, "-ignore-term", "-pidfile", o.childPidfile)
+		}
 		child := exec.Command(exe, childArgs...)
-		if child.Start() == nil {
+		if child.Start() == nil && !o.childIgnoreTerm {
 			appendLine(o.childPidfile, strconv.Itoa(child.Process.Pid))
 		}
 	}

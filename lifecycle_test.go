@@ -441,14 +441,14 @@ func contendMustWait(t *testing.T, dir, lock string) map[string]string {
 
 // TestWrapperChildKeepsLock: the gateway's main process is a
 // wrapper that stays (sh -c 'server & wait' shapes) and its server, in the
-// same process group, closed every inherited descriptor. The launcher is
-// SIGKILLed; the parent-death signal stops the wrapper alone. The server
-// holds no kernel lock, yet it serves: its process group names it, and the
-// next starter starts nothing.
+// same process group, closed every inherited descriptor and ignores
+// SIGTERM. The launcher is SIGKILLed; its death signal, SIGTERM to the
+// group, ends the wrapper alone. The server holds no kernel lock, yet it
+// serves: its process group names it, and the next starter starts nothing.
 func TestWrapperChildKeepsLock(t *testing.T) {
 	dir := lockDir(t)
 	childPids := filepath.Join(dir, "child")
-	g := startRun(t, dir, nil, "-child-pidfile", childPids, "-child-close-lock", "-sleep", "60s")
+	g := startRun(t, dir, nil, "-child-pidfile", childPids, "-child-close-lock", "-child-ignore-term", "-sleep", "60s")
 	main := g.gatewayPID(t)
 	waitFile(t, childPids)
 	server := readPIDs(t, childPids)[0]

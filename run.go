@@ -108,7 +108,7 @@ func cmdRun(c *config, log *telemetry.Logger, stderr io.Writer) int {
 		if hold != nil {
 			_ = hold.release(log)
 		}
-		printLine(stderr, "gwlock: run %s: stopped by %v before the gateway started", b.where(), sig)
+		printLine(stderr, "gwlock: run %s: stopped by %s before the gateway started", b.where(), signalName(sig))
 		return signalExit(int(sig.(syscall.Signal)))
 	}
 	var busy *busyError

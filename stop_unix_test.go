@@ -135,3 +135,23 @@ func killSleepers(mark string) {
 		}
 	}
 }
+
+// TestStopWhileWaitingNamesSignal: a stop signal to a run still waiting for
+// the lock starts nothing, exits 128+N and names the signal as telemetry
+// does (SIGTERM), not as Go prints it ("terminated").
+func TestStopWhileWaitingNamesSignal(t *testing.T) {
+	dir := lockDir(t)
+	lock := filepath.Join(dir, "w.lock")
+	h := startHelper(t, "holder", nil, "-lock", lock)
+	waitStdout(t, h, "held")
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT} {
+		w := startHelper(t, "gwlock", nil, "run", "--lock", lock, "--timeout", "60s", "--", "true")
+		w.waitEvent(t, "acquire-contention")
+		w.signal(t, sig)
+		code, stderr := w.wait(t)
+		want := "stopped by " + signalName(sig) + " before the gateway started"
+		if code != signalExit(int(sig)) || !strings.Contains(stderr, want) {
+			t.Fatalf("%s while waiting: exit %d, want %d and %q\n%s", signalName(sig), code, signalExit(int(sig)), want, stderr)
+		}
+	}
+}

@@ -50,6 +50,7 @@ type supervisor struct {
 	// remnantsSince is when the main process exited leaving other
 	// processes of its tree alive; zero otherwise.
 	remnantsSince time.Time
+	remnantsNamed bool // gateway-descendants has named them, or said why it cannot
 	backoff       <-chan time.Time
 	portChecked   chan error // a restart's port check answers here
 	rd            readiness

@@ -58,21 +58,8 @@ func helperReadyGateway(args []string) int {
 		return 0
 	}
 	var started atomic.Bool
-	if *port != 0 {
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(*port))
-		if err != nil {
-			return 98
-		}
-		go func() {
-			_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path != "/startupz" || !started.Load() {
-					w.WriteHeader(http.StatusServiceUnavailable)
-					fmt.Fprintln(w, `{"status":"starting"}`)
-					return
-				}
-				fmt.Fprintln(w, `{"status":"started"}`)
-			}))
-		}()
+	if *port != 0 && !serveStartupz(*port, &started) {
+		return 98
 	}
 	if !*never {
 		go func() {
@@ -83,11 +70,7 @@ func helperReadyGateway(args []string) int {
 			started.Store(true)
 			if *notify {
 				time.Sleep(*notifyAfter)
-				if *notifiedFile != "" {
-					appendLine(*notifiedFile, "READY=1")
-				}
-				sendNotify("STATUS=warming up")
-				sendNotify("READY=1\nMAINPID=1\nSTATUS=serving")
+				notifyReady(*notifiedFile)
 			}
 		}()
 	}
@@ -101,6 +84,36 @@ func helperReadyGateway(args []string) int {
 		}
 	}
 	return 0
+}
+
+// serveStartupz answers /startupz on 127.0.0.1:port: 503 "starting" until
+// started, then 200 "started". False: the port could not be bound.
+func serveStartupz(port int, started *atomic.Bool) bool {
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		return false
+	}
+	go func() {
+		_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/startupz" || !started.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintln(w, `{"status":"starting"}`)
+				return
+			}
+			fmt.Fprintln(w, `{"status":"started"}`)
+		}))
+	}()
+	return true
+}
+
+// notifyReady sends STATUS=, then READY=1, writing notifiedFile (if
+// named) just before.
+func notifyReady(notifiedFile string) {
+	if notifiedFile != "" {
+		appendLine(notifiedFile, "READY=1")
+	}
+	sendNotify("STATUS=warming up")
+	sendNotify("READY=1\nMAINPID=1\nSTATUS=serving")
 }
 
 func sendNotify(state string) {
@@ -589,6 +602,26 @@ func TestReadyURLBoundedAnswer(t *testing.T) {
 	}
 }
 
+// startDraining runs gwlock with runFlags and a gateway that drains 800ms
+// on its first SIGTERM and exits 99 on a second one; it returns once the
+// gateway is up, with the files of the gateway's signals and pids.
+func startDraining(t *testing.T, runFlags ...string) (*background, string, string) {
+	t.Helper()
+	dir := lockDir(t)
+	sigs, pid := filepath.Join(dir, "sigs"), filepath.Join(dir, "pid")
+	args := append([]string{"run", "--lock", filepath.Join(dir, "d.lock"), "--stop-timeout", "10s"}, runFlags...)
+	args = append(args, "--", testBinary(t), "helper:gateway", "-drain", "800ms", "-sigfile", sigs, "-pidfile", pid)
+	g := startHelper(t, "gwlock", nil, args...)
+	waitFile(t, pid)
+	return g, sigs, pid
+}
+
+// sigtermsIn counts the SIGTERMs a gateway wrote to its -sigfile.
+func sigtermsIn(t *testing.T, sigs string) int {
+	b, _ := os.ReadFile(sigs)
+	return strings.Count(string(b), syscall.SIGTERM.String())
+}
+
 // TestStopIsNotStoppedAgain: once a stop is under way (an operator's, or a
 // restart), neither --ready-timeout expiring nor a SIGHUP sends the gateway
 // a second stop signal, which would cut its drain short (the gateway below
@@ -596,48 +629,35 @@ func TestReadyURLBoundedAnswer(t *testing.T) {
 // restart backoff says so in a restart line. Each case fails with the
 // supervisor signalling again.
 func TestStopIsNotStoppedAgain(t *testing.T) {
-	start := func(t *testing.T, runFlags ...string) (*background, string, string) {
-		dir := lockDir(t)
-		sigs, pid := filepath.Join(dir, "sigs"), filepath.Join(dir, "pid")
-		args := append([]string{"run", "--lock", filepath.Join(dir, "d.lock"), "--stop-timeout", "10s"}, runFlags...)
-		args = append(args, "--", testBinary(t), "helper:gateway", "-drain", "800ms", "-sigfile", sigs, "-pidfile", pid)
-		g := startHelper(t, "gwlock", nil, args...)
-		waitFile(t, pid)
-		return g, sigs, pid
-	}
-	terms := func(t *testing.T, sigs string) int {
-		b, _ := os.ReadFile(sigs)
-		return strings.Count(string(b), syscall.SIGTERM.String())
-	}
 	t.Run("ready-timeout during a stop", func(t *testing.T) {
 		port := freePort(t) // nobody listens: never ready
-		g, sigs, _ := start(t, "--port", strconv.Itoa(port), "--ready-timeout", "400ms")
+		g, sigs, _ := startDraining(t, "--port", strconv.Itoa(port), "--ready-timeout", "400ms")
 		g.signal(t, syscall.SIGTERM)
 		code, out := g.wait(t)
-		if code != 0 || terms(t, sigs) != 1 || strings.Contains(out, "event=ready-timeout") {
-			t.Fatalf("exit %d, %d SIGTERMs, want 0 and 1 and no ready-timeout\n%s", code, terms(t, sigs), out)
+		if code != 0 || sigtermsIn(t, sigs) != 1 || strings.Contains(out, "event=ready-timeout") {
+			t.Fatalf("exit %d, %d SIGTERMs, want 0 and 1 and no ready-timeout\n%s", code, sigtermsIn(t, sigs), out)
 		}
 	})
 	t.Run("SIGHUP during a stop", func(t *testing.T) {
-		g, sigs, _ := start(t)
+		g, sigs, _ := startDraining(t)
 		g.signal(t, syscall.SIGTERM)
 		g.waitEvent(t, "stop")
 		time.Sleep(100 * time.Millisecond)
 		g.signal(t, syscall.SIGHUP)
 		code, out := g.wait(t)
-		if code != 0 || terms(t, sigs) != 1 || strings.Contains(out, "event=restart") {
-			t.Fatalf("exit %d, %d SIGTERMs, want 0 and 1, no restart\n%s", code, terms(t, sigs), out)
+		if code != 0 || sigtermsIn(t, sigs) != 1 || strings.Contains(out, "event=restart") {
+			t.Fatalf("exit %d, %d SIGTERMs, want 0 and 1, no restart\n%s", code, sigtermsIn(t, sigs), out)
 		}
 	})
 	t.Run("SIGHUP during a restart", func(t *testing.T) {
-		g, sigs, pid := start(t)
+		g, sigs, pid := startDraining(t)
 		g.signal(t, syscall.SIGHUP)
 		g.waitEvent(t, "stop")
 		time.Sleep(100 * time.Millisecond)
 		g.signal(t, syscall.SIGHUP)
 		g.waitEvent(t, "child-start") // the restarted gateway
 		waitLines(t, pid, 2)
-		if n := terms(t, sigs); n != 1 {
+		if n := sigtermsIn(t, sigs); n != 1 {
 			t.Fatalf("%d SIGTERMs to the restarting gateway, want 1", n)
 		}
 		g.signal(t, syscall.SIGTERM)

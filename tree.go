@@ -1,6 +1,8 @@
 package main
 
 import (
+	"gwlock/internal/proc"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,12 +60,38 @@ func (s *supervisor) remnantPIDs() []int {
 // recordTree writes the live processes of the gateway's tree into the
 // lock, so a judge that finds the kernel lock free (a daemon closed its
 // descriptor, then the launcher was killed) still sees the gateway alive.
+// A live remnant not yet named is named now.
 func (s *supervisor) recordTree() []int {
 	pids := s.remnantPIDs()
 	if s.tree != nil {
 		s.tree.setDescendants(pids)
 	}
+	if s.remnants() && !s.remnantsNamed && len(pids) > 0 {
+		s.nameRemnants(pids, slog.Attr{})
+	}
 	return pids
+}
+
+// nameRemnants says, once per life, which processes outlived the gateway's
+// main process, or why they cannot be named (unknownReason).
+func (s *supervisor) nameRemnants(pids []int, unknownReason slog.Attr) {
+	s.remnantsNamed = true
+	s.log.Warn("gateway-descendants", "pids", pidList(pids), unknownReason, "lock", s.where(),
+		"action", "waiting for them before releasing the lock, restarting or exiting")
+}
+
+// unlistedRemnants is why the main process's exit left processes that the
+// listing did not name: the empty Attr when none of them is alive, because
+// the reaper still has children to collect (killed with the main process,
+// or zombies) and the OS listed every live descendant and found none.
+func unlistedRemnants(e childExit) slog.Attr {
+	if _, err := proc.Descendants(); err != nil {
+		return slog.String("unknown_reason", err.Error())
+	}
+	if !e.treeKnown {
+		return slog.String("unknown_reason", "a process outside gwlock's descendants shares the lock")
+	}
+	return slog.Attr{}
 }
 
 // reaped handles one exit: the gateway's main process, or one of its
@@ -91,7 +119,12 @@ func (s *supervisor) reaped(e childExit) (bool, int, error) {
 	if e.treeKnown && e.treeEmpty {
 		return s.treeGone()
 	}
-	s.recordTree()
+	if len(s.procs.exits) == 0 {
+		// Recorded once the exits that came together are handled: a
+		// recording reads the whole process table, and one per exit makes
+		// a tree of thousands that is killed at once take quadratic time.
+		s.recordTree()
+	}
 	return false, 0, nil
 }
 
@@ -117,9 +150,14 @@ func (s *supervisor) treeLives(e childExit) bool {
 	if s.state == stateRunning {
 		s.enter(stateRemnants)
 	}
-	pids := s.recordTree()
-	s.log.Warn("gateway-descendants", "pids", pidList(pids), "lock", s.where(),
-		"action", "waiting for them before releasing the lock, restarting or exiting")
+	if pids := s.recordTree(); len(pids) == 0 {
+		// Every process left may be exiting: then its reaping, at once,
+		// ends the life, and a line would name nobody; a live one that a
+		// later recording finds is named then.
+		if why := unlistedRemnants(e); why.Key != "" {
+			s.nameRemnants(nil, why)
+		}
+	}
 	s.passStopOn()
 	return true
 }
@@ -127,7 +165,7 @@ func (s *supervisor) treeLives(e childExit) bool {
 // treeGone: no process of the gateway is left. What the stop asked, or else
 // the restart policy, decides what comes next.
 func (s *supervisor) treeGone() (bool, int, error) {
-	if s.remnants() {
+	if s.remnantsNamed {
 		s.log.Info("gateway-descendants-gone", "code", s.lastCode, "waited_ms", ms(time.Since(s.remnantsSince)))
 	}
 	close(s.childGone)
@@ -137,7 +175,7 @@ func (s *supervisor) treeGone() (bool, int, error) {
 		code = exitReadyTimeout
 	}
 	cause := s.ending.cause
-	s.ending, s.remnantsSince, s.readyTimer = ending{}, time.Time{}, nil
+	s.ending, s.remnantsSince, s.remnantsNamed, s.readyTimer = ending{}, time.Time{}, false, nil
 	s.procs.ended()
 	switch {
 	case cause == causeLockLost:
@@ -166,7 +204,7 @@ func uniquePIDs(pids []int) []int {
 }
 
 // pidList renders pids for telemetry: "1,2,3", or "unknown" where the OS
-// cannot list them.
+// could not list them (the line says why).
 func pidList(pids []int) string {
 	if len(pids) == 0 {
 		return "unknown"
