@@ -103,6 +103,11 @@ func (c *Client) Get(ctx context.Context, key string) (*KV, int64, error) {
 	if err := c.Call(ctx, "range", "/v3/kv/range", map[string]any{"key": []byte(key)}, &r); err != nil {
 		return nil, 0, err
 	}
+	if r.Header.Revision <= 0 {
+		// etcd answers every range with the store's revision, 1 or more:
+		// a reply without one is not etcd's, and says nothing of the key.
+		return nil, 0, errors.New("etcd range: reply without a revision")
+	}
 	if len(r.KVs) == 0 {
 		return nil, r.Header.Revision, nil
 	}
@@ -120,6 +125,9 @@ func (c *Client) CreateIfAbsent(ctx context.Context, key string, value []byte, l
 	var r TxnResp
 	if err := c.Call(ctx, "txn", "/v3/kv/txn", req, &r); err != nil {
 		return false, nil, 0, err
+	}
+	if r.Header.Revision <= 0 {
+		return false, nil, 0, errors.New("etcd txn: reply without a revision")
 	}
 	if r.Succeeded {
 		return true, nil, r.Header.Revision, nil

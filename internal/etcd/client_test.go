@@ -343,3 +343,20 @@ func FuzzDecodeReply(f *testing.F) {
 		}
 	})
 }
+
+// TestReplyWithoutRevision: a 200 whose body is not a range or txn reply
+// (no header revision, as from a proxy or another service on the port)
+// says nothing about the key: an error, never "not held" or "won".
+func TestReplyWithoutRevision(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{}`)
+	}))
+	defer srv.Close()
+	c := New(Config{Endpoints: []string{srv.URL}, Attempt: time.Second})
+	if kv, rev, err := c.Get(context.Background(), "/k"); err == nil {
+		t.Errorf("Get on {} = %v, %d, nil; want an error", kv, rev)
+	}
+	if won, kv, rev, err := c.CreateIfAbsent(context.Background(), "/k", []byte("v"), 7); err == nil {
+		t.Errorf("CreateIfAbsent on {} = %v, %v, %d, nil; want an error", won, kv, rev)
+	}
+}
