@@ -214,7 +214,10 @@ type stackedBackend struct {
 func (b *stackedBackend) acquire(req acquireRequest) (holder, error) {
 	start := time.Now()
 	quiet := req
-	quiet.Log = req.Log.WarnOnly() // the acquire-* lines are the remote lock's
+	// The acquire-* lines are the remote lock's, but a wait on the local
+	// lock (another contender of this host, or a tree left by a killed
+	// launcher) says whom it waits for: with no --timeout it has no end.
+	quiet.Log = req.Log.WarnOnly("acquire-contention")
 	local, err := b.local.acquire(quiet)
 	if err != nil {
 		return nil, err

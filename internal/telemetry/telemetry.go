@@ -17,13 +17,15 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 )
 
 // Logger writes one line per event. A nil *Logger discards everything
 // (benchmarks, library use).
 type Logger struct {
-	logger *slog.Logger
-	min    slog.Level // events below it are not written (warnOnly)
+	logger  *slog.Logger
+	min     slog.Level // events below it are not written (WarnOnly)
+	infoToo []string   // info events written all the same (WarnOnly)
 }
 
 // New returns a Logger writing to w: format "json" gives one JSON object per
@@ -46,11 +48,14 @@ func New(w io.Writer, format string, quiet bool) *Logger {
 
 // WarnOnly is the same Logger with its info events left out: a lock that
 // guards another (etcd's local file lock) says only what went wrong.
-func (t *Logger) WarnOnly() *Logger {
+//
+// The info events named in infoToo are written all the same: a guarding
+// lock that waits says so, or a wait with no end would be silent.
+func (t *Logger) WarnOnly(infoToo ...string) *Logger {
 	if t == nil {
 		return nil
 	}
-	return &Logger{logger: t.logger, min: slog.LevelWarn}
+	return &Logger{logger: t.logger, min: slog.LevelWarn, infoToo: infoToo}
 }
 
 // renameAttrs makes every line carry event=<name> and a UTC millisecond time.
@@ -68,7 +73,10 @@ func renameAttrs(groups []string, a slog.Attr) slog.Attr {
 }
 
 func (t *Logger) emit(level slog.Level, event string, kv []any) {
-	if t == nil || level < t.min || !t.logger.Enabled(context.Background(), level) {
+	if t == nil || !t.logger.Enabled(context.Background(), level) {
+		return
+	}
+	if level < t.min && !slices.Contains(t.infoToo, event) {
 		return
 	}
 	t.logger.Log(context.Background(), level, event, kv...)
