@@ -206,3 +206,43 @@ func TestLauncherKilledAfterSetpriv(t *testing.T) {
 		t.Fatalf("the gateway under setpriv handled %d SIGTERMs after its launcher's SIGKILL, want 1", n)
 	}
 }
+
+// TestStopThenLauncherKilledOneSignal: a stop (SIGTERM, or SIGHUP's
+// restart) sends the gateway its stop signal; a launcher SIGKILLed during
+// the drain that follows sends no second one, so the drain is not cut
+// short. Fails with the death pipe left armed through the stop: two
+// SIGTERMs.
+func TestStopThenLauncherKilledOneSignal(t *testing.T) {
+	dir := lockDir(t)
+	for _, stop := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+		trial, err := os.MkdirTemp(dir, "trial")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(trial, "count")
+		cmd := helperCmd(t, "gwlock", "run", "--lock", filepath.Join(trial, "d.lock"), "--stop-timeout", "1h",
+			"--", testBinary(t), "helper:deathcount", "-out", out)
+		stderr, err := os.Create(filepath.Join(trial, "stderr"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stderr.Close()
+		cmd.Stderr = stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		gw := waitCountLine(t, out, "ready", cmd)
+		t.Cleanup(func() { _ = syscall.Kill(gw, syscall.SIGKILL) })
+		_ = cmd.Process.Signal(stop)
+		// The gateway handled the stop: gwlock has sent it, and drains.
+		waitCountLine(t, out, "TERM", nil)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = syscall.Kill(gw, syscall.SIGWINCH)
+		waitCountLine(t, out, "done", nil)
+		b, _ := os.ReadFile(out)
+		if n := strings.Count(string(b), "TERM\n"); n != 1 {
+			t.Errorf("%s, then the launcher SIGKILLed during the drain: the gateway handled %d SIGTERMs, want 1", signalName(stop), n)
+		}
+	}
+}
