@@ -175,7 +175,8 @@ func TestLauncherKilledAfterUIDChange(t *testing.T) {
 
 // TestDeathSignalFlag: --death-signal is what a SIGKILLed launcher's gateway
 // gets, once, whatever --stop-signal says; a signal that does not end a
-// process is refused as a usage error. Fails with the flag ignored (the
+// process, or none (""), is refused as a usage error, as --stop-signal ""
+// is. Fails with the flag ignored (the
 // gateway counts no SIGUSR2 and gets SIGTERM instead).
 func TestDeathSignalFlag(t *testing.T) {
 	dir := lockDir(t)
@@ -183,9 +184,11 @@ func TestDeathSignalFlag(t *testing.T) {
 	if n := killLauncherCountTerms(t, dir, []string{"--death-signal", "USR2"}, "-sig", usr2); n != 1 {
 		t.Fatalf("the gateway handled %d SIGUSR2 after its launcher's SIGKILL, want 1", n)
 	}
-	r := runGwlock(t, nil, "run", "--lock", filepath.Join(dir, "u.lock"), "--death-signal", "SIGSTOP", "--", "true")
-	if r.code != exitUsage || !strings.Contains(r.stderr, "--death-signal") {
-		t.Fatalf("--death-signal SIGSTOP: exit %d, want %d naming the flag\n%s", r.code, exitUsage, r.stderr)
+	for _, bad := range []string{"SIGSTOP", ""} {
+		r := runGwlock(t, nil, "run", "--lock", filepath.Join(dir, "u.lock"), "--death-signal", bad, "--", "true")
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--death-signal") {
+			t.Fatalf("--death-signal %q: exit %d, want %d naming the flag\n%s", bad, r.code, exitUsage, r.stderr)
+		}
 	}
 }
 
