@@ -238,7 +238,9 @@ func (c *config) validateRun() error {
 		return usagef("bad --stop-signal %q: %v", c.stopSignalName, err)
 	}
 	c.stopSignal = sig
-	if c.deathSignalName != "" {
+	// Given empty, it is refused as --stop-signal "" is: the default is
+	// had by leaving the flag out.
+	if _, given := c.from["death-signal"]; given || c.deathSignalName != "" {
 		if c.deathSignal, err = parseStopSignal(c.deathSignalName); err != nil {
 			return usagef("bad --death-signal %q: %v", c.deathSignalName, err)
 		}

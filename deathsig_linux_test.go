@@ -175,7 +175,8 @@ func TestLauncherKilledAfterUIDChange(t *testing.T) {
 
 // TestDeathSignalFlag: --death-signal is what a SIGKILLed launcher's gateway
 // gets, once, whatever --stop-signal says; a signal that does not end a
-// process is refused as a usage error. Fails with the flag ignored (the
+// process, or none (""), is refused as a usage error, as --stop-signal ""
+// is. Fails with the flag ignored (the
 // gateway counts no SIGUSR2 and gets SIGTERM instead).
 func TestDeathSignalFlag(t *testing.T) {
 	dir := lockDir(t)
@@ -183,9 +184,11 @@ func TestDeathSignalFlag(t *testing.T) {
 	if n := killLauncherCountTerms(t, dir, []string{"--death-signal", "USR2"}, "-sig", usr2); n != 1 {
 		t.Fatalf("the gateway handled %d SIGUSR2 after its launcher's SIGKILL, want 1", n)
 	}
-	r := runGwlock(t, nil, "run", "--lock", filepath.Join(dir, "u.lock"), "--death-signal", "SIGSTOP", "--", "true")
-	if r.code != exitUsage || !strings.Contains(r.stderr, "--death-signal") {
-		t.Fatalf("--death-signal SIGSTOP: exit %d, want %d naming the flag\n%s", r.code, exitUsage, r.stderr)
+	for _, bad := range []string{"SIGSTOP", ""} {
+		r := runGwlock(t, nil, "run", "--lock", filepath.Join(dir, "u.lock"), "--death-signal", bad, "--", "true")
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--death-signal") {
+			t.Fatalf("--death-signal %q: exit %d, want %d naming the flag\n%s", bad, r.code, exitUsage, r.stderr)
+		}
 	}
 }
 
@@ -204,5 +207,45 @@ func TestLauncherKilledAfterSetpriv(t *testing.T) {
 	wrapper := []string{setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", exe}
 	if n := killLauncherCount(t, lockDir(t), nil, wrapper); n != 1 {
 		t.Fatalf("the gateway under setpriv handled %d SIGTERMs after its launcher's SIGKILL, want 1", n)
+	}
+}
+
+// TestStopThenLauncherKilledOneSignal: a stop (SIGTERM, or SIGHUP's
+// restart) sends the gateway its stop signal; a launcher SIGKILLed during
+// the drain that follows sends no second one, so the drain is not cut
+// short. Fails with the death pipe left armed through the stop: two
+// SIGTERMs.
+func TestStopThenLauncherKilledOneSignal(t *testing.T) {
+	dir := lockDir(t)
+	for _, stop := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+		trial, err := os.MkdirTemp(dir, "trial")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(trial, "count")
+		cmd := helperCmd(t, "gwlock", "run", "--lock", filepath.Join(trial, "d.lock"), "--stop-timeout", "1h",
+			"--", testBinary(t), "helper:deathcount", "-out", out)
+		stderr, err := os.Create(filepath.Join(trial, "stderr"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stderr.Close()
+		cmd.Stderr = stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		gw := waitCountLine(t, out, "ready", cmd)
+		t.Cleanup(func() { _ = syscall.Kill(gw, syscall.SIGKILL) })
+		_ = cmd.Process.Signal(stop)
+		// The gateway handled the stop: gwlock has sent it, and drains.
+		waitCountLine(t, out, "TERM", nil)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = syscall.Kill(gw, syscall.SIGWINCH)
+		waitCountLine(t, out, "done", nil)
+		b, _ := os.ReadFile(out)
+		if n := strings.Count(string(b), "TERM\n"); n != 1 {
+			t.Errorf("%s, then the launcher SIGKILLed during the drain: the gateway handled %d SIGTERMs, want 1", signalName(stop), n)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -61,10 +62,15 @@ const execHelperExe = "/proc/self/exe"
 // fdSetSig is F_SETSIG: which signal O_ASYNC sends (SIGIO without it).
 const fdSetSig = 10
 
-// execHelperGo is gwlock's word to the exec helper that F_SETOWN is done;
-// errnoPrefix starts the helper's report of a failed exec.
+// The exec helper's report, on a descriptor of its own that nothing else
+// writes to: execReached once it is about to execute the gateway, then,
+// only if that failed, errnoPrefix, the errno and a newline. gwlock writes
+// execHelperGo to it once F_SETOWN is done. The helper's fd 2 is not the
+// report: its runtime writes there whatever GODEBUG asks (inittrace,
+// schedtrace) and its own fatal errors.
 const (
 	execHelperGo = 'g'
+	execReached  = 'x'
 	errnoPrefix  = "\x00errno="
 )
 
@@ -136,10 +142,11 @@ func newDeathPipe(sig syscall.Signal) (*deathPipe, error) {
 	return dp, nil
 }
 
-// start runs the exec helper and arms the pipe for its pid, then
-// lets it execute the gateway. The helper sees files with its report
-// channel as fd 2, then the read end, the write end and the gateway's
-// stderr; the gateway sees files and the read end after them.
+// start runs the exec helper and arms the pipe for its pid, then lets it
+// execute the gateway. The helper sees files with a pipe of gwlock's as fd
+// 2, its runtime's words, then the read end, the write end, its report
+// channel and the gateway's stderr; the gateway sees files and the read
+// end after them.
 func (dp *deathPipe) start(path string, argv, env []string, files []uintptr) (int, error) {
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -147,12 +154,22 @@ func (dp *deathPipe) start(path string, argv, env []string, files []uintptr) (in
 	}
 	report, helperEnd := sp[0], sp[1]
 	defer unix.Close(report)
-	helperFiles := append([]uintptr{files[0], files[1], uintptr(helperEnd)}, files[3:]...)
-	helperFiles = append(helperFiles, uintptr(dp.r), uintptr(dp.w), files[2])
+	var words [2]int
+	if err := unix.Pipe2(words[:], unix.O_CLOEXEC); err != nil {
+		_ = unix.Close(helperEnd)
+		return 0, os.NewSyscallError("pipe2", err)
+	}
+	defer unix.Close(words[0])
+	// Non-blocking for the helper: its runtime drops what does not fit
+	// rather than wait for gwlock, which reads it only if the helper died.
+	_ = unix.SetNonblock(words[1], true)
+	helperFiles := append([]uintptr{files[0], files[1], uintptr(words[1])}, files[3:]...)
+	helperFiles = append(helperFiles, uintptr(dp.r), uintptr(dp.w), uintptr(helperEnd), files[2])
 	helperArgv := append([]string{"gwlock", execHelperArg, strconv.Itoa(len(files)), path}, argv...)
 	pid, err := syscall.ForkExec(execHelperExe, helperArgv, &syscall.ProcAttr{Env: env, Files: helperFiles,
 		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}})
 	_ = unix.Close(helperEnd)
+	_ = unix.Close(words[1])
 	if err != nil {
 		return 0, err
 	}
@@ -162,42 +179,65 @@ func (dp *deathPipe) start(path string, argv, env []string, files []uintptr) (in
 		return 0, os.NewSyscallError("fcntl F_SETOWN", err)
 	}
 	_, _ = unix.Write(report, []byte{execHelperGo})
-	return pid, readExecReport(report)
+	return pid, execReport(readAll(report), words[0])
 }
 
-// readExecReport reads the exec helper's report until the exec closes it:
-// nothing is success, an errno is the exec's failure, anything else is the
-// helper's own death (the runtime could not start: no thread, no memory).
-func readExecReport(fd int) error {
+// execReport is what the exec helper's report says of the start. Without
+// execReached the helper died before it could execute anything: its
+// runtime's words say why. With it, only a complete errno record is a
+// failed exec; anything else may be a gateway that runs, and a gateway that
+// may run is supervised, never left running unsupervised.
+func execReport(msg []byte, words int) error {
+	rest, reached := bytes.CutPrefix(msg, []byte{execReached})
+	if !reached {
+		return &helperError{reason: helperWords(readAll(words))}
+	}
+	if num, ok := bytes.CutPrefix(rest, []byte(errnoPrefix)); ok {
+		if digits, ok := bytes.CutSuffix(num, []byte("\n")); ok {
+			if n, err := strconv.Atoi(string(digits)); err == nil && n > 0 {
+				return syscall.Errno(n)
+			}
+		}
+	}
+	return nil
+}
+
+// readAll reads fd to its end, keeping the first 64 KiB.
+func readAll(fd int) []byte {
 	var msg []byte
-	buf := make([]byte, 512)
+	buf := make([]byte, 4096)
 	for {
 		n, err := unix.Read(fd, buf)
 		if err == unix.EINTR {
 			continue
 		}
 		if n <= 0 {
-			break
+			return msg
 		}
-		if len(msg) < 4096 {
+		if len(msg) < 64<<10 {
 			msg = append(msg, buf[:n]...)
 		}
 	}
-	if len(msg) == 0 {
-		return nil
-	}
-	if num, ok := bytes.CutPrefix(msg, []byte(errnoPrefix)); ok {
-		if n, err := strconv.Atoi(string(num)); err == nil {
-			return syscall.Errno(n)
+}
+
+// helperWords is the line of a dead helper's runtime output that says why
+// it died: its fatal error, else its first line.
+func helperWords(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for _, line := range lines {
+		if strings.HasPrefix(line, "runtime: ") || strings.HasPrefix(line, "fatal error: ") {
+			return line
 		}
 	}
-	first, _, _ := bytes.Cut(bytes.TrimSpace(msg), []byte("\n"))
-	return &helperError{reason: string(first)}
+	if lines[0] == "" {
+		return "it exited before executing the gateway"
+	}
+	return lines[0]
 }
 
 // helperError: the exec helper died before it could execute the gateway.
-// Its first line is the Go runtime's, e.g. "runtime: failed to create new
-// OS thread": the process table or memory ran out.
+// Its reason is the Go runtime's, e.g. "runtime: failed to create new OS
+// thread": the process table or memory ran out.
 type helperError struct{ reason string }
 
 func (e *helperError) Error() string { return "exec helper died: " + e.reason }
@@ -219,18 +259,19 @@ func (dp *deathPipe) close() {
 
 // execHelper is gwlock run as the exec helper: it waits for the word that
 // its death signal is armed, gives up its parent-death signal, puts the
-// gateway's stderr in place and executes the gateway. Its fd 2 reports to
-// gwlock until then. It never returns when the exec succeeds.
+// gateway's stderr in place and executes the gateway. It reports to gwlock
+// on its own descriptor until then. It never returns when the exec
+// succeeds.
 func execHelper(nfiles, path string, argv []string) int {
 	n, err := strconv.Atoi(nfiles)
 	if err != nil || n < 3 {
 		return exitUsage
 	}
 	// fd n, the read end, stays open across the exec: the gateway's copy.
-	writeEnd, stderrFD := n+1, n+2
+	writeEnd, report, stderrFD := n+1, n+2, n+3
 	var word [1]byte
 	for {
-		got, err := unix.Read(2, word[:])
+		got, err := unix.Read(report, word[:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -242,17 +283,20 @@ func execHelper(nfiles, path string, argv []string) int {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
 		return exitFailure
 	}
-	report, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, stderrFD+1)
-	if err != nil || unix.Dup3(stderrFD, 2, 0) != nil {
+	if unix.Dup3(stderrFD, 2, 0) != nil {
 		return exitFailure
 	}
 	_ = unix.Close(stderrFD)
 	_, _ = unix.FcntlInt(uintptr(writeEnd), unix.F_SETFD, unix.FD_CLOEXEC)
+	_, _ = unix.FcntlInt(uintptr(report), unix.F_SETFD, unix.FD_CLOEXEC)
+	if _, err := unix.Write(report, []byte{execReached}); err != nil {
+		return exitFailure
+	}
 	err = syscall.Exec(path, argv, os.Environ())
 	var errno syscall.Errno
 	if !errors.As(err, &errno) {
 		errno = syscall.EINVAL
 	}
-	_, _ = unix.Write(report, []byte(errnoPrefix+strconv.Itoa(int(errno))))
+	_, _ = unix.Write(report, []byte(errnoPrefix+strconv.Itoa(int(errno))+"\n"))
 	return exitNotExecutable
 }

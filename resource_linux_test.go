@@ -45,8 +45,16 @@ func helperWithLimit(args []string) int {
 // exit code.
 func limitedRun(t *testing.T, exe, dir, resource string, n int) int {
 	t.Helper()
+	return limitedRunWith(t, exe, dir, resource, n, nil, "/bin/true")
+}
+
+// limitedRunWith is limitedRun with env added and gateway as the command.
+func limitedRunWith(t *testing.T, exe, dir, resource string, n int, env []string, gateway ...string) int {
+	t.Helper()
 	lock := filepath.Join(dir, resource+strconv.Itoa(n)+".lock")
-	cmd := asUser(t, helperCmd(t, "withlimit", resource, strconv.Itoa(n), "helper:gwlock", "run", "--lock", lock, "--", "/bin/true"), nprocUID, exe)
+	argv := append([]string{resource, strconv.Itoa(n), "helper:gwlock", "run", "--lock", lock, "--"}, gateway...)
+	cmd := asUser(t, helperCmd(t, "withlimit", argv...), nprocUID, exe)
+	cmd.Env = append(cmd.Env, env...)
 	r := runCmd(t, cmd)
 	published := strings.Contains(r.stderr, "event=acquire-success")
 	crashed := strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "fatal error")
@@ -55,6 +63,8 @@ func limitedRun(t *testing.T, exe, dir, resource string, n int) int {
 		t.Errorf("%s %d: exit 126 (not executable) for a gateway that could not be forked\n%s", resource, n, r.stderr)
 	case published && (r.code == exitUsage || crashed):
 		t.Errorf("%s %d: exit %d after the lock was published, crashed=%t\n%s", resource, n, r.code, crashed, r.stderr)
+	case r.code == exitFailure && strings.Contains(r.stderr, "too many open files"):
+		t.Errorf("%s %d: exit 1 for a descriptor the OS refused, want 71\n%s", resource, n, r.stderr)
 	case r.code == exitOSErr && !strings.Contains(lastLine(r.stderr), "hint: "):
 		t.Errorf("%s %d: exit 71 without a hint on its last line\n%s", resource, n, r.stderr)
 	}
@@ -107,9 +117,10 @@ func TestProcessLimit(t *testing.T) {
 	}
 }
 
-// TestDescriptorLimit runs gwlock under RLIMIT_NOFILE from 4 to 16: a
-// gateway that cannot be forked for want of descriptors is exit 71 with a
-// hint, never 126, and no lock is left.
+// TestDescriptorLimit runs gwlock under RLIMIT_NOFILE from 4 to 16: a lock
+// file or a gateway that cannot be made for want of descriptors is exit 71
+// with a hint, never 1 or 126, and no lock is left. Fails with the lock
+// file's EMFILE left unclassified (exit 1 at 6).
 func TestDescriptorLimit(t *testing.T) {
 	requireRoot(t)
 	exe, dir := sharedTestBinary(t), limitedDir(t)
@@ -119,5 +130,37 @@ func TestDescriptorLimit(t *testing.T) {
 	}
 	if codes[exitOSErr] == 0 {
 		t.Errorf("exit codes (code: runs) = %v: want a fork refused for want of descriptors, 71", codes)
+	}
+}
+
+// TestGatewayExhaustsProcesses: a gateway that forks until the user's
+// process limit refuses (its sleepers in its group, so run's stop ends
+// them) leaves gwlock with no thread to spare while it reaps, records the
+// tree, stops the sleepers and collects garbage at every allocation
+// (GOGC=1) on 8 and 16 Ps. gwlock made every thread it needs before it
+// took the lock, so it never crashes after publishing it. Fails with a
+// fixed number of threads reserved whatever GOMAXPROCS: the runtime's
+// "fatal error: newosproc", exit 2 after acquire-success.
+func TestGatewayExhaustsProcesses(t *testing.T) {
+	requireRoot(t)
+	exe, dir := sharedTestBinary(t), limitedDir(t)
+	// Each sleeper lasts a second: gwlock waits for the gateway's
+	// descendants before it releases the lock, reaping and recording them
+	// with the process table full.
+	mark := "1." + strconv.Itoa(nprocUID)
+	t.Cleanup(func() { killSleepers(mark) })
+	// The subshell forks sleepers until a fork fails; the gateway's own
+	// exit, 5, says it ran to that point.
+	gateway := []string{"/bin/sh", "-c", "exec 2>/dev/null; (while sleep " + mark + " & do :; done); exit 5"}
+	codes := map[int]int{}
+	for _, procs := range []string{"8", "16"} {
+		for n := 24; n <= 56; n += 8 {
+			env := []string{"GOMAXPROCS=" + procs, "GOGC=1"}
+			codes[limitedRunWith(t, exe, dir, "nproc", n, env, gateway...)]++
+			killSleepers(mark)
+		}
+	}
+	if codes[5] == 0 {
+		t.Errorf("exit codes (code: runs) = %v: want some gateways that ran until their fork failed, 5", codes)
 	}
 }

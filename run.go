@@ -51,6 +51,22 @@ func isResourceErr(err error) bool {
 	return false
 }
 
+// osRefusal makes err, an error no step classified, a resourceError when
+// it is the OS refusing a descriptor or memory (creating the lock file under
+// ulimit -n): exit 71, as the contract says, not 1. EAGAIN is left out: a
+// lock held by another is one too.
+func osRefusal(op string, err error) error {
+	if exitCode(err) != exitFailure {
+		return err
+	}
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM} {
+		if errors.Is(err, errno) {
+			return &resourceError{op: op, err: err}
+		}
+	}
+	return err
+}
+
 // resourceHint says which limit ran out.
 func resourceHint(err error) string {
 	switch {
@@ -120,7 +136,7 @@ func cmdRun(c *config, log *telemetry.Logger, stderr io.Writer) int {
 		return exitOK
 	}
 	if err != nil {
-		return fail(stderr, err)
+		return fail(stderr, osRefusal("run", err))
 	}
 	code, err := supervise(c, hold, log, st)
 	if rerr := hold.release(log); err == nil && rerr != nil {

@@ -268,6 +268,11 @@ func (t *gatewayTree) mainExited() { t.leaderGone = true }
 // death signal must not outlive it.
 func (t *gatewayTree) ended() {
 	t.group = 0
+	t.muteDeathSignal()
+}
+
+// muteDeathSignal: the current life's death signal is not to be sent.
+func (t *gatewayTree) muteDeathSignal() {
 	if t.disarm != nil {
 		t.disarm()
 		t.disarm = nil

@@ -165,6 +165,8 @@ func (t *gatewayTree) mainExited() {}
 
 func (t *gatewayTree) ended() { t.pid = 0 }
 
+func (t *gatewayTree) muteDeathSignal() {}
+
 func (t *gatewayTree) close() { windows.CloseHandle(t.job) }
 
 // startGatewayWindows runs argv directly (no shell) in a new process group,

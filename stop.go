@@ -116,6 +116,12 @@ func (s *supervisor) stop(sig os.Signal, cause stopCause, by string) {
 		s.ending.timer = time.After(s.c.stopTimeout)
 		s.enter(stateStopping)
 	}
+	if sig == s.deathSignal() {
+		// One stop signal per life: a launcher that dies during this drain
+		// is not to cut it short with the same signal again. Muted before
+		// the send, so no death after the gateway saw it can signal twice.
+		s.procs.muteDeathSignal()
+	}
 	s.procs.signal(sig, s.others())
 }
 

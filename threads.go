@@ -17,10 +17,21 @@ import (
 // they, the exec helper and the gateway fit, and otherwise ends in one line
 // and exit 71 before anything exists.
 
-// runThreads is how many threads run keeps ready: a supervised gateway
-// takes 8 (the main thread, sysmon, the signal thread, the reaper blocked in
-// wait4, the lock holder's and the probes' goroutines), with room to spare.
-const runThreads = 12
+// blockedThreads is how many of gwlock's threads can be held at once
+// without running Go code, each keeping an OS thread from the runtime's
+// pool: sysmon, the template thread (started by the first locked thread),
+// the signal thread and the goroutine locked to it, the forking thread
+// (run's main goroutine, locked from the first start on), the reaper in
+// wait4, a flock waiter, the stderr writer blocked on a full pipe, the
+// notify socket's reader, and two for /proc reads and a holder's syscall
+// under way.
+const blockedThreads = 12
+
+// runThreads is how many threads run keeps ready: each of GOMAXPROCS Ps
+// runs Go code on a thread of its own (a GC's mark workers take them all)
+// beside the blocked ones. Idle threads are kept, never retired, so the
+// runtime asks the OS for no thread once this many exist.
+func runThreads() int { return runtime.GOMAXPROCS(0) + blockedThreads }
 
 // startThreads is what each start of the gateway takes from the user's
 // process limit for a moment beyond gwlock's own: the exec helper's
@@ -29,29 +40,47 @@ const startThreads = 5
 
 // reserveThreads makes run's threads, or says why it cannot.
 func reserveThreads() error {
+	// GOMAXPROCS set, even to its own value, is fixed: the runtime no
+	// longer raises it when the CPU quota grows, which would ask for more
+	// threads than were made here.
+	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	need := runThreads()
 	have := threadCount()
-	if have <= 0 || have >= runThreads {
+	if have <= 0 || have >= need {
 		return nil
 	}
-	if err := processHeadroom(runThreads + startThreads); err != nil {
+	if err := processHeadroom(need + startThreads); err != nil {
 		return &resourceError{op: "run: reserve threads", err: err}
 	}
 	// Each goroutine locked to its thread holds one until all are, so the
 	// runtime makes the threads now; unlocked, they stay as idle threads.
+	// Some of the locked ones may take threads that were idle, so more are
+	// locked until the count is reached.
 	var locked sync.WaitGroup
 	release := make(chan struct{})
-	for i := have; i < runThreads; i++ {
-		locked.Add(1)
-		go func() {
-			runtime.LockOSThread()
-			locked.Done()
-			<-release
-			runtime.UnlockOSThread()
-		}()
+	for more := need - have; more > 0; more = threadsShort(need) {
+		for range more {
+			locked.Add(1)
+			go func() {
+				runtime.LockOSThread()
+				locked.Done()
+				<-release
+				runtime.UnlockOSThread()
+			}()
+		}
+		locked.Wait()
 	}
-	locked.Wait()
 	close(release)
 	return nil
+}
+
+// threadsShort is how many threads this process lacks of need, 0 if its
+// count cannot be read.
+func threadsShort(need int) int {
+	if have := threadCount(); have > 0 {
+		return need - have
+	}
+	return 0
 }
 
 // headroomError: the user's process limit leaves too few for gwlock.

@@ -4,17 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // threadCount is this process's number of threads, 0 if unknown.
 func threadCount() int {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
+	b := rawReadFile("/proc/self/status", make([]byte, 8<<10))
+	if b == nil {
 		return 0
 	}
 	return statusField(b, "Threads:")
@@ -45,8 +45,8 @@ func processHeadroom(need int) error {
 // systemTasks is the number of tasks on the system, 0 if unknown: the
 // fourth field of /proc/loadavg is running/total.
 func systemTasks() int {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
+	b := rawReadFile("/proc/loadavg", make([]byte, 512))
+	if b == nil {
 		return 0
 	}
 	f := strings.Fields(string(b))
@@ -64,15 +64,15 @@ func systemTasks() int {
 // userTasks counts the threads of the processes other than this one whose
 // real uid is uid.
 func userTasks(uid int) int {
-	names, _ := filepath.Glob("/proc/[0-9]*/status")
-	self := "/proc/" + strconv.Itoa(os.Getpid()) + "/status"
+	self := strconv.Itoa(os.Getpid())
+	buf := make([]byte, 8<<10)
 	n := 0
-	for _, name := range names {
-		if name == self {
+	for _, name := range rawReadDir("/proc") {
+		if name == self || name[0] < '0' || name[0] > '9' {
 			continue
 		}
-		b, err := os.ReadFile(name)
-		if err != nil {
+		b := rawReadFile("/proc/"+name+"/status", buf)
+		if b == nil {
 			continue // gone, or hidden: not ours
 		}
 		if statusField(b, "Uid:") == uid {
@@ -81,6 +81,78 @@ func userTasks(uid int) int {
 	}
 	return n
 }
+
+// The headroom check reads /proc with raw system calls: they keep the
+// calling thread and its P, where the runtime's system calls may hand the P
+// to a new thread, and a thread is what the check is about to find short
+// (a clone refused there is the runtime's fatal error, not exit 71). /proc
+// answers at once, so holding the P costs nothing.
+
+// rawReadFile is path's contents, as much as fits in buf, nil if it cannot
+// be read. One buffer serves a whole scan: garbage would start a GC, whose
+// workers want threads.
+func rawReadFile(path string, buf []byte) []byte {
+	fd, ok := rawOpen(path, unix.O_RDONLY)
+	if !ok {
+		return nil
+	}
+	defer rawClose(fd)
+	n := 0
+	for n < len(buf) {
+		got, _, errno := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[n])), uintptr(len(buf)-n))
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return nil
+		}
+		if got == 0 {
+			break
+		}
+		n += int(got)
+	}
+	return buf[:n]
+}
+
+// rawReadDir is the names in dir, as many as could be read.
+func rawReadDir(dir string) []string {
+	fd, ok := rawOpen(dir, unix.O_RDONLY|unix.O_DIRECTORY)
+	if !ok {
+		return nil
+	}
+	defer rawClose(fd)
+	var names []string
+	buf := make([]byte, 32<<10)
+	for {
+		got, _, errno := unix.RawSyscall(unix.SYS_GETDENTS64, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 || got == 0 {
+			return names
+		}
+		_, _, names = unix.ParseDirent(buf[:got], -1, names)
+	}
+}
+
+// atFDCWD is AT_FDCWD as a system call's argument.
+var atFDCWD = unix.AT_FDCWD
+
+func rawOpen(path string, flags int) (uintptr, bool) {
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		return 0, false
+	}
+	for {
+		fd, _, errno := unix.RawSyscall6(unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(p)),
+			uintptr(flags|unix.O_CLOEXEC), 0, 0, 0)
+		if errno != unix.EINTR {
+			return fd, errno == 0
+		}
+	}
+}
+
+func rawClose(fd uintptr) { _, _, _ = unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0) }
 
 // statusField is the first number after key in a /proc status file, -1 if
 // there is none.

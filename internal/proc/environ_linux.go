@@ -89,9 +89,21 @@ func carries(pid string, needle []byte, uids []int, bornAfter string, buf *[]byt
 		return false, nil
 	}
 	if err != nil {
-		return false, unlessGone(&os.PathError{Op: "read", Path: dir + "/environ", Err: err})
+		return false, environErr(dir, err)
 	}
 	return bytes.Contains(env, needle), nil
+}
+
+// environErr is what a failed read of dir's environment tells the judge:
+// nothing when it failed because the process is gone (reaped between the
+// listing and the read, its task directory emptied under readdir), which is
+// no failure to read a process that exists. Judged before it is wrapped:
+// os.IsNotExist does not look through a PathError inside a PathError.
+func environErr(dir string, err error) error {
+	if gone(err) {
+		return nil
+	}
+	return &os.PathError{Op: "read", Path: dir + "/environ", Err: err}
 }
 
 // startedBefore says process pid is known to have started before the
