@@ -192,7 +192,8 @@ func TestStoppedLauncherIsNotRunning(t *testing.T) {
 		t.Errorf("acquire-contention = %v, want launcher=stopped", ev)
 	}
 	mustNotExist(t, second, "a starter started a gateway beside a stopped launcher")
+	// Continued, the launcher finds its gateway gone and ends by itself: a
+	// stop signal now could find it already exited.
 	_ = syscall.Kill(launcher, syscall.SIGCONT)
-	g.signal(t, syscall.SIGTERM)
 	g.wait(t)
 }

@@ -9,6 +9,20 @@ import (
 
 // Stopping the gateway: what each signal asks, the stop signal to the whole
 // tree, SIGKILL at --stop-timeout and again until the tree is gone.
+//
+// SIGTERM to `gwlock run`, step by step. While the lock is awaited,
+// watchStopSignals (run.go) cancels the acquisition: run exits 128+15,
+// having started nothing. Once supervising, onSignal reads it as roleStop:
+// in starting or backoff no tree lives, so run exits 128+15 at once; else
+// stop tells systemd STOPPING=1, mutes the death pipe when the stop signal
+// is the death signal (one stop signal per life), logs stop, sends
+// --stop-signal to the gateway's process group and any recorded process
+// that left it, and arms --stop-timeout. When that passes, escalate logs
+// stop-escalated and sends SIGKILL to whatever is left, again every
+// killRepeat. When the last process of the tree is reaped (tree.go),
+// treeGone ends the life with the gateway's code (128+N if a signal ended
+// it); supervise returns it, cmdRun releases the lock (unlink, then
+// unlock), and cli flushes stderr before the process exits with that code.
 
 // sigRole is what a caught signal asks of the supervisor.
 type sigRole int
