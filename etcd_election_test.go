@@ -4,6 +4,7 @@ package main
 
 import (
 	"gwlock/internal/etcdtest"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -131,8 +132,8 @@ func resumedLeaderRevokes(t *testing.T, r *etcdRunner, lost map[string]string, a
 }
 
 // eventWithin reads b's telemetry for up to d and returns the first event
-// named name (nil if none came).
-func eventWithin(t testing.TB, b *background, d time.Duration, name string) map[string]string {
+// named one of names (nil if none came).
+func eventWithin(t testing.TB, b *background, d time.Duration, names ...string) map[string]string {
 	t.Helper()
 	end := time.After(d)
 	for {
@@ -143,7 +144,7 @@ func eventWithin(t testing.TB, b *background, d time.Duration, name string) map[
 			}
 			b.seen = append(b.seen, line)
 			for _, ev := range parseLogfmt(line) {
-				if ev["event"] == name {
+				if slices.Contains(names, ev["event"]) {
 					return ev
 				}
 			}

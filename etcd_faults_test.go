@@ -17,24 +17,8 @@ import (
 // if b ends.
 func quietFor(t testing.TB, b *background, d time.Duration, forbidden ...string) {
 	t.Helper()
-	end := time.After(d)
-	for {
-		select {
-		case line, ok := <-b.lines:
-			if !ok {
-				t.Fatalf("helper ended; stderr:\n%s", strings.Join(b.seen, "\n"))
-			}
-			b.seen = append(b.seen, line)
-			for _, ev := range parseLogfmt(line) {
-				for _, f := range forbidden {
-					if ev["event"] == f {
-						t.Fatalf("%s while it must not happen: %s\nstderr:\n%s", f, line, strings.Join(b.seen, "\n"))
-					}
-				}
-			}
-		case <-end:
-			return
-		}
+	if ev := eventWithin(t, b, d, forbidden...); ev != nil {
+		t.Fatalf("%s while it must not happen: %v\nstderr:\n%s", ev["event"], ev, strings.Join(b.seen, "\n"))
 	}
 }
 
