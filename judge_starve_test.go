@@ -150,12 +150,13 @@ func TestJudgeWithoutProcKeepsOrphan(t *testing.T) {
 }
 
 // withoutProc is gwlock with args in a mount namespace of its own where
-// /proc is unmounted.
+// /proc is unmounted, every /proc stacked there included (a test run in a
+// PID namespace of its own mounts one over the host's).
 func withoutProc(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := helperCmd(t, "gwlock")
 	cmd.Path, _ = exec.LookPath("unshare")
-	cmd.Args = append([]string{"unshare", "-m", "--propagation", "private", "sh", "-c", "umount -l /proc && exec \"$@\"", "sh",
+	cmd.Args = append([]string{"unshare", "-m", "--propagation", "private", "sh", "-c", "umount -l /proc && while umount -l /proc 2>/dev/null; do :; done; exec \"$@\"", "sh",
 		testBinary(t), "helper:gwlock"}, args...)
 	return cmd
 }

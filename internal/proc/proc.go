@@ -94,10 +94,14 @@ func Descendants() ([]int, error) { return descendants() }
 // GroupAlive says a process that has not exited, of session sid, is in
 // process group pgid. The session is what makes the group the one that was
 // meant: once the group emptied, anyone given the same number can lead a
-// group of it, but only in a session of their own (setsid). Off Linux
-// neither the session nor a zombie can be told, so any member counts.
+// group of it, but only in a session of their own (setsid). Session 0 is
+// what the kernel shows for a session whose leader lives outside this PID
+// namespace (a process started by `docker exec` or `unshare --pid`): such a
+// session is still matched, though every session led from outside shows as
+// 0, so there it tells less. Off Linux neither the session nor a zombie can
+// be told, so any member counts.
 func GroupAlive(pgid, sid int) (bool, error) {
-	if pgid <= 0 || sid <= 0 {
+	if pgid <= 0 || sid < 0 {
 		return false, fmt.Errorf("process group %d of session %d: not a group", pgid, sid)
 	}
 	return groupAlive(pgid, sid)
