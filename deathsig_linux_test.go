@@ -88,7 +88,7 @@ func killLauncherCount(t *testing.T, dir string, runArgs, wrapper []string, gate
 		argv = append(append(append(argv, "--"), wrapper...), "helper:deathcount", "-out", "-")
 	}
 	argv = append(argv, gatewayArgs...)
-	cmd := helperCmd(t, "gwlock", argv...)
+	cmd := helperCmd(t, launcherHelper, argv...)
 	// A file, not a pipe: the gateway outlives gwlock holding its stderr.
 	stderr, err := os.Create(filepath.Join(trial, "stderr"))
 	if err != nil {
@@ -147,13 +147,38 @@ func waitCountLine(t *testing.T, path, word string, launcher *exec.Cmd) int {
 // parent-death signal in place of the pipe (two to four SIGTERMs from a
 // multithreaded launcher), and with no signal armed at all.
 func TestLauncherKilledOneStopSignal(t *testing.T) {
-	dir := lockDir(t)
-	counts := map[int]int{}
-	for i := 0; i < deathTrials; i++ {
-		counts[killLauncherCountTerms(t, dir, nil)]++
+	eachExecHelper(t, func(t *testing.T) {
+		dir := lockDir(t)
+		counts := map[int]int{}
+		for i := 0; i < deathTrials; i++ {
+			counts[killLauncherCountTerms(t, dir, nil)]++
+		}
+		if counts[1] != deathTrials {
+			t.Fatalf("SIGTERMs per killed launcher (count: trials) = %v, want 1: %d", counts, deathTrials)
+		}
+	})
+}
+
+// launcherHelper is the helper that runs gwlock in killLauncherCount.
+var launcherHelper = "gwlock"
+
+// eachExecHelper runs f with gwlock starting its gateways through each
+// exec helper: the native program, and gwlock itself, the fallback where
+// the native one is missing or refused.
+func eachExecHelper(t *testing.T, f func(t *testing.T)) {
+	for name, helper := range map[string]string{"native": "gwlock", "go": "gwlock-gohelper"} {
+		t.Run(name, func(t *testing.T) {
+			launcherHelper = helper
+			defer func() { launcherHelper = "gwlock" }()
+			f(t)
+		})
 	}
-	if counts[1] != deathTrials {
-		t.Fatalf("SIGTERMs per killed launcher (count: trials) = %v, want 1: %d", counts, deathTrials)
+}
+
+func init() {
+	helpers["gwlock-gohelper"] = func(args []string) int {
+		nativeRefused.Store(true)
+		return cli(args, os.Stdout, stderrWriter)
 	}
 }
 
@@ -165,12 +190,14 @@ func TestLauncherKilledAfterUIDChange(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to change the gateway's uid")
 	}
-	dir := lockDir(t)
-	for i := 0; i < 3; i++ {
-		if n := killLauncherCountTerms(t, dir, nil, "-uid", "65534"); n != 1 {
-			t.Fatalf("trial %d: the gateway at uid 65534 handled %d SIGTERMs after its launcher's SIGKILL, want 1", i, n)
+	eachExecHelper(t, func(t *testing.T) {
+		dir := lockDir(t)
+		for i := 0; i < 3; i++ {
+			if n := killLauncherCountTerms(t, dir, nil, "-uid", "65534"); n != 1 {
+				t.Fatalf("trial %d: the gateway at uid 65534 handled %d SIGTERMs after its launcher's SIGKILL, want 1", i, n)
+			}
 		}
-	}
+	})
 }
 
 // TestDeathSignalFlag: --death-signal is what a SIGKILLed launcher's gateway

@@ -9,7 +9,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
+
+	"gwlock/internal/exechelper"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,9 +47,12 @@ import (
 //
 // F_SETOWN needs the gateway's pid, which exists only after the fork. A
 // launcher killed between its fork and its F_SETOWN would leave a gateway
-// nobody signals; so the fork runs gwlock itself first (/proc/self/exe, the
-// exec helper), with SIGKILL as its parent-death signal, and it waits for
-// gwlock's word that F_SETOWN is done. Then it clears the parent-death
+// nobody signals; so the fork runs an exec helper first, with SIGKILL as
+// its parent-death signal, and it waits for gwlock's word that F_SETOWN is
+// done. The helper is internal/exechelper's program where there is one
+// (linux/amd64: an execve and no runtime start), run from a sealed memfd;
+// elsewhere, or where the kernel refuses to execute a memfd, it is gwlock
+// itself (/proc/self/exe), a second Go runtime start of a few milliseconds. Then it clears the parent-death
 // signal and executes the gateway, keeping a write end of its own until the
 // exec: a launcher that dies meanwhile leaves that copy as the last writer,
 // and its close at the exec signals the new program, once. So a launcher
@@ -165,9 +172,7 @@ func (dp *deathPipe) start(path string, argv, env []string, files []uintptr) (in
 	_ = unix.SetNonblock(words[1], true)
 	helperFiles := append([]uintptr{files[0], files[1], uintptr(words[1])}, files[3:]...)
 	helperFiles = append(helperFiles, uintptr(dp.r), uintptr(dp.w), uintptr(helperEnd), files[2])
-	helperArgv := append([]string{"gwlock", execHelperArg, strconv.Itoa(len(files)), path}, argv...)
-	pid, err := syscall.ForkExec(execHelperExe, helperArgv, &syscall.ProcAttr{Env: env, Files: helperFiles,
-		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}})
+	pid, err := forkHelper(path, argv, env, helperFiles, len(files))
 	_ = unix.Close(helperEnd)
 	_ = unix.Close(words[1])
 	if err != nil {
@@ -181,6 +186,38 @@ func (dp *deathPipe) start(path string, argv, env []string, files []uintptr) (in
 	_, _ = unix.Write(report, []byte{execHelperGo})
 	return pid, execReport(readAll(report), words[0])
 }
+
+// nativeHelper is internal/exechelper's program, loaded once per launcher;
+// nil where there is none or the kernel would not execute it.
+var nativeHelper = sync.OnceValue(func() *os.File {
+	f, err := exechelper.Load()
+	if err != nil {
+		return nil
+	}
+	return f
+})
+
+// forkHelper starts the exec helper for a gateway of n files, with files
+// laid out as the helper expects: the native program where it runs, else
+// gwlock itself. A native program the kernel refuses to execute (a policy
+// against executable memfds, a seccomp filter) is not tried again.
+func forkHelper(path string, argv, env []string, files []uintptr, n int) (int, error) {
+	attr := &syscall.ProcAttr{Env: env, Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}}
+	if prog := nativeHelper(); prog != nil && !nativeRefused.Load() {
+		attr.Files = append(files, prog.Fd())
+		exe := "/proc/self/fd/" + strconv.Itoa(n+4)
+		pid, err := syscall.ForkExec(exe, append([]string{"gwlock-exec-helper", strconv.Itoa(n), path}, argv...), attr)
+		if !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.ENOEXEC) {
+			return pid, err
+		}
+		nativeRefused.Store(true)
+	}
+	attr.Files = files
+	return syscall.ForkExec(execHelperExe, append([]string{"gwlock", execHelperArg, strconv.Itoa(n), path}, argv...), attr)
+}
+
+// nativeRefused: the kernel would not execute the native helper.
+var nativeRefused atomic.Bool
 
 // execReport is what the exec helper's report says of the start. Without
 // execReached the helper died before it could execute anything: its

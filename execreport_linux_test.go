@@ -19,13 +19,14 @@ import (
 // gateway, a second run finds the lock held, and run exits with the
 // gateway's code. Fails when the helper's runtime output is taken for its
 // death: run exits 71 and releases the lock while its gateway runs on.
+// The helper here is gwlock itself, the one with a runtime to talk.
 func TestRuntimeOutputIsNoHelperDeath(t *testing.T) {
 	dir := lockDir(t)
 	for _, godebug := range []string{"inittrace=1", "schedtrace=1"} {
 		lock := filepath.Join(dir, strings.TrimSuffix(godebug, "=1")+".lock")
 		pidfile := filepath.Join(dir, strings.TrimSuffix(godebug, "=1")+".pid")
 		env := []string{"GODEBUG=" + godebug}
-		run := helperCmd(t, "gwlock", "run", "--lock", lock, "--",
+		run := helperCmd(t, "gwlock-gohelper", "run", "--lock", lock, "--",
 			testBinary(t), "helper:gateway", "-pidfile", pidfile, "-term-exit", "7")
 		run.Env = append(run.Env, env...)
 		// A file, not a pipe: schedtrace writes every millisecond.
