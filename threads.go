@@ -16,6 +16,15 @@ import (
 // tells how many processes the user may still start, run first checks that
 // they, the exec helper and the gateway fit, and otherwise ends in one line
 // and exit 71 before anything exists.
+//
+// Only where a limit on tasks applies to gwlock: its uid's RLIMIT_NPROC, or
+// a pids.max of its cgroup or one above it (systemd's TasksMax, a
+// container's pids limit), or where that cannot be read. Making a dozen
+// threads ahead costs a fifth of a millisecond and more of CPU, which a
+// start pays for nothing where no limit can refuse a clone: there only the
+// kernel's own bounds on the whole system's tasks (threads-max, pid_max)
+// remain, and a gateway that exhausts those leaves the whole host unable
+// to start a process.
 
 // blockedThreads is how many of gwlock's threads can be held at once
 // without running Go code, each keeping an OS thread from the runtime's
@@ -44,6 +53,9 @@ func reserveThreads() error {
 	// longer raises it when the CPU quota grows, which would ask for more
 	// threads than were made here.
 	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	if !threadsLimited() {
+		return nil
+	}
 	need := runThreads()
 	have := threadCount()
 	if have <= 0 || have >= need {

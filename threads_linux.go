@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -18,6 +19,88 @@ func threadCount() int {
 		return 0
 	}
 	return statusField(b, "Threads:")
+}
+
+// threadsLimited says whether a limit may refuse this process a thread:
+// RLIMIT_NPROC for a uid other than root (root is not held to it), or a
+// pids.max on the cgroup path of this process, or a fact that cannot be
+// read (then it may).
+func threadsLimited() bool {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NPROC, &rl); err != nil || (rl.Cur != unix.RLIM_INFINITY && os.Getuid() != 0) {
+		return true
+	}
+	b := rawReadFile("/proc/self/cgroup", make([]byte, 4<<10))
+	if b == nil {
+		return true
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			return true
+		}
+		switch {
+		case f[1] == "": // the unified hierarchy (cgroup v2)
+			if pidsLimited([]string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}, f[2]) {
+				return true
+			}
+		case slices.Contains(strings.Split(f[1], ","), "pids"): // cgroup v1's pids controller
+			if pidsLimited([]string{"/sys/fs/cgroup/pids"}, f[2]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// pidsLimited says whether the cgroup at path, or one above it, has a
+// pids.max other than "max", under the first of mounts that holds the
+// hierarchy. The root cgroup has no pids.max. Where the path is not found
+// under any mount (a container that sees the host's path but has only its
+// own cgroup mounted), the mount's top is the cgroup checked, and only
+// when that has a pids.max to read: anything else cannot be told.
+func pidsLimited(mounts []string, path string) bool {
+	path = "/" + strings.Trim(path, "/")
+	buf := make([]byte, 64)
+	for _, mnt := range mounts {
+		fd, ok := rawOpen(strings.TrimSuffix(mnt+path, "/")+"/", unix.O_RDONLY|unix.O_DIRECTORY)
+		if !ok {
+			continue
+		}
+		rawClose(fd)
+		for dir := path; ; dir = parentDir(dir) {
+			if limited(strings.TrimSuffix(mnt+dir, "/")+"/pids.max", buf) {
+				return true
+			}
+			if dir == "/" {
+				return false
+			}
+		}
+	}
+	for _, mnt := range mounts {
+		if b := rawReadFile(mnt+"/pids.max", buf); b != nil {
+			return strings.TrimSpace(string(b)) != "max"
+		}
+	}
+	return path != "/"
+}
+
+// limited says whether the pids.max file at path sets a limit: absent (the
+// root cgroup, or one without the controller) it does not; unreadable, it
+// may.
+func limited(path string, buf []byte) bool {
+	if b := rawReadFile(path, buf); b != nil {
+		return strings.TrimSpace(string(b)) != "max"
+	}
+	var st unix.Stat_t
+	return unix.Stat(path, &st) != unix.ENOENT
+}
+
+func parentDir(dir string) string {
+	if i := strings.LastIndexByte(dir, '/'); i > 0 {
+		return dir[:i]
+	}
+	return "/"
 }
 
 // processHeadroom checks that this process may have need threads and

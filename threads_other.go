@@ -6,3 +6,6 @@ package main
 func threadCount() int { return 0 }
 
 func processHeadroom(int) error { return nil }
+
+// threadsLimited: no thread is made ahead off Linux (threadCount is 0).
+func threadsLimited() bool { return false }
