@@ -17,7 +17,24 @@ func init() {
 		linkAnonymous = linkTmpfile
 	}
 	dirOpenFlags = unix.O_PATH
+	readRandom = getrandom
 	openNoSymlinks = openat2NoSymlinks
+}
+
+// getrandom fills b from getrandom(2), blocking only until the kernel's
+// pool is first initialised at boot, as crypto/rand does.
+func getrandom(b []byte) (int, error) {
+	for n := 0; n < len(b); {
+		got, err := unix.Getrandom(b[n:], 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, os.NewSyscallError("getrandom", err)
+		}
+		n += got
+	}
+	return len(b), nil
 }
 
 func openTmpfile(dirfd int) (int, error) {

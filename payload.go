@@ -185,11 +185,17 @@ func newPayload(opts lockOptions) ownerPayload {
 // PID namespaces, where a pid and a start time are not.
 func newToken() string {
 	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	if _, err := readRandom(b[:]); err != nil {
 		return ""
 	}
 	return hex.EncodeToString(b[:])
 }
+
+// readRandom fills b from the kernel's random source. crypto/rand's
+// reader, the default, arms a one-minute timer on its first use (a warning
+// should the source block), which starts the runtime's timer and network
+// poller machinery; Linux reads getrandom(2) directly, the same source.
+var readRandom = rand.Read
 
 // payloadTime is the payload's time format: RFC 3339, milliseconds.
 const payloadTime = "2006-01-02T15:04:05.000Z07:00"

@@ -24,7 +24,8 @@ type Queue struct {
 	born     time.Time
 
 	mu      sync.Mutex
-	dropped int // lines dropped since the last one queued
+	dropped int  // lines dropped since the last one queued
+	started bool // the writer goroutine runs
 
 	pending atomic.Int64 // queued or being written
 	writing atomic.Int64 // 1 + nanoseconds since born when the current write began; 0 when idle
@@ -45,11 +46,11 @@ const (
 	flushMax = time.Second
 )
 
-// NewQueue starts the goroutine that writes queued lines to dst.
+// NewQueue makes a queue of lines for dst. Its writer goroutine starts with
+// the first line: a quiet command (run -q whose gateway exits 0) says
+// nothing and starts nothing.
 func NewQueue(dst io.Writer) *Queue {
-	q := &Queue{dst: dst, lines: make(chan []byte, queueLines), progress: make(chan struct{}, 1), born: time.Now()}
-	go q.drain()
-	return q
+	return &Queue{dst: dst, lines: make(chan []byte, queueLines), progress: make(chan struct{}, 1), born: time.Now()}
 }
 
 // Write queues one line, or drops it if the queue is full. It never blocks
@@ -57,6 +58,10 @@ func NewQueue(dst io.Writer) *Queue {
 func (q *Queue) Write(p []byte) (int, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if !q.started {
+		q.started = true
+		go q.drain()
+	}
 	line := withDropped(p, q.dropped)
 	q.pending.Add(1)
 	select {
