@@ -90,16 +90,19 @@ func init() {
 // forkGateway starts path as the gateway with its death signal armed, and
 // returns its pid and how to disarm that signal once its tree is gone.
 //
-// It forks on a thread that lives as long as the launcher: Linux sends the
-// parent-death signal (here the exec helper's SIGKILL) when the *thread*
-// that forked exits (golang/go#27505), and the Go runtime retires idle
-// threads. The calling goroutine, run's main goroutine, stays locked to its
-// thread from the first fork on, so no goroutine switch is paid per start.
+// Linux sends a parent-death signal when the *thread* that forked exits
+// (golang/go#27505). The Go runtime ends a thread only when a goroutine
+// exits while locked to it, which none of gwlock's does, so the exec
+// helper's SIGKILL, which matters only until the helper hears 'g', needs no
+// particular thread. Without /proc, where the gateway's own parent-death
+// signal is all there is for its whole life, the calling goroutine (run's
+// main goroutine) locks its thread for good, so the signal never depends
+// on that reasoning.
 func forkGateway(path string, argv, env []string, files []uintptr, deathSig syscall.Signal) (int, func(), error) {
-	runtime.LockOSThread()
 	if _, err := os.Stat(execHelperExe); err != nil {
 		// No /proc (a bare chroot): the parent-death signal alone, with its
 		// repeats and its blindness to uid changes.
+		runtime.LockOSThread()
 		pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files,
 			Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: deathSig}})
 		return pid, nil, err
