@@ -216,7 +216,7 @@ func BenchmarkHandoffInProcess(b *testing.B) {
 		_ = holder.release(nil)
 		handoffs = append(handoffs, (<-got).Sub(t0))
 	}
-	b.ReportMetric(float64(median(handoffs))/float64(time.Microsecond), "handoff-us")
+	reportSpread(b, "handoff", "us", micros(handoffs))
 	b.ReportMetric(0, "ns/op")
 }
 
