@@ -106,13 +106,31 @@ offline-check:
 	 test ! -e $$tmp/modcache/cache/download && echo "offline-check: fresh clone built and vetted with GOPROXY=off and an empty module cache"
 
 # Benchmarks: in-process acquire/release, and whole processes side by side
-# with util-linux flock(1) in the same run (see bench_test.go).
-BENCHTIME ?= 200x
+# with util-linux flock(1) and with the floor, a Go program of gwlock's
+# standard imports that only runs true (generated at bench time, see
+# bench_floor_test.go), alternating in the same run. BENCHTIME is the
+# iterations of the whole-process benchmarks; RSS_WINDOW how long the launcher
+# supervises a live gateway while its memory is sampled. The run ends with a
+# table: one line per figure, its median beside its spread (the metric of the
+# same name with -iqr: the interquartile range, p75 - p25).
+BENCHTIME  ?= 200x
+RSS_WINDOW ?= 60s
+BENCH_TABLE = BEGIN { printf "%-30s %-22s %12s %10s\n", "benchmark", "figure", "median", "iqr" } \
+	/^Benchmark/ { name = $$1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$$/, "", name); split("", val); n = 0; \
+	  for (i = 3; i < NF; i += 2) { val[$$(i+1)] = $$i; if ($$(i+1) !~ /-iqr/) fig[++n] = $$(i+1) } \
+	  for (k = 1; k <= n; k++) { f = fig[k]; iq = f "-iqr"; \
+	    if (match(f, /-(ms|us|MiB)$$/)) iq = substr(f, 1, RSTART-1) "-iqr" substr(f, RSTART); \
+	    printf "%-30s %-22s %12s %10s\n", (k == 1 ? name : ""), f, val[f], (iq in val ? val[iq] : "") } }
 bench: build
-	GWLOCK_BENCH_BIN=$(CURDIR)/gwlock $(GO) test -run '^$$' -bench 'AcquireRelease' -benchtime 20000x -count 1 .
-	GWLOCK_BENCH_BIN=$(CURDIR)/gwlock $(GO) test -run '^$$' -bench 'Handoff|RunTrue|Recovery|Footprint' -benchtime $(BENCHTIME) -count 1 .
-	GWLOCK_BENCH_BIN=$(CURDIR)/gwlock $(GO) test -run '^$$' -bench 'Storm200' -benchtime 5x -count 1 .
-	$(GO) test -run '^$$' -bench 'Etcd' -benchtime 3x -count 1 .
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	 export GWLOCK_BENCH_BIN=$(CURDIR)/gwlock GWLOCK_BENCH_RSS_WINDOW=$(RSS_WINDOW) && \
+	 step() { echo "$$*"; { "$$@"; echo $$? >$$tmp/rc; } 2>&1 | tee -a $$tmp/out; return $$(cat $$tmp/rc); } && \
+	 step $(GO) test -run '^$$' -bench 'AcquireRelease' -benchtime 20000x -count 1 . && \
+	 step $(GO) test -run '^$$' -bench '^Benchmark(Handoff|HandoffInProcess|RunTrue|Recovery.*|Footprint)$$' -benchtime $(BENCHTIME) -count 1 . && \
+	 step $(GO) test -run '^$$' -bench '^BenchmarkUptimeRSS$$' -benchtime 1x -count 1 . && \
+	 step $(GO) test -run '^$$' -bench 'Storm200' -benchtime 5x -count 1 . && \
+	 step $(GO) test -run '^$$' -bench 'Etcd' -benchtime 3x -count 1 . && \
+	 echo && awk '$(BENCH_TABLE)' $$tmp/out
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePayload$$' -fuzztime $(FUZZTIME) .

@@ -216,36 +216,111 @@ func BenchmarkHandoffInProcess(b *testing.B) {
 		_ = holder.release(nil)
 		handoffs = append(handoffs, (<-got).Sub(t0))
 	}
-	b.ReportMetric(float64(median(handoffs))/float64(time.Microsecond), "handoff-us")
+	reportSpread(b, "handoff", "us", micros(handoffs))
 	b.ReportMetric(0, "ns/op")
 }
 
-// BenchmarkRunTrue: `gwlock run --lock L -- true` against `flock L true`.
+// BenchmarkRunTrue: the whole cost of `gwlock run -q --lock L -- true`
+// beside the floor (a Go program of gwlock's imports that only runs true, see
+// bench_floor_test.go) and `flock F true`, one of each per iteration in an
+// order that rotates, so drift in a shared machine's load falls on all three
+// alike. Wall time is from fork to reaped exit; CPU time is the child's user
+// and system time, true included. Unprefixed figures are gwlock's; the
+// ratios are medians of each iteration's ratio, with their spread.
 func BenchmarkRunTrue(b *testing.B) {
-	gw, fl := benchBinary(b), flockBinary(b)
 	// Separate files: flock(1) leaves its file behind, empty and unlocked,
 	// which gwlock rightly treats as an unknown owner until --stale.
 	dir := b.TempDir()
-	lock, flockFile := filepath.Join(dir, "true.lock"), filepath.Join(dir, "true.flock")
-	run := func(argv ...string) time.Duration {
-		cmd := exec.Command(argv[0], argv[1:]...)
-		start := time.Now()
-		if err := cmd.Run(); err != nil {
-			b.Fatalf("%v: %v", argv, err)
-		}
-		return time.Since(start)
+	tools := []*startCost{
+		{argv: []string{benchBinary(b), "run", "-q", "--lock", filepath.Join(dir, "true.lock"), "--", "true"}},
+		{argv: []string{floorBinary(b)}},
+		{argv: []string{flockBinary(b), filepath.Join(dir, "true.flock"), "true"}},
 	}
-	var gws, fls []time.Duration
 	for i := 0; i < b.N; i++ {
-		if i%2 == 0 {
-			gws = append(gws, run(gw, "run", "-q", "--lock", lock, "--", "true"))
-			fls = append(fls, run(fl, flockFile, "true"))
-		} else {
-			fls = append(fls, run(fl, flockFile, "true"))
-			gws = append(gws, run(gw, "run", "-q", "--lock", lock, "--", "true"))
+		for k := range tools {
+			tools[(i+k)%len(tools)].run(b)
 		}
 	}
-	reportPair(b, "ms", gws, fls)
+	gw, floor, fl := tools[0], tools[1], tools[2]
+	reportSpread(b, "wall", "ms", gw.wall)
+	reportSpread(b, "cpu", "ms", gw.cpu)
+	reportSpread(b, "floor-wall", "ms", floor.wall)
+	reportSpread(b, "floor-cpu", "ms", floor.cpu)
+	reportSpread(b, "flock-wall", "ms", fl.wall)
+	reportSpread(b, "flock-cpu", "ms", fl.cpu)
+	reportSpread(b, "wall/floor", "", ratios(gw.wall, floor.wall))
+	reportSpread(b, "cpu/floor", "", ratios(gw.cpu, floor.cpu))
+	reportSpread(b, "wall/flock", "", ratios(gw.wall, fl.wall))
+	reportSpread(b, "cpu/flock", "", ratios(gw.cpu, fl.cpu))
+	b.ReportMetric(0, "ns/op")
+}
+
+// startCost collects one program's runs, in milliseconds.
+type startCost struct {
+	argv      []string
+	wall, cpu []float64
+}
+
+func (c *startCost) run(b *testing.B) {
+	cmd := exec.Command(c.argv[0], c.argv[1:]...)
+	cmd.Env = cleanEnv()
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("%v: %v", c.argv, err)
+	}
+	wall := time.Since(start)
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	c.wall = append(c.wall, float64(wall)/float64(time.Millisecond))
+	c.cpu = append(c.cpu, float64(cpu)/float64(time.Millisecond))
+}
+
+// ratios pairs runs of one iteration: num[i]/den[i]. A run whose CPU time
+// rounds to zero (rusage has a clock tick's grain) gives no ratio.
+func ratios(num, den []float64) []float64 {
+	var r []float64
+	for i := range num {
+		if den[i] > 0 {
+			r = append(r, num[i]/den[i])
+		}
+	}
+	if len(r) == 0 {
+		r = append(r, 0)
+	}
+	return r
+}
+
+// quartiles are the 25th, 50th and 75th percentiles, by nearest rank.
+type quartiles struct{ p25, p50, p75 float64 }
+
+func quartilesOf(v []float64) quartiles {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	n := len(s)
+	return quartiles{s[n/4], s[n/2], s[3*n/4]}
+}
+
+// reportSpread reports the median of v as NAME-UNIT and its interquartile
+// range (p75 - p25, the spread of the middle half, which one stalled run
+// cannot inflate) as NAME-iqr-UNIT; without a unit, NAME and NAME-iqr.
+func reportSpread(b *testing.B, name, unit string, v []float64) {
+	q := quartilesOf(v)
+	suffix := ""
+	if unit != "" {
+		suffix = "-" + unit
+	}
+	b.ReportMetric(q.p50, name+suffix)
+	b.ReportMetric(q.p75-q.p25, name+"-iqr"+suffix)
+}
+
+func millis(ds []time.Duration) []float64 { return inUnits(ds, time.Millisecond) }
+func micros(ds []time.Duration) []float64 { return inUnits(ds, time.Microsecond) }
+
+func inUnits(ds []time.Duration, unit time.Duration) []float64 {
+	v := make([]float64, len(ds))
+	for i, d := range ds {
+		v[i] = float64(d) / float64(unit)
+	}
+	return v
 }
 
 // BenchmarkHandoff: the holder's gateway exits; how long until the waiter's
@@ -293,10 +368,17 @@ func BenchmarkHandoff(b *testing.B) {
 	flWaiter := func(f string) []string { return []string{fl, "-w", "10", flockFile, stamp, "helper:stamp", f} }
 	var gws, fls []time.Duration
 	for i := 0; i < b.N; i++ {
-		gws = append(gws, handoff(2*i, gwHolder, gwWaiter))
-		fls = append(fls, handoff(2*i+1, flHolder, flWaiter))
+		if i%2 == 0 {
+			gws = append(gws, handoff(2*i, gwHolder, gwWaiter))
+			fls = append(fls, handoff(2*i+1, flHolder, flWaiter))
+		} else {
+			fls = append(fls, handoff(2*i+1, flHolder, flWaiter))
+			gws = append(gws, handoff(2*i, gwHolder, gwWaiter))
+		}
 	}
 	reportPair(b, "ms", gws, fls)
+	reportSpread(b, "gwlock", "ms", millis(gws))
+	reportSpread(b, "flock", "ms", millis(fls))
 }
 
 // waitBlocked waits until pid is asleep in a blocking flock: /proc/locks
@@ -386,7 +468,7 @@ func benchRecovery(b *testing.B, lock string, startHolder func(i int) *exec.Cmd)
 		recoveries = append(recoveries, (<-got).Sub(t0))
 		_ = holder.Wait()
 	}
-	b.ReportMetric(float64(median(recoveries))/float64(time.Microsecond), "recovery-us")
+	reportSpread(b, "recovery", "us", micros(recoveries))
 	b.ReportMetric(0, "ns/op")
 }
 
