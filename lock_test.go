@@ -546,6 +546,7 @@ func FuzzParsePayload(f *testing.F) {
 		if err != nil {
 			return
 		}
+		mustMarshalAsJSON(t, p)
 		if p.Port < 0 || p.Port > 65535 {
 			t.Fatalf("port %d out of range accepted", p.Port)
 		}
@@ -979,4 +980,44 @@ func TestNeverHalfWritten(t *testing.T) {
 		t.Fatalf("%d of %d reads saw a partial payload", torn.Load(), reads.Load())
 	}
 	t.Logf("%d reads of a churning lock file in %d rounds, none partial", reads.Load(), rounds)
+}
+
+// mustMarshalAsJSON: the payload's own marshal gives json.Marshal's bytes.
+func mustMarshalAsJSON(t *testing.T, p *ownerPayload) {
+	t.Helper()
+	want, werr := json.Marshal(p)
+	got, gerr := p.marshal()
+	if !bytes.Equal(got, want) || (werr == nil) != (gerr == nil) {
+		t.Fatalf("marshal = %s, %v\njson.Marshal = %s, %v", got, gerr, want, werr)
+	}
+}
+
+// TestPayloadMarshalIsJSON: payloads with every field empty or set, strings
+// with HTML characters, control characters, U+2028, invalid UTF-8 and
+// quotes, and raw start times with spaces and escapes, marshal to exactly
+// what json.Marshal gives, so the hand-written shape cannot drift from the
+// struct tags the reader decodes with.
+func TestPayloadMarshalIsJSON(t *testing.T) {
+	strs := []string{"", "plain", "<a&b>", "tab\tnl\n\x00\x1f", "\u2028\u2029", "bad\xffutf8", `q"uote\`, "é漢"}
+	raws := []json.RawMessage{nil, json.RawMessage(`"123"`), json.RawMessage(` 42 `), json.RawMessage(`"<\u0041>"`), json.RawMessage(`{ "a" : [1, 2] }`)}
+	exit := 3
+	for i := 0; i < 3000; i++ {
+		pick := func(n int) int { return (i*7919 + n*104729) % (n + 1) }
+		p := &ownerPayload{
+			PID: int64(i*37) - 50, CreatedAt: strs[i%len(strs)], ConfigPath: strs[(i/3)%len(strs)],
+			StartTime: raws[i%len(raws)], BootID: strs[(i/5)%len(strs)], Hostname: strs[(i/7)%len(strs)],
+			Port: i % 3 * 8080, ChildPID: i % 4, ChildStartTime: raws[(i/2)%len(raws)],
+			TreeUIDsOverflow: i%5 == 0, SessionID: i % 6, Flock: i%2 == 0, Version: strs[(i/11)%len(strs)],
+			RestartAt: strs[(i/13)%len(strs)], Token: strs[(i/17)%len(strs)], PIDNS: strs[(i/19)%len(strs)],
+		}
+		for j := 0; j < pick(3); j++ {
+			p.Descendants = append(p.Descendants, procRef{PID: i + j, StartTime: raws[(i+j)%len(raws)]})
+			p.TreeUIDs = append(p.TreeUIDs, i*j)
+		}
+		if i%3 == 0 {
+			p.LastExit = &exit
+		}
+		mustMarshalAsJSON(t, p)
+	}
+	mustMarshalAsJSON(t, &ownerPayload{Descendants: []procRef{}, TreeUIDs: []int{}})
 }

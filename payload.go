@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -120,7 +121,7 @@ func startTimeText(raw json.RawMessage) (string, bool) {
 // later update (childPid) is one write of the same length and a reader never
 // sees a shorter tail glued to older bytes.
 func (p *ownerPayload) encode() ([]byte, error) {
-	b, err := json.Marshal(p)
+	b, err := p.marshal()
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +132,7 @@ func (p *ownerPayload) encode() ([]byte, error) {
 	// for them, so recording a gateway later never changes the length.
 	fixed := *p
 	fixed.ChildPID, fixed.ChildStartTime, fixed.Descendants, fixed.TreeUIDs, fixed.TreeUIDsOverflow = 0, nil, nil, nil, false
-	fb, err := json.Marshal(&fixed)
+	fb, err := fixed.marshal()
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +153,104 @@ func (p *ownerPayload) encode() ([]byte, error) {
 }
 
 // procRef names one process for good: a pid and its start time.
+// marshal is json.Marshal(p), byte for byte (TestPayloadMarshalIsJSON
+// holds the two together), with the object's shape written out here: the
+// first json.Marshal of a struct type builds its encoder by reflection,
+// about a fifth of a millisecond, and every start writes a payload. Each
+// value still goes through json.Marshal, so quoting and escaping are the
+// standard library's.
+func (p *ownerPayload) marshal() ([]byte, error) {
+	w := jsonObject{b: make([]byte, 0, 512)}
+	w.num("pid", p.PID, false)
+	w.value("createdAt", p.CreatedAt, false)
+	w.value("configPath", p.ConfigPath, false)
+	w.raw("startTime", p.StartTime)
+	w.value("bootId", p.BootID, true)
+	w.value("hostname", p.Hostname, true)
+	w.num("port", int64(p.Port), true)
+	w.num("childPid", int64(p.ChildPID), true)
+	w.raw("childStartTime", p.ChildStartTime)
+	if len(p.Descendants) > 0 {
+		w.key("descendants")
+		for i, d := range p.Descendants {
+			w.b = append(w.b, "[,"[min(i, 1)])
+			sub := jsonObject{b: w.b, err: w.err}
+			sub.num("pid", int64(d.PID), false)
+			sub.raw("startTime", d.StartTime)
+			w.b, w.err = append(sub.b, '}'), sub.err
+		}
+		w.b = append(w.b, ']')
+	}
+	if len(p.TreeUIDs) > 0 {
+		w.key("treeUids")
+		for i, uid := range p.TreeUIDs {
+			w.b = strconv.AppendInt(append(w.b, "[,"[min(i, 1)]), int64(uid), 10)
+		}
+		w.b = append(w.b, ']')
+	}
+	if p.TreeUIDsOverflow {
+		w.value("treeUidsOverflow", true, false)
+	}
+	w.num("sessionId", int64(p.SessionID), true)
+	w.value("flock", p.Flock, false)
+	w.value("version", p.Version, true)
+	w.value("restartAt", p.RestartAt, true)
+	if p.LastExit != nil {
+		w.num("lastExit", int64(*p.LastExit), false)
+	}
+	w.value("token", p.Token, true)
+	w.value("pidNs", p.PIDNS, true)
+	return append(w.b, '}'), w.err
+}
+
+// jsonObject writes one JSON object's members in order; the caller closes
+// it. An empty b gets the opening brace with the first member.
+type jsonObject struct {
+	b   []byte
+	n   int
+	err error
+}
+
+func (w *jsonObject) key(name string) {
+	if w.n == 0 {
+		w.b = append(w.b, '{')
+	} else {
+		w.b = append(w.b, ',')
+	}
+	w.n++
+	w.b = append(append(append(w.b, '"'), name...), '"', ':')
+}
+
+func (w *jsonObject) num(name string, v int64, omitEmpty bool) {
+	if omitEmpty && v == 0 {
+		return
+	}
+	w.key(name)
+	w.b = strconv.AppendInt(w.b, v, 10)
+}
+
+// value writes a string or a bool through json.Marshal; an empty string is
+// left out where omitEmpty.
+func (w *jsonObject) value(name string, v any, omitEmpty bool) {
+	if s, ok := v.(string); ok && omitEmpty && s == "" {
+		return
+	}
+	w.key(name)
+	b, err := json.Marshal(v)
+	w.b = append(w.b, b...)
+	if w.err == nil {
+		w.err = err
+	}
+}
+
+// raw writes a json.RawMessage as json.Marshal does (compacted, HTML
+// characters escaped), left out when empty.
+func (w *jsonObject) raw(name string, v json.RawMessage) {
+	if len(v) > 0 {
+		w.value(name, v, false)
+	}
+}
+
 type procRef struct {
 	PID       int             `json:"pid"`
 	StartTime json.RawMessage `json:"startTime,omitempty"`
