@@ -47,7 +47,7 @@ func tagged(token string, uids []int, bornAfter string) (int, error) {
 			carrier = pid
 			return false
 		}
-		if failed == nil {
+		if why.err != nil && !gone(why.err) && failed == nil {
 			failed = why.at("/proc/" + strconv.Itoa(pid))
 		}
 		return true
@@ -82,6 +82,15 @@ type readFailure struct {
 // failure to read a process that exists.
 func (f readFailure) at(dir string) error {
 	if f.err == nil || gone(f.err) {
+		return nil
+	}
+	return f.of(dir)
+}
+
+// of is the failure as an error about the process directory dir, also
+// when the process is gone; nil when there was none.
+func (f readFailure) of(dir string) error {
+	if f.err == nil {
 		return nil
 	}
 	if f.leaf != "" {
@@ -165,8 +174,8 @@ func environErr(dir string, err error) error {
 // startedBefore says process pid is known to have started before the
 // start time bound (clock ticks after boot, as StartTime gives them).
 func (s *scanner) startedBefore(pid int, bound uint64) bool {
-	_, start, err := s.stat(pid)
-	if err != nil {
+	_, start, f := s.stat(pid)
+	if f.err != nil {
 		return false
 	}
 	started, ok := parseStart(string(start))
@@ -221,7 +230,7 @@ func uid(pid int) (int, error) {
 	defer scanLock.Unlock()
 	uid, f := scan.realUID(pid)
 	if f.err != nil {
-		return 0, &os.PathError{Op: f.op, Path: "/proc/" + strconv.Itoa(pid) + "/" + f.leaf, Err: f.err}
+		return 0, f.of("/proc/" + strconv.Itoa(pid))
 	}
 	return uid, nil
 }

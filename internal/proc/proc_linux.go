@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,11 +37,11 @@ func startTime(pid int) (string, error) {
 func readStat(pid int) (Stat, error) {
 	scanLock.Lock()
 	defer scanLock.Unlock()
-	st, start, err := scan.stat(pid)
+	st, start, f := scan.stat(pid)
 	if start != nil {
 		st.StartTime = string(start)
 	}
-	return st, err
+	return st, f.of("/proc/" + strconv.Itoa(pid))
 }
 
 func bootID() (string, error) {
@@ -72,12 +73,12 @@ func descendants() ([]int, error) {
 	links := s.links[:0]
 	var failed error
 	err := eachNumber(s.procPath(0, "", -1), &s.procDir, func(pid int) bool {
-		st, _, err := s.stat(pid)
+		st, _, f := s.stat(pid)
 		switch {
-		case err == nil && !st.Exited():
+		case f.err == nil && !st.Exited():
 			links = append(links, procLink{pid: pid, ppid: st.PPID})
-		case err != nil && !gone(err) && failed == nil:
-			failed = err
+		case f.err != nil && !gone(f.err) && failed == nil:
+			failed = f.at("/proc/" + strconv.Itoa(pid))
 		}
 		return true
 	})
@@ -115,13 +116,13 @@ func groupAlive(pgid, sid int) (bool, error) {
 	var alive bool
 	var failed error
 	err := eachNumber(s.procPath(0, "", -1), &s.procDir, func(pid int) bool {
-		st, _, err := s.stat(pid)
-		if err == nil && st.Group == pgid && st.Session == sid && !st.Exited() {
+		st, _, f := s.stat(pid)
+		if f.err == nil && st.Group == pgid && st.Session == sid && !st.Exited() {
 			alive = true
 			return false
 		}
-		if err != nil && !gone(err) && failed == nil {
-			failed = err
+		if f.err != nil && !gone(f.err) && failed == nil {
+			failed = f.at("/proc/" + strconv.Itoa(pid))
 		}
 		return true
 	})

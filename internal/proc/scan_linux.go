@@ -124,18 +124,19 @@ func (s *scanner) readPath(path []byte) ([]byte, error) {
 }
 
 // stat reads and parses /proc/<pid>/stat. The start time, if the line has
-// one, is returned as a slice of s.file: valid until the next read.
-func (s *scanner) stat(pid int) (Stat, []byte, error) {
-	path := s.procPath(pid, "stat", -1)
-	b, err := s.readPath(path)
+// one, is returned as a slice of s.file: valid until the next read. A
+// failure is kept raw: a scan makes an error of its first one only, so
+// processes that exit under it cost nothing.
+func (s *scanner) stat(pid int) (Stat, []byte, readFailure) {
+	b, err := s.readPath(s.procPath(pid, "stat", -1))
 	if err != nil {
-		return Stat{}, nil, pathError("read", path, err)
+		return Stat{}, nil, readFailure{"read", "stat", err}
 	}
 	st, start, err := scanStat(b)
 	if err != nil {
-		return Stat{}, nil, pathError("parse", path, err)
+		return Stat{}, nil, readFailure{"parse", "stat", err}
 	}
-	return st, start, nil
+	return st, start, readFailure{}
 }
 
 // eachNumber calls fn with every entry of the directory at path whose name
