@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -200,11 +201,16 @@ func (l *heldLock) setDescendants(pids []int) error {
 	// The main process is looked at again: a gateway may switch user after
 	// it started (setpriv, su, its own setuid()).
 	newUID := l.noteUIDs(append([]int{l.payload.ChildPID}, pids...))
-	if !newUID && fmt.Sprint(refs) == fmt.Sprint(l.payload.Descendants) {
+	if !newUID && slices.EqualFunc(refs, l.payload.Descendants, sameProc) {
 		return nil
 	}
 	l.payload.Descendants = refs
 	return l.rewrite()
+}
+
+// sameProc says two records name the same process.
+func sameProc(a, b procRef) bool {
+	return a.PID == b.PID && bytes.Equal(a.StartTime, b.StartTime)
 }
 
 // noteUIDs adds to the payload's tree uids the real uids the processes

@@ -19,7 +19,6 @@ var lastTagged struct {
 	sync.Mutex
 	token string
 	pid   int
-	buf   []byte // reused: a scan reads every process's environment
 }
 
 func tagged(token string, uids []int, bornAfter string) (int, error) {
@@ -27,125 +26,177 @@ func tagged(token string, uids []int, bornAfter string) (int, error) {
 	self := os.Getpid()
 	lastTagged.Lock()
 	defer lastTagged.Unlock()
-	buf := lastTagged.buf
-	defer func() { lastTagged.buf = buf[:0] }()
+	scanLock.Lock()
+	defer scanLock.Unlock()
+	s := &scan
+	defer s.trim()
+	born, bornKnown := parseStart(bornAfter)
 	if lastTagged.token == token {
-		if found, _ := carries(strconv.Itoa(lastTagged.pid), needle, uids, bornAfter, &buf); found {
+		if found, _ := s.carries(lastTagged.pid, needle, uids, born, bornKnown); found {
 			return lastTagged.pid, nil
 		}
 	}
-	nums, names, err := pids()
-	if err != nil {
-		return 0, err
-	}
+	var carrier int
 	var failed error
-	for i, name := range names {
-		if nums[i] == self {
-			continue
+	err := eachNumber(s.procPath(0, "", -1), &s.procDir, func(pid int) bool {
+		if pid == self {
+			return true
 		}
-		found, err := carries(name, needle, uids, bornAfter, &buf)
+		found, why := s.carries(pid, needle, uids, born, bornKnown)
 		if found {
-			lastTagged.token, lastTagged.pid = token, nums[i]
-			return nums[i], nil
+			carrier = pid
+			return false
 		}
-		if err != nil && failed == nil {
-			failed = err
+		if why.err != nil && !gone(why.err) && failed == nil {
+			failed = why.at("/proc/" + strconv.Itoa(pid))
 		}
+		return true
+	})
+	switch {
+	case carrier != 0:
+		lastTagged.token, lastTagged.pid = token, carrier
+		return carrier, nil
+	case err != nil:
+		return 0, err
 	}
 	return 0, failed
 }
 
+// parseStart reads a StartTime as clock ticks after boot.
+func parseStart(st string) (uint64, bool) {
+	ticks, err := strconv.ParseUint(st, 10, 64)
+	return ticks, err == nil
+}
+
+// readFailure is why one file of a process could not be read, as the
+// kernel said it: a search names the path of its first failure only, so a
+// host of unreadable processes costs no allocation each.
+type readFailure struct {
+	op, leaf string // leaf "" is the process's directory
+	err      error  // nil: no failure
+}
+
+// at is the failure as an error about the process directory dir, or nil
+// when there was none or the process is gone: a process reaped between the
+// listing and the read (its task directory emptied under readdir) is no
+// failure to read a process that exists.
+func (f readFailure) at(dir string) error {
+	if f.err == nil || gone(f.err) {
+		return nil
+	}
+	return f.of(dir)
+}
+
+// of is the failure as an error about the process directory dir, also
+// when the process is gone; nil when there was none.
+func (f readFailure) of(dir string) error {
+	if f.err == nil {
+		return nil
+	}
+	if f.leaf != "" {
+		dir += "/" + f.leaf
+	}
+	return &os.PathError{Op: f.op, Path: dir, Err: f.err}
+}
+
 // carries says process pid runs as one of uids and has needle in its
-// environment. A process that is gone, or that runs as another uid, is not
-// an error. Its /proc directory belongs to its effective uid, or to root
-// when it is non-dumpable: a directory of none of uids is not read at all
-// (a non-root judge could not read it anyway); otherwise the real uid,
-// from status, decides before the environment is read.
-func carries(pid string, needle []byte, uids []int, bornAfter string, buf *[]byte) (bool, error) {
-	dir := "/proc/" + pid
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		if gone(err) {
-			return false, nil
-		}
-		return false, &os.PathError{Op: "stat", Path: dir, Err: err}
+// environment, or why it could not tell. A process that is gone, or that
+// runs as another uid, is not a failure. Its /proc directory belongs to its
+// effective uid, or to root when it is non-dumpable: a directory of none of
+// uids is not read at all (a non-root judge could not read it anyway);
+// otherwise the real uid, from status, decides before the environment is
+// read. born, if bornKnown, is when the tree's launcher started.
+func (s *scanner) carries(pid int, needle []byte, uids []int, born uint64, bornKnown bool) (bool, readFailure) {
+	owner, err := s.owner(pid)
+	if err != nil {
+		return false, readFailure{"stat", "", err}
 	}
-	if !slices.Contains(uids, int(st.Uid)) {
-		return false, nil
+	if !slices.Contains(uids, owner) {
+		return false, readFailure{}
 	}
-	real, err := readUID(pid)
-	if err != nil || !slices.Contains(uids, real) {
-		return false, unlessGone(err)
+	real, f := s.realUID(pid)
+	if f.err != nil || !slices.Contains(uids, real) {
+		return false, f
 	}
-	env, err := readEnviron(dir+"/environ", buf)
+	env, err := s.environ(s.procPath(pid, "environ", -1))
 	if errors.Is(err, unix.ESRCH) {
 		// A main thread that called pthread_exit has no memory to read
 		// through; the process's other threads still show it.
-		env, err = threadEnviron(pid, buf)
+		env, err = s.threadEnviron(pid)
 	}
-	if err != nil && !gone(err) && startedBefore(pid, bornAfter) {
+	if err != nil && !gone(err) && bornKnown && s.startedBefore(pid, born) {
 		// Unreadable (PID 1 of a container, a process with capabilities
 		// we lack), but older than the tree: it cannot carry the token.
-		return false, nil
+		return false, readFailure{}
 	}
 	if err != nil {
-		return false, environErr(dir, err)
+		return false, readFailure{"read", "environ", err}
 	}
-	return bytes.Contains(env, needle), nil
+	return bytes.Contains(env, needle), readFailure{}
+}
+
+// owner is the uid that owns /proc/<pid>, by fstat of the directory opened
+// as a path only: nothing of the process is read.
+func (s *scanner) owner(pid int) (int, error) {
+	fd, err := openPath(s.procPath(pid, "", -1), unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, err
+	}
+	return int(st.Uid), nil
+}
+
+// realUID reads the real uid from /proc/<pid>/status.
+func (s *scanner) realUID(pid int) (int, readFailure) {
+	b, err := s.readPath(s.procPath(pid, "status", -1))
+	if err != nil {
+		return 0, readFailure{"read", "status", err}
+	}
+	uid, err := ParseStatusUID(b)
+	if err != nil {
+		return 0, readFailure{"parse", "status", err}
+	}
+	return uid, readFailure{}
 }
 
 // environErr is what a failed read of dir's environment tells the judge:
-// nothing when it failed because the process is gone (reaped between the
-// listing and the read, its task directory emptied under readdir), which is
-// no failure to read a process that exists. Judged before it is wrapped:
-// os.IsNotExist does not look through a PathError inside a PathError.
+// nothing when it failed because the process is gone. Judged before it is
+// wrapped: os.IsNotExist does not look through a PathError inside a
+// PathError.
 func environErr(dir string, err error) error {
-	if gone(err) {
-		return nil
-	}
-	return &os.PathError{Op: "read", Path: dir + "/environ", Err: err}
+	return readFailure{"read", "environ", err}.at(dir)
 }
 
 // startedBefore says process pid is known to have started before the
 // start time bound (clock ticks after boot, as StartTime gives them).
-func startedBefore(pid, bound string) bool {
-	limit, err := strconv.ParseUint(bound, 10, 64)
-	if err != nil {
+func (s *scanner) startedBefore(pid int, bound uint64) bool {
+	_, start, f := s.stat(pid)
+	if f.err != nil {
 		return false
 	}
-	st, err := readStat(pid)
-	if err != nil {
-		return false
-	}
-	started, err := strconv.ParseUint(st.StartTime, 10, 64)
-	return err == nil && started < limit
-}
-
-// unlessGone is err, or nil when it says only that the process went away.
-func unlessGone(err error) error {
-	if err == nil || gone(err) {
-		return nil
-	}
-	return err
+	started, ok := parseStart(string(start))
+	return ok && started < bound
 }
 
 // environMax bounds what is read of one environment (Linux allows a few MiB
 // for argv and environ together).
 const environMax = 8 << 20
 
-// readEnviron reads an environ file into *buf, with a NUL before and after,
-// so that every variable is delimited on both sides. Raw syscalls: os.Open
-// would try to add each /proc file to the poller, three wasted calls per
-// process of a scan over the whole table.
-func readEnviron(path string, buf *[]byte) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// environ reads the environ file at path into s.env, with a NUL before and
+// after, so that every variable is delimited on both sides.
+func (s *scanner) environ(path []byte) ([]byte, error) {
+	fd, err := openPath(path, unix.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	b, err := readFD(fd, append((*buf)[:0], 0), environMax)
+	b, err := readFD(fd, append(s.env[:0], 0), environMax)
 	b = append(b, 0)
-	*buf = b // kept for the next process, whatever this read gave
+	s.env = b[:0] // kept for the next process, whatever this read gave
 	if err != nil {
 		return nil, err
 	}
@@ -153,40 +204,39 @@ func readEnviron(path string, buf *[]byte) ([]byte, error) {
 }
 
 // threadEnviron reads pid's environment through one of its other threads.
-func threadEnviron(pid string, buf *[]byte) ([]byte, error) {
-	tasks, err := os.ReadDir("/proc/" + pid + "/task")
+func (s *scanner) threadEnviron(pid int) ([]byte, error) {
+	var env []byte
+	err := eachNumber(s.procPath(pid, "task", -1), &s.subDir, func(tid int) bool {
+		if tid == pid {
+			return true
+		}
+		path := s.procPath(pid, "task", tid)
+		path = append(path[:len(path)-1], "/environ\x00"...)
+		var err error
+		env, err = s.environ(path)
+		return err != nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range tasks {
-		if t.Name() == pid {
-			continue
-		}
-		if env, err := readEnviron("/proc/"+pid+"/task/"+t.Name()+"/environ", buf); err == nil {
-			return env, nil
-		}
+	if env == nil {
+		return nil, unix.ESRCH
 	}
-	return nil, unix.ESRCH
+	return env, nil
 }
 
-func uid(pid int) (int, error) { return readUID(strconv.Itoa(pid)) }
-
-// readUID reads the real uid, the first number of status's "Uid:" line.
-func readUID(pid string) (int, error) {
-	path := "/proc/" + pid + "/status"
-	b, err := readProc(path)
-	if err != nil {
-		return 0, &os.PathError{Op: "read", Path: path, Err: err}
-	}
-	uid, err := ParseStatusUID(b)
-	if err != nil {
-		return 0, &os.PathError{Op: "parse", Path: path, Err: err}
+func uid(pid int) (int, error) {
+	scanLock.Lock()
+	defer scanLock.Unlock()
+	uid, f := scan.realUID(pid)
+	if f.err != nil {
+		return 0, f.of("/proc/" + strconv.Itoa(pid))
 	}
 	return uid, nil
 }
 
 func stopped(pid int) (bool, error) {
-	st, err := readStat(strconv.Itoa(pid))
+	st, err := readStat(pid)
 	if err != nil {
 		return false, err
 	}

@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"strconv"
@@ -13,54 +14,56 @@ import (
 // the descriptor whose open file holds the lock. Only descriptors whose link
 // names base are read.
 func flockHolders(dev, ino uint64, base string) ([]int, error) {
-	nums, names, err := pids()
-	if err != nil {
-		return nil, err
-	}
-	self, needle := os.Getpid(), flockNeedle(dev, ino)
+	scanLock.Lock()
+	defer scanLock.Unlock()
+	s := &scan
+	self, needle := os.Getpid(), []byte(flockNeedle(dev, ino))
 	// A file made with O_TMPFILE keeps its birth name in /proc links after
 	// it is linked into place: "/dir/#<inode> (deleted)".
-	links := []string{base, "/#" + strconv.FormatUint(ino, 10) + " "}
+	links := [][]byte{[]byte(base), []byte("/#" + strconv.FormatUint(ino, 10) + " ")}
 	var holders []int
 	var failed error
-	for i, name := range names {
-		if nums[i] == self {
-			continue
+	err := eachNumber(s.procPath(0, "", -1), &s.procDir, func(pid int) bool {
+		if pid == self {
+			return true
 		}
-		held, err := holdsFlock("/proc/"+name, links, needle)
+		held, err := s.holdsFlock(pid, links, needle)
 		if held {
-			holders = append(holders, nums[i])
+			holders = append(holders, pid)
 		}
 		// Another user's descriptors are not ours to read (unless we are
 		// root): such a process is passed over, not a failure.
 		if err != nil && !gone(err) && !os.IsPermission(err) && failed == nil {
 			failed = err
 		}
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
 	return holders, failed
 }
 
-// holdsFlock says a descriptor of the process at proc, linked to one of
-// links, holds the flock needle names.
-func holdsFlock(proc string, links []string, needle string) (bool, error) {
-	fds, err := os.ReadDir(proc + "/fd")
-	if err != nil {
-		return false, err
-	}
-	for _, fd := range fds {
-		if link, err := os.Readlink(proc + "/fd/" + fd.Name()); err != nil || !containsAny(link+" ", links) {
-			continue
+// holdsFlock says a descriptor of process pid, linked to one of links,
+// holds the flock needle names.
+func (s *scanner) holdsFlock(pid int, links [][]byte, needle []byte) (bool, error) {
+	held := false
+	err := eachNumber(s.procPath(pid, "fd", -1), &s.subDir, func(fd int) bool {
+		link, err := readlinkPath(s.procPath(pid, "fd", fd), s.link[:cap(s.link)])
+		// The space ends a link, as the O_TMPFILE name is matched.
+		if err != nil || len(link) == cap(link) || !containsAny(append(link, ' '), links) {
+			return true
 		}
-		if info, err := os.ReadFile(proc + "/fdinfo/" + fd.Name()); err == nil && strings.Contains(string(info), needle) {
-			return true, nil
-		}
-	}
-	return false, nil
+		info, err := s.readPath(s.procPath(pid, "fdinfo", fd))
+		held = err == nil && bytes.Contains(info, needle)
+		return !held
+	})
+	return held, err
 }
 
-func containsAny(s string, subs []string) bool {
+func containsAny(s []byte, subs [][]byte) bool {
 	for _, sub := range subs {
-		if strings.Contains(s, sub) {
+		if bytes.Contains(s, sub) {
 			return true
 		}
 	}

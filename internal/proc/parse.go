@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode"
+	"unicode/utf8"
 )
 
 // The parsers of what the OSes report, free of build tags so that every
@@ -35,33 +37,80 @@ var errStatLine = errors.New("malformed /proc/<pid>/stat line")
 // time are read when the line reaches them (StartTime stays "" unless field
 // 22 is a number).
 func ParseStat(b []byte) (Stat, error) {
+	st, start, err := scanStat(b)
+	if start != nil {
+		st.StartTime = string(start)
+	}
+	return st, err
+}
+
+// scanStat is ParseStat without a copy of the start time, which it returns
+// as a slice of b: a scan of the process table parses every process's line
+// and needs no start time, so nothing of it is allocated per process.
+func scanStat(b []byte) (Stat, []byte, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return Stat{}, errStatLine
+		return Stat{}, nil, errStatLine
 	}
-	// f[0] is field 3 (state), so field N is f[N-3].
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 4 || len(f[0]) != 1 {
-		return Stat{}, errStatLine
-	}
-	var n [3]int
-	for k := range n {
-		v, err := strconv.Atoi(string(f[k+1]))
-		if err != nil {
-			return Stat{}, errStatLine
+	var st Stat
+	var ids [3]int // fields 4 to 6: parent, group, session
+	var start []byte
+	rest, n := b[i+1:], 3 // field 3, the state, comes first
+	for ; n <= 22; n++ {
+		var f []byte
+		if f, rest = nextField(rest); f == nil {
+			break
 		}
-		n[k] = v
-	}
-	st := Stat{State: f[0][0], PPID: n[0], Group: n[1], Session: n[2]}
-	if len(f) > 17 {
-		st.Threads, _ = strconv.Atoi(string(f[17]))
-	}
-	if len(f) > 19 {
-		if _, err := strconv.ParseUint(string(f[19]), 10, 64); err == nil {
-			st.StartTime = string(f[19])
+		switch n {
+		case 3:
+			if len(f) != 1 {
+				return Stat{}, nil, errStatLine
+			}
+			st.State = f[0]
+		case 4, 5, 6:
+			v, err := strconv.Atoi(string(f))
+			if err != nil {
+				return Stat{}, nil, errStatLine
+			}
+			ids[n-4] = v
+		case 20:
+			st.Threads, _ = strconv.Atoi(string(f))
+		case 22:
+			if _, err := strconv.ParseUint(string(f), 10, 64); err == nil {
+				start = f
+			}
 		}
 	}
-	return st, nil
+	if n <= 6 {
+		return Stat{}, nil, errStatLine
+	}
+	st.PPID, st.Group, st.Session = ids[0], ids[1], ids[2]
+	return st, start, nil
+}
+
+// nextField splits the first field off b as bytes.Fields would, without
+// making the slice of all of them.
+func nextField(b []byte) (field, rest []byte) {
+	i := 0
+	for i < len(b) {
+		r, size := utf8.DecodeRune(b[i:])
+		if !unicode.IsSpace(r) {
+			break
+		}
+		i += size
+	}
+	j := i
+	for j < len(b) {
+		r, size := utf8.DecodeRune(b[j:])
+		if unicode.IsSpace(r) {
+			break
+		}
+		j += size
+	}
+	if i == j {
+		return nil, nil
+	}
+	return b[i:j], b[j:]
 }
 
 // Offsets into FreeBSD's struct kinfo_proc (sys/user.h) on 64-bit platforms:
@@ -100,16 +149,18 @@ var errStatusUID = errors.New("no Uid line in /proc/<pid>/status")
 // ParseStatusUID reads the real uid from a /proc/<pid>/status file: the
 // first of the four numbers of its "Uid:" line (real, effective, saved, fs).
 func ParseStatusUID(b []byte) (int, error) {
-	for _, line := range bytes.Split(b, []byte("\n")) {
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte("\n"))
 		rest, ok := bytes.CutPrefix(line, []byte("Uid:"))
 		if !ok {
 			continue
 		}
-		f := bytes.Fields(rest)
-		if len(f) == 0 {
+		f, _ := nextField(rest)
+		if f == nil {
 			break
 		}
-		uid, err := strconv.ParseUint(string(f[0]), 10, 32)
+		uid, err := strconv.ParseUint(string(f), 10, 32)
 		if err != nil {
 			break
 		}

@@ -2,9 +2,11 @@ package proc
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -13,7 +15,7 @@ import (
 // exited reads the process's state: Z is an exited process awaiting its
 // reaper, X one being reaped.
 func exited(pid int) (bool, error) {
-	st, err := readStat(strconv.Itoa(pid))
+	st, err := readStat(pid)
 	if err != nil {
 		return false, err
 	}
@@ -21,7 +23,7 @@ func exited(pid int) (bool, error) {
 }
 
 func startTime(pid int) (string, error) {
-	st, err := readStat(strconv.Itoa(pid))
+	st, err := readStat(pid)
 	if err != nil {
 		return "", err
 	}
@@ -31,18 +33,15 @@ func startTime(pid int) (string, error) {
 	return st.StartTime, nil
 }
 
-// readStat reads and parses /proc/<pid>/stat.
-func readStat(pid string) (Stat, error) {
-	path := "/proc/" + pid + "/stat"
-	b, err := readProc(path)
-	if err != nil {
-		return Stat{}, &os.PathError{Op: "read", Path: path, Err: err}
+// readStat reads and parses /proc/<pid>/stat, through the scan's buffers.
+func readStat(pid int) (Stat, error) {
+	scanLock.Lock()
+	defer scanLock.Unlock()
+	st, start, f := scan.stat(pid)
+	if start != nil {
+		st.StartTime = string(start)
 	}
-	st, err := ParseStat(b)
-	if err != nil {
-		return Stat{}, &os.PathError{Op: "parse", Path: path, Err: err}
-	}
-	return st, nil
+	return st, f.of("/proc/" + strconv.Itoa(pid))
 }
 
 func bootID() (string, error) {
@@ -58,49 +57,51 @@ func pidNamespace() (string, error) {
 	return os.Readlink("/proc/self/ns/pid")
 }
 
-// pids lists the process directories of /proc, by number and name.
-func pids() ([]int, []string, error) {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, nil, err
-	}
-	nums, names := make([]int, 0, len(ents)), make([]string, 0, len(ents))
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			nums, names = append(nums, pid), append(names, e.Name())
-		}
-	}
-	return nums, names, nil
-}
-
 // gone says a /proc read failed because the process went away meanwhile:
 // not a failure to learn anything.
 func gone(err error) bool {
 	return os.IsNotExist(err) || errors.Is(err, unix.ESRCH)
 }
 
+// descendants collects every live process's parent link in a reused table,
+// sorted by parent, and walks it down from this process.
 func descendants() ([]int, error) {
-	nums, names, err := pids()
+	scanLock.Lock()
+	defer scanLock.Unlock()
+	s := &scan
+	defer s.trim()
+	links := s.links[:0]
+	var failed error
+	err := eachNumber(s.procPath(0, "", -1), &s.procDir, func(pid int) bool {
+		st, _, f := s.stat(pid)
+		switch {
+		case f.err == nil && !st.Exited():
+			links = append(links, procLink{pid: pid, ppid: st.PPID})
+		case f.err != nil && !gone(f.err) && failed == nil:
+			failed = f.at("/proc/" + strconv.Itoa(pid))
+		}
+		return true
+	})
+	s.links = links
 	if err != nil {
 		return nil, err
 	}
-	children := map[int][]int{}
-	var failed error
-	for i, name := range names {
-		st, err := readStat(name)
-		switch {
-		case err == nil && !st.Exited():
-			children[st.PPID] = append(children[st.PPID], nums[i])
-		case err != nil && !gone(err) && failed == nil:
-			failed = err
-		}
-	}
+	slices.SortFunc(links, func(a, b procLink) int { return cmp.Or(cmp.Compare(a.ppid, b.ppid), cmp.Compare(a.pid, b.pid)) })
 	var out []int
-	for queue := children[os.Getpid()]; len(queue) > 0; queue = queue[1:] {
-		out = append(out, queue[0])
-		queue = append(queue, children[queue[0]]...)
+	out = appendChildren(out, links, os.Getpid())
+	for i := 0; i < len(out); i++ {
+		out = appendChildren(out, links, out[i])
 	}
 	return out, failed
+}
+
+// appendChildren appends the children of parent, from links sorted by parent.
+func appendChildren(out []int, links []procLink, parent int) []int {
+	i, _ := slices.BinarySearchFunc(links, parent, func(l procLink, p int) int { return cmp.Compare(l.ppid, p) })
+	for ; i < len(links) && links[i].ppid == parent; i++ {
+		out = append(out, links[i].pid)
+	}
+	return out
 }
 
 // groupAlive reads the whole table; kill(-pgid, 0) first spares that when
@@ -109,19 +110,27 @@ func groupAlive(pgid, sid int) (bool, error) {
 	if unix.Kill(-pgid, 0) == unix.ESRCH {
 		return false, nil
 	}
-	_, names, err := pids()
-	if err != nil {
-		return false, err
-	}
+	scanLock.Lock()
+	defer scanLock.Unlock()
+	s := &scan
+	var alive bool
 	var failed error
-	for _, name := range names {
-		st, err := readStat(name)
-		if err == nil && st.Group == pgid && st.Session == sid && !st.Exited() {
-			return true, nil
+	err := eachNumber(s.procPath(0, "", -1), &s.procDir, func(pid int) bool {
+		st, _, f := s.stat(pid)
+		if f.err == nil && st.Group == pgid && st.Session == sid && !st.Exited() {
+			alive = true
+			return false
 		}
-		if err != nil && !gone(err) && failed == nil {
-			failed = err
+		if f.err != nil && !gone(f.err) && failed == nil {
+			failed = f.at("/proc/" + strconv.Itoa(pid))
 		}
+		return true
+	})
+	switch {
+	case alive:
+		return true, nil
+	case err != nil:
+		return false, err
 	}
 	return false, failed
 }

@@ -11,9 +11,13 @@
 #   3. SIGTERM lets it drain and exit 0, with `stop` logged and no escalation;
 #   4. an exit 78 (EX_CONFIG, here a bad config) is not restarted, even under
 #      --restart always, and gwlock exits 78.
+# It also prints the launcher's peak resident memory (VmHWM) and its split
+# (anonymous, file-backed) after at least HOLD_SECONDS (default 60) beside
+# the gateway.
 # Not run in CI: it needs npm's registry, about 1 GB of RAM and a minute or
 # two of CPU. Usage, from anywhere:
 #   testdata/openclaw/verify.sh [SCRATCH_DIR]     (SCRATCH_DIR is reused: no reinstall)
+# GWLOCK_BIN=path runs that gwlock binary instead of building one.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -51,7 +55,12 @@ export PATH=$nodebin:$scratch/app/node_modules/.bin:$PATH
 if [ ! -x "$scratch/app/node_modules/.bin/openclaw" ]; then
 	npm install --silent --no-audit --no-fund --prefix "$scratch/app" "$openclaw_pkg"
 fi
-(cd "$repo" && CGO_ENABLED=0 go build -o "$scratch/gwlock" .)
+if [ -n "${GWLOCK_BIN:-}" ]; then
+	cp "$GWLOCK_BIN" "$scratch/gwlock"
+else
+	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$scratch/gwlock" .)
+fi
+hold=${HOLD_SECONDS:-60}
 echo "node $(node --version), openclaw $(openclaw --version 2>/dev/null | head -1), $("$scratch/gwlock" version)"
 
 # Local and quiet: scratch state, no
@@ -147,6 +156,14 @@ tail -n +"$((lines + 1))" "$scratch/run.err" | grep -E 'event=(child-exit|restar
 [ -n "$started" ] && [ "$started" != "$child" ] || fail "no new gateway after the respawn request"
 [ "$code" = 200 ] || fail "/startupz not started again after the respawn"
 echo "ok: openclaw exited for a respawn, gwlock started it again (pid $child -> $started), it serves; gwlock still runs"
+
+say "memory: the launcher after $hold s beside the gateway"
+while [ "$(echo "$(now) - $t0 < $hold" | bc)" = 1 ]; do
+	kill -0 "$gw" 2>/dev/null || fail "gwlock ended while it should hold"
+	sleep 0.5
+done
+mem() { awk -v k="$1:" '$1 == k {print $2}' /proc/"$gw"/status; }
+echo "gwlock peak RSS: $(mem VmHWM) kB (now $(mem VmRSS) kB: anon $(mem RssAnon) kB, file $(mem RssFile) kB) after $(printf '%.0f' "$(echo "$(now) - $t0" | bc)") s"
 
 say "3. SIGTERM drains, exit 0"
 t1=$(now)
