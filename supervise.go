@@ -147,15 +147,13 @@ func (p *heapPacer) tick() {
 }
 
 // settleHeap sets supervisingGCPercent, unless GOGC in the environment
-// says what the operator wants, and ends heap profiling: nothing reads a
-// launcher's profile, and each sampled allocation with a new call stack
-// keeps a record and touches a new page of the profiler's 1.4 MiB hash
-// table, for good: resident memory that grows with uptime.
+// says what the operator wants. (Heap profiling, whose records would grow
+// with uptime, is off already: the linker turns it off in a program that
+// never reads a profile.)
 func settleHeap() {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(supervisingGCPercent)
 	}
-	runtime.MemProfileRate = 0
 }
 
 // loop handles events until the supervisor exits.
