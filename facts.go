@@ -32,16 +32,16 @@ type hostFacts interface {
 	probe(pid int) (pidState, error)
 	startTime(pid int) (string, error)
 	listening(port int) bool
-	// groupAlive says a live process of session sid is in process group pgid.
-	groupAlive(pgid, sid int) (bool, error)
 	// pidNS is our PID namespace ("" where there are none).
 	pidNS() string
-	// tagged names a live process, not us, running as one of uids (its
-	// real uid), whose environment carries token (the GWLOCK_LOCK_TOKEN a
-	// launcher gave its gateway): a process of that gateway's tree. A
-	// process that started before bornAfter (the launcher's start time,
-	// "" if unknown) is not of it. 0 and no error: none does.
-	tagged(token string, uids []int, bornAfter string) (int, error)
+	// survivor names a live process of a gateway's tree (see
+	// proc.Survivor): one of session q.Session left in a process group of
+	// q.Groups (the group's number is returned), or one, not us, running
+	// as one of q.UIDs (its real uid) whose environment carries q.Token
+	// (the GWLOCK_LOCK_TOKEN a launcher gave its gateway). A process that
+	// started before q.BornAfter (the launcher's start time, "" if
+	// unknown) is not of the tree. 0 and no error: none lives.
+	survivor(q proc.TreeQuery) (int, error)
 	// selfUID is our effective uid: the owner of every lock file we judge.
 	selfUID() int
 	// stopped says a live process is stopped by a signal.
@@ -94,12 +94,9 @@ func (hostProbe) selfPID() int                           { return selfFacts().pi
 func (hostProbe) selfStartTime() string                  { return selfFacts().startTime }
 func (hostProbe) probe(pid int) (pidState, error)        { return proc.Probe(pid) }
 func (hostProbe) startTime(pid int) (string, error)      { return proc.StartTime(pid) }
-func (hostProbe) groupAlive(pgid, sid int) (bool, error) { return proc.GroupAlive(pgid, sid) }
 func (hostProbe) selfUID() int                           { return os.Geteuid() }
 func (hostProbe) stopped(pid int) (bool, error)          { return proc.Stopped(pid) }
-func (hostProbe) tagged(token string, uids []int, bornAfter string) (int, error) {
-	return proc.Tagged(token, uids, bornAfter)
-}
+func (hostProbe) survivor(q proc.TreeQuery) (int, error) { return proc.Survivor(q) }
 func (hostProbe) lockCreator(file fileID) (int, error) {
 	return proc.FlockCreator(file.a, file.b)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"gwlock/internal/proc"
 	"log/slog"
 	"slices"
 	"time"
@@ -159,7 +160,7 @@ func judgeUnheld(p *ownerPayload, v verdict, where origin, launcherReason string
 		// Written in another PID namespace of this kernel (a container
 		// sharing the lock dir): its pids prove nothing here, only its
 		// token can find its gateway; else it is judged like a foreign host's.
-		gw, err := taggedProcess(p, h)
+		gw, err := survivorProcess(p, nil, h)
 		switch {
 		case gw > 0:
 			v.status, v.gatewayPID = ownerOrphaned, gw
@@ -298,15 +299,20 @@ func judgeLauncher(p *ownerPayload, h hostFacts) (ownerStatus, string, error) {
 // could not be read, so nobody can say none lives.
 func gatewayAlive(p *ownerPayload, h hostFacts) (int, bool, error) {
 	var unread error
+	var groups []int
 	refs := append([]procRef{{PID: p.ChildPID, StartTime: p.ChildStartTime}}, p.Descendants...)
 	for _, r := range refs {
 		recorded, ok := startTimeText(r.StartTime)
 		if r.PID <= 0 || r.PID > maxPID || !ok || r.PID == h.selfPID() {
 			continue
 		}
-		alive, err := recordedAlive(r.PID, recorded, p.SessionID, h)
-		if alive {
+		alive, gone, err := recordedAlive(r.PID, recorded, h)
+		switch {
+		case alive:
 			return r.PID, true, nil
+		case gone && p.SessionID > 0:
+			// The process is gone, but the group it led may live on.
+			groups = append(groups, r.PID)
 		}
 		if unread == nil {
 			unread = err
@@ -316,7 +322,8 @@ func gatewayAlive(p *ownerPayload, h hostFacts) (int, bool, error) {
 	// killed between starting the gateway and writing its pid, or before it
 	// saw a daemon that left the group within its first 100 ms. Every
 	// process of the tree inherited the payload's token in its environment.
-	gw, err := taggedProcess(p, h)
+	// The groups and the token are looked for in one pass over the table.
+	gw, err := survivorProcess(p, groups, h)
 	if gw > 0 {
 		return gw, true, nil
 	}
@@ -327,45 +334,40 @@ func gatewayAlive(p *ownerPayload, h hostFacts) (int, bool, error) {
 }
 
 // recordedAlive says whether the recorded process pid, started at
-// recorded, or the group it led in session sid, lives; an error when that
-// could not be learnt.
-func recordedAlive(pid int, recorded string, sid int, h hostFacts) (bool, error) {
+// recorded, lives, or is gone (absent; a pid reused by another process is
+// not gone: the kernel reuses a number only once the process and any group
+// it led are gone); an error when that could not be learnt.
+func recordedAlive(pid int, recorded string, h hostFacts) (alive, gone bool, err error) {
 	st, err := h.probe(pid)
 	switch {
 	case st == pidAbsent:
-		if sid <= 0 {
-			return false, nil // no session recorded: no group to look for
-		}
-		alive, err := h.groupAlive(pid, sid)
-		if errors.Is(err, errors.ErrUnsupported) {
-			return false, nil
-		}
-		return alive, err
+		return false, true, nil
 	case st == pidUnknown, err != nil:
-		return false, err
+		return false, false, err
 	}
 	now, err := h.startTime(pid)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
-	// Another start time: the number was reused, which the kernel does
-	// only once the recorded process and any group it led are gone.
-	return now == recorded, nil
+	return now == recorded, false, nil
 }
 
-// taggedProcess is a live process that carries the payload's token and
-// runs as a uid of the tree (see judge), 0 when none does. An OS without
-// a token search answers 0 and no error: there the record alone speaks.
-func taggedProcess(p *ownerPayload, h hostFacts) (int, error) {
-	if p.Token == "" {
-		return 0, nil
+// survivorProcess is a live process of the tree the payload names, 0 when
+// none: a process left in one of groups (the launcher's session), or one
+// that carries the payload's token and runs as a uid of the tree (see
+// judge). An OS without a token search answers for the groups alone: there
+// the record speaks.
+func survivorProcess(p *ownerPayload, groups []int, h hostFacts) (int, error) {
+	q := proc.TreeQuery{Groups: groups, Session: p.SessionID, Token: p.Token}
+	if p.Token != "" {
+		q.UIDs = treeUIDs(p, h)
+		q.BornAfter, _ = startTimeText(p.StartTime)
 	}
-	bornAfter, _ := startTimeText(p.StartTime)
-	gw, err := h.tagged(p.Token, treeUIDs(p, h), bornAfter)
+	gw, err := h.survivor(q)
 	switch {
 	case errors.Is(err, errors.ErrUnsupported):
 		return 0, nil
-	case gw == 0 && err == nil && p.TreeUIDsOverflow:
+	case gw == 0 && err == nil && p.Token != "" && p.TreeUIDsOverflow:
 		// The search left out uids the tree ran as: none found is no
 		// fact. Searching every uid instead would let any user pin the
 		// lock with a token a process of the tree leaked to it.

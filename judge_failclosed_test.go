@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"gwlock/internal/proc"
 	"strings"
 	"testing"
 	"time"
@@ -36,18 +37,13 @@ func (f *faultyFacts) startTime(pid int) (string, error) {
 	return f.fakeFacts.startTime(pid)
 }
 
-func (f *faultyFacts) groupAlive(pgid, sid int) (bool, error) {
-	if f.fault == "groupAlive" {
-		return false, errFault
-	}
-	return f.fakeFacts.groupAlive(pgid, sid)
-}
-
-func (f *faultyFacts) tagged(token string, uids []int, bornAfter string) (int, error) {
-	if f.fault == "tagged" {
+// survivor fails as the group probe ("groupAlive") when asked of a
+// group, or as the token search ("tagged") when asked of a token.
+func (f *faultyFacts) survivor(q proc.TreeQuery) (int, error) {
+	if (f.fault == "groupAlive" && len(q.Groups) > 0) || (f.fault == "tagged" && q.Token != "") {
 		return 0, errFault
 	}
-	return f.fakeFacts.tagged(token, uids, bornAfter)
+	return f.fakeFacts.survivor(q)
 }
 
 func (f *faultyFacts) lockCreator(fileID) (int, error) {

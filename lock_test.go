@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gwlock/internal/proc"
 	"gwlock/internal/telemetry"
 	"os"
 	"path/filepath"
@@ -589,10 +590,19 @@ type fakeFacts struct {
 // errFakeUnknown is a fact fakeFacts was told it cannot learn.
 var errFakeUnknown = errors.New("fact not known to this fake host")
 
-func (f *fakeFacts) groupAlive(pgid, sid int) (bool, error) { return sid == 9 && f.groups[pgid], nil }
 func (f *fakeFacts) lockCreator(fileID) (int, error)        { return 0, errFakeUnknown }
-func (f *fakeFacts) tagged(_ string, uids []int, _ string) (int, error) {
-	f.taggedUIDs = uids
+// survivor finds a group of f.groups in session 9, else the token's
+// carrier f.taggedPID (or f.taggedErr).
+func (f *fakeFacts) survivor(q proc.TreeQuery) (int, error) {
+	for _, g := range q.Groups {
+		if q.Session == 9 && f.groups[g] {
+			return g, nil
+		}
+	}
+	if q.Token == "" {
+		return 0, nil
+	}
+	f.taggedUIDs = q.UIDs
 	return f.taggedPID, f.taggedErr
 }
 func (f *fakeFacts) selfUID() int { return 0 }

@@ -226,7 +226,7 @@ func (r *report) describeUnseen(p *ownerPayload, where origin, unread error, fac
 		r.UnknownReason = "the lock was written on another host (hostname " + strconv.Quote(p.Hostname) + "): its gateway's tree cannot be seen from here"
 		return treeUnseen
 	}
-	gw, err := taggedProcess(p, facts)
+	gw, err := survivorProcess(p, nil, facts)
 	switch {
 	case gw > 0:
 		alive := true

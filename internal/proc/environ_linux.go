@@ -21,6 +21,89 @@ var lastTagged struct {
 	pid   int
 }
 
+// survivor is one pass over the table for both questions: each process's
+// stat is read once, for its group and session and for its age, and only
+// a process younger than bornAfter has its environment read.
+func survivor(q TreeQuery) (int, error) {
+	groups := make([]int, 0, len(q.Groups))
+	for _, g := range q.Groups {
+		if g > 0 && unix.Kill(-g, 0) != unix.ESRCH { // no process of the group at all: no scan for it
+			groups = append(groups, g)
+		}
+	}
+	if q.Token == "" {
+		if len(groups) == 0 {
+			return 0, nil
+		}
+		q.UIDs = nil
+	}
+	needle := []byte("\x00" + TokenVar + "=" + q.Token + "\x00")
+	self := os.Getpid()
+	lastTagged.Lock()
+	defer lastTagged.Unlock()
+	scanLock.Lock()
+	defer scanLock.Unlock()
+	s := &scan
+	defer s.trim()
+	born, bornKnown := parseStart(q.BornAfter)
+	if q.Token != "" && lastTagged.token == q.Token {
+		if found, _ := s.carries(lastTagged.pid, needle, q.UIDs, born, bornKnown); found {
+			return lastTagged.pid, nil
+		}
+	}
+	var found int
+	var failed error
+	err := eachNumber(s.procPath(0, "", -1), &s.procDir, func(pid int) bool {
+		if pid == self {
+			return true
+		}
+		alive, f := s.survives(pid, groups, q, needle, born, bornKnown)
+		if alive != 0 {
+			found = alive
+			return false
+		}
+		if f.err != nil && !gone(f.err) && failed == nil {
+			failed = f.at("/proc/" + strconv.Itoa(pid))
+		}
+		return true
+	})
+	switch {
+	case found != 0:
+		return found, nil
+	case err != nil:
+		return 0, err
+	}
+	return 0, failed
+}
+
+// survives is what survivor learns of one process: the group it keeps
+// alive, or its own pid if it carries the token, or 0; or why it could not
+// tell.
+func (s *scanner) survives(pid int, groups []int, q TreeQuery, needle []byte, born uint64, bornKnown bool) (int, readFailure) {
+	if len(groups) > 0 {
+		st, start, f := s.stat(pid)
+		if f.err != nil {
+			return 0, f
+		}
+		if !st.Exited() && st.Session == q.Session && slices.Contains(groups, st.Group) {
+			return st.Group, readFailure{}
+		}
+		if started, ok := parseStart(string(start)); bornKnown && ok && started < born {
+			return 0, readFailure{} // older than the tree: carries is spared a second read
+		}
+		bornKnown = false
+	}
+	if q.UIDs == nil {
+		return 0, readFailure{}
+	}
+	found, f := s.carries(pid, needle, q.UIDs, born, bornKnown)
+	if found {
+		lastTagged.token, lastTagged.pid = q.Token, pid
+		return pid, readFailure{}
+	}
+	return 0, f
+}
+
 func tagged(token string, uids []int, bornAfter string) (int, error) {
 	needle := []byte("\x00" + TokenVar + "=" + token + "\x00")
 	self := os.Getpid()
@@ -105,8 +188,17 @@ func (f readFailure) of(dir string) error {
 // effective uid, or to root when it is non-dumpable: a directory of none of
 // uids is not read at all (a non-root judge could not read it anyway);
 // otherwise the real uid, from status, decides before the environment is
-// read. born, if bornKnown, is when the tree's launcher started.
+// read. born, if bornKnown, is when the tree's launcher started: an older
+// process is passed over unread (PID 1 of a container, whose environment a
+// judge may not read, included).
 func (s *scanner) carries(pid int, needle []byte, uids []int, born uint64, bornKnown bool) (bool, readFailure) {
+	if bornKnown && s.startedBefore(pid, born) {
+		// Older than the tree's launcher, which forked the whole tree
+		// after it started: no process of the tree. Most of a host's
+		// processes end here, on one read of their stat, which anyone
+		// may read.
+		return false, readFailure{}
+	}
 	owner, err := s.owner(pid)
 	if err != nil {
 		return false, readFailure{"stat", "", err}
@@ -123,11 +215,6 @@ func (s *scanner) carries(pid int, needle []byte, uids []int, born uint64, bornK
 		// A main thread that called pthread_exit has no memory to read
 		// through; the process's other threads still show it.
 		env, err = s.threadEnviron(pid)
-	}
-	if err != nil && !gone(err) && bornKnown && s.startedBefore(pid, born) {
-		// Unreadable (PID 1 of a container, a process with capabilities
-		// we lack), but older than the tree: it cannot carry the token.
-		return false, readFailure{}
 	}
 	if err != nil {
 		return false, readFailure{"read", "environ", err}

@@ -137,9 +137,10 @@ const TokenVar = "GWLOCK_LOCK_TOKEN"
 // no other user's environment. A zombie's environment is empty.
 //
 // bornAfter, if not "", is the StartTime of the process that handed the
-// token out (the launcher): a process started before it cannot carry it,
-// so one whose environment cannot be read (PID 1 of a container, a process
-// with capabilities we lack) is passed over when it is that old.
+// token out (the launcher): a process started before it is none of the
+// tree the launcher forked, so it is passed over on one read of its stat,
+// its environment unread, readable or not (PID 1 of a container, a process
+// with capabilities we lack).
 //
 // 0 and no error: the whole table was read and no process carries it. 0
 // and an error: none was found, but some process that might have carried
@@ -154,6 +155,31 @@ func Tagged(token string, uids []int, bornAfter string) (int, error) {
 	}
 	return tagged(token, uids, bornAfter)
 }
+
+// TreeQuery asks Survivor for any process of a gateway's tree that lives.
+type TreeQuery struct {
+	// Groups are process groups the tree's processes led, in session
+	// Session: a process of the session that has not exited and is in one
+	// of them is of the tree (see GroupAlive).
+	Groups  []int
+	Session int
+	// Token, UIDs and BornAfter are Tagged's: a process of one of UIDs
+	// that carries Token and started no earlier than BornAfter is of the
+	// tree. No Token: no token search.
+	Token     string
+	UIDs      []int
+	BornAfter string
+}
+
+// Survivor names a live process of the tree q describes: the number of a
+// group that lives on, or a token carrier's pid; 0 and no error when the
+// whole table was read and there is none. It answers GroupAlive and Tagged
+// together in one pass over the process table, where each would read every
+// process's stat: a judgement asks both, and a starter waiting to take a
+// dead owner's lock waits for the pass. Errors are Tagged's and
+// GroupAlive's; off Linux groups are probed as GroupAlive does there, and
+// a token is unsupported (errors.ErrUnsupported when no group lives).
+func Survivor(q TreeQuery) (int, error) { return survivor(q) }
 
 // UID is the real uid process pid runs as. Linux only.
 func UID(pid int) (int, error) {

@@ -35,6 +35,40 @@ func TestTagged(t *testing.T) {
 	}
 }
 
+// TestTaggedPassesOverOlder: a carrier that started before the bound (the
+// launcher that handed the token out) is none of its tree, and is not
+// found; the same carrier under an older bound is.
+func TestTaggedPassesOverOlder(t *testing.T) {
+	token := "old" + strconv.Itoa(os.Getpid())
+	ours := []int{os.Getuid()}
+	carrier := mustStart(t, func(c *exec.Cmd) { c.Env = append(c.Env, TokenVar+"="+token) })
+	self, err := StartTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A bound in a later clock tick than the carrier's start.
+	var later string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		h := mustStart(t, nil)
+		st, err := StartTime(h.pid())
+		h.stop()
+		carried, _ := StartTime(carrier.pid())
+		if err == nil && st != carried {
+			later = st
+			break
+		}
+	}
+	if later == "" {
+		t.Fatal("no process started in a later clock tick than the carrier")
+	}
+	if pid, err := Tagged(token, ours, later); pid != 0 || err != nil {
+		t.Errorf("Tagged(bound after the carrier) = %d, %v; want 0, nil", pid, err)
+	}
+	if pid, err := Tagged(token, ours, self); pid != carrier.pid() || err != nil {
+		t.Errorf("Tagged(bound before the carrier) = %d, %v; want %d", pid, err, carrier.pid())
+	}
+}
+
 func TestDescendants(t *testing.T) {
 	h := mustStart(t, nil)
 	got, err := Descendants()
@@ -62,6 +96,43 @@ func TestGroupAlive(t *testing.T) {
 	h.stop()
 	if alive, err := GroupAlive(h.pid(), sid); alive || err != nil {
 		t.Errorf("GroupAlive(emptied group) = %v, %v; want false", alive, err)
+	}
+}
+
+// TestSurvivor: one pass finds a live member of a recorded group in our
+// session (naming the group) and a token carrier (naming it), and nothing
+// once both are gone or when the session is another.
+func TestSurvivor(t *testing.T) {
+	sid, err := SessionID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := "surv" + strconv.Itoa(os.Getpid())
+	ours := []int{os.Getuid()}
+	member := mustStart(t, func(c *exec.Cmd) { c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} })
+	carrier := mustStart(t, func(c *exec.Cmd) { c.Env = append(c.Env, TokenVar+"="+token) })
+	if got, err := Survivor(TreeQuery{Groups: []int{member.pid()}, Session: sid}); got != member.pid() || err != nil {
+		t.Errorf("Survivor(member's group) = %d, %v; want %d", got, err, member.pid())
+	}
+	if got, err := Survivor(TreeQuery{Groups: []int{member.pid()}, Session: sid + 1}); got != 0 || err != nil {
+		t.Errorf("Survivor(group, another session) = %d, %v; want 0", got, err)
+	}
+	if got, err := Survivor(TreeQuery{Token: token, UIDs: ours}); got != carrier.pid() || err != nil {
+		t.Errorf("Survivor(token) = %d, %v; want %d", got, err, carrier.pid())
+	}
+	member.stop()
+	if got, err := Survivor(TreeQuery{Groups: []int{member.pid()}, Session: sid, Token: token, UIDs: ours}); got != carrier.pid() || err != nil {
+		t.Errorf("Survivor(emptied group, token) = %d, %v; want the carrier %d", got, err, carrier.pid())
+	}
+	carrier.stop()
+	// Born after us: PID 1 of a container, which we may not read, is
+	// passed over as older than the tree.
+	self, _ := StartTime(os.Getpid())
+	if got, err := Survivor(TreeQuery{Groups: []int{member.pid()}, Session: sid, Token: token, UIDs: ours, BornAfter: self}); got != 0 || err != nil {
+		t.Errorf("Survivor(all gone) = %d, %v; want 0, nil", got, err)
+	}
+	if got, err := Survivor(TreeQuery{}); got != 0 || err != nil {
+		t.Errorf("Survivor(nothing asked) = %d, %v; want 0, nil", got, err)
 	}
 }
 

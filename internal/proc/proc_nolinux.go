@@ -2,6 +2,8 @@
 
 package proc
 
+import "errors"
+
 // Off Linux the process table's links, another process's descriptors and
 // environment are not readable without privileged interfaces.
 
@@ -18,3 +20,24 @@ func flockCreator(uint64, uint64) (int, error) { return 0, unsupported("find a f
 func tagged(string, []int, string) (int, error) { return 0, unsupported("search environments") }
 func uid(int) (int, error)                      { return 0, unsupported("read a process's uid") }
 func stopped(int) (bool, error)                 { return false, unsupported("read a process's state") }
+
+// survivor off Linux: each group probed as groupAlive does here, then the
+// token search, which is unsupported.
+func survivor(q TreeQuery) (int, error) {
+	for _, g := range q.Groups {
+		if g <= 0 {
+			continue
+		}
+		alive, err := groupAlive(g, q.Session)
+		if alive {
+			return g, nil
+		}
+		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			return 0, err
+		}
+	}
+	if q.Token == "" {
+		return 0, nil
+	}
+	return tagged(q.Token, q.UIDs, q.BornAfter)
+}
