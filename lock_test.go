@@ -590,7 +590,8 @@ type fakeFacts struct {
 // errFakeUnknown is a fact fakeFacts was told it cannot learn.
 var errFakeUnknown = errors.New("fact not known to this fake host")
 
-func (f *fakeFacts) lockCreator(fileID) (int, error)        { return 0, errFakeUnknown }
+func (f *fakeFacts) lockCreator(fileID) (int, error) { return 0, errFakeUnknown }
+
 // survivor finds a group of f.groups in session 9, else the token's
 // carrier f.taggedPID (or f.taggedErr).
 func (f *fakeFacts) survivor(q proc.TreeQuery) (int, error) {
