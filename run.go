@@ -101,13 +101,15 @@ func (e *lockLostError) Error() string {
 
 // cmdRun is `gwlock run`. Before the fork, in order: the inits (the exec
 // helper's mode, exec_deathpipe.go; runStartup's signals and self facts);
-// parseFlags and validateRun (2); reserveThreads (threads.go, else 71);
+// parseFlags and validateRun (2); startPoller and reserveThreads
+// (threads.go, else 71);
 // GWLOCK_ALLOW_MULTI; backendFor (no config: 66), openLockDir (unsafe:
 // 77), acquire (a live owner: 75); then supervise: subreaper, notify
 // relay, checkPort (69), the environment, lookGateway (126/127) and
 // forkGateway (exec_deathpipe.go: death pipe, exec helper, gateway).
 func cmdRun(c *config, log *telemetry.Logger, stderr io.Writer) int {
 	st := runStartup()
+	startPoller()
 	if err := reserveThreads(); err != nil {
 		return fail(stderr, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // gwlock's threads, made before the lock is published. Go's runtime makes
@@ -46,6 +47,15 @@ func runThreads() int { return runtime.GOMAXPROCS(0) + blockedThreads }
 // process limit for a moment beyond gwlock's own: the exec helper's
 // runtime (Linux) and the gateway itself.
 const startThreads = 5
+
+// startPoller makes the runtime create its timer machinery now (on Linux an
+// epoll instance and an eventfd, two descriptors): the first timer would
+// make it later, after the lock is published (the lock file's heartbeat),
+// where a descriptor limit reached by then (`ulimit -n`) is the runtime's
+// fatal error, exit 2 with the lock left behind, instead of a start that
+// fails cleanly. Here, a limit that low stops the runtime before anything
+// exists.
+func startPoller() { time.NewTimer(time.Hour).Stop() }
 
 // reserveThreads makes run's threads, or says why it cannot.
 func reserveThreads() error {
