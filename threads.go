@@ -115,3 +115,13 @@ func (e *headroomError) Error() string {
 
 // Is makes it the EAGAIN a fork would have failed with.
 func (e *headroomError) Is(target error) bool { return target == syscall.EAGAIN }
+
+// cgroupHeadroomError: a cgroup's pids.max leaves too few tasks for gwlock.
+type cgroupHeadroomError struct{ room, need int }
+
+func (e *cgroupHeadroomError) Error() string {
+	return fmt.Sprintf("the cgroup's pids.max leaves room for %d more tasks, and run needs %d (raise the unit's TasksMax or the container's pids limit)", e.room, e.need)
+}
+
+// Is makes it the EAGAIN a fork would have failed with.
+func (e *cgroupHeadroomError) Is(target error) bool { return target == syscall.EAGAIN }

@@ -30,59 +30,97 @@ func threadsLimited() bool {
 	if err := unix.Getrlimit(unix.RLIMIT_NPROC, &rl); err != nil || (rl.Cur != unix.RLIM_INFINITY && os.Getuid() != 0) {
 		return true
 	}
-	b := rawReadFile("/proc/self/cgroup", make([]byte, 4<<10))
-	if b == nil {
+	dirs, ok := pidsCgroups()
+	if !ok {
 		return true
 	}
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		f := strings.SplitN(line, ":", 3)
-		if len(f) != 3 {
+	buf := make([]byte, 64)
+	for _, dir := range dirs {
+		if limited(dir+"/pids.max", buf) {
 			return true
-		}
-		switch {
-		case f[1] == "": // the unified hierarchy (cgroup v2)
-			if pidsLimited([]string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}, f[2]) {
-				return true
-			}
-		case slices.Contains(strings.Split(f[1], ","), "pids"): // cgroup v1's pids controller
-			if pidsLimited([]string{"/sys/fs/cgroup/pids"}, f[2]) {
-				return true
-			}
 		}
 	}
 	return false
 }
 
+// pidsCgroups lists the cgroup directories whose pids.max binds this
+// process (its own and every one above it, in each hierarchy with the pids
+// controller); false when that cannot be told.
+func pidsCgroups() ([]string, bool) {
+	b := rawReadFile("/proc/self/cgroup", make([]byte, 4<<10))
+	if b == nil {
+		return nil, false
+	}
+	var dirs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			return nil, false
+		}
+		var mounts []string
+		switch {
+		case f[1] == "": // the unified hierarchy (cgroup v2)
+			mounts = []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}
+		case slices.Contains(strings.Split(f[1], ","), "pids"): // cgroup v1's pids controller
+			mounts = []string{"/sys/fs/cgroup/pids"}
+		default:
+			continue
+		}
+		levels, ok := pidsLevels(mounts, f[2])
+		if !ok {
+			return nil, false
+		}
+		dirs = append(dirs, levels...)
+	}
+	return dirs, true
+}
+
 // pidsLimited says whether the cgroup at path, or one above it, has a
 // pids.max other than "max", under the first of mounts that holds the
-// hierarchy. The root cgroup has no pids.max. Where the path is not found
-// under any mount (a container that sees the host's path but has only its
-// own cgroup mounted), the mount's top is the cgroup checked, and only
-// when that has a pids.max to read: anything else cannot be told.
+// hierarchy, or whether that cannot be told.
 func pidsLimited(mounts []string, path string) bool {
-	path = "/" + strings.Trim(path, "/")
+	levels, ok := pidsLevels(mounts, path)
+	if !ok {
+		return true
+	}
 	buf := make([]byte, 64)
+	for _, dir := range levels {
+		if limited(dir+"/pids.max", buf) {
+			return true
+		}
+	}
+	return false
+}
+
+// pidsLevels are the directories of the cgroup at path and of every one
+// above it, under the first of mounts that holds the hierarchy. The root
+// cgroup has no pids.max. Where the path is not found under any mount (a
+// container that sees the host's path but has only its own cgroup
+// mounted), the mount's top is the cgroup to check, and only when that has
+// a pids.max to read: anything else cannot be told (false).
+func pidsLevels(mounts []string, path string) ([]string, bool) {
+	path = "/" + strings.Trim(path, "/")
 	for _, mnt := range mounts {
 		fd, ok := rawOpen(strings.TrimSuffix(mnt+path, "/")+"/", unix.O_RDONLY|unix.O_DIRECTORY)
 		if !ok {
 			continue
 		}
 		rawClose(fd)
+		var levels []string
 		for dir := path; ; dir = parentDir(dir) {
-			if limited(strings.TrimSuffix(mnt+dir, "/")+"/pids.max", buf) {
-				return true
-			}
+			levels = append(levels, strings.TrimSuffix(mnt+dir, "/"))
 			if dir == "/" {
-				return false
+				return levels, true
 			}
 		}
 	}
+	buf := make([]byte, 64)
 	for _, mnt := range mounts {
-		if b := rawReadFile(mnt+"/pids.max", buf); b != nil {
-			return strings.TrimSpace(string(b)) != "max"
+		if rawReadFile(mnt+"/pids.max", buf) != nil {
+			return []string{mnt}, true
 		}
 	}
-	return path != "/"
+	return nil, path == "/"
 }
 
 // limited says whether the pids.max file at path sets a limit: absent (the
@@ -96,6 +134,29 @@ func limited(path string, buf []byte) bool {
 	return unix.Stat(path, &st) != unix.ENOENT
 }
 
+// cgroupRoom is how many more tasks this process's cgroups let it make:
+// the least, over the cgroups with a pids.max, of pids.max less
+// pids.current; false when no cgroup sets a limit that can be read.
+func cgroupRoom() (int, bool) {
+	dirs, ok := pidsCgroups()
+	if !ok {
+		return 0, false
+	}
+	buf := make([]byte, 64)
+	room, found := 0, false
+	for _, dir := range dirs {
+		max, err1 := strconv.Atoi(strings.TrimSpace(string(rawReadFile(dir+"/pids.max", buf))))
+		cur, err2 := strconv.Atoi(strings.TrimSpace(string(rawReadFile(dir+"/pids.current", buf))))
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if !found || max-cur < room {
+			room, found = max-cur, true
+		}
+	}
+	return room, found
+}
+
 func parentDir(dir string) string {
 	if i := strings.LastIndexByte(dir, '/'); i > 0 {
 		return dir[:i]
@@ -104,11 +165,16 @@ func parentDir(dir string) string {
 }
 
 // processHeadroom checks that this process may have need threads and
-// processes of its own under RLIMIT_NPROC, which counts every task of the
-// real uid. Root is not held to it. The whole process table is read only
+// processes of its own under its cgroups' pids.max and under RLIMIT_NPROC,
+// which counts every task of the real uid. Root is not held to it. The whole process table is read only
 // when the system's own count of tasks (/proc/loadavg) does not already
 // show room.
 func processHeadroom(need int) error {
+	// A cgroup's pids.max counts this process's own threads among its
+	// current tasks, and binds root too.
+	if room, ok := cgroupRoom(); ok && room < need-threadCount() {
+		return &cgroupHeadroomError{room: room, need: need - threadCount()}
+	}
 	var rl unix.Rlimit
 	uid := os.Getuid()
 	if uid == 0 || unix.Getrlimit(unix.RLIMIT_NPROC, &rl) != nil || rl.Cur == unix.RLIM_INFINITY {

@@ -30,7 +30,11 @@ func (s *supervisor) scheduleTreeRecord() {
 		}
 		s.treeTimer = time.After(treeRecordAt[s.treeStep] - prev)
 		s.treeStep++
+		return
 	}
+	// A few seconds in, start-up is over, the gateway's and gwlock's:
+	// what gwlock's start touched of its own program need not stay.
+	dropProgramPages()
 }
 
 // remnants reports whether the main process exited and others of its tree
