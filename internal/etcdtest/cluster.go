@@ -13,6 +13,7 @@ package etcdtest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -83,9 +84,33 @@ type Cluster struct {
 }
 
 // Start starts an n-member cluster on free loopback ports, stopped when the test ends.
+// A port found free can be taken by another process before etcd binds it;
+// a member that then fails to listen has the whole cluster started again
+// on other ports.
 func Start(t testing.TB, n int, scheme string, extra ...string) *Cluster {
 	t.Helper()
 	Require(t)
+	for attempt := 1; ; attempt++ {
+		c := startOnFreePorts(t, n, scheme, extra)
+		err := c.waitHealthy(c.Members...)
+		if err == nil {
+			t.Cleanup(func() {
+				for i := range c.Members {
+					c.Kill(i)
+				}
+			})
+			return c
+		}
+		for i := range c.Members {
+			c.Kill(i)
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatal(err)
+		}
+	}
+}
+
+func startOnFreePorts(t testing.TB, n int, scheme string, extra []string) *Cluster {
 	c := &Cluster{t: t, extra: extra}
 	var initial []string
 	for i := 0; i < n; i++ {
@@ -100,14 +125,11 @@ func Start(t testing.TB, n int, scheme string, extra ...string) *Cluster {
 	for i := range c.Members {
 		c.Start(i)
 	}
-	t.Cleanup(func() {
-		for i := range c.Members {
-			c.Kill(i)
-		}
-	})
-	c.WaitHealthy(c.Members...)
 	return c
 }
+
+// errPortTaken: a member exited because its port was taken meanwhile.
+var errPortTaken = errors.New("a port was taken before etcd could listen on it")
 
 // Start (re)starts member i on its data dir.
 func (c *Cluster) Start(i int) {
@@ -170,6 +192,12 @@ func (c *Cluster) Endpoints() []string {
 // WaitHealthy waits until each member answers /health with a leader.
 func (c *Cluster) WaitHealthy(ms ...*Member) {
 	c.t.Helper()
+	if err := c.waitHealthy(ms...); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *Cluster) waitHealthy(ms ...*Member) error {
 	deadline := time.Now().Add(Scaled(StartWait))
 	for _, m := range ms {
 		for {
@@ -179,12 +207,20 @@ func (c *Cluster) WaitHealthy(ms ...*Member) {
 			if m.scheme == "https" && portOpen(m.clientURL) {
 				break
 			}
+			select {
+			case <-m.done:
+				if strings.Contains(m.log.String(), "address already in use") {
+					return fmt.Errorf("etcd %s: %w", m.name, errPortTaken)
+				}
+			default:
+			}
 			if time.Now().After(deadline) {
-				c.t.Fatalf("etcd %s not healthy within %s; its log:\n%s", m.name, StartWait, m.log.String())
+				return fmt.Errorf("etcd %s not healthy within %s; its log:\n%s", m.name, StartWait, m.log.String())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	return nil
 }
 
 func healthy(url string) bool {
