@@ -5,7 +5,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
 	"time"
 )
 
@@ -121,21 +120,23 @@ const (
 )
 
 // heapPacer asks for a collection once collectEvery bytes were allocated
-// since the last one.
+// since the last one. It reads the counts with runtime.ReadMemStats, which
+// stops the world for microseconds once a tick (every --stale/3): the
+// runtime/metrics package would spare that, but its initialiser costs every
+// start of gwlock a tenth of a millisecond.
 type heapPacer struct {
-	samples           []metrics.Sample // allocated bytes, collections: both cumulative
-	allocated, cycles uint64           // at the last collection seen
+	allocated uint64 // cumulative bytes allocated at the last collection seen
+	cycles    uint32 // collections then
 }
 
-func newHeapPacer() *heapPacer {
-	return &heapPacer{samples: []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}}
-}
+func newHeapPacer() *heapPacer { return &heapPacer{} }
 
 // tick collects if collectEvery bytes were allocated since the last
 // collection, the runtime's own included.
 func (p *heapPacer) tick() {
-	metrics.Read(p.samples)
-	allocated, cycles := p.samples[0].Value.Uint64(), p.samples[1].Value.Uint64()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	allocated, cycles := ms.TotalAlloc, ms.NumGC
 	if cycles == p.cycles && allocated-p.allocated < collectEvery {
 		return
 	}
