@@ -31,9 +31,12 @@ func threadsLimited() bool {
 		return true
 	}
 	dirs, ok := pidsCgroups()
-	if !ok {
-		return true
-	}
+	return !ok || anyLimited(dirs)
+}
+
+// anyLimited says whether one of the cgroup directories sets a pids.max
+// or has one that cannot be read.
+func anyLimited(dirs []string) bool {
 	buf := make([]byte, 64)
 	for _, dir := range dirs {
 		if limited(dir+"/pids.max", buf) {
@@ -80,16 +83,7 @@ func pidsCgroups() ([]string, bool) {
 // hierarchy, or whether that cannot be told.
 func pidsLimited(mounts []string, path string) bool {
 	levels, ok := pidsLevels(mounts, path)
-	if !ok {
-		return true
-	}
-	buf := make([]byte, 64)
-	for _, dir := range levels {
-		if limited(dir+"/pids.max", buf) {
-			return true
-		}
-	}
-	return false
+	return !ok || anyLimited(levels)
 }
 
 // pidsLevels are the directories of the cgroup at path and of every one

@@ -105,44 +105,7 @@ func (s *scanner) survives(pid int, groups []int, q TreeQuery, needle []byte, bo
 }
 
 func tagged(token string, uids []int, bornAfter string) (int, error) {
-	needle := []byte("\x00" + TokenVar + "=" + token + "\x00")
-	self := os.Getpid()
-	lastTagged.Lock()
-	defer lastTagged.Unlock()
-	scanLock.Lock()
-	defer scanLock.Unlock()
-	s := &scan
-	defer s.trim()
-	born, bornKnown := parseStart(bornAfter)
-	if lastTagged.token == token {
-		if found, _ := s.carries(lastTagged.pid, needle, uids, born, bornKnown); found {
-			return lastTagged.pid, nil
-		}
-	}
-	var carrier int
-	var failed error
-	err := eachNumber(s.procPath(0, "", -1), &s.procDir, func(pid int) bool {
-		if pid == self {
-			return true
-		}
-		found, why := s.carries(pid, needle, uids, born, bornKnown)
-		if found {
-			carrier = pid
-			return false
-		}
-		if why.err != nil && !gone(why.err) && failed == nil {
-			failed = why.at("/proc/" + strconv.Itoa(pid))
-		}
-		return true
-	})
-	switch {
-	case carrier != 0:
-		lastTagged.token, lastTagged.pid = token, carrier
-		return carrier, nil
-	case err != nil:
-		return 0, err
-	}
-	return 0, failed
+	return survivor(TreeQuery{Token: token, UIDs: uids, BornAfter: bornAfter})
 }
 
 // parseStart reads a StartTime as clock ticks after boot.

@@ -104,35 +104,11 @@ func appendChildren(out []int, links []procLink, parent int) []int {
 	return out
 }
 
-// groupAlive reads the whole table; kill(-pgid, 0) first spares that when
-// no process of the group is left at all.
+// groupAlive is survivor asked of the group alone: kill(-pgid, 0) first
+// spares the scan when no process of the group is left at all.
 func groupAlive(pgid, sid int) (bool, error) {
-	if unix.Kill(-pgid, 0) == unix.ESRCH {
-		return false, nil
-	}
-	scanLock.Lock()
-	defer scanLock.Unlock()
-	s := &scan
-	var alive bool
-	var failed error
-	err := eachNumber(s.procPath(0, "", -1), &s.procDir, func(pid int) bool {
-		st, _, f := s.stat(pid)
-		if f.err == nil && st.Group == pgid && st.Session == sid && !st.Exited() {
-			alive = true
-			return false
-		}
-		if f.err != nil && !gone(f.err) && failed == nil {
-			failed = f.at("/proc/" + strconv.Itoa(pid))
-		}
-		return true
-	})
-	switch {
-	case alive:
-		return true, nil
-	case err != nil:
-		return false, err
-	}
-	return false, failed
+	found, err := survivor(TreeQuery{Groups: []int{pgid}, Session: sid})
+	return found != 0, err
 }
 
 // readProc reads a small /proc file with raw syscalls: os.ReadFile would
