@@ -34,6 +34,9 @@ type hostFacts interface {
 	listening(port int) bool
 	// pidNS is our PID namespace ("" where there are none).
 	pidNS() string
+	// timeNS is our time namespace ("" where there are none): start times
+	// read in another one may be offset.
+	timeNS() string
 	// survivor names a live process of a gateway's tree (see
 	// proc.Survivor): one of session q.Session left in a process group of
 	// q.Groups (the group's number is returned), or one, not us, running
@@ -64,6 +67,7 @@ type self struct {
 	startTime     string
 	startTimeJSON json.RawMessage
 	pidNS         string
+	timeNS        string
 }
 
 // selfOnce learns our identity. A fact that cannot be read stays empty,
@@ -71,6 +75,7 @@ type self struct {
 var selfOnce = sync.OnceValue(func() self {
 	s := self{pid: os.Getpid(), sessionID: sessionID()}
 	s.pidNS, _ = proc.PIDNamespace()
+	s.timeNS, _ = proc.TimeNamespace()
 	s.hostname, _ = os.Hostname()
 	s.bootID, _ = proc.BootID()
 	if st, ok := processStartTime(s.pid); ok {
@@ -90,6 +95,7 @@ var localFacts hostFacts = hostProbe{probeHost: "127.0.0.1"}
 func (hostProbe) hostname() string                       { return selfFacts().hostname }
 func (hostProbe) bootID() string                         { return selfFacts().bootID }
 func (hostProbe) pidNS() string                          { return selfFacts().pidNS }
+func (hostProbe) timeNS() string                         { return selfFacts().timeNS }
 func (hostProbe) selfPID() int                           { return selfFacts().pid }
 func (hostProbe) selfStartTime() string                  { return selfFacts().startTime }
 func (hostProbe) probe(pid int) (pidState, error)        { return proc.Probe(pid) }

@@ -272,11 +272,25 @@ func judgeLauncher(p *ownerPayload, h hostFacts) (ownerStatus, string, error) {
 	switch {
 	case err != nil:
 		return ownerUnknown, "", err
+	case now != recorded && !startTimesComparable(p, h):
+		return ownerUnknown, "", errOtherTimeNS
 	case now != recorded:
 		return ownerDead, reasonPIDReused, nil
 	}
 	return ownerAlive, "", nil
 }
+
+// startTimesComparable says the start times the payload recorded can be
+// compared with what this judge reads: the launcher and the judge are in
+// one time namespace, whose boot-time offset every start time carries. A
+// payload that names none (an older gwlock's) is taken as written in ours.
+func startTimesComparable(p *ownerPayload, h hostFacts) bool {
+	return p.TimeNS == "" || p.TimeNS == h.timeNS()
+}
+
+// errOtherTimeNS: another start time than recorded proves no reuse when
+// the two were read in different time namespaces.
+var errOtherTimeNS = errors.New("the launcher ran in another time namespace (timeNs): the start times it recorded cannot be compared with this one's")
 
 // Who counts as the gateway (the one rule, which judge follows): the processes the launcher recorded (pid and
 // start time), whatever uid they run as, their process group in the
@@ -306,7 +320,7 @@ func gatewayAlive(p *ownerPayload, h hostFacts) (int, bool, error) {
 		if r.PID <= 0 || r.PID > maxPID || !ok || r.PID == h.selfPID() {
 			continue
 		}
-		alive, gone, err := recordedAlive(r.PID, recorded, h)
+		alive, gone, err := recordedAlive(r.PID, recorded, startTimesComparable(p, h), h)
 		switch {
 		case alive:
 			return r.PID, true, nil
@@ -336,8 +350,10 @@ func gatewayAlive(p *ownerPayload, h hostFacts) (int, bool, error) {
 // recordedAlive says whether the recorded process pid, started at
 // recorded, lives, or is gone (absent; a pid reused by another process is
 // not gone: the kernel reuses a number only once the process and any group
-// it led are gone); an error when that could not be learnt.
-func recordedAlive(pid int, recorded string, h hostFacts) (alive, gone bool, err error) {
+// it led are gone); an error when that could not be learnt, or when
+// another start time proves nothing because the two were read in different
+// time namespaces (comparable false).
+func recordedAlive(pid int, recorded string, comparable bool, h hostFacts) (alive, gone bool, err error) {
 	st, err := h.probe(pid)
 	switch {
 	case st == pidAbsent:
@@ -346,8 +362,11 @@ func recordedAlive(pid int, recorded string, h hostFacts) (alive, gone bool, err
 		return false, false, err
 	}
 	now, err := h.startTime(pid)
-	if err != nil {
+	switch {
+	case err != nil:
 		return false, false, err
+	case now != recorded && !comparable:
+		return false, false, errOtherTimeNS
 	}
 	return now == recorded, false, nil
 }
@@ -361,7 +380,11 @@ func survivorProcess(p *ownerPayload, groups []int, h hostFacts) (int, error) {
 	q := proc.TreeQuery{Groups: groups, Session: p.SessionID, Token: p.Token}
 	if p.Token != "" {
 		q.UIDs = treeUIDs(p, h)
-		q.BornAfter, _ = startTimeText(p.StartTime)
+		if startTimesComparable(p, h) {
+			// Else a process of the tree may read as older than its
+			// launcher: none is passed over for its age.
+			q.BornAfter, _ = startTimeText(p.StartTime)
+		}
 	}
 	gw, err := h.survivor(q)
 	switch {

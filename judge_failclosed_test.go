@@ -154,3 +154,29 @@ func TestStaleRuleSparesUnreadOwners(t *testing.T) {
 		t.Fatalf("listening port: %+v, want alive", v)
 	}
 }
+
+// TestJudgeAcrossTimeNamespaces: start times recorded in another time
+// namespace carry its boot-time offset. Another start time there proves no
+// reuse (the owner is unknown, with the reason), and no process is passed
+// over by the token search for looking older than the launcher; in the
+// launcher's own namespace the same facts make the owner dead.
+func TestJudgeAcrossTimeNamespaces(t *testing.T) {
+	raw := strings.Replace(deadTreePayload, `"token":"t"`, `"token":"t","timeNs":"time:[7]"`, 1)
+	for _, c := range []struct {
+		judgeNS string
+		dead    bool
+	}{{"time:[7]", true}, {"time:[8]", false}, {"", false}} {
+		f := deadTreeFacts("")
+		f.timens = c.judgeNS
+		v := judge(evidence{raw: []byte(raw), lock: kernelFree}, time.Minute, f)
+		if c.dead && v.reason != reasonOwnerDead {
+			t.Errorf("judge in the launcher's time namespace: %+v, want %s", v, reasonOwnerDead)
+		}
+		if !c.dead && (v.status != ownerUnknown || !strings.Contains(v.unknownReason, "time namespace")) {
+			t.Errorf("judge in time namespace %q: %+v, want unknown naming the time namespace", c.judgeNS, v)
+		}
+		if wantBorn := map[bool]string{true: "50", false: ""}[c.dead]; f.taggedBorn != wantBorn {
+			t.Errorf("judge in time namespace %q: token search born after %q, want %q", c.judgeNS, f.taggedBorn, wantBorn)
+		}
+	}
+}

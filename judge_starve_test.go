@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // A judge that cannot read the process table must not take a live
@@ -197,4 +198,52 @@ func TestStoppedLauncherIsNotRunning(t *testing.T) {
 	// stop signal now could find it already exited.
 	_ = syscall.Kill(launcher, syscall.SIGCONT)
 	g.wait(t)
+}
+
+// TestOrphanAcrossTimeNamespace: a launcher in a time namespace whose boot
+// time is offset (as CRIU restores and some container runtimes set) records
+// start times that read otherwise from here. SIGKILLed, its gateway's daemon
+// lives on with the token and without the lock's descriptor; a starter here
+// must not take the daemon for a reused pid or for a process older than the
+// launcher: the lock is kept and nothing is started.
+func TestOrphanAcrossTimeNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("unshare -T needs root")
+	}
+	if out, err := exec.Command("unshare", "-T", "--boottime", "100000", "true").CombinedOutput(); err != nil {
+		t.Skipf("no time namespaces here: %v %s", err, out)
+	}
+	dir := lockDir(t)
+	lock, pidfile, second := filepath.Join(dir, "g.lock"), filepath.Join(dir, "pid"), filepath.Join(dir, "second")
+	cmd := helperCmd(t, "gwlock")
+	cmd.Path, _ = exec.LookPath("unshare")
+	// -f: a new time namespace is its creator's children's.
+	cmd.Args = []string{"unshare", "-T", "--boottime", "100000", "-f", testBinary(t), "helper:gwlock", "run", "--lock", lock, "--",
+		testBinary(t), "helper:gateway", "-pidfile", pidfile, "-daemonize", "-close-lock", "-sleep", "60s"}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, pidfile)
+	for _, pid := range readPIDs(t, pidfile) {
+		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	}
+	payload := waitFile(t, lock)
+	for ; !bytes.Contains(payload, []byte(`"descendants"`)); payload = waitFile(t, lock) {
+		time.Sleep(10 * time.Millisecond) // the tree is recorded 100 ms in
+	}
+	p, err := parsePayload(payload)
+	if err != nil || p.TimeNS == "" {
+		t.Fatalf("payload %s: %v, want one naming its time namespace", payload, err)
+	}
+	_ = syscall.Kill(int(p.PID), syscall.SIGKILL) // the launcher, unshare's child
+	waitGone(t, int(p.PID))
+	_ = cmd.Wait()
+	r := runGwlock(t, nil, "run", "--lock", lock, "--timeout", "200ms", "--", testBinary(t), "helper:gateway", "-pidfile", second)
+	if r.code != exitBusy {
+		t.Errorf("starter beside the orphan of another time namespace: exit %d, want %d\n%s", r.code, exitBusy, r.stderr)
+	}
+	mustNotExist(t, second, "a second gateway started beside the first's daemon")
+	if ev := findEvents(r.events(), "stale-lock-recovered"); len(ev) > 0 {
+		t.Fatalf("the live orphan's lock was reclaimed: %v", ev)
+	}
 }

@@ -567,6 +567,8 @@ func FuzzParsePayload(f *testing.F) {
 
 // fakeFacts is a host with chosen answers, recording which PIDs were probed.
 type fakeFacts struct {
+	taggedBorn  string
+	timens      string
 	host, boot  string
 	self        int
 	selfStart   string
@@ -603,7 +605,7 @@ func (f *fakeFacts) survivor(q proc.TreeQuery) (int, error) {
 	if q.Token == "" {
 		return 0, nil
 	}
-	f.taggedUIDs = q.UIDs
+	f.taggedUIDs, f.taggedBorn = q.UIDs, q.BornAfter
 	return f.taggedPID, f.taggedErr
 }
 func (f *fakeFacts) selfUID() int { return 0 }
@@ -619,6 +621,7 @@ type fakeProcess struct {
 func (f *fakeFacts) hostname() string      { return f.host }
 func (f *fakeFacts) bootID() string        { return f.boot }
 func (f *fakeFacts) pidNS() string         { return f.pidns }
+func (f *fakeFacts) timeNS() string        { return f.timens }
 func (f *fakeFacts) selfPID() int          { return f.self }
 func (f *fakeFacts) selfStartTime() string { return f.selfStart }
 func (f *fakeFacts) probe(pid int) (pidState, error) {
@@ -1020,6 +1023,7 @@ func TestPayloadMarshalIsJSON(t *testing.T) {
 			Port: i % 3 * 8080, ChildPID: i % 4, ChildStartTime: raws[(i/2)%len(raws)],
 			TreeUIDsOverflow: i%5 == 0, SessionID: i % 6, Flock: i%2 == 0, Version: strs[(i/11)%len(strs)],
 			RestartAt: strs[(i/13)%len(strs)], Token: strs[(i/17)%len(strs)], PIDNS: strs[(i/19)%len(strs)],
+			TimeNS: strs[(i/23)%len(strs)],
 		}
 		for j := 0; j < pick(3); j++ {
 			p.Descendants = append(p.Descendants, procRef{PID: i + j, StartTime: raws[(i+j)%len(raws)]})

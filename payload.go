@@ -62,6 +62,10 @@ type ownerPayload struct {
 	// PIDNS is the launcher's PID namespace: a pid written in another one
 	// names some other process here, or none.
 	PIDNS string `json:"pidNs,omitempty"`
+	// TimeNS is the launcher's time namespace: start times it recorded are
+	// offset by that namespace's boot time, so a judge in another one
+	// cannot compare them with what it reads.
+	TimeNS string `json:"timeNs,omitempty"`
 }
 
 // parsePayload decodes a lock file's contents. Any type mismatch, trailing data
@@ -200,6 +204,7 @@ func (p *ownerPayload) marshal() ([]byte, error) {
 	}
 	w.value("token", p.Token, true)
 	w.value("pidNs", p.PIDNS, true)
+	w.value("timeNs", p.TimeNS, true)
 	return append(w.b, '}'), w.err
 }
 
@@ -277,6 +282,7 @@ func newPayload(opts lockOptions) ownerPayload {
 		SessionID:  self.sessionID,
 		Token:      newToken(),
 		PIDNS:      self.pidNS,
+		TimeNS:     self.timeNS,
 	}
 }
 

@@ -80,6 +80,12 @@ func BootID() (string, error) { return bootID() }
 // unsupported off Linux, which has none.
 func PIDNamespace() (string, error) { return pidNamespace() }
 
+// TimeNamespace names this process's time namespace, as
+// "time:[4026531834]": start times (StartTime) read in two time namespaces
+// with different boot-time offsets differ for the same process. An error
+// off Linux and before Linux 5.6, which have none.
+func TimeNamespace() (string, error) { return timeNamespace() }
+
 // SessionID is this process's session (getsid(0)): a process group made in
 // it cannot be made by another user's process.
 func SessionID() (int, error) { return sessionID() }

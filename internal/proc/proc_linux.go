@@ -57,6 +57,10 @@ func pidNamespace() (string, error) {
 	return os.Readlink("/proc/self/ns/pid")
 }
 
+func timeNamespace() (string, error) {
+	return os.Readlink("/proc/self/ns/time")
+}
+
 // gone says a /proc read failed because the process went away meanwhile:
 // not a failure to learn anything.
 func gone(err error) bool {

@@ -9,6 +9,7 @@ import "errors"
 
 func bootID() (string, error)       { return "", unsupported("boot id") }
 func pidNamespace() (string, error) { return "", unsupported("PID namespace") }
+func timeNamespace() (string, error) { return "", unsupported("time namespace") }
 func descendants() ([]int, error)   { return nil, unsupported("list descendants") }
 
 func flockHolders(uint64, uint64, string) ([]int, error) {
