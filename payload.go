@@ -17,6 +17,7 @@ const (
 	maxPayloadRead  = 64 << 10                                          // never read more than this from a lock file
 	payloadPad      = 512                                               // payloads are padded so an update is one pwrite of the same size
 	childFieldsRoom = 96 + maxDescendants*48 + 16 + maxTreeUIDs*11 + 26 // the gateway's pid, start time, descendants, tree uids and their overflow fit in this
+	restartRoom     = 64                                                // a restart backoff's restartAt and lastExit fit in this
 )
 
 // ownerPayload is the JSON written into the lock file. Readers accept the
@@ -132,15 +133,22 @@ func (p *ownerPayload) encode() ([]byte, error) {
 	if len(b) >= maxPayloadWrite {
 		return nil, fmt.Errorf("payload of %d bytes exceeds %d: shorten --config", len(b), maxPayloadWrite)
 	}
-	// The size depends on the payload without its gateway fields plus room
-	// for them, so recording a gateway later never changes the length.
+	// The size depends on the payload without its gateway and restart
+	// fields plus room for them, so recording a gateway or a restart later
+	// never changes the length, and a payload that leaves no room for them
+	// is refused now, before any lock exists, not when the gateway's tree
+	// is to be recorded.
 	fixed := *p
 	fixed.ChildPID, fixed.ChildStartTime, fixed.Descendants, fixed.TreeUIDs, fixed.TreeUIDsOverflow = 0, nil, nil, nil, false
+	fixed.RestartAt, fixed.LastExit = "", nil
 	fb, err := fixed.marshal()
 	if err != nil {
 		return nil, err
 	}
-	size := ((len(fb)+childFieldsRoom)/payloadPad + 1) * payloadPad
+	if len(fb)+childFieldsRoom+restartRoom >= maxPayloadWrite {
+		return nil, fmt.Errorf("payload of %d bytes leaves no room below %d for the gateway's record: shorten --config", len(fb), maxPayloadWrite)
+	}
+	size := ((len(fb)+childFieldsRoom+restartRoom)/payloadPad + 1) * payloadPad
 	if size < len(b)+1 {
 		size = (len(b)/payloadPad + 1) * payloadPad
 	}
