@@ -104,7 +104,7 @@ func runPage() manualPage {
 				{"66", "--config names no file, a directory, no regular file (a pipe, a device, /dev/stdin) or a per-process name (/dev/fd/N): each would name no stable lock."},
 				{"69", "--port is already served by a process that does not hold the lock."},
 				{"75", "A live owner still holds the lock after --timeout. The last line names the holder and hints at gwlock status and, when a gateway is known to run, --if-running ok."},
-				{"71", "The OS refused gwlock a process, thread, descriptor or memory (EX_OSERR): the gateway could not be forked (ulimit -u, ulimit -n), or too few processes are left for gwlock's own threads; the line names the step and the limit to raise. Nothing is left behind: no lock, no gateway."},
+				{"71", "The OS refused gwlock a process, thread, descriptor or memory (EX_OSERR): the gateway could not be forked (ulimit -u, ulimit -n), or too few processes are left for gwlock's own threads under ulimit -u or the cgroup's pids.max (systemd's TasksMax); the line names the step and the limit to raise. Nothing is left behind: no lock, no gateway."},
 				{"77", "Unsafe lock directory or lock file: another user's, writable by others, a symlink, not a regular file."},
 				{"126, 127", "COMMAND is not executable, or not found (a fork the OS refused is 71)."},
 			}},
