@@ -7,10 +7,10 @@ import "errors"
 // Off Linux the process table's links, another process's descriptors and
 // environment are not readable without privileged interfaces.
 
-func bootID() (string, error)       { return "", unsupported("boot id") }
-func pidNamespace() (string, error) { return "", unsupported("PID namespace") }
+func bootID() (string, error)        { return "", unsupported("boot id") }
+func pidNamespace() (string, error)  { return "", unsupported("PID namespace") }
 func timeNamespace() (string, error) { return "", unsupported("time namespace") }
-func descendants() ([]int, error)   { return nil, unsupported("list descendants") }
+func descendants() ([]int, error)    { return nil, unsupported("list descendants") }
 
 func flockHolders(uint64, uint64, string) ([]int, error) {
 	return nil, unsupported("list flock holders")
