@@ -554,3 +554,39 @@ func TestConfigWithoutStableName(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigTooLongForTheRecord (POSIX: the gateway is sh, and "<" is no
+// character of a Windows name): a --config path whose payload would leave
+// no room for the gateway's record (its pid, start time, descendants and
+// uids, up to 4 KiB in all) is refused before any lock exists, naming the
+// fix; one that leaves room gets its gateway recorded. JSON escaping counts:
+// "<" takes six bytes. Fails with the room left unchecked: the run goes on,
+// and every later record of the tree fails unseen.
+func TestConfigTooLongForTheRecord(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		fits bool
+	}{{strings.Repeat("<", 600), false}, {strings.Repeat("c", 600), true}} {
+		cfgDir := filepath.Join(dir, c.name[:1]+"s", c.name[:200], c.name[200:400], c.name[400:])
+		if err := os.MkdirAll(cfgDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cfg := filepath.Join(cfgDir, "gw.json")
+		if err := os.WriteFile(cfg, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		locks := filepath.Join(dir, "locks-"+c.name[:1])
+		if err := os.Mkdir(locks, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		r := runGwlock(t, nil, "run", "--config", cfg, "--lock-dir", locks, "--", "sh", "-c", `cat "$GWLOCK_LOCK_PATH"`)
+		entries, _ := os.ReadDir(locks)
+		switch {
+		case c.fits && (r.code != 0 || !strings.Contains(r.stdout, `"childPid"`)):
+			t.Errorf("%d-byte path: exit %d, payload %q; want 0 and the gateway recorded\n%s", len(cfg), r.code, r.stdout, r.stderr)
+		case !c.fits && (r.code == 0 || !strings.Contains(r.stderr, "shorten --config") || len(entries) != 0):
+			t.Errorf("%d-byte path of '<': exit %d, %d files left; want a refusal naming --config and no lock\n%s", len(cfg), r.code, len(entries), r.stderr)
+		}
+	}
+}
