@@ -29,12 +29,12 @@ func dropProgram() {
 	if err != nil {
 		return
 	}
-	pc := uint64(reflect.ValueOf(mappedFile).Pointer())
-	program := mappedFile(smaps, pc)
+	ms := mappings(smaps)
+	program := mappedFile(ms, uint64(reflect.ValueOf(mappedFile).Pointer()))
 	if program == "" {
 		return
 	}
-	for _, m := range mappings(smaps) {
+	for _, m := range ms {
 		if m.path == program && m.perms[1] != 'w' && m.anonymous == 0 {
 			_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(m.start), uintptr(m.end-m.start), unix.MADV_DONTNEED)
 		}
@@ -72,8 +72,8 @@ func mappings(smaps []byte) []mapping {
 }
 
 // mappedFile is the path of the file mapped at address pc, "" if none.
-func mappedFile(smaps []byte, pc uint64) string {
-	for _, m := range mappings(smaps) {
+func mappedFile(ms []mapping, pc uint64) string {
+	for _, m := range ms {
 		if m.start <= pc && pc < m.end {
 			return m.path
 		}

@@ -63,7 +63,7 @@ func TestMappingsKeepWrittenPages(t *testing.T) {
 			t.Errorf("mapping %d: anonymous %d, want %d", i, m.anonymous, want[i])
 		}
 	}
-	if got := mappedFile([]byte(smaps), 0x400100); got != "/opt/my gw/gwlock" {
+	if got := mappedFile(ms, 0x400100); got != "/opt/my gw/gwlock" {
 		t.Errorf("mappedFile = %q", got)
 	}
 	if ms[3].path != "" {

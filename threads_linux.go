@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -48,8 +49,11 @@ func anyLimited(dirs []string) bool {
 
 // pidsCgroups lists the cgroup directories whose pids.max binds this
 // process (its own and every one above it, in each hierarchy with the pids
-// controller); false when that cannot be told.
-func pidsCgroups() ([]string, bool) {
+// controller); false when that cannot be told. Read once: threadsLimited
+// and cgroupRoom both ask at start.
+var pidsCgroups = sync.OnceValues(readPidsCgroups)
+
+func readPidsCgroups() ([]string, bool) {
 	b := rawReadFile("/proc/self/cgroup", make([]byte, 4<<10))
 	if b == nil {
 		return nil, false
@@ -166,8 +170,10 @@ func parentDir(dir string) string {
 func processHeadroom(need int) error {
 	// A cgroup's pids.max counts this process's own threads among its
 	// current tasks, and binds root too.
-	if room, ok := cgroupRoom(); ok && room < need-threadCount() {
-		return &cgroupHeadroomError{room: room, need: need - threadCount()}
+	if room, ok := cgroupRoom(); ok {
+		if more := need - threadCount(); room < more {
+			return &cgroupHeadroomError{room: room, need: more}
+		}
 	}
 	var rl unix.Rlimit
 	uid := os.Getuid()

@@ -35,7 +35,6 @@ func survivor(q TreeQuery) (int, error) {
 		if len(groups) == 0 {
 			return 0, nil
 		}
-		q.UIDs = nil
 	}
 	needle := []byte("\x00" + TokenVar + "=" + q.Token + "\x00")
 	self := os.Getpid()
@@ -93,7 +92,7 @@ func (s *scanner) survives(pid int, groups []int, q TreeQuery, needle []byte, bo
 		}
 		bornKnown = false
 	}
-	if q.UIDs == nil {
+	if q.Token == "" {
 		return 0, readFailure{}
 	}
 	found, f := s.carries(pid, needle, q.UIDs, born, bornKnown)
