@@ -212,14 +212,6 @@ func (s *scanner) realUID(pid int) (int, readFailure) {
 	return uid, readFailure{}
 }
 
-// environErr is what a failed read of dir's environment tells the judge:
-// nothing when it failed because the process is gone. Judged before it is
-// wrapped: os.IsNotExist does not look through a PathError inside a
-// PathError.
-func environErr(dir string, err error) error {
-	return readFailure{"read", "environ", err}.at(dir)
-}
-
 // startedBefore says process pid is known to have started before the
 // start time bound (clock ticks after boot, as StartTime gives them).
 func (s *scanner) startedBefore(pid int, bound uint64) bool {

@@ -30,7 +30,7 @@ func TestEnvironOfReapedProcess(t *testing.T) {
 	if err == nil {
 		t.Skip("this kernel lists a reaped process's tasks")
 	}
-	if got := environErr(dir, err); got != nil {
-		t.Fatalf("environErr(%v) = %v, want nil: the process is gone", err, got)
+	if got := (readFailure{"read", "environ", err}).at(dir); got != nil {
+		t.Fatalf("a failed read of %v = %v, want nil: the process is gone", err, got)
 	}
 }
